@@ -1,0 +1,120 @@
+"""analyse(volume, config) -> ScanResult: the pure stages composed, nothing read or written.
+
+Order: calcium mask and slice lesions (segment), scores (score), body surface area (bsa).
+The input volume is never modified.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import __version__
+from .bsa import FORMULAS, check_anthropometry
+from .config import Config
+from .errors import AnthropometryError
+from .score import cac_drs, mass_mg, risk_category, score_lesions, volume_mm3
+from .segment import find_slice_lesions
+from .types import BSAResult, CTVolume, Lesion, RegionScore, ScanResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class Anthropometry:
+    """Height and weight given outside the DICOM (a manifest); None = not given."""
+
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    source: str = "manifest"
+
+
+def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -> BSAResult:
+    """Height and weight from the manifest first, then DICOM PatientSize (m) and
+    PatientWeight (kg); BSA empty, with the reason in ``source``, when either is missing.
+
+    Implausible manifest values raise AnthropometryError (the user typed them and must fix
+    them); implausible DICOM values leave BSA empty with the reason, because a 0 in a header
+    usually means 'not recorded'."""
+    formula = config.bsa.formula
+    h = w = None
+    hs = ws = ""
+    if given is not None:
+        if given.height_cm is not None:
+            h, hs = given.height_cm, given.source
+        if given.weight_kg is not None:
+            w, ws = given.weight_kg, given.source
+    if given is not None and h is not None and w is not None:
+        check_anthropometry(h, w, source=given.source)
+    meta = volume.meta
+    if h is None and meta.patient_size_m is not None:
+        h, hs = meta.patient_size_m * 100.0, "dicom"
+    if w is None and meta.patient_weight_kg is not None:
+        w, ws = meta.patient_weight_kg, "dicom"
+    if h is None or w is None:
+        missing = " and ".join(n for n, v in (("height", h), ("weight", w)) if v is None)
+        return BSAResult(height_cm=h, weight_kg=w, bsa_m2=None, formula=formula,
+                         source=f"missing: no {missing} in manifest or DICOM")
+    try:
+        check_anthropometry(h, w, source=hs if hs == ws else f"{hs}/{ws}")
+    except AnthropometryError as err:
+        return BSAResult(height_cm=h, weight_kg=w, bsa_m2=None, formula=formula,
+                         source=f"implausible: {str(err).split(' -> ')[0]}")
+    source = hs if hs == ws else f"height:{hs};weight:{ws}"
+    return BSAResult(height_cm=h, weight_kg=w, bsa_m2=FORMULAS[formula].func(h, w),
+                     formula=formula, source=source)
+
+
+def analyse(volume: CTVolume, config: Config, *, case_id: str,
+            anthropometry: Anthropometry | None = None) -> ScanResult:
+    """Score one CT volume. Pure: reads nothing, writes nothing, modifies nothing."""
+    sc = config.scoring
+    t0 = time.perf_counter()
+    inc, drow, dcol = volume.spacing_mm
+    sl = find_slice_lesions(
+        volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=sc.threshold_hu,
+        min_lesion_area_mm2=sc.min_lesion_area_mm2, slice_connectivity=sc.slice_connectivity,
+        lesion_connectivity=sc.lesion_connectivity)
+    t1 = time.perf_counter()
+    ls = score_lesions(sl, spacing_mm=volume.spacing_mm, weight_hu=sc.density_weight_hu,
+                       reference_increment_mm=sc.reference_increment_mm,
+                       scale_by_increment=sc.scale_by_increment)
+    vv = volume.voxel_volume_mm3
+    c = sc.mass_calibration_mg_per_cm3_per_hu
+    centroids = volume.index_to_patient(ls.centroid_index) if sl.n_lesions else np.zeros((0, 3))
+    les_vol = volume_mm3(ls.n_voxels, vv)
+    les_mass = mass_mg(ls.sum_hu, vv, c)
+    lesions = tuple(
+        Lesion(lesion_id=i + 1, n_slices=int(ls.n_slices[i]), n_voxels=int(ls.n_voxels[i]),
+               volume_mm3=float(les_vol[i]),
+               mass_mg=None if les_mass is None else float(les_mass[i]),
+               agatston=float(ls.agatston[i]), peak_hu=float(ls.peak_hu[i]),
+               mean_hu=float(ls.sum_hu[i] / ls.n_voxels[i]),
+               centroid_x_mm=float(centroids[i, 0]), centroid_y_mm=float(centroids[i, 1]),
+               centroid_z_mm=float(centroids[i, 2]))
+        for i in range(sl.n_lesions))
+    total_mass = mass_mg(ls.total_sum_hu, vv, c)
+    whole = RegionScore(region="whole", agatston=ls.total_agatston,
+                        volume_mm3=float(volume_mm3(ls.total_voxels, vv)),
+                        mass_mg=None if total_mass is None else float(total_mass),
+                        n_lesions=sl.n_lesions, n_slice_lesions=ls.n_slice_lesions)
+    bsa = resolve_bsa(volume, config, anthropometry)
+    per_bsa = None if bsa.bsa_m2 is None else whole.volume_mm3 / bsa.bsa_m2
+    flags = list(volume.quality_flags)
+    if c is None:
+        flags.append("mass_uncalibrated")
+    if bsa.source.startswith("implausible"):
+        flags.append("bsa_implausible_dicom")
+    t2 = time.perf_counter()
+    return ScanResult(
+        case_id=case_id, meta=volume.meta, whole=whole, lesions=lesions, bsa=bsa,
+        volume_per_bsa_mm3_m2=per_bsa,
+        risk_category=risk_category(whole.agatston, upper_bounds=config.risk.agatston_upper_bounds),
+        cac_drs=cac_drs(whole.agatston, lower_bounds=config.risk.cac_drs_lower_bounds),
+        settings={"threshold_hu": sc.threshold_hu, "min_lesion_area_mm2": sc.min_lesion_area_mm2,
+                  "mass_calibration_mg_per_cm3_per_hu": c, "pipeline_version": __version__,
+                  "config_sha256": config.sha256()},
+        shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
+        quality_flags=tuple(flags),
+        timings_s={"segment": t1 - t0, "score": t2 - t1},
+    )

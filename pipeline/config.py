@@ -1,0 +1,168 @@
+"""The configuration schema: one pydantic model, defaults in one place, no globals.
+
+Every model forbids unknown keys and is frozen (pyradiomics validates its example settings the
+same way, ``tests/test_exampleSettings.py``). ``load_config`` turns a YAML file into a
+``Config`` or raises :class:`pipeline.errors.ConfigError` naming the key, the value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .bsa import FORMULAS
+from .errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScoringConfig(BaseModel):
+    """Measurement conventions (DESIGN.md, 'Measurement conventions')."""
+
+    model_config = _STRICT
+
+    threshold_hu: float = Field(130.0, description="calcium voxel: HU >= this value")
+    min_lesion_area_mm2: float = Field(1.0, ge=0.0, description="slice lesions smaller are dropped")
+    density_weight_hu: tuple[float, float, float, float] = Field(
+        (130.0, 200.0, 300.0, 400.0),
+        description="peak HU at which the density weight becomes 1, 2, 3, 4")
+    reference_increment_mm: float = Field(
+        3.0, gt=0.0, description="Agatston is scaled by slice increment / this value")
+    scale_by_increment: bool = Field(True, description="apply the increment / 3 mm scaling")
+    slice_connectivity: Literal[4, 8] = Field(8, description="2-D connectivity of a slice lesion")
+    lesion_connectivity: Literal[6, 18, 26] = Field(26, description="3-D connectivity of a lesion")
+    mass_calibration_mg_per_cm3_per_hu: float | None = Field(
+        None, gt=0.0, description="c of mass = c * sum(HU) * voxel volume; None = uncalibrated")
+
+    @model_validator(mode="after")
+    def _bands(self) -> "ScoringConfig":
+        w = self.density_weight_hu
+        if any(b <= a for a, b in zip(w, w[1:])):
+            raise ValueError(f"density_weight_hu must increase strictly, got {list(w)}")
+        if w[0] > self.threshold_hu:
+            raise ValueError(
+                f"density_weight_hu[0]={w[0]} is above threshold_hu={self.threshold_hu}: "
+                "calcium voxels between them would get weight 0; lower it to threshold_hu")
+        return self
+
+
+class RiskConfig(BaseModel):
+    """Category boundaries on the Agatston score (upper bounds, inclusive)."""
+
+    model_config = _STRICT
+
+    agatston_upper_bounds: tuple[float, float, float] = Field(
+        (10.0, 100.0, 400.0), description="0 | (0, 10] | (10, 100] | (100, 400] | > 400")
+    cac_drs_lower_bounds: tuple[float, float] = Field(
+        (100.0, 300.0), description="A0 = 0, A1 below the first, A2 below the second, A3 above")
+
+
+class BSAConfig(BaseModel):
+    model_config = _STRICT
+
+    formula: str = Field("dubois", description="one of pipeline.bsa.FORMULAS")
+
+    @model_validator(mode="after")
+    def _known(self) -> "BSAConfig":
+        if self.formula not in FORMULAS:
+            raise ValueError(f"bsa.formula={self.formula!r} is not known; allowed: {sorted(FORMULAS)}")
+        return self
+
+
+class GeometryConfig(BaseModel):
+    model_config = _STRICT
+
+    spacing_tolerance_mm: float = Field(
+        0.01, ge=0.0, description="absolute slack allowed between slice increments")
+    spacing_tolerance_rel: float = Field(
+        0.01, ge=0.0, description="relative slack allowed between slice increments")
+
+
+class PrivacyConfig(BaseModel):
+    model_config = _STRICT
+
+    patient_id: Literal["hash", "keep", "omit"] = Field(
+        "hash", description="DICOM PatientID in tables: salted hash, as is, or left empty")
+    hash_salt: str = Field("vascalc", description="salt for the patient id hash; set per study")
+
+
+class OutputConfig(BaseModel):
+    model_config = _STRICT
+
+    case_id_from: Literal["folder", "series_uid"] = Field(
+        "folder", description="derive case ids from the series folder path or from a UID hash")
+    write_parquet: bool = Field(False, description="also write the tables as Parquet (pyarrow)")
+
+
+class Config(BaseModel):
+    model_config = _STRICT
+
+    scoring: ScoringConfig = ScoringConfig()
+    risk: RiskConfig = RiskConfig()
+    bsa: BSAConfig = BSAConfig()
+    geometry: GeometryConfig = GeometryConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    output: OutputConfig = OutputConfig()
+
+    def sha256(self) -> str:
+        """Digest of the resolved config (sorted JSON), recorded in every row."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(e["loc"][:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            lines.append(f"unknown key '{loc}'; allowed keys here: {', '.join(allowed)}")
+        else:
+            lines.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
+    return f"{source}: invalid config: " + "; ".join(lines)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type)
+                                 and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def config_from_dict(data: dict, *, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, source)) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a YAML config; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file: {err.strerror}", path=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML: {err}", path=str(p)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"top level must be a mapping, got {type(data).__name__}", path=str(p))
+    return config_from_dict(data, source=str(p))

@@ -1,0 +1,427 @@
+"""Read CT DICOM series: index headers once, sort slices, decode pixels, convert to HU.
+
+This module and its siblings in ``pipeline/io`` are the only places that import pydicom.
+Conventions (DICOM PS3.3 C.7.6.2, Image Plane Module; C.11.1, Modality LUT):
+
+- slices are sorted by their position along the slice normal, ``n = row_cos x col_cos``,
+  ``d = ImagePositionPatient . n``; the slice increment is the distance between consecutive
+  positions, never SliceThickness;
+- HU = stored value x RescaleSlope + RescaleIntercept, computed here; a CT image without the
+  rescale is refused (pydicom's ``apply_modality_lut`` would silently return stored values,
+  see ``src/pydicom/pixels/processing.py``);
+- arrays are (slice, row, col); ``spacing_mm`` = (increment, PixelSpacing[0] between rows,
+  PixelSpacing[1] between columns).
+
+Fast path: for uncompressed little-endian 16-bit single-sample single-frame data, the header
+pass records where the pixel bytes start; after the sort each file's bytes are read straight
+into its slot of one preallocated int16 array and the rescale is applied in place. Every
+assumption of that path is checked per file; anything else falls back to pydicom's decoders.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import (
+    DecodeError,
+    DuplicateSliceError,
+    GeometryError,
+    InconsistentSeriesError,
+    MissingRescaleError,
+    MissingTagError,
+    NotCTError,
+    UnevenSpacingError,
+)
+from ..types import CTVolume, ScanMeta
+
+_FAST_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR LE
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+_PIXEL_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DicomHeader:
+    """What one file's header says, read once (stop_before_pixels)."""
+
+    path: str
+    sop_class_uid: str
+    series_uid: str
+    study_uid: str
+    modality: str
+    image_type: tuple[str, ...]
+    rows: int
+    cols: int
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    samples_per_pixel: int
+    photometric: str
+    n_frames: int
+    slope: float | None
+    intercept: float | None
+    transfer_syntax: str
+    pixel_offset: int  # file offset of the pixel bytes for the fast path, -1 if not usable
+    pixel_length: int
+    series_number: int | None
+    meta: ScanMeta
+
+    @property
+    def is_localizer(self) -> bool:
+        return any(t.upper() == "LOCALIZER" for t in self.image_type)
+
+
+def _str(ds, keyword: str) -> str:
+    v = ds.get(keyword, "")
+    return "" if v is None else str(v).strip()
+
+
+def _float(ds, keyword: str) -> float | None:
+    v = ds.get(keyword, None)
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _floats(ds, keyword: str, n: int) -> tuple[float, ...] | None:
+    v = ds.get(keyword, None)
+    if v is None:
+        return None
+    try:
+        out = tuple(float(x) for x in v)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(math.isfinite(x) for x in out) else None
+
+
+def _iso_date(da: str) -> str:
+    da = da.strip()
+    if len(da) == 8 and da.isdigit():
+        return f"{da[:4]}-{da[4:6]}-{da[6:]}"
+    return ""
+
+
+def _pixel_location(fp, syntax: str) -> tuple[int, int]:
+    """Offset and length of the Pixel Data value, when the file pointer sits on its tag."""
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8 or head[:4] != _PIXEL_TAG:
+        return -1, 0
+    if syntax == _IMPLICIT_LE:
+        (length,) = struct.unpack("<I", head[4:8])
+        return start + 8, length
+    if len(head) < 12 or head[4:6] not in (b"OW", b"OB"):
+        return -1, 0
+    (length,) = struct.unpack("<I", head[8:12])
+    return start + 12, length
+
+
+def read_header(path: str | os.PathLike) -> DicomHeader:
+    """Read one file's header. Raises NotDicomError (pydicom's InvalidDicomError) for
+    non-DICOM files and OSError for unreadable ones."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from ..errors import NotDicomError
+
+    path = str(path)
+    with open(path, "rb") as fp:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError, struct.error, ValueError) as err:
+            raise NotDicomError(f"not a readable DICOM file ({err.__class__.__name__})",
+                                path=path) from None
+        syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+        offset, length = (-1, 0)
+        if syntax in _FAST_SYNTAXES:
+            offset, length = _pixel_location(fp, syntax)
+
+    def _int(keyword: str, default: int = 0) -> int:
+        v = ds.get(keyword, None)
+        try:
+            return int(v) if v not in (None, "") else default
+        except (TypeError, ValueError):
+            return default
+
+    size = _float(ds, "PatientSize")
+    weight = _float(ds, "PatientWeight")
+    meta = ScanMeta(
+        patient_id=_str(ds, "PatientID"),
+        study_instance_uid=_str(ds, "StudyInstanceUID"),
+        series_instance_uid=_str(ds, "SeriesInstanceUID"),
+        study_date=_iso_date(_str(ds, "StudyDate") or _str(ds, "SeriesDate")),
+        manufacturer=_str(ds, "Manufacturer"),
+        model=_str(ds, "ManufacturerModelName"),
+        kvp=_float(ds, "KVP"),
+        kernel=_str(ds, "ConvolutionKernel").replace("\\", " "),
+        slice_thickness_mm=_float(ds, "SliceThickness"),
+        patient_size_m=size if size else None,
+        patient_weight_kg=weight if weight else None,
+        patient_age=_str(ds, "PatientAge"),
+        patient_sex=_str(ds, "PatientSex"),
+        series_description=_str(ds, "SeriesDescription"),
+        transfer_syntax=syntax,
+    )
+    image_type = ds.get("ImageType", None)
+    return DicomHeader(
+        path=path,
+        sop_class_uid=_str(ds, "SOPClassUID"),
+        series_uid=meta.series_instance_uid,
+        study_uid=meta.study_instance_uid,
+        modality=_str(ds, "Modality").upper(),
+        image_type=tuple(str(t) for t in image_type) if image_type else (),
+        rows=_int("Rows"),
+        cols=_int("Columns"),
+        position=_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
+        orientation=_floats(ds, "ImageOrientationPatient", 6),
+        pixel_spacing=_floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
+        bits_allocated=_int("BitsAllocated"),
+        bits_stored=_int("BitsStored"),
+        pixel_representation=_int("PixelRepresentation"),
+        samples_per_pixel=_int("SamplesPerPixel", 1),
+        photometric=_str(ds, "PhotometricInterpretation").upper(),
+        n_frames=_int("NumberOfFrames", 1),
+        slope=_float(ds, "RescaleSlope"),
+        intercept=_float(ds, "RescaleIntercept"),
+        transfer_syntax=syntax,
+        pixel_offset=offset,
+        pixel_length=length,
+        series_number=_int("SeriesNumber", -1) if "SeriesNumber" in ds else None,
+        meta=meta,
+    )
+
+
+def ct_image_problem(h: DicomHeader) -> str | None:
+    """Why a file is not a CT image slice this reader scores, or None."""
+    if h.modality != "CT":
+        return f"Modality is {h.modality or 'missing'}, not CT"
+    if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME2", "MONOCHROME1"):
+        return f"not a greyscale image ({h.samples_per_pixel} samples, {h.photometric or 'no'} photometric)"
+    if h.rows <= 0 or h.cols <= 0:
+        return "no image pixels (Rows/Columns missing)"
+    if h.is_localizer:
+        return "localizer (ImageType LOCALIZER)"
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# geometry
+
+
+@dataclass(frozen=True)
+class SortedSeries:
+    headers: tuple[DicomHeader, ...]
+    increment_mm: float
+    origin: tuple[float, float, float]
+    direction: tuple[tuple[float, ...], ...]
+    pixel_spacing: tuple[float, float]
+
+
+def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
+                rel_tol: float = 0.01) -> SortedSeries:
+    """Sort slices along the normal and check the grid is regular, or raise a GeometryError."""
+    first = headers[0]
+    where = os.path.dirname(first.path)
+    for h in headers:
+        for name, value in (("ImagePositionPatient", h.position),
+                            ("ImageOrientationPatient", h.orientation),
+                            ("PixelSpacing", h.pixel_spacing)):
+            if value is None:
+                raise MissingTagError(f"{name} is missing or malformed", path=h.path)
+        if h.n_frames != 1:
+            raise GeometryError(f"multi-frame image ({h.n_frames} frames) is not supported yet",
+                                path=h.path, hint="export the series as single-frame images")
+    if len(headers) < 2:
+        raise GeometryError(
+            "the series has a single slice; the slice increment needs at least two",
+            path=first.path, hint="point vascalc at the complete series folder")
+    for h in headers[1:]:
+        if (h.rows, h.cols) != (first.rows, first.cols):
+            raise InconsistentSeriesError(
+                f"matrix {h.rows}x{h.cols} differs from {first.rows}x{first.cols} of "
+                f"{os.path.basename(first.path)}", path=h.path)
+        if not np.allclose(h.orientation, first.orientation, atol=1e-4):
+            raise InconsistentSeriesError("ImageOrientationPatient differs between slices",
+                                          path=h.path)
+        if not np.allclose(h.pixel_spacing, first.pixel_spacing, rtol=1e-4, atol=1e-5):
+            raise InconsistentSeriesError(
+                f"PixelSpacing {h.pixel_spacing} differs from {first.pixel_spacing}", path=h.path)
+    iop = np.asarray(first.orientation, dtype=float)
+    row_cos, col_cos = iop[:3], iop[3:]
+    if not (abs(np.linalg.norm(row_cos) - 1) < 1e-3 and abs(np.linalg.norm(col_cos) - 1) < 1e-3
+            and abs(row_cos @ col_cos) < 1e-3):
+        raise GeometryError(f"ImageOrientationPatient {tuple(iop)} is not two orthonormal "
+                            "direction cosines", path=first.path)
+    normal = np.cross(row_cos, col_cos)
+    pos = np.array([h.position for h in headers], dtype=float)
+    d = pos @ normal
+    order = np.argsort(d, kind="stable")
+    d = d[order]
+    steps = np.diff(d)
+    tol = max(abs_tol_mm, 0.0)
+    dup = np.flatnonzero(steps <= tol)
+    if dup.size:
+        a, b = headers[order[dup[0]]], headers[order[dup[0] + 1]]
+        raise DuplicateSliceError(
+            f"two slices share position {d[dup[0]]:.3f} mm along the normal: "
+            f"{os.path.basename(a.path)} and {os.path.basename(b.path)}", path=where,
+            hint="remove the duplicated file or split the series")
+    inc = float(np.median(steps))
+    bad = np.flatnonzero(np.abs(steps - inc) > max(abs_tol_mm, rel_tol * inc))
+    if bad.size:
+        raise UnevenSpacingError(
+            f"slice increments range {steps.min():.3f}-{steps.max():.3f} mm around a median of "
+            f"{inc:.3f} mm (first irregular step after position {d[bad[0]]:.3f} mm)", path=where)
+    # gantry tilt: the positions must advance along the normal, not sideways
+    span = pos[order[-1]] - pos[order[0]]
+    sideways = span - (span @ normal) * normal
+    if np.linalg.norm(sideways) > max(abs_tol_mm * len(headers), 1e-3 * np.linalg.norm(span)):
+        angle = math.degrees(math.atan2(np.linalg.norm(sideways), abs(span @ normal)))
+        raise GeometryError(
+            f"slice positions are sheared by {angle:.1f} degrees against the slice normal "
+            "(gantry tilt)", path=where,
+            hint="resample the series onto an orthogonal grid before scoring")
+    hs = tuple(headers[i] for i in order)
+    direction = tuple(tuple(float(x) for x in row) for row in
+                      np.stack([normal, col_cos, row_cos], axis=1))
+    return SortedSeries(hs, inc, tuple(float(x) for x in pos[order[0]]), direction,
+                        tuple(float(x) for x in first.pixel_spacing))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# pixels
+
+
+def _fast_ok(h: DicomHeader) -> bool:
+    return (h.transfer_syntax in _FAST_SYNTAXES and h.pixel_offset >= 0
+            and h.bits_allocated == 16 and h.samples_per_pixel == 1 and h.n_frames == 1
+            and h.pixel_length == h.rows * h.cols * 2 and 1 <= h.bits_stored <= 16
+            and h.pixel_representation in (0, 1))
+
+
+def _read_fast(h: DicomHeader, out: np.ndarray) -> None:
+    buf = memoryview(out).cast("B")
+    with open(h.path, "rb") as fp:
+        fp.seek(h.pixel_offset)
+        got = fp.readinto(buf)
+    if got != len(buf):
+        raise DecodeError(f"pixel data truncated: {got} of {len(buf)} bytes", path=h.path,
+                          hint="the file is incomplete; copy it again from the source")
+
+
+def _read_pydicom(h: DicomHeader) -> np.ndarray:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(h.path)
+        arr = ds.pixel_array
+    except Exception as err:  # noqa: BLE001 - decoders raise many kinds; name the file
+        raise DecodeError(f"cannot decode pixel data ({h.transfer_syntax}): {err}",
+                          path=h.path) from None
+    if arr.shape != (h.rows, h.cols):
+        raise DecodeError(f"decoded pixels have shape {arr.shape}, header says "
+                          f"{h.rows}x{h.cols}", path=h.path)
+    return arr
+
+
+def _stored_to_int(raw: np.ndarray, h: DicomHeader) -> np.ndarray:
+    """Interpret int16 raw bytes as the stored values of ``h`` (bits stored, sign)."""
+    bs = h.bits_stored
+    if h.pixel_representation == 1:
+        if bs < 16:
+            shift = 16 - bs
+            raw <<= shift
+            raw >>= shift  # arithmetic shift: sign-extends BitsStored-bit values
+        return raw
+    u = raw.view(np.uint16)
+    if bs < 16:
+        u &= np.uint16((1 << bs) - 1)
+        return raw  # values < 2**15 read identically as int16
+    return u
+
+
+def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
+                rel_tol: float = 0.01) -> CTVolume:
+    """Load one CT series (its headers already indexed) into a CTVolume in HU."""
+    if not headers:
+        raise GeometryError("no files in the series")
+    for h in headers:
+        problem = ct_image_problem(h)
+        if problem:
+            raise NotCTError(problem, path=h.path)
+        if h.slope is None or h.intercept is None:
+            missing = [n for n, v in (("RescaleSlope", h.slope), ("RescaleIntercept", h.intercept))
+                       if v is None]
+            raise MissingRescaleError(f"{' and '.join(missing)} missing", path=h.path)
+        if h.slope == 0:
+            raise MissingRescaleError("RescaleSlope is 0", path=h.path)
+        if h.photometric == "MONOCHROME1":
+            raise NotCTError("MONOCHROME1 CT images are not supported yet", path=h.path,
+                             hint="re-export the series as MONOCHROME2")
+    ss = sort_slices(headers, abs_tol_mm=abs_tol_mm, rel_tol=rel_tol)
+    hs = ss.headers
+    n, rows, cols = len(hs), hs[0].rows, hs[0].cols
+    integral = all(h.slope == 1.0 and float(h.intercept).is_integer() for h in hs)
+    # integral rescale: HU in place in one int16 volume; else one int16 slice buffer
+    raw = np.empty((n if integral else 1, rows, cols), dtype=np.int16)
+    out: np.ndarray = raw if integral else np.empty((n, rows, cols), dtype=np.float32)
+    for k, h in enumerate(hs):
+        if _fast_ok(h):
+            slot = raw[k] if integral else raw[0]
+            _read_fast(h, slot)
+            stored = _stored_to_int(slot, h)
+        else:
+            stored = _read_pydicom(h)
+        if integral:
+            icpt = int(h.intercept)  # type: ignore[arg-type]
+            lo, hi = int(stored.min()), int(stored.max())
+            if -32768 <= lo + icpt and hi + icpt <= 32767:
+                if stored.dtype == np.int16 and np.shares_memory(stored, raw):
+                    if icpt:
+                        raw[k] += np.int16(icpt)  # in place: no temporary volume
+                else:
+                    raw[k] = stored.astype(np.int32) + icpt
+                continue
+            # HU would not fit int16: the whole series continues in float32
+            out = np.empty((n, rows, cols), dtype=np.float32)
+            out[:k] = raw[:k]
+            integral = False
+        out[k] = stored.astype(np.float32) * np.float32(h.slope) + np.float32(h.intercept)
+    out.flags.writeable = False
+    first = hs[0]
+    meta = ScanMeta(**{**first.meta.__dict__, "n_files": n})
+    return CTVolume(hu=out, spacing_mm=(ss.increment_mm, *ss.pixel_spacing), origin_mm=ss.origin,
+                    direction=ss.direction, meta=meta)
+
+
+def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[str, str]]]:
+    """Headers of every DICOM file under ``root`` (a folder or one file), read once; and
+    (path, reason) for files that are not readable DICOM (hidden files are skipped)."""
+    from ..errors import NotDicomError
+
+    root = Path(root)
+    files = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    headers: list[DicomHeader] = []
+    skipped: list[tuple[str, str]] = []
+    for p in files:
+        try:
+            headers.append(read_header(p))
+        except NotDicomError as err:
+            skipped.append((str(p), str(err)))
+        except OSError as err:
+            skipped.append((str(p), f"unreadable: {err.strerror}"))
+    return headers, skipped

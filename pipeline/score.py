@@ -1,0 +1,123 @@
+"""Scores from slice lesions: Agatston, volume, mass, lesion count, risk categories.
+
+Pure functions over the arrays of :class:`pipeline.segment.SliceLesions`.
+
+- Density weight of a slice lesion from its own peak HU on that slice: 1 for 130-199,
+  2 for 200-299, 3 for 300-399, 4 for >= 400 (Agatston et al., J Am Coll Cardiol 1990;15:827).
+  With non-integer HU the bands are half-open: [130, 200) -> 1, [200, 300) -> 2, ...
+- Agatston = sum over kept slice lesions of area_mm2 x weight, times increment / 3 mm, so that
+  thin or overlapping reconstructions stay comparable with the 3 mm standard (the increment
+  scaling used by the vendors compared in van Praagh et al., Med Phys 2021;48:3730, and
+  Ohnesorge et al., Eur Radiol 2002;12:1532 for overlapping reconstructions).
+- Volume = number of kept voxels x voxel volume (row x column spacing x slice increment)
+  (Callister et al., Radiology 1998;208:807 volume score without interpolation).
+- Mass = c x sum(HU) x voxel volume over the same voxels, c in mg/(cm^3 HU) from a phantom
+  calibration (Hong et al., Radiology 2002;223:474; McCollough et al., Radiology
+  2007;243:527). Without c, mass is None: never a guessed number.
+- Risk category on Agatston: 0, 1-10, 11-100, 101-400, > 400 (Rumberger et al., Mayo Clin
+  Proc 1999;74:243); CAC-DRS A0-A3: 0, 1-99, 100-299, >= 300 (Hecht et al., J Cardiovasc
+  Comput Tomogr 2018;12:185).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .segment import SliceLesions
+
+RISK_LABELS = ("0", "1-10", "11-100", "101-400", ">400")
+CAC_DRS_LABELS = ("A0", "A1", "A2", "A3")
+
+
+def density_weight(peak_hu: np.ndarray, *, weight_hu=(130.0, 200.0, 300.0, 400.0)) -> np.ndarray:
+    """Agatston density weight 1-4 from the peak HU of each slice lesion (0 below band 1)."""
+    return np.searchsorted(np.asarray(weight_hu, dtype=float), np.asarray(peak_hu, dtype=float),
+                           side="right").astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class LesionScores:
+    """Per 3-D lesion arrays (index = lesion id - 1) and the scan totals."""
+
+    agatston: np.ndarray
+    n_voxels: np.ndarray
+    sum_hu: np.ndarray
+    peak_hu: np.ndarray
+    n_slices: np.ndarray
+    centroid_index: np.ndarray  # (n, 3) fractional (slice, row, col)
+    total_agatston: float
+    total_voxels: int
+    total_sum_hu: float
+    n_slice_lesions: int
+
+
+def score_lesions(
+    sl: SliceLesions,
+    *,
+    spacing_mm: tuple[float, float, float],
+    weight_hu=(130.0, 200.0, 300.0, 400.0),
+    reference_increment_mm: float = 3.0,
+    scale_by_increment: bool = True,
+) -> LesionScores:
+    """Agatston per slice lesion, summed per 3-D lesion and over the scan."""
+    increment, drow, dcol = (float(s) for s in spacing_mm)
+    pixel_area = drow * dcol
+    scale = increment / reference_increment_mm if scale_by_increment else 1.0
+    k = sl.kept
+    les = sl.lesion[k]
+    m = sl.n_lesions
+    area_mm2 = sl.area_px[k] * pixel_area
+    weight = density_weight(sl.peak_hu[k], weight_hu=weight_hu)
+    ag_slice = area_mm2 * weight * scale
+    ag = np.bincount(les, weights=ag_slice, minlength=m)
+    nvox = np.bincount(les, weights=sl.area_px[k], minlength=m).astype(np.int64)
+    shu = np.bincount(les, weights=sl.sum_hu[k], minlength=m)
+    peak = np.full(m, -np.inf)
+    np.maximum.at(peak, les, sl.peak_hu[k])
+    # slices per lesion: distinct (lesion, slice) pairs
+    pairs = np.unique(les * (int(sl.slice_index.max(initial=0)) + 1) + sl.slice_index[k])
+    nsl = np.bincount(pairs // (int(sl.slice_index.max(initial=0)) + 1), minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cen = np.stack([
+            np.bincount(les, weights=sl.slice_index[k] * sl.area_px[k], minlength=m),
+            np.bincount(les, weights=sl.sum_row[k], minlength=m),
+            np.bincount(les, weights=sl.sum_col[k], minlength=m),
+        ], axis=1) / np.maximum(nvox, 1)[:, None]
+    return LesionScores(
+        agatston=ag, n_voxels=nvox, sum_hu=shu, peak_hu=peak, n_slices=nsl.astype(np.int64),
+        centroid_index=cen, total_agatston=float(ag_slice.sum()), total_voxels=int(nvox.sum()),
+        total_sum_hu=float(sl.sum_hu[k].sum()), n_slice_lesions=int(k.sum()),
+    )
+
+
+def volume_mm3(n_voxels, voxel_volume_mm3: float):
+    """Calcium volume: voxel count x voxel volume (mm^3)."""
+    return n_voxels * voxel_volume_mm3
+
+
+def mass_mg(sum_hu, voxel_volume_mm3: float, calibration_mg_per_cm3_per_hu: float | None):
+    """Calcium mass (mg) = c x sum(HU) x voxel volume (cm^3); None when uncalibrated."""
+    if calibration_mg_per_cm3_per_hu is None:
+        return None
+    return calibration_mg_per_cm3_per_hu * sum_hu * (voxel_volume_mm3 / 1000.0)
+
+
+def risk_category(agatston: float, *, upper_bounds=(10.0, 100.0, 400.0)) -> str:
+    """'0', '1-10', '11-100', '101-400' or '>400' (bounds inclusive above; any score > 0 and
+    <= 10 is '1-10')."""
+    if not np.isfinite(agatston) or agatston < 0:
+        raise ValueError(f"Agatston score must be finite and >= 0, got {agatston!r}")
+    if agatston == 0:
+        return RISK_LABELS[0]
+    return RISK_LABELS[1 + int(np.searchsorted(np.asarray(upper_bounds), agatston, side="left"))]
+
+
+def cac_drs(agatston: float, *, lower_bounds=(100.0, 300.0)) -> str:
+    """CAC-DRS Agatston category: A0 (0), A1 (1-99), A2 (100-299), A3 (>= 300)."""
+    if not np.isfinite(agatston) or agatston < 0:
+        raise ValueError(f"Agatston score must be finite and >= 0, got {agatston!r}")
+    if agatston == 0:
+        return CAC_DRS_LABELS[0]
+    return CAC_DRS_LABELS[1 + int(np.searchsorted(np.asarray(lower_bounds), agatston, side="right"))]

@@ -1,0 +1,159 @@
+"""Frozen records passed between the stages.
+
+Arrays are ``(slice, row, col)``; ``spacing_mm`` is in the same order: (slice increment,
+distance between rows, distance between columns). Patient coordinates are DICOM LPS in mm.
+Records validate themselves on construction, so a record that exists is valid
+(highdicom ``volume.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _finite_positive(name: str, values: tuple[float, ...]) -> None:
+    for v in values:
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be finite and > 0 in every axis, got {values!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanMeta:
+    """Header facts the outputs need. Identifying fields stay here and reach a table only when
+    the config asks for them."""
+
+    patient_id: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    study_date: str = ""  # ISO yyyy-mm-dd or ""
+    manufacturer: str = ""
+    model: str = ""
+    kvp: float | None = None
+    kernel: str = ""
+    slice_thickness_mm: float | None = None
+    patient_size_m: float | None = None
+    patient_weight_kg: float | None = None
+    patient_age: str = ""
+    patient_sex: str = ""
+    series_description: str = ""
+    transfer_syntax: str = ""
+    n_files: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class CTVolume:
+    """A CT volume in Hounsfield units on a regular grid.
+
+    ``hu`` is int16 when the rescale was integral (slope 1, integer intercept), else float32,
+    and is made read-only. ``direction`` is a 3x3 matrix whose columns are the unit vectors, in
+    patient LPS, of increasing slice, row and column index; ``origin_mm`` is the patient
+    position of voxel (0, 0, 0).
+    """
+
+    hu: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: tuple[tuple[float, ...], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    meta: ScanMeta = field(default_factory=ScanMeta)
+    quality_flags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hu, np.ndarray) or self.hu.ndim != 3:
+            raise ValueError(f"CTVolume.hu must be a 3-D array (slice, row, col), got "
+                             f"{type(self.hu).__name__} with shape {getattr(self.hu, 'shape', None)}")
+        if self.hu.dtype.kind not in "iuf":
+            raise ValueError(f"CTVolume.hu must be numeric, got dtype {self.hu.dtype}")
+        if len(self.spacing_mm) != 3:
+            raise ValueError(f"spacing_mm needs 3 values (slice, row, col), got {self.spacing_mm!r}")
+        _finite_positive("spacing_mm", tuple(self.spacing_mm))
+        d = np.asarray(self.direction, dtype=float)
+        if d.shape != (3, 3) or not np.all(np.isfinite(d)):
+            raise ValueError(f"direction must be a finite 3x3 matrix, got {self.direction!r}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.hu.shape)  # type: ignore[return-value]
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        s, r, c = self.spacing_mm
+        return float(s) * float(r) * float(c)
+
+    def index_to_patient(self, ijk: np.ndarray) -> np.ndarray:
+        """Patient LPS (mm) of fractional voxel indices ``ijk`` of shape (n, 3)."""
+        ijk = np.asarray(ijk, dtype=float).reshape(-1, 3)
+        d = np.asarray(self.direction, dtype=float)
+        return np.asarray(self.origin_mm, dtype=float) + (ijk * np.asarray(self.spacing_mm)) @ d.T
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lesion:
+    """One 3-D lesion: a 26-connected component of the kept calcium voxels."""
+
+    lesion_id: int
+    n_slices: int
+    n_voxels: int
+    volume_mm3: float
+    mass_mg: float | None
+    agatston: float
+    peak_hu: float
+    mean_hu: float
+    centroid_x_mm: float
+    centroid_y_mm: float
+    centroid_z_mm: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegionScore:
+    """Scores over one region ('whole' = the whole volume)."""
+
+    region: str
+    agatston: float
+    volume_mm3: float
+    mass_mg: float | None
+    n_lesions: int
+    n_slice_lesions: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BSAResult:
+    """Body surface area and where its inputs came from; ``bsa_m2`` None when unavailable."""
+
+    height_cm: float | None
+    weight_kg: float | None
+    bsa_m2: float | None
+    formula: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanResult:
+    """Everything the outputs need for one successfully scored case."""
+
+    case_id: str
+    meta: ScanMeta
+    whole: RegionScore
+    lesions: tuple[Lesion, ...]
+    bsa: BSAResult
+    volume_per_bsa_mm3_m2: float | None
+    risk_category: str
+    cac_drs: str
+    settings: dict[str, Any]
+    shape: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    quality_flags: tuple[str, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseFailure:
+    """A case that could not be scored: a row with status=failed, never a 0 or a NaN."""
+
+    case_id: str
+    error_code: str
+    error: str
+    path: str = ""

@@ -1,0 +1,101 @@
+"""Generate the bundled sample data: digital phantoms as DICOM series, truth and a manifest.
+
+    python -m sample_data.generate --out sample_data/phantoms
+
+Seeded and deterministic: the same command writes the same bytes. Cases:
+
+- ``P01_T1`` / ``P01_T2``: one phantom at two timepoints a year apart; at T2 every plaque has
+  grown by one column and one slice. 0.7 mm pixels, 3 mm increment, unsigned 12-bit stored
+  values with intercept -1024.
+- ``P02``: an overlapping reconstruction (3 mm thick slices every 1.5 mm), 0.6 mm pixels,
+  signed stored values, intercept 0; height and weight only in the DICOM header.
+- ``P03``: RescaleSlope 0.5, so HU are not integers (one plaque at 250.5 HU).
+- ``P04``: no calcium at all (no spine, no plaques) and no height or weight anywhere.
+
+The mass calibration of the simulated scanner is c = 0.8 mg/(cm^3 HU): a 200 mg/cm^3
+hydroxyapatite insert reading 250 HU above water (200 / 250); configs/sample_data.yaml
+carries it. Truth per case is written to ``<case>/truth.json`` from :mod:`sample_data.phantom`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from .dicom_writer import SeriesSpec, write_series
+from .phantom import Phantom, aorta_plaques, check_separated, coronary, render, spine, truth
+
+CALIBRATION_MG_PER_CM3_PER_HU = 0.8
+
+
+def cases() -> list[tuple[str, Phantom, SeriesSpec, dict]]:
+    rows = cols = 128
+    n = 40
+    base = tuple(aorta_plaques(rows, cols, n)) + (spine(rows, cols, n), coronary(rows, cols, n))
+    grown = tuple(b.grown() if b.kind in ("plaque", "coronary") else b for b in base)
+    p1 = Phantom("P01_T1", (n, rows, cols), (0.7, 0.7), 3.0, base, seed=1)
+    p1b = Phantom("P01_T2", (n, rows, cols), (0.7, 0.7), 3.0, grown, seed=2)
+    p2 = Phantom("P02", (2 * n, rows, cols), (0.6, 0.6), 1.5,
+                 tuple(aorta_plaques(rows, cols, 2 * n)) + (spine(rows, cols, 2 * n),), seed=3)
+    p3_objs = tuple(replace(b, hu=250.5) if b.name == "band2_250" else b
+                    for b in aorta_plaques(rows, cols, n))
+    p3 = Phantom("P03", (n, rows, cols), (0.7, 0.7), 3.0, p3_objs, seed=4)
+    p4 = Phantom("P04", (20, rows, cols), (0.7, 0.7), 3.0, (), seed=5)
+    common = dict(bits_stored=12, intercept=-1024.0, signed=False)
+    return [
+        (p1.name, p1, SeriesSpec(**common, patient_id="PHANTOM-01", study_date="20240115",
+                                 patient_size_m=1.72, patient_weight_kg=81.0, seed="P01T1"),
+         {"patient_id": "PHANTOM-01", "timepoint": 1, "height_cm": 172, "weight_kg": 81}),
+        (p1b.name, p1b, SeriesSpec(**common, patient_id="PHANTOM-01", study_date="20250120",
+                                   patient_size_m=1.72, patient_weight_kg=79.0, seed="P01T2"),
+         {"patient_id": "PHANTOM-01", "timepoint": 2, "height_cm": 172, "weight_kg": 79}),
+        (p2.name, p2, SeriesSpec(pixel_spacing_mm=(0.6, 0.6), increment_mm=1.5, thickness_mm=3.0,
+                                 intercept=0.0, signed=True, patient_id="PHANTOM-02",
+                                 study_date="20240301", patient_size_m=1.65,
+                                 patient_weight_kg=60.0, seed="P02"),
+         {"patient_id": "PHANTOM-02", "timepoint": 1, "height_cm": "", "weight_kg": ""}),
+        (p3.name, p3, SeriesSpec(slope=0.5, intercept=-1024.0, patient_id="PHANTOM-03",
+                                 study_date="20240410", seed="P03"),
+         {"patient_id": "PHANTOM-03", "timepoint": 1, "height_cm": 158, "weight_kg": 52.5}),
+        (p4.name, p4, SeriesSpec(**common, patient_id="PHANTOM-04", study_date="20240505",
+                                 seed="P04"),
+         {"patient_id": "PHANTOM-04", "timepoint": 1, "height_cm": "", "weight_kg": ""}),
+    ]
+
+
+def generate(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_rows = []
+    for name, ph, spec, row in cases():
+        check_separated(ph)
+        spec = replace(spec, increment_mm=ph.increment_mm, pixel_spacing_mm=ph.pixel_spacing_mm)
+        write_series(out / name / "dicom", render(ph), spec)
+        t = truth(ph, calibration=CALIBRATION_MG_PER_CM3_PER_HU)
+        t_vasc = truth(ph, calibration=CALIBRATION_MG_PER_CM3_PER_HU,
+                       kinds=("plaque", "coronary"))
+        doc = {"case_id": name, "pixel_spacing_mm": list(ph.pixel_spacing_mm),
+               "increment_mm": ph.increment_mm, "shape": list(ph.shape),
+               "mass_calibration_mg_per_cm3_per_hu": CALIBRATION_MG_PER_CM3_PER_HU,
+               "whole_volume": t, "vascular_only": t_vasc}
+        (out / name / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
+        manifest_rows.append({"case_id": name, "path": f"{name}/dicom", **row})
+    with open(out / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(manifest_rows[0]))
+        w.writeheader()
+        w.writerows(manifest_rows)
+    return out / "manifest.csv"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "phantoms")
+    args = ap.parse_args(argv)
+    path = generate(args.out)
+    print(f"wrote sample data and {path}")
+
+
+if __name__ == "__main__":
+    main()
