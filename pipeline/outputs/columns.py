@@ -1,0 +1,95 @@
+"""The column registry: every column of every table, its type, unit and meaning.
+
+The table writers and ``data_dictionary.csv`` are both generated from here, so a written column
+can never be missing from the dictionary. Column names are a public interface: snake_case,
+unit as suffix; renaming one is a breaking change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # string | integer | number | boolean | date
+    unit: str
+    meaning: str
+
+
+def _c(name: str, type_: str, unit: str, meaning: str) -> Column:
+    return Column(name, type_, unit, meaning)
+
+
+_PROVENANCE = [
+    _c("threshold_hu", "number", "HU", "calcium voxel threshold: HU >= this value"),
+    _c("min_lesion_area_mm2", "number", "mm2", "slice lesions with a smaller area were dropped"),
+    _c("mass_calibration_mg_per_cm3_per_hu", "number", "mg/(cm3*HU)",
+       "calibration factor c of mass = c * sum(HU) * voxel volume; empty = uncalibrated"),
+    _c("pipeline_version", "string", "", "vascalc version that computed the row"),
+    _c("config_sha256", "string", "", "sha256 of the resolved config (run.json holds it)"),
+]
+
+SCANS: tuple[Column, ...] = tuple([
+    _c("case_id", "string", "", "case identifier: from the manifest, else derived by vascalc"),
+    _c("patient_id", "string", "",
+       "manifest patient_id, else DICOM PatientID as the config's privacy.patient_id says"),
+    _c("study_date", "date", "", "DICOM StudyDate (yyyy-mm-dd)"),
+    _c("series_instance_uid", "string", "", "DICOM SeriesInstanceUID of the scored series"),
+    _c("status", "string", "", "ok or failed"),
+    _c("error_code", "string", "", "stable error code when failed (README lists them)"),
+    _c("error", "string", "", "what was wrong, with the file, and what to do"),
+    _c("scope", "string", "", "what was scored: whole_volume (no region restriction)"),
+    _c("agatston", "number", "", "Agatston score, scaled by slice increment / 3 mm"),
+    _c("volume_mm3", "number", "mm3", "calcium volume: kept voxels x voxel volume"),
+    _c("mass_mg", "number", "mg", "calcium mass c * sum(HU) * voxel volume; empty if uncalibrated"),
+    _c("mass_status", "string", "", "calibrated or uncalibrated"),
+    _c("n_lesions", "integer", "", "3-D lesions (26-connected components of kept voxels)"),
+    _c("n_slice_lesions", "integer", "", "kept 2-D slice lesions"),
+    _c("risk_category", "string", "", "Agatston category: 0, 1-10, 11-100, 101-400, >400"),
+    _c("cac_drs", "string", "", "CAC-DRS Agatston category: A0, A1, A2, A3"),
+    _c("height_cm", "number", "cm", "height used for BSA"),
+    _c("weight_kg", "number", "kg", "weight used for BSA"),
+    _c("bsa_m2", "number", "m2", "body surface area; empty when height or weight is missing"),
+    _c("bsa_formula", "string", "", "BSA formula (dubois, mosteller, haycock, gehan_george, boyd)"),
+    _c("bsa_source", "string", "", "where height and weight came from, or why BSA is empty"),
+    _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "Calc/BSA: volume_mm3 / bsa_m2"),
+    _c("slice_thickness_mm", "number", "mm", "DICOM SliceThickness (reported, not used)"),
+    _c("slice_increment_mm", "number", "mm", "distance between slice positions"),
+    _c("pixel_spacing_mm", "string", "mm", "in-plane spacing as 'row x column'"),
+    _c("pixel_spacing_row_mm", "number", "mm", "distance between rows (PixelSpacing[0])"),
+    _c("pixel_spacing_col_mm", "number", "mm", "distance between columns (PixelSpacing[1])"),
+    _c("n_slices", "integer", "", "slices in the series"),
+    _c("n_rows", "integer", "", "rows per slice"),
+    _c("n_cols", "integer", "", "columns per slice"),
+    _c("kvp", "number", "kV", "DICOM KVP"),
+    _c("manufacturer", "string", "", "DICOM Manufacturer"),
+    _c("model", "string", "", "DICOM ManufacturerModelName"),
+    _c("kernel", "string", "", "DICOM ConvolutionKernel"),
+    _c("quality_flags", "string", "", "semicolon-separated quality codes; empty when none"),
+    _c("source_path", "string", "", "series folder or file, relative to the input given"),
+    *_PROVENANCE,
+])
+
+LESIONS: tuple[Column, ...] = (
+    _c("case_id", "string", "", "case identifier (joins scans.csv)"),
+    _c("lesion_id", "integer", "", "lesion number within the case, 1.. in raster order"),
+    _c("region", "string", "", "region of the lesion: whole (no regions yet)"),
+    _c("n_slices", "integer", "", "slices the lesion spans"),
+    _c("n_voxels", "integer", "", "kept voxels in the lesion"),
+    _c("volume_mm3", "number", "mm3", "lesion volume"),
+    _c("mass_mg", "number", "mg", "lesion mass; empty if uncalibrated"),
+    _c("agatston", "number", "", "lesion share of the Agatston score"),
+    _c("peak_hu", "number", "HU", "highest HU in the lesion"),
+    _c("mean_hu", "number", "HU", "mean HU over the lesion's voxels"),
+    _c("centroid_x_mm", "number", "mm", "centroid, patient LPS x (DICOM)"),
+    _c("centroid_y_mm", "number", "mm", "centroid, patient LPS y (DICOM)"),
+    _c("centroid_z_mm", "number", "mm", "centroid, patient LPS z (DICOM)"),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "lesions": LESIONS}
+
+
+def names(table: str) -> list[str]:
+    return [c.name for c in TABLES[table]]
