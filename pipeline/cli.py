@@ -32,15 +32,19 @@ def _main(version: Annotated[Optional[bool], typer.Option(
     """vascalc: from CT DICOM series to calcium scores and tidy tables."""
 
 
-def _setup_logging(out: Path, level: str, quiet: bool) -> None:
+def _setup_logging(out: Path, level: str) -> logging.Handler:
+    """Log to OUT/vascalc.log (case ids, codes and messages; never patient names)."""
     logger = logging.getLogger("vascalc")
     logger.setLevel(level.upper())
-    logger.handlers.clear()
+    for old in list(logger.handlers):
+        old.close()
+        logger.removeHandler(old)
     out.mkdir(parents=True, exist_ok=True)
     fh = logging.FileHandler(out / "vascalc.log", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(fh)
     logger.propagate = False
+    return fh
 
 
 @app.command()
@@ -67,7 +71,11 @@ def run(
     except VascalcError as err:
         typer.echo(f"error [{err.code}]: {err}", err=True)
         raise typer.Exit(2) from None
-    _setup_logging(out, log_level, quiet)
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        typer.echo(f"error [USAGE]: --log-level {log_level!r}; allowed: debug, info, "
+                   "warning, error", err=True)
+        raise typer.Exit(2)
+    handler = _setup_logging(out, log_level)
 
     def progress(case, result) -> None:
         if quiet:
@@ -81,7 +89,11 @@ def run(
 
     if not quiet:
         typer.echo(f"vascalc {__version__}: {len(cases)} case(s) -> {out}")
-    summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, on_case=progress)
+    try:
+        summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, on_case=progress)
+    finally:
+        logging.getLogger("vascalc").removeHandler(handler)
+        handler.close()
     c = summary["counts"]
     typer.echo(f"{c['ok']} ok, {c['failed']} failed, {c['not_scored']} file(s) not scored; "
                f"tables in {out}")

@@ -1,0 +1,193 @@
+"""DICOM files on disk, through the CLI, to the tables, against the phantom truth."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.outputs.columns import names
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CFG = ROOT / "configs" / "sample_data.yaml"
+REQUIRED_SCANS = """case_id patient_id study_date series_instance_uid status error_code error
+agatston volume_mm3 mass_mg n_lesions risk_category cac_drs height_cm weight_kg bsa_m2
+bsa_formula bsa_source volume_per_bsa_mm3_m2 threshold_hu min_lesion_area_mm2
+slice_thickness_mm slice_increment_mm pixel_spacing_mm kvp n_slices
+mass_calibration_mg_per_cm3_per_hu pipeline_version config_sha256""".split()
+REQUIRED_LESIONS = """case_id lesion_id n_slices volume_mm3 mass_mg agatston peak_hu mean_hu
+centroid_x_mm centroid_y_mm centroid_z_mm""".split()
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def demo(sample_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    res = invoke("run", sample_data / "manifest.csv", "--out", out, "--config", SAMPLE_CFG)
+    return res, out
+
+
+def test_demo_matches_phantom_truth(demo, sample_truth):
+    res, out = demo
+    assert res.exit_code == 0, res.output
+    rows = {r["case_id"]: r for r in read_csv(out / "scans.csv")}
+    assert set(rows) == set(sample_truth) == {"P01_T1", "P01_T2", "P02", "P03", "P04"}
+    for cid, t in sample_truth.items():
+        r, w = rows[cid], t["whole_volume"]
+        assert r["status"] == "ok"
+        assert float(r["agatston"]) == pytest.approx(w["agatston"], rel=1e-6, abs=1e-9)
+        assert float(r["volume_mm3"]) == pytest.approx(w["volume_mm3"], rel=1e-6, abs=1e-9)
+        assert float(r["mass_mg"]) == pytest.approx(w["mass_mg"], rel=1e-6, abs=1e-9)
+        assert int(r["n_lesions"]) == w["n_lesions"]
+        assert float(r["slice_increment_mm"]) == t["increment_mm"]
+        assert float(r["mass_calibration_mg_per_cm3_per_hu"]) == 0.8
+
+
+def test_demo_lesions_match_truth_per_lesion(demo, sample_truth):
+    _, out = demo
+    lesions = [r for r in read_csv(out / "lesions.csv") if r["case_id"] == "P01_T1"]
+    want = sorted(round(le["agatston"], 6) for le in sample_truth["P01_T1"]["whole_volume"]["lesions"])
+    got = sorted(round(float(r["agatston"]), 6) for r in lesions)
+    assert got == want
+    vol = sorted(round(float(r["volume_mm3"]), 6) for r in lesions)
+    assert vol == sorted(round(le["volume_mm3"], 6)
+                         for le in sample_truth["P01_T1"]["whole_volume"]["lesions"])
+
+
+def test_demo_bsa_sources(demo):
+    _, out = demo
+    rows = {r["case_id"]: r for r in read_csv(out / "scans.csv")}
+    # manifest first
+    assert rows["P01_T1"]["bsa_source"] == "manifest"
+    h, w = 172.0, 81.0
+    assert float(rows["P01_T1"]["bsa_m2"]) == pytest.approx(0.007184 * w**0.425 * h**0.725)
+    assert float(rows["P01_T1"]["volume_per_bsa_mm3_m2"]) == pytest.approx(
+        float(rows["P01_T1"]["volume_mm3"]) / float(rows["P01_T1"]["bsa_m2"]))
+    # DICOM second (PatientSize in metres)
+    assert rows["P02"]["bsa_source"] == "dicom" and float(rows["P02"]["height_cm"]) == 165.0
+    # missing: empty, with the reason, and the case still succeeds
+    assert rows["P04"]["status"] == "ok" and rows["P04"]["bsa_m2"] == ""
+    assert rows["P04"]["volume_per_bsa_mm3_m2"] == ""
+    assert rows["P04"]["bsa_source"].startswith("missing")
+    assert rows["P04"]["risk_category"] == "0" and rows["P04"]["cac_drs"] == "A0"
+
+
+def test_columns_are_the_public_interface(demo):
+    _, out = demo
+    scans = read_csv(out / "scans.csv")
+    assert list(scans[0])[:len(names("scans"))] == names("scans")
+    assert set(REQUIRED_SCANS) <= set(scans[0])
+    assert "timepoint" in scans[0]  # manifest covariates carried unchanged
+    assert set(REQUIRED_LESIONS) <= set(read_csv(out / "lesions.csv")[0])
+
+
+def test_data_dictionary_covers_every_written_column(demo):
+    _, out = demo
+    dd = read_csv(out / "data_dictionary.csv")
+    for table in ("scans", "lesions"):
+        written = list(read_csv(out / f"{table}.csv")[0])
+        described = [r["name"] for r in dd if r["table"] == table]
+        assert sorted(written) == sorted(described)
+    assert all(r["type"] and r["meaning"] for r in dd)
+
+
+def test_run_json_and_case_results(demo):
+    _, out = demo
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"] == {"cases": 5, "ok": 5, "failed": 0, "lesions": run["counts"]["lesions"],
+                             "not_scored": 0}
+    assert len(run["config_sha256"]) == 64
+    assert run["config"]["scoring"]["mass_calibration_mg_per_cm3_per_hu"] == 0.8
+    assert {"python", "numpy", "pydicom", "SimpleITK", "vascalc"} <= set(run["versions"])
+    res = json.loads((out / "cases" / "P03" / "result.json").read_text())
+    assert res["scan"]["case_id"] == "P03" and res["lesions"]
+
+
+def test_folder_input_derives_safe_case_ids_and_hashes_patient_ids(sample_data, tmp_path):
+    res = invoke("run", sample_data, "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    rows = read_csv(tmp_path / "o" / "scans.csv")
+    assert sorted(r["case_id"] for r in rows) == [
+        "P01_T1_dicom", "P01_T2_dicom", "P02_dicom", "P03_dicom", "P04_dicom"]
+    for r in rows:
+        assert r["patient_id"].startswith("p-") and "PHANTOM" not in r["patient_id"]
+        assert r["mass_mg"] == "" and r["mass_status"] == "uncalibrated"
+        assert "mass_uncalibrated" in r["quality_flags"]
+    assert "PHANTOM" not in (tmp_path / "o" / "vascalc.log").read_text()
+
+
+def test_a_failed_case_is_a_row_and_the_others_are_written(sample_data, tmp_path):
+    tree = tmp_path / "in"
+    shutil.copytree(sample_data / "P03" / "dicom", tree / "good")
+    shutil.copytree(sample_data / "P04" / "dicom", tree / "bad")
+    import pydicom
+
+    victim = sorted((tree / "bad").iterdir())[0]
+    ds = pydicom.dcmread(victim)
+    del ds.RescaleIntercept
+    ds.save_as(victim)
+    res = invoke("run", tree, "--out", tmp_path / "o")
+    assert res.exit_code == 1
+    rows = {r["case_id"]: r for r in read_csv(tmp_path / "o" / "scans.csv")}
+    assert rows["good"]["status"] == "ok"
+    bad = rows["bad"]
+    assert bad["status"] == "failed" and bad["error_code"] == "MISSING_RESCALE"
+    assert victim.name in bad["error"] and "RescaleIntercept" in bad["error"]
+    for col in ("agatston", "volume_mm3", "mass_mg", "n_lesions", "bsa_m2", "risk_category"):
+        assert bad[col] == "", col
+    assert bad["config_sha256"] and bad["threshold_hu"] == "130.0"
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert invoke("run", tmp_path / "nowhere", "--out", tmp_path / "o").exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("run", empty, "--out", tmp_path / "o").exit_code == 2
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("scoring:\n  threshold: 100\n")
+    res = invoke("run", empty, "--out", tmp_path / "o", "--config", cfg)
+    assert res.exit_code == 2 and "threshold_hu" in res.output
+    assert not (tmp_path / "o" / "scans.csv").exists()
+
+
+@pytest.mark.parametrize("content,match", [
+    ("case_id,path,height_cm\nA,x,1.72\n", "metres"),
+    ("case_id,path\nA,x\nA,y\n", "already used"),
+    ("case_id,path\n../../x,x\n", "safe name"),
+    ("case_id,path,weight_kg\nA,x,0\n", "weight_kg=0"),
+    ("id,where\nA,x\n", "missing column"),
+])
+def test_manifest_validation(tmp_path, content, match):
+    m = tmp_path / "m.csv"
+    m.write_text(content)
+    res = invoke("run", m, "--out", tmp_path / "o")
+    assert res.exit_code == 2
+    assert match in res.output
+
+
+def test_manifest_missing_path_is_a_failed_row(sample_data, tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text(f"case_id,path\nA,{sample_data / 'P04' / 'dicom'}\nB,does/not/exist\n")
+    res = invoke("run", m, "--out", tmp_path / "o")
+    assert res.exit_code == 1
+    rows = {r["case_id"]: r for r in read_csv(tmp_path / "o" / "scans.csv")}
+    assert rows["A"]["status"] == "ok"
+    assert rows["B"]["error_code"] == "INPUT_INVALID" and "does/not/exist" in rows["B"]["error"]
+
+
+def test_version():
+    res = invoke("--version")
+    assert res.exit_code == 0 and res.output.startswith("vascalc ")

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert {p.name for p in CONFIGS} >= {"default.yaml", "sample_data.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert len(cfg.sha256()) == 64
+
+
+def test_default_yaml_equals_the_schema_defaults():
+    assert load_config(CONFIGS[[p.name for p in CONFIGS].index("default.yaml")]) == Config()
+
+
+def test_every_key_in_default_yaml_is_commented():
+    import re
+
+    lines = (Path(CONFIGS[0]).parent / "default.yaml").read_text().splitlines()
+    keyed = [i for i, line in enumerate(lines) if re.match(r"^\s*\w+:\s*\S", line)]
+    assert len(keyed) >= 15
+    for i in keyed:
+        assert lines[i - 1].lstrip().startswith("#"), f"key without comment: {lines[i]}"
+
+
+def test_unknown_key_lists_allowed(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"scoring": {"treshold_hu": 100}}))
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert "scoring.treshold_hu" in msg and "threshold_hu" in msg and str(p) in msg
+
+
+def test_bad_values_are_named(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("scoring:\n  density_weight_hu: [130, 300, 200, 400]\n")
+    with pytest.raises(ConfigError, match="increase"):
+        load_config(p)
+    p.write_text("bsa:\n  formula: dubios\n")
+    with pytest.raises(ConfigError, match="dubois"):
+        load_config(p)
+    p.write_text("scoring:\n  mass_calibration_mg_per_cm3_per_hu: 0\n")
+    with pytest.raises(ConfigError, match="mass_calibration"):
+        load_config(p)
+    p.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(p)
+
+
+def test_config_is_frozen():
+    cfg = Config()
+    with pytest.raises(Exception):
+        cfg.scoring.threshold_hu = 100  # type: ignore[misc]

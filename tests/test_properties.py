@@ -1,0 +1,79 @@
+"""Invariants checked with hypothesis over random volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from pipeline.analyse import analyse
+from pipeline.config import Config
+from tests.conftest import volume
+
+CFG = Config(scoring={"mass_calibration_mg_per_cm3_per_hu": 0.8})
+VALUES = st.sampled_from([-1000, 0, 100, 129, 130, 180, 200, 260, 300, 350, 400, 900])
+VOLS = arrays(np.int16, st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
+              elements=VALUES)
+SPACING = st.tuples(st.sampled_from([0.5, 1.0, 1.5, 2.5, 3.0]),
+                    st.sampled_from([0.4, 0.5, 0.7]), st.sampled_from([0.4, 0.5, 0.9]))
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def totals(hu, spacing):
+    w = analyse(volume(hu, spacing), CFG, case_id="p").whole
+    return w.agatston, w.volume_mm3, w.mass_mg, w.n_lesions
+
+
+@SETTINGS
+@given(VOLS, SPACING)
+def test_scores_are_finite_and_never_negative(hu, spacing):
+    ag, vol, mass, n = totals(hu, spacing)
+    assert np.isfinite([ag, vol, mass]).all()
+    assert ag >= 0 and vol >= 0 and mass >= 0 and n >= 0
+
+
+@SETTINGS
+@given(VOLS, SPACING)
+def test_flips_and_transposes_do_not_change_scores(hu, spacing):
+    base = totals(hu, spacing)
+    for flipped in (hu[:, ::-1, :], hu[:, :, ::-1], hu[::-1]):
+        assert np.allclose(totals(np.ascontiguousarray(flipped), spacing), base)
+    tr = np.ascontiguousarray(hu.transpose(0, 2, 1))
+    assert np.allclose(totals(tr, (spacing[0], spacing[2], spacing[1])), base)
+
+
+@SETTINGS
+@given(VOLS, SPACING, st.data())
+def test_adding_a_lesion_never_lowers_scores(hu, spacing, data):
+    base = totals(hu, spacing)
+    k = data.draw(st.integers(0, hu.shape[0] - 1))
+    r = data.draw(st.integers(0, hu.shape[1] - 1))
+    c = data.draw(st.integers(0, hu.shape[2] - 1))
+    v = data.draw(st.sampled_from([130, 250, 350, 800]))
+    more = hu.copy()
+    more[k, r:r + 3, c:c + 3] = np.maximum(more[k, r:r + 3, c:c + 3], v)
+    grown = totals(more, spacing)
+    assert grown[0] >= base[0] - 1e-9 and grown[1] >= base[1] - 1e-9
+    assert grown[2] >= base[2] - 1e-9
+
+
+@SETTINGS
+@given(VOLS, SPACING)
+def test_lesion_rows_sum_to_scan_total(hu, spacing):
+    r = analyse(volume(hu, spacing), CFG, case_id="p")
+    assert np.isclose(sum(le.agatston for le in r.lesions), r.whole.agatston)
+    assert np.isclose(sum(le.volume_mm3 for le in r.lesions), r.whole.volume_mm3)
+    assert np.isclose(sum(le.mass_mg for le in r.lesions), r.whole.mass_mg)
+    assert len(r.lesions) == r.whole.n_lesions
+
+
+@SETTINGS
+@given(VOLS, SPACING)
+def test_inputs_are_never_modified(hu, spacing):
+    writable = hu.copy()
+    before = writable.copy()
+    vol = volume(writable, spacing)
+    analyse(vol, CFG, case_id="p")
+    assert np.array_equal(vol.hu, before)
+    assert vol.spacing_mm == spacing
