@@ -21,16 +21,17 @@ from typing import Any, Callable
 
 from . import __version__
 from .analyse import Anthropometry, analyse
+from .bsa import check_anthropometry
 from .config import Config
 from .errors import (
+    AnthropometryError,
     InputError,
     InternalError,
     ManifestError,
     NoInputError,
+    OutOfMemoryError,
     VascalcError,
 )
-from .bsa import check_anthropometry
-from .errors import AnthropometryError
 from .types import CaseFailure, ScanResult
 
 log = logging.getLogger("vascalc")
@@ -250,9 +251,10 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
                             path=case.display_path),
                 _patient_id(case, dicom_pid, config), timings)
     except MemoryError:
-        return (CaseFailure(case_id=case.case_id, error_code="OUT_OF_MEMORY",
-                            error=f"{case.display_path}: not enough memory to load the series "
-                                  "-> run fewer jobs at once", path=case.display_path),
+        err = OutOfMemoryError("not enough memory to load and score the series",
+                               path=case.display_path)
+        return (CaseFailure(case_id=case.case_id, error_code=err.code, error=str(err),
+                            path=case.display_path),
                 _patient_id(case, dicom_pid, config), timings)
     except Exception as err:  # noqa: BLE001 - a bug must not lose the other cases
         log.error("case %s: internal error\n%s", case.case_id, traceback.format_exc())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class VascalcError(Exception):
-    """Base class; ``code`` is stable, ``hint`` says what the user should do."""
+    """Any vascalc error (base class; ``code`` is stable, ``hint`` says what to do)."""
 
     code = "VASCALC_ERROR"
     exit_code = 1
@@ -27,82 +27,121 @@ class VascalcError(Exception):
 
 # --- usage and configuration (exit code 2: nothing was run) -----------------------------
 class UsageError(VascalcError):
+    """Wrong command-line use; nothing was run."""
+
     code = "USAGE"
+    hint = "see vascalc run --help"
     exit_code = 2
 
 
 class ConfigError(UsageError):
+    """The config file is unreadable or has an unknown key or a bad value."""
+
     code = "CONFIG_INVALID"
     hint = "fix the config file; every key is documented in configs/default.yaml"
 
 
 class ManifestError(UsageError):
+    """The manifest is unreadable, misses a column, or has a bad row."""
+
     code = "MANIFEST_INVALID"
     hint = "fix the manifest row named above (columns: case_id, path, height_cm, weight_kg, ...)"
 
 
 class NoInputError(UsageError):
+    """The input does not exist or holds no CT series."""
+
     code = "NO_INPUT"
     hint = "point vascalc at a folder that holds a CT DICOM series, or at a manifest CSV"
 
 
 # --- per-case failures (exit code 1: the case row says why, others are written) ---------
 class InputError(VascalcError):
-    """Something is wrong with a case's input files."""
+    """The case's input is missing or unusable (e.g. a manifest path that does not exist)."""
 
     code = "INPUT_INVALID"
+    hint = "check the path of the case"
 
 
 class NotDicomError(InputError):
+    """A file of the case is not readable DICOM."""
+
     code = "NOT_DICOM"
     hint = "remove the file or point the case at the series folder"
 
 
 class NotCTError(InputError):
+    """The series is not a greyscale CT image series."""
+
     code = "NOT_CT_IMAGE"
     hint = "vascalc scores CT image series only (Modality CT, single-channel pixels)"
 
 
 class MissingRescaleError(InputError):
+    """RescaleSlope/RescaleIntercept missing (or slope 0): HU unknown."""
+
     code = "MISSING_RESCALE"
     hint = ("the file has no RescaleSlope/RescaleIntercept, so Hounsfield units cannot be "
             "computed; re-export the series from the scanner or PACS with the CT Image module")
 
 
 class MissingTagError(InputError):
+    """A geometry tag (position, orientation, pixel spacing) is missing."""
+
     code = "MISSING_TAG"
     hint = "re-export the series with complete image geometry tags"
 
 
 class GeometryError(InputError):
+    """The slices do not form one regular grid (single slice, tilt, multi-frame)."""
+
     code = "GEOMETRY_INVALID"
     hint = "check that the folder holds one complete axial series"
 
 
 class DuplicateSliceError(GeometryError):
+    """Two slices share one position."""
+
     code = "GEOMETRY_DUPLICATE_SLICE"
 
 
 class UnevenSpacingError(GeometryError):
+    """Slice increments differ (a missing slice or uneven spacing)."""
+
     code = "GEOMETRY_UNEVEN_SPACING"
     hint = "a slice may be missing; re-export the complete series"
 
 
 class InconsistentSeriesError(GeometryError):
+    """Matrix size, orientation or pixel spacing differ between slices."""
+
     code = "GEOMETRY_INCONSISTENT"
 
 
 class DecodeError(InputError):
+    """Pixel data could not be read or decoded (truncated file, unknown syntax)."""
+
     code = "PIXEL_DECODE_FAILED"
     hint = "the pixel data could not be decoded; check the file is complete and its transfer syntax"
 
 
 class AnthropometryError(InputError):
+    """Height or weight is implausible (metres as cm, weight 0, pounds)."""
+
     code = "ANTHROPOMETRY_IMPLAUSIBLE"
     hint = "give height in cm and weight in kg (manifest columns height_cm, weight_kg)"
 
 
+class OutOfMemoryError(InputError):
+    """The series did not fit in memory."""
+
+    code = "OUT_OF_MEMORY"
+    hint = "run fewer jobs at once or on a machine with more memory"
+
+
 class InternalError(VascalcError):
+    """An unexpected error: a bug in vascalc."""
+
     code = "INTERNAL"
     hint = "this is a bug in vascalc; please report it with the run.json of the run"
 

@@ -13,8 +13,10 @@ Pure functions over numpy arrays; the input is never modified. Definitions:
   lesions. It is built by linking slice lesions on neighbouring slices whose voxels touch
   under the chosen connectivity, which gives exactly the components of the kept-voxel mask.
 
-The work is done slice by slice (one 2-D label image in memory at a time) with statistics
-over the foreground voxels only, so no label volume of the whole scan is ever allocated.
+Two implementations give identical results: the streaming numba kernel of
+:mod:`pipeline.kernel` (the default) and a scipy reference, slice by slice (one 2-D label image
+in memory at a time) with statistics over the foreground voxels only. Neither allocates a
+label volume of the whole scan.
 """
 
 from __future__ import annotations
@@ -82,15 +84,54 @@ def find_slice_lesions(
     min_lesion_area_mm2: float,
     slice_connectivity: int = 8,
     lesion_connectivity: int = 26,
+    engine: str = "auto",
 ) -> SliceLesions:
     """Label slice lesions and group the kept ones into 3-D lesions.
 
-    ``hu`` is (slice, row, col). ``pixel_area_mm2`` is row spacing x column spacing.
+    ``hu`` is (slice, row, col); ``pixel_area_mm2`` is row spacing x column spacing.
+    ``engine``: 'numba' (the streaming kernel of :mod:`pipeline.kernel`), 'scipy' (per-slice
+    scipy.ndimage.label, the reference) or 'auto' (numba when it imports).
     """
     if hu.ndim != 3:
         raise ValueError(f"hu must be 3-D (slice, row, col), got shape {hu.shape}")
+    if slice_connectivity not in (4, 8):
+        raise ValueError(f"slice connectivity must be 4 or 8, got {slice_connectivity!r}")
     if lesion_connectivity not in _LINK_OFFSETS:
         raise ValueError(f"lesion connectivity must be 6, 18 or 26, got {lesion_connectivity!r}")
+    if engine not in ("auto", "numba", "scipy"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'scipy', got {engine!r}")
+    if engine != "scipy":
+        try:
+            from .kernel import scan_slice_lesions
+        except ImportError:
+            if engine == "numba":
+                raise
+        else:
+            min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
+            data = hu if hu.flags.c_contiguous else np.ascontiguousarray(hu)
+            if data.dtype not in (np.int16, np.float32):
+                data = data.astype(np.float32 if data.dtype.kind == "f" else np.int32)
+            (sl_idx, area, peak, sums, srow, scol, kept, lesion,
+             n_les) = scan_slice_lesions(data, float(threshold_hu), float(min_px),
+                                         slice_connectivity == 8, int(lesion_connectivity))
+            return SliceLesions(sl_idx, area, peak, sums, srow, scol, kept, lesion, int(n_les))
+    return find_slice_lesions_scipy(
+        hu, pixel_area_mm2=pixel_area_mm2, threshold_hu=threshold_hu,
+        min_lesion_area_mm2=min_lesion_area_mm2, slice_connectivity=slice_connectivity,
+        lesion_connectivity=lesion_connectivity)
+
+
+def find_slice_lesions_scipy(
+    hu: np.ndarray,
+    *,
+    pixel_area_mm2: float,
+    threshold_hu: float,
+    min_lesion_area_mm2: float,
+    slice_connectivity: int = 8,
+    lesion_connectivity: int = 26,
+) -> SliceLesions:
+    """Reference implementation: scipy.ndimage.label slice by slice, statistics over the
+    foreground voxels, slice lesions linked through their touching voxels."""
     structure = _structure_2d(slice_connectivity)
     offsets = _LINK_OFFSETS[lesion_connectivity]
     n_rows, n_cols = hu.shape[1:]
@@ -135,6 +176,7 @@ def find_slice_lesions(
         keep_vox = kept[lab - 1]
         cur = np.zeros((n_rows, n_cols), dtype=np.int64)
         kflat = flat[keep_vox]
+        base_next = base + n + 1
         cur.ravel()[kflat] = lab[keep_vox] + base
         if prev_kept_labels is not None and kflat.size:
             kr, kc = rows[keep_vox], cols[keep_vox]
@@ -144,8 +186,10 @@ def find_slice_lesions(
                 ok = (r2 >= 0) & (r2 < n_rows) & (c2 >= 0) & (c2 < n_cols)
                 other = prev_kept_labels[r2[ok], c2[ok]]
                 touch = other > 0
-                edges_a.append(here[ok][touch] - 1)
-                edges_b.append(other[touch] - 1)
+                # one edge per pair of slice lesions, not per touching voxel
+                pair = np.unique((here[ok][touch] - 1) * base_next + (other[touch] - 1))
+                edges_a.append(pair // base_next)
+                edges_b.append(pair % base_next)
         prev_kept_labels = cur if kflat.size else None
         base += n
 

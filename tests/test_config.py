@@ -63,5 +63,7 @@ def test_bad_values_are_named(tmp_path):
 
 def test_config_is_frozen():
     cfg = Config()
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.scoring.threshold_hu = 100  # type: ignore[misc]

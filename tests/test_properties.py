@@ -77,3 +77,21 @@ def test_inputs_are_never_modified(hu, spacing):
     analyse(vol, CFG, case_id="p")
     assert np.array_equal(vol.hu, before)
     assert vol.spacing_mm == spacing
+
+
+@SETTINGS
+@given(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 14), st.integers(1, 14)),
+              elements=st.sampled_from([-5.0, 129.5, 130.0, 199.5, 250.0, 310.0, 480.0])),
+       st.sampled_from([4, 8]), st.sampled_from([6, 18, 26]),
+       st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+def test_streaming_kernel_equals_scipy_reference(hu, conn, link, min_area):
+    from pipeline.segment import find_slice_lesions
+
+    kw = dict(pixel_area_mm2=0.25, threshold_hu=130.0, min_lesion_area_mm2=min_area,
+              slice_connectivity=conn, lesion_connectivity=link)
+    a = find_slice_lesions(hu, engine="numba", **kw)
+    b = find_slice_lesions(hu, engine="scipy", **kw)
+    for name in ("slice_index", "area_px", "peak_hu", "sum_hu", "sum_row", "sum_col", "kept",
+                 "lesion"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.n_lesions == b.n_lesions
