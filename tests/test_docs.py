@@ -1,0 +1,33 @@
+"""The README documents every column, error code and BSA formula the code defines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.bsa import FORMULAS
+from pipeline.errors import error_table
+from pipeline.outputs.columns import TABLES
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_starts_with_the_two_commands():
+    first = README.index("make demo")
+    assert first < README.index("## Usage") and "make test" in README[:README.index("## Usage")]
+
+
+def test_every_column_is_in_the_readme():
+    for cols in TABLES.values():
+        for c in cols:
+            assert f"| `{c.name}` | {c.type} |" in README, c.name
+
+
+def test_every_error_code_is_in_the_readme():
+    for code, _, _ in error_table():
+        if code != "VASCALC_ERROR":
+            assert f"| `{code}` |" in README, code
+
+
+def test_every_bsa_formula_is_in_the_readme():
+    for name in FORMULAS:
+        assert f"| `{name}` |" in README
