@@ -285,7 +285,8 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
     for case in cases:
         result, pid, timings = run_case(case, config)
         row = scan_row(result, patient_id=pid, source_path=case.display_path,
-                       extra=case.extra, settings=settings)
+                       extra=case.extra, settings=settings,
+                       demographics=config.privacy.demographics)
         lrows = lesion_rows(result) if isinstance(result, ScanResult) else []
         write_json(out / "cases" / case.case_id / "result.json",
                    {"scan": row, "lesions": lrows, "timings_s": timings})

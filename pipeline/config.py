@@ -89,6 +89,8 @@ class PrivacyConfig(BaseModel):
     patient_id: Literal["hash", "keep", "omit"] = Field(
         "hash", description="DICOM PatientID in tables: salted hash, as is, or left empty")
     hash_salt: str = Field("vascalc", description="salt for the patient id hash; set per study")
+    demographics: bool = Field(
+        False, description="write DICOM PatientAge and PatientSex into scans.csv")
 
 
 class OutputConfig(BaseModel):

@@ -47,13 +47,16 @@ def cases() -> list[tuple[str, Phantom, SeriesSpec, dict]]:
     common = dict(bits_stored=12, intercept=-1024.0, signed=False)
     return [
         (p1.name, p1, SeriesSpec(**common, patient_id="PHANTOM-01", study_date="20240115",
+                                 patient_age="067Y", patient_sex="M",
                                  patient_size_m=1.72, patient_weight_kg=81.0, seed="P01T1"),
          {"patient_id": "PHANTOM-01", "timepoint": 1, "height_cm": 172, "weight_kg": 81}),
         (p1b.name, p1b, SeriesSpec(**common, patient_id="PHANTOM-01", study_date="20250120",
+                                   patient_age="068Y", patient_sex="M",
                                    patient_size_m=1.72, patient_weight_kg=79.0, seed="P01T2"),
          {"patient_id": "PHANTOM-01", "timepoint": 2, "height_cm": 172, "weight_kg": 79}),
         (p2.name, p2, SeriesSpec(pixel_spacing_mm=(0.6, 0.6), increment_mm=1.5, thickness_mm=3.0,
                                  intercept=0.0, signed=True, patient_id="PHANTOM-02",
+                                 patient_age="054Y", patient_sex="F",
                                  study_date="20240301", patient_size_m=1.65,
                                  patient_weight_kg=60.0, seed="P02"),
          {"patient_id": "PHANTOM-02", "timepoint": 1, "height_cm": "", "weight_kg": ""}),

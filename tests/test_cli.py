@@ -83,6 +83,8 @@ def test_demo_bsa_sources(demo):
     assert rows["P04"]["volume_per_bsa_mm3_m2"] == ""
     assert rows["P04"]["bsa_source"].startswith("missing")
     assert rows["P04"]["risk_category"] == "0" and rows["P04"]["cac_drs"] == "A0"
+    # demographics only because the sample config asks for them
+    assert (rows["P02"]["patient_age"], rows["P02"]["patient_sex"]) == ("054Y", "F")
 
 
 def test_columns_are_the_public_interface(demo):
@@ -126,6 +128,7 @@ def test_folder_input_derives_safe_case_ids_and_hashes_patient_ids(sample_data, 
         assert r["patient_id"].startswith("p-") and "PHANTOM" not in r["patient_id"]
         assert r["mass_mg"] == "" and r["mass_status"] == "uncalibrated"
         assert "mass_uncalibrated" in r["quality_flags"]
+        assert r["patient_age"] == "" and r["patient_sex"] == ""  # not asked for
     assert "PHANTOM" not in (tmp_path / "o" / "vascalc.log").read_text()
 
 

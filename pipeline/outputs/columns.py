@@ -36,6 +36,8 @@ SCANS: tuple[Column, ...] = tuple([
     _c("patient_id", "string", "",
        "manifest patient_id, else DICOM PatientID as the config's privacy.patient_id says"),
     _c("study_date", "date", "", "DICOM StudyDate (yyyy-mm-dd)"),
+    _c("patient_age", "string", "", "DICOM PatientAge (e.g. 061Y); empty unless privacy.demographics"),
+    _c("patient_sex", "string", "", "DICOM PatientSex (M, F, O); empty unless privacy.demographics"),
     _c("series_instance_uid", "string", "", "DICOM SeriesInstanceUID of the scored series"),
     _c("status", "string", "", "ok or failed"),
     _c("error_code", "string", "", "stable error code when failed (README lists them)"),

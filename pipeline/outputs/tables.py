@@ -47,7 +47,8 @@ def _num(v: float | None, ndigits: int | None = None) -> float | None:
 
 
 def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: str = "",
-             extra: dict[str, Any] | None = None, settings: dict[str, Any]) -> dict[str, Any]:
+             extra: dict[str, Any] | None = None, settings: dict[str, Any],
+             demographics: bool = False) -> dict[str, Any]:
     """One scans.csv row. ``settings`` holds the provenance columns of the run, so failed rows
     carry them too."""
     row: dict[str, Any] = {n: None for n in names("scans")}
@@ -62,7 +63,9 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         m, w, b = r.meta, r.whole, r.bsa
         inc, drow, dcol = r.spacing_mm
         row.update(
-            study_date=m.study_date, series_instance_uid=m.series_instance_uid, status="ok",
+            study_date=m.study_date, patient_age=m.patient_age if demographics else "",
+            patient_sex=m.patient_sex if demographics else "",
+            series_instance_uid=m.series_instance_uid, status="ok",
             error_code="", error="", scope="whole_volume",
             agatston=_num(w.agatston), volume_mm3=_num(w.volume_mm3), mass_mg=_num(w.mass_mg),
             mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
