@@ -1,204 +1,50 @@
-"""Cases from a folder tree or a manifest; run them; write per-case results and the tables.
+"""Run cases: serially, on a process pool, or on a Dask cluster; resume; rebuild the tables.
 
-A case that fails becomes a row with status=failed and never stops the others. Every file is
-written atomically; the tables are rebuilt from the per-case ``result.json`` files.
+- A case that fails becomes a row with status=failed and never stops the others; a worker
+  process that dies takes only its own case with it.
+- Each finished case is written at once, atomically, to ``OUT/cases/<case_id>/result.json``
+  (with the config sha256 and the input fingerprint). A rerun into the same folder reuses every
+  case whose result is ok with the same config and fingerprint (``force`` redoes them), so a
+  run killed at any instant loses no finished case.
+- The tables are always rebuilt from the per-case results, so they are identical whatever the
+  order, the number of workers, the scheduler or the interruptions.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
+import json
 import logging
 import os
 import platform
-import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import __version__
-from .analyse import Anthropometry, analyse
-from .bsa import check_anthropometry
+from .analyse import analyse
+from .cases import Case
 from .config import Config
 from .errors import (
-    AnthropometryError,
     InputError,
     InternalError,
-    ManifestError,
-    NoInputError,
     OutOfMemoryError,
+    UsageError,
     VascalcError,
 )
 from .types import CaseFailure, ScanResult
 
 log = logging.getLogger("vascalc")
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Case:
-    """One series to score. ``headers`` is set when discovery already indexed the files."""
-
-    case_id: str
-    path: str  # series folder or file
-    display_path: str  # relative to what the user gave, for rows and logs
-    headers: tuple = ()
-    patient_id: str | None = None  # from the manifest; None = take it from DICOM
-    anthropometry: Anthropometry | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def safe_case_id(text: str) -> str:
-    """A file-name-safe id from ``text``: [A-Za-z0-9._-], no leading dot, at most 64 chars
-    (longer ones keep a hash suffix so they stay unique)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "case"
-    if len(s) > 64:
-        s = s[:51].rstrip("._-") + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return s
-
-
-def _unique(ids: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for i in ids:
-        if i in seen:
-            seen[i] += 1
-            out.append(f"{i}-{seen[i]}")
-        else:
-            seen[i] = 1
-            out.append(i)
-    return out
-
-
-def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[str, str]]]:
-    """Every CT series under ``root`` is a case. Returns the cases and a discovery list of
-    what was not scored and why (non-DICOM files, non-CT series, localizers)."""
-    from .io.dicom import ct_image_problem, index_tree
-
-    headers, skipped = index_tree(root)
-    notes = [{"path": _rel(p, root), "reason": r.split(": ", 1)[-1]} for p, r in skipped]
-    by_series: dict[str, list] = {}
-    for h in headers:
-        problem = ct_image_problem(h)
-        if problem:
-            notes.append({"path": _rel(h.path, root), "reason": problem})
-            continue
-        by_series.setdefault(h.series_uid or f"(no SeriesInstanceUID) {Path(h.path).parent}",
-                             []).append(h)
-    groups = sorted(by_series.values(), key=lambda hs: min(h.path for h in hs))
-    raw_ids = []
-    for hs in groups:
-        folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
-        if config.output.case_id_from == "series_uid":
-            raw_ids.append("s-" + hashlib.sha256(hs[0].series_uid.encode()).hexdigest()[:16])
-        else:
-            rel = _rel(folder, root)
-            raw_ids.append(safe_case_id(rel if rel != "." else Path(folder).name))
-    ids = _unique(raw_ids)
-    cases = []
-    for cid, hs in zip(ids, groups):
-        folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
-        cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
-                          headers=tuple(hs)))
-    return cases, notes
-
-
-def _rel(path: str | Path, root: Path) -> str:
-    base = root if root.is_dir() else root.parent
-    try:
-        return os.path.relpath(path, base)
-    except ValueError:
-        return str(path)
-
-
-def _float_or_none(value: str, column: str, line: int, manifest: Path) -> float | None:
-    value = (value or "").strip()
-    if value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ManifestError(f"line {line}: {column}={value!r} is not a number",
-                            path=str(manifest)) from None
-
-
-def cases_from_manifest(manifest: Path) -> list[Case]:
-    """Read and validate a manifest CSV (paths relative to the manifest's folder)."""
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ManifestError(f"cannot read manifest: {err}", path=str(manifest)) from None
-    missing = [c for c in ("case_id", "path") if c not in columns]
-    if missing:
-        raise ManifestError(f"missing column(s) {', '.join(missing)}; found {columns}",
-                            path=str(manifest))
-    if not rows:
-        raise ManifestError("the manifest has no rows", path=str(manifest))
-    cases, seen = [], {}
-    for i, row in enumerate(rows, start=2):
-        cid = (row.get("case_id") or "").strip()
-        if not _SAFE_ID.match(cid):
-            raise ManifestError(
-                f"line {i}: case_id {cid!r} is not a safe name (letters, digits, '.', '_', '-'; "
-                "starting with a letter or digit; at most 64 characters)", path=str(manifest))
-        if cid in seen:
-            raise ManifestError(f"line {i}: case_id {cid!r} already used on line {seen[cid]}",
-                                path=str(manifest))
-        seen[cid] = i
-        rel = (row.get("path") or "").strip()
-        if not rel:
-            raise ManifestError(f"line {i}: path is empty", path=str(manifest))
-        h = _float_or_none(row.get("height_cm", ""), "height_cm", i, manifest)
-        w = _float_or_none(row.get("weight_kg", ""), "weight_kg", i, manifest)
-        try:
-            if h is not None:
-                check_anthropometry(h, w if w is not None else 70.0, source=f"line {i}")
-            if w is not None:
-                check_anthropometry(h if h is not None else 170.0, w, source=f"line {i}")
-        except AnthropometryError as err:
-            raise ManifestError(str(err).split(" -> ")[0], path=str(manifest)) from None
-        pid = (row.get("patient_id") or "").strip() or None
-        extra = {k: (v if v is not None else "") for k, v in row.items()
-                 if k is not None and k not in MANIFEST_KNOWN}
-        target = Path(rel) if Path(rel).is_absolute() else manifest.parent / rel
-        cases.append(Case(case_id=cid, path=str(target), display_path=rel, patient_id=pid,
-                          anthropometry=Anthropometry(height_cm=h, weight_kg=w),
-                          extra=extra))
-    return cases
-
-
-def collect_cases(inputs: list[Path], config: Config) -> tuple[list[Case], list[dict[str, str]]]:
-    """Cases from each input: a manifest (.csv), a folder tree, or one DICOM file."""
-    cases: list[Case] = []
-    notes: list[dict[str, str]] = []
-    for inp in inputs:
-        if not inp.exists():
-            raise NoInputError(f"input {str(inp)!r} does not exist")
-        if inp.is_file() and inp.suffix.lower() == ".csv":
-            cases.extend(cases_from_manifest(inp))
-        else:
-            c, n = cases_from_tree(inp, config)
-            cases.extend(c)
-            notes.extend(n)
-    if not cases:
-        raise NoInputError(f"no CT series found in {', '.join(str(i) for i in inputs)}")
-    ids = [c.case_id for c in cases]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise NoInputError(f"case ids occur twice across the inputs: {', '.join(dup)}",
-                           hint="give each input once, or use a manifest with unique case_id")
-    return cases, notes
+RESULT_SCHEMA = 1
 
 
 def _patient_id(case: Case, dicom_pid: str, config: Config) -> str:
+    import hashlib
+
     if case.patient_id is not None:
         return case.patient_id
     mode = config.privacy.patient_id
@@ -208,6 +54,15 @@ def _patient_id(case: Case, dicom_pid: str, config: Config) -> str:
         return dicom_pid
     digest = hashlib.sha256(f"{config.privacy.hash_salt}\x00{dicom_pid}".encode()).hexdigest()
     return "p-" + digest[:16]
+
+
+def case_config(case: Case, config: Config) -> Config:
+    """The run's config with the case's own mass calibration (from the manifest), if any."""
+    if case.calibration is None:
+        return config
+    scoring = config.scoring.model_copy(
+        update={"mass_calibration_mg_per_cm3_per_hu": case.calibration})
+    return config.model_copy(update={"scoring": scoring})
 
 
 def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
@@ -247,85 +102,279 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
         return result, _patient_id(case, dicom_pid, config), timings
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
-        return (CaseFailure(case_id=case.case_id, error_code=err.code, error=str(err),
-                            path=case.display_path),
-                _patient_id(case, dicom_pid, config), timings)
+        failure = CaseFailure(case_id=case.case_id, error_code=err.code, error=str(err),
+                              path=case.display_path)
     except MemoryError:
         err = OutOfMemoryError("not enough memory to load and score the series",
                                path=case.display_path)
-        return (CaseFailure(case_id=case.case_id, error_code=err.code, error=str(err),
-                            path=case.display_path),
-                _patient_id(case, dicom_pid, config), timings)
-    except Exception as err:  # noqa: BLE001 - a bug must not lose the other cases
+        failure = CaseFailure(case_id=case.case_id, error_code=err.code, error=str(err),
+                              path=case.display_path)
+    except Exception as exc:  # noqa: BLE001 - a bug must not lose the other cases
         log.error("case %s: internal error\n%s", case.case_id, traceback.format_exc())
-        return (CaseFailure(case_id=case.case_id, error_code=InternalError.code,
-                            error=f"{case.display_path}: {type(err).__name__}: {err} -> "
-                                  f"{InternalError.hint}", path=case.display_path),
-                _patient_id(case, dicom_pid, config), timings)
+        failure = CaseFailure(case_id=case.case_id, error_code=InternalError.code,
+                              error=f"{case.display_path}: {type(exc).__name__}: {exc} -> "
+                                    f"{InternalError.hint}", path=case.display_path)
+    return failure, _patient_id(case, dicom_pid, config), timings
 
 
-def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] | None = None,
-              notes: list[dict[str, str]] | None = None,
-              on_case: Callable[[Case, ScanResult | CaseFailure], None] | None = None,
-              ) -> dict[str, Any]:
-    """Run every case, write cases/<id>/result.json as each finishes, then the tables and
-    run.json. Returns the run summary (also in run.json)."""
-    from .outputs.tables import lesion_rows, scan_row, write_json, write_tables
+def process_case(case: Case, config: Config, fingerprint: str) -> dict[str, Any]:
+    """Score one case and return its result.json document (plain, picklable data)."""
+    from .outputs.tables import lesion_rows, region_rows, scan_row
 
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
+    cfg = case_config(case, config)
+    result, pid, timings = run_case(case, cfg)
+    settings = {"threshold_hu": cfg.scoring.threshold_hu,
+                "min_lesion_area_mm2": cfg.scoring.min_lesion_area_mm2,
+                "mass_calibration_mg_per_cm3_per_hu": cfg.scoring.mass_calibration_mg_per_cm3_per_hu,
+                "config_sha256": config.sha256()}
+    ok = isinstance(result, ScanResult)
+    return {
+        "schema": RESULT_SCHEMA,
+        "case_id": case.case_id,
+        "config_sha256": config.sha256(),
+        "fingerprint": fingerprint,
+        "scan": scan_row(result, patient_id=pid, source_path=case.display_path, extra=case.extra,
+                         settings=settings, demographics=config.privacy.demographics),
+        "regions": region_rows(result) if ok else [],
+        "lesions": lesion_rows(result) if ok else [],
+        "timings_s": {k: round(v, 6) for k, v in timings.items()},
+    }
+
+
+def _failed_doc(case: Case, config: Config, fingerprint: str, code: str, message: str) -> dict:
+    from .outputs.tables import scan_row
+
+    failure = CaseFailure(case_id=case.case_id, error_code=code, error=message,
+                          path=case.display_path)
     settings = {"threshold_hu": config.scoring.threshold_hu,
                 "min_lesion_area_mm2": config.scoring.min_lesion_area_mm2,
                 "mass_calibration_mg_per_cm3_per_hu":
-                    config.scoring.mass_calibration_mg_per_cm3_per_hu,
+                    case_config(case, config).scoring.mass_calibration_mg_per_cm3_per_hu,
                 "config_sha256": config.sha256()}
-    scan_rows, les_rows, failures = [], [], []
-    stage_totals: dict[str, float] = {}
-    extra_cols: list[str] = []
+    return {"schema": RESULT_SCHEMA, "case_id": case.case_id, "config_sha256": config.sha256(),
+            "fingerprint": fingerprint,
+            "scan": scan_row(failure, patient_id=case.patient_id or "",
+                             source_path=case.display_path, extra=case.extra, settings=settings),
+            "regions": [], "lesions": [], "timings_s": {}}
+
+
+def result_path(out: Path, case_id: str) -> Path:
+    return out / "cases" / case_id / "result.json"
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A case's result.json, or None when absent or unreadable (then it is redone)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("schema") != RESULT_SCHEMA or "scan" not in doc:
+        return None
+    return doc
+
+
+# ---------------------------------------------------------------------------------------
+# executors: each yields (case, result document) as cases finish
+
+
+def _serial(todo, config):
+    for case, fp in todo:
+        yield case, process_case(case, config, fp)
+
+
+def _pool(todo, config, jobs):
+    """A process pool; if a worker dies (killed, out of memory), the cases it may have been
+    running are retried once on a new pool, then reported as failed rows."""
+    import multiprocessing as mp
+
+    pending = list(todo)
+    attempts: dict[str, int] = {}
+    while pending:
+        broken = False
+        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)),
+                                 mp_context=mp.get_context("spawn")) as ex:
+            futures: dict[Future, tuple[Case, str]] = {
+                ex.submit(process_case, c, config, fp): (c, fp) for c, fp in pending}
+            pending = []
+            waiting = set(futures)
+            while waiting:
+                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    case, fp = futures[fut]
+                    try:
+                        yield case, fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
+                        if attempts[case.case_id] >= 2:
+                            yield case, _failed_doc(
+                                case, config, fp, "WORKER_DIED",
+                                f"{case.display_path}: the worker process died twice while "
+                                "scoring this case (killed or out of memory) -> run it alone "
+                                "with --jobs 1 to see why")
+                        else:
+                            pending.append((case, fp))
+                    except Exception as exc:  # noqa: BLE001
+                        yield case, _failed_doc(case, config, fp, InternalError.code,
+                                                f"{case.display_path}: {type(exc).__name__}: {exc}")
+        if broken:
+            log.warning("a worker process died; retrying %d case(s) on a new pool", len(pending))
+
+
+def _dask(todo, config, *, scheduler: str | None, local_workers: int | None):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise UsageError("Dask is not installed", hint="pip install 'vascalc[dask]'") from None
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+    else:
+        cluster = LocalCluster(n_workers=local_workers or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(process_case, c, config, fp, pure=False,
+                                 key=f"vascalc-{c.case_id}-{fp[:8]}"): (c, fp) for c, fp in todo}
+        for fut in as_completed(list(futures)):
+            case, fp = futures[fut]
+            try:
+                yield case, fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker fails its case only
+                yield case, _failed_doc(case, config, fp, "WORKER_DIED",
+                                        f"{case.display_path}: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def execute(todo: list[tuple[Case, str]], config: Config, *, jobs: int = 1,
+            scheduler: str | None = None, dask_local: int | None = None) -> Iterator:
+    if scheduler or dask_local:
+        return _dask(todo, config, scheduler=scheduler, local_workers=dask_local)
+    if jobs <= 1 or len(todo) <= 1:
+        return _serial(todo, config)
+    return _pool(todo, config, jobs)
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def select_shard(cases: list[Case], shard: tuple[int, int] | None) -> list[Case]:
+    """Cases of shard I of N (0 <= I < N): every N-th case in case-id order."""
+    if shard is None:
+        return cases
+    i, n = shard
+    ordered = sorted(cases, key=lambda c: c.case_id)
+    return [c for k, c in enumerate(ordered) if k % n == i]
+
+
+def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] | None = None,
+              notes: list[dict[str, str]] | None = None, jobs: int = 1, force: bool = False,
+              scheduler: str | None = None, dask_local: int | None = None,
+              on_case: Callable[[Case, dict, bool], None] | None = None) -> dict[str, Any]:
+    """Run every case (reusing finished ones), then rebuild the tables and run.json."""
+    from .outputs.tables import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    t_start = time.perf_counter()
+    sha = config.sha256()
+    todo: list[tuple[Case, str]] = []
+    reused = 0
     for case in cases:
-        result, pid, timings = run_case(case, config)
-        row = scan_row(result, patient_id=pid, source_path=case.display_path,
-                       extra=case.extra, settings=settings,
-                       demographics=config.privacy.demographics)
-        lrows = lesion_rows(result) if isinstance(result, ScanResult) else []
-        write_json(out / "cases" / case.case_id / "result.json",
-                   {"scan": row, "lesions": lrows, "timings_s": timings})
-        scan_rows.append(row)
-        les_rows.extend(lrows)
-        for k in case.extra:
-            if k not in extra_cols:
-                extra_cols.append(k)
-        for k, v in timings.items():
-            stage_totals[k] = stage_totals.get(k, 0.0) + v
-        if isinstance(result, CaseFailure):
-            failures.append({"case_id": result.case_id, "error_code": result.error_code,
-                             "error": result.error})
+        fp = case.fingerprint()
+        old = None if force else read_result(result_path(out, case.case_id))
+        if (old is not None and old["scan"].get("status") == "ok"
+                and old.get("config_sha256") == sha and old.get("fingerprint") == fp):
+            reused += 1
+            if on_case:
+                on_case(case, old, True)
+            continue
+        todo.append((case, fp))
+    log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
+    for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local):
+        write_json(result_path(out, case.case_id), doc)
+        log.info("case %s: %s", case.case_id, doc["scan"]["status"])
         if on_case:
-            on_case(case, result)
-    write_tables(out, scan_rows, les_rows, extra_cols)
-    summary = {
-        "vascalc_version": __version__,
-        "versions": _versions(),
-        "argv": argv if argv is not None else sys.argv,
-        "config": config.model_dump(mode="json"),
-        "config_sha256": config.sha256(),
-        "counts": {"cases": len(cases), "ok": len(cases) - len(failures),
-                   "failed": len(failures), "lesions": len(les_rows),
-                   "not_scored": len(notes or [])},
-        "failures": failures,
-        "not_scored": notes or [],
-        "timings_s": {**{k: round(v, 4) for k, v in stage_totals.items()},
-                      "total": round(time.perf_counter() - t_start, 4)},
-    }
+            on_case(case, doc, False)
+    summary = rebuild(out, [c.case_id for c in cases], config=config, argv=argv, notes=notes,
+                      extra={"reused": reused})
+    summary["executor"] = _executor_name(jobs, scheduler, dask_local)
+    summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
     write_json(out / "run.json", summary)
     return summary
 
 
-def _versions() -> dict[str, str]:
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed run left behind (never a finished file: those are renamed)."""
+    for tmp in list(out.glob(".*.tmp")) + list(out.glob("cases/*/.*.tmp")):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def _executor_name(jobs, scheduler, dask_local) -> str:
+    if scheduler:
+        return "dask-distributed"
+    if dask_local:
+        return f"dask-local:{dask_local}"
+    return f"process-pool:{jobs}" if jobs > 1 else "serial"
+
+
+def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
+            argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
+            extra: dict[str, Any] | None = None, parquet: bool | None = None) -> dict[str, Any]:
+    """Rebuild every table from ``OUT/cases/<id>/result.json``, in case-id order."""
+    from .outputs.tables import write_tables
+
+    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": []}
+    extra_cols: list[str] = []
+    failures, stages = [], {}
+    for cid in sorted(case_ids):
+        doc = read_result(result_path(out, cid))
+        if doc is None:
+            raise InternalError(f"result of case {cid} is missing from {out}")
+        rows["scans"].append(doc["scan"])
+        rows["regions"].extend(doc.get("regions", []))
+        rows["lesions"].extend(doc.get("lesions", []))
+        for k in doc["scan"]:
+            if k not in extra_cols:
+                extra_cols.append(k)
+        if doc["scan"]["status"] != "ok":
+            failures.append({k: doc["scan"][k] for k in ("case_id", "error_code", "error")})
+        for k, v in doc.get("timings_s", {}).items():
+            stages[k] = stages.get(k, 0.0) + v
+    use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
+        else parquet
+    write_tables(out, rows, extra_cols, parquet=use_parquet)
+    n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
+    return {
+        "vascalc_version": __version__,
+        "versions": versions(),
+        "argv": argv if argv is not None else sys.argv,
+        "config": config.model_dump(mode="json") if config is not None else None,
+        "config_sha256": config.sha256() if config is not None else None,
+        "counts": {"cases": len(case_ids), "ok": n_ok, "failed": len(case_ids) - n_ok,
+                   "lesions": len(rows["lesions"]), "not_scored": len(notes or []),
+                   **(extra or {})},
+        "failures": failures,
+        "not_scored": notes or [],
+        "timings_s": {k: round(v, 4) for k, v in sorted(stages.items())},
+    }
+
+
+def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "vascalc": __version__}
-    for dist in ("numpy", "scipy", "pydicom", "SimpleITK", "pydantic"):
+    for dist in ("numpy", "scipy", "numba", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -333,5 +382,5 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["Case", "cases_from_manifest", "cases_from_tree", "collect_cases", "run_batch",
-           "run_case", "safe_case_id"]
+__all__ = ["execute", "process_case", "read_result", "rebuild", "run_batch", "run_case",
+           "select_shard"]

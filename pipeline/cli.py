@@ -14,10 +14,12 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import UsageError, VascalcError
+from .errors import VascalcError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Vascular calcification on CT: Agatston, volume, mass, Calc/BSA.")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _version(value: bool) -> None:
@@ -30,6 +32,11 @@ def _version(value: bool) -> None:
 def _main(version: Annotated[Optional[bool], typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version.")] = None) -> None:
     """vascalc: from CT DICOM series to calcium scores and tidy tables."""
+
+
+def _fail_usage(message: str, code: str = "USAGE") -> None:
+    typer.echo(f"error [{code}]: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _setup_logging(out: Path, level: str) -> logging.Handler:
@@ -47,6 +54,77 @@ def _setup_logging(out: Path, level: str) -> logging.Handler:
     return fh
 
 
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        _fail_usage(f"--shard {text!r} must be I/N, e.g. 0/4 (I from 0 to N-1)")
+    if not (n >= 1 and 0 <= i < n):
+        _fail_usage(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
+    return i, n
+
+
+class _Progress:
+    """A rich progress bar on a terminal; plain lines otherwise; nothing when quiet."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.quiet, self.done, self.failed, self.reused = quiet, 0, 0, 0
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[failed]} failed"),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                TimeRemainingColumn(), transient=False)
+            self.task = self.bar.add_task("cases", total=total, failed=0, rate="")
+            self.bar.start()
+        self.total = total
+
+    def __call__(self, case, doc, reused: bool) -> None:
+        import time
+
+        if not hasattr(self, "t0"):
+            self.t0 = time.perf_counter()
+        scan = doc["scan"]
+        self.done += 1
+        self.reused += reused
+        ok = scan["status"] == "ok"
+        self.failed += not ok
+        if self.bar is not None:
+            elapsed = max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, advance=1, failed=self.failed,
+                            rate=f"{(self.done - self.reused) / elapsed:.2f} cases/s")
+            if not ok:
+                self.bar.console.print(f"FAILED {case.case_id}: [{scan['error_code']}] "
+                                       f"{scan['error']}", markup=False, highlight=False)
+            return
+        if self.quiet:
+            return
+        n = f"[{self.done}/{self.total}]"
+        if reused:
+            typer.echo(f"{n} done   {case.case_id} (reused: same config and input)")
+        elif ok:
+            mass = "" if scan["mass_mg"] is None else f", mass {scan['mass_mg']:.1f} mg"
+            typer.echo(f"{n} ok     {case.case_id}: Agatston {scan['agatston']:.1f}, volume "
+                       f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions")
+        else:
+            typer.echo(f"{n} FAILED {case.case_id}: [{scan['error_code']}] {scan['error']}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(
@@ -54,48 +132,79 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     config: Annotated[Optional[Path], typer.Option(
         "--config", "-c", help="YAML config; defaults in configs/default.yaml.")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, help="Worker processes (default: available cores).")] = None,
+    force: Annotated[bool, typer.Option(help="Redo cases already done in OUT.")] = False,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="Run on an existing Dask cluster, e.g. tcp://host:8786.")] = None,
+    dask_local: Annotated[Optional[int], typer.Option(
+        min=1, help="Start a local Dask cluster of N workers.")] = None,
+    shard: Annotated[Optional[str], typer.Option(
+        help="Only shard I of N (I/N, I from 0), e.g. $SLURM_ARRAY_TASK_ID/N.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List the cases that would be scored; score nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
     log_level: Annotated[str, typer.Option(help="Log level of OUT/vascalc.log.")] = "info",
 ) -> None:
-    """Score every case and write scans.csv, lesions.csv, data_dictionary.csv, run.json."""
-    from .batch import collect_cases, run_batch
+    """Score every case; write scans/regions/lesions tables, data dictionary, run.json."""
+    from .batch import default_jobs, run_batch, select_shard
+    from .cases import collect_cases
     from .config import load_config
-    from .types import CaseFailure
 
+    if log_level.lower() not in LOG_LEVELS:
+        _fail_usage(f"--log-level {log_level!r}; allowed: {', '.join(LOG_LEVELS)}")
+    if scheduler and dask_local:
+        _fail_usage("give --scheduler or --dask-local, not both")
+    shard_t = _parse_shard(shard)
     try:
         cfg = load_config(config)
         cases, notes = collect_cases(list(inputs), cfg)
-    except UsageError as err:
-        typer.echo(f"error [{err.code}]: {err}", err=True)
-        raise typer.Exit(2) from None
     except VascalcError as err:
-        typer.echo(f"error [{err.code}]: {err}", err=True)
-        raise typer.Exit(2) from None
-    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        typer.echo(f"error [USAGE]: --log-level {log_level!r}; allowed: debug, info, "
-                   "warning, error", err=True)
-        raise typer.Exit(2)
+        _fail_usage(str(err), err.code)
+    cases = select_shard(cases, shard_t)
+    if dry_run:
+        for c in cases:
+            typer.echo(f"{c.case_id}\t{c.display_path}")
+        for n in notes:
+            typer.echo(f"not scored\t{n['path']}\t{n['reason']}")
+        typer.echo(f"{len(cases)} case(s) would be scored; {len(notes)} file(s) not scored")
+        raise typer.Exit(0)
     handler = _setup_logging(out, log_level)
-
-    def progress(case, result) -> None:
-        if quiet:
-            return
-        if isinstance(result, CaseFailure):
-            typer.echo(f"  FAILED {case.case_id}: [{result.error_code}] {result.error}")
-        else:
-            typer.echo(f"  ok     {case.case_id}: Agatston {result.whole.agatston:.1f}, "
-                       f"volume {result.whole.volume_mm3:.1f} mm3, "
-                       f"{result.whole.n_lesions} lesions")
-
+    n_jobs = jobs or default_jobs()
     if not quiet:
-        typer.echo(f"vascalc {__version__}: {len(cases)} case(s) -> {out}")
+        typer.echo(f"vascalc {__version__}: {len(cases)} case(s), {n_jobs} job(s) -> {out}")
+    progress = _Progress(len(cases), quiet)
     try:
-        summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, on_case=progress)
+        summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, jobs=n_jobs,
+                            force=force, scheduler=scheduler, dask_local=dask_local,
+                            on_case=progress)
+    except VascalcError as err:
+        progress.close()
+        _fail_usage(str(err), err.code)
     finally:
+        progress.close()
         logging.getLogger("vascalc").removeHandler(handler)
         handler.close()
     c = summary["counts"]
-    typer.echo(f"{c['ok']} ok, {c['failed']} failed, {c['not_scored']} file(s) not scored; "
+    typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
+               f"{c['not_scored']} file(s) not scored; tables in {out}")
+    raise typer.Exit(1 if c["failed"] else 0)
+
+
+@app.command()
+def merge(
+    parts: Annotated[list[Path], typer.Argument(help="Output folders of shard runs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],
+) -> None:
+    """Combine the outputs of shard runs (--shard I/N) into one set of tables."""
+    from .merge import merge_outputs
+
+    try:
+        summary = merge_outputs(parts, out)
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+    c = summary["counts"]
+    typer.echo(f"merged {len(parts)} output(s): {c['ok']} ok, {c['failed']} failed; "
                f"tables in {out}")
     raise typer.Exit(1 if c["failed"] else 0)
 

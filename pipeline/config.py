@@ -98,6 +98,7 @@ class OutputConfig(BaseModel):
 
     case_id_from: Literal["folder", "series_uid"] = Field(
         "folder", description="derive case ids from the series folder path or from a UID hash")
+    parquet: bool = Field(True, description="also write the tables as Parquet (pyarrow)")
 
 
 class Config(BaseModel):

@@ -110,7 +110,7 @@ def test_run_json_and_case_results(demo):
     _, out = demo
     run = json.loads((out / "run.json").read_text())
     assert run["counts"] == {"cases": 5, "ok": 5, "failed": 0, "lesions": run["counts"]["lesions"],
-                             "not_scored": 0}
+                             "not_scored": 0, "reused": 0}
     assert len(run["config_sha256"]) == 64
     assert run["config"]["scoring"]["mass_calibration_mg_per_cm3_per_hu"] == 0.8
     assert {"python", "numpy", "pydicom", "SimpleITK", "vascalc"} <= set(run["versions"])

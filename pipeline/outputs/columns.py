@@ -90,7 +90,23 @@ LESIONS: tuple[Column, ...] = (
     _c("centroid_z_mm", "number", "mm", "centroid, patient LPS z (DICOM)"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "lesions": LESIONS}
+REGIONS: tuple[Column, ...] = (
+    _c("case_id", "string", "", "case identifier (joins scans.csv)"),
+    _c("region", "string", "", "region name: whole = the whole volume"),
+    _c("scope", "string", "", "whole_volume (no region restriction)"),
+    _c("agatston", "number", "", "Agatston score within the region"),
+    _c("volume_mm3", "number", "mm3", "calcium volume within the region"),
+    _c("mass_mg", "number", "mg", "calcium mass within the region; empty if uncalibrated"),
+    _c("n_lesions", "integer", "", "3-D lesions within the region"),
+    _c("n_slice_lesions", "integer", "", "kept slice lesions within the region"),
+    _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "regions": REGIONS, "lesions": LESIONS}
+
+#: primary keys of each table (datapackage.json); every other table's case_id refers to scans
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "scans": ("case_id",), "regions": ("case_id", "region"), "lesions": ("case_id", "lesion_id")}
 
 
 def names(table: str) -> list[str]:

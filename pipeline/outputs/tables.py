@@ -1,9 +1,11 @@
-"""Tidy tables: scans.csv, lesions.csv, data_dictionary.csv, and per-case result.json.
+"""Tidy tables: scans, regions and lesions as CSV and Parquet, the data dictionary, the
+Frictionless datapackage.json, and per-case result.json.
 
-One row per scan (ok or failed) and one per lesion; every row echoes the case id and the
-provenance (scikit-image ``regionprops_table``, pyradiomics ``generalinfo.py``). A failed case
-is a row with status=failed, an error code and a message, and empty score columns: never 0,
-never NaN. Files are written atomically (temporary file, then rename).
+One row per scan (ok or failed), per (scan, region) and per lesion; every row echoes the case
+id and the provenance (scikit-image ``regionprops_table``, pyradiomics ``generalinfo.py``). A
+failed case is a row with status=failed, an error code and a message, and empty score columns:
+never 0, never NaN. Every file is written atomically (temporary file, then rename), and every
+writer takes its columns from the registry in :mod:`pipeline.outputs.columns`.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from typing import Any, Iterable
 
 from .. import __version__
 from ..types import CaseFailure, ScanResult
-from .columns import LESIONS, SCANS, Column, names
+from .columns import PRIMARY_KEYS, TABLES, Column, names
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename,
+    so a reader (or a run killed at any instant) sees the old file or the new one, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -38,19 +41,18 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _num(v: float | None, ndigits: int | None = None) -> float | None:
+def _num(v: float | None) -> float | None:
     if v is None:
         return None
     if not math.isfinite(v):
         raise ValueError(f"refusing to write a non-finite number {v!r}")
-    return round(v, ndigits) if ndigits is not None else v
+    return float(v)
 
 
 def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: str = "",
              extra: dict[str, Any] | None = None, settings: dict[str, Any],
              demographics: bool = False) -> dict[str, Any]:
-    """One scans.csv row. ``settings`` holds the provenance columns of the run, so failed rows
-    carry them too."""
+    """One scans row. ``settings`` holds the provenance columns, so failed rows carry them."""
     row: dict[str, Any] = {n: None for n in names("scans")}
     row.update(case_id=r.case_id, patient_id=patient_id, source_path=source_path)
     row.update({k: settings.get(k) for k in ("threshold_hu", "min_lesion_area_mm2",
@@ -86,6 +88,14 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     return row
 
 
+def region_rows(r: ScanResult) -> list[dict[str, Any]]:
+    w = r.whole
+    return [{"case_id": r.case_id, "region": w.region, "scope": "whole_volume",
+             "agatston": w.agatston, "volume_mm3": w.volume_mm3, "mass_mg": w.mass_mg,
+             "n_lesions": w.n_lesions, "n_slice_lesions": w.n_slice_lesions,
+             "volume_per_bsa_mm3_m2": r.volume_per_bsa_mm3_m2}]
+
+
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
     return [
         {"case_id": r.case_id, "lesion_id": le.lesion_id, "region": "whole",
@@ -118,33 +128,87 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
+def _extra_columns(extra: Iterable[str]) -> list[Column]:
+    return [Column(n, "string", "", "carried unchanged from the manifest")
+            for n in extra if n not in names("scans")]
+
+
+def table_columns(extra_scan_columns: Iterable[str] = ()) -> dict[str, list[Column]]:
+    cols = {t: list(c) for t, c in TABLES.items()}
+    cols["scans"] += _extra_columns(extra_scan_columns)
+    return cols
+
+
 def data_dictionary(extra_scan_columns: Iterable[str] = ()) -> str:
-    rows: list[dict[str, Any]] = []
-    for table, cols in (("scans", SCANS), ("lesions", LESIONS)):
-        for c in cols:
-            rows.append({"table": table, "name": c.name, "type": c.type, "unit": c.unit,
-                         "meaning": c.meaning})
-    for name in extra_scan_columns:
-        rows.append({"table": "scans", "name": name, "type": "string", "unit": "",
-                     "meaning": "carried unchanged from the manifest"})
+    rows = [{"table": t, "name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
+            for t, cols in table_columns(extra_scan_columns).items() for c in cols]
     return to_csv(rows, ["table", "name", "type", "unit", "meaning"])
 
 
-def write_tables(out: Path, scan_rows: list[dict[str, Any]], les_rows: list[dict[str, Any]],
-                 extra_scan_columns: list[str]) -> dict[str, Path]:
-    scan_cols = names("scans") + [c for c in extra_scan_columns if c not in names("scans")]
-    paths = {"scans": out / "scans.csv", "lesions": out / "lesions.csv",
-             "data_dictionary": out / "data_dictionary.csv"}
-    write_atomic(paths["scans"], to_csv(scan_rows, scan_cols))
-    write_atomic(paths["lesions"], to_csv(les_rows, names("lesions")))
-    write_atomic(paths["data_dictionary"],
-                 data_dictionary([c for c in extra_scan_columns if c not in names("scans")]))
+def datapackage(extra_scan_columns: Iterable[str] = (), *, parquet: bool) -> dict[str, Any]:
+    """A Frictionless tabular data package describing the CSV tables, with keys."""
+    resources = []
+    for table, cols in table_columns(extra_scan_columns).items():
+        schema: dict[str, Any] = {
+            "fields": [{"name": c.name, "type": c.type, "description": c.meaning,
+                        **({"unit": c.unit} if c.unit else {})} for c in cols],
+            "primaryKey": list(PRIMARY_KEYS[table]),
+            "missingValues": [""],
+        }
+        if table != "scans":
+            schema["foreignKeys"] = [{"fields": ["case_id"],
+                                      "reference": {"resource": "scans", "fields": ["case_id"]}}]
+        resources.append({"name": table, "path": f"{table}.csv", "profile": "tabular-data-resource",
+                          "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
+                          "schema": schema})
+    doc: dict[str, Any] = {"profile": "tabular-data-package", "name": "vascalc-results",
+                           "title": "vascalc calcium scores", "resources": resources}
+    if parquet:
+        doc["x_parquet"] = {t: f"{t}.parquet" for t in TABLES}
+    return doc
+
+
+def _parquet_bytes(rows: list[dict[str, Any]], cols: list[Column]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
+             "boolean": pa.bool_(), "date": pa.date32()}
+    arrays = []
+    for c in cols:
+        vals = [row.get(c.name) for row in rows]
+        if c.type == "date":
+            import datetime as dt
+
+            vals = [dt.date.fromisoformat(v) if v else None for v in vals]
+        elif c.type == "string":
+            vals = [None if v is None else str(v) for v in vals]
+        elif c.type == "integer":
+            vals = [None if v in (None, "") else int(v) for v in vals]
+        elif c.type == "number":
+            vals = [None if v in (None, "") else float(v) for v in vals]
+        arrays.append(pa.array(vals, type=types[c.type]))
+    table = pa.Table.from_arrays(arrays, names=[c.name for c in cols])
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_tables(out: Path, rows: dict[str, list[dict[str, Any]]],
+                 extra_scan_columns: list[str], *, parquet: bool = True) -> dict[str, Path]:
+    """Write every table as CSV (and Parquet), the data dictionary and datapackage.json."""
+    cols = table_columns(extra_scan_columns)
+    paths: dict[str, Path] = {}
+    for table, tcols in cols.items():
+        paths[table] = out / f"{table}.csv"
+        write_atomic(paths[table], to_csv(rows.get(table, []), [c.name for c in tcols]))
+        if parquet:
+            write_atomic(out / f"{table}.parquet", _parquet_bytes(rows.get(table, []), tcols))
+    paths["data_dictionary"] = out / "data_dictionary.csv"
+    write_atomic(paths["data_dictionary"], data_dictionary(extra_scan_columns))
+    write_json(out / "datapackage.json", datapackage(extra_scan_columns, parquet=parquet))
     return paths
 
 
 def write_json(path: Path, doc: Any) -> None:
-    write_atomic(path, json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n")
-
-
-__all__ = ["Column", "data_dictionary", "lesion_rows", "scan_row", "to_csv", "write_atomic",
-           "write_json", "write_tables"]
+    write_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")

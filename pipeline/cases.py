@@ -1,0 +1,217 @@
+"""Cases: from a folder tree (every CT series is a case) or a manifest CSV.
+
+A manifest has columns case_id and path (a series folder or file, relative to the manifest)
+and optionally patient_id, height_cm, weight_kg and mass_calibration_mg_per_cm3_per_hu; any
+other column (age, sex, scan_date, timepoint, clinical covariates) is carried unchanged into
+scans.csv. Validation errors name the line, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analyse import Anthropometry
+from .bsa import check_anthropometry
+from .config import Config
+from .errors import AnthropometryError, ManifestError, NoInputError
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
+                  "mass_calibration_mg_per_cm3_per_hu")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """One series to score. ``headers`` is set when discovery already indexed the files."""
+
+    case_id: str
+    path: str  # series folder or file
+    display_path: str  # relative to what the user gave, for rows and logs
+    headers: tuple = ()
+    patient_id: str | None = None  # from the manifest; None = take it from DICOM
+    anthropometry: Anthropometry | None = None
+    calibration: float | None = None  # manifest mass calibration; None = the config's
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        """The files of the case (indexed ones, else every file under its path)."""
+        if self.headers:
+            return sorted(h.path for h in self.headers)
+        p = Path(self.path)
+        if p.is_file():
+            return [str(p)]
+        if not p.is_dir():
+            return []
+        return sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+
+    def fingerprint(self) -> str:
+        """sha256 over the case's inputs: each file's relative path, size and mtime, and the
+        manifest values that change the result. Equal fingerprints: nothing to redo."""
+        h = hashlib.sha256()
+        base = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
+        for f in self.files():
+            try:
+                st = os.stat(f)
+            except OSError:
+                h.update(f"{f}\0missing\n".encode())
+                continue
+            h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        a = self.anthropometry
+        h.update(repr((self.case_id, self.patient_id, a and (a.height_cm, a.weight_kg),
+                       self.calibration, sorted(self.extra.items()))).encode())
+        return h.hexdigest()
+
+
+def safe_case_id(text: str) -> str:
+    """A file-name-safe id from ``text``: [A-Za-z0-9._-], no leading dot, at most 64 chars
+    (longer ones keep a hash suffix so they stay unique)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "case"
+    if len(s) > 64:
+        s = s[:51].rstrip("._-") + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return s
+
+
+def _unique(ids: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i in ids:
+        if i in seen:
+            seen[i] += 1
+            out.append(f"{i}-{seen[i]}")
+        else:
+            seen[i] = 1
+            out.append(i)
+    return out
+
+
+def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[str, str]]]:
+    """Every CT series under ``root`` is a case. Returns the cases and a discovery list of
+    what was not scored and why (non-DICOM files, non-CT series, localizers)."""
+    from .io.dicom import ct_image_problem, index_tree
+
+    headers, skipped = index_tree(root)
+    notes = [{"path": _rel(p, root), "reason": r.split(": ", 1)[-1]} for p, r in skipped]
+    by_series: dict[str, list] = {}
+    for h in headers:
+        problem = ct_image_problem(h)
+        if problem:
+            notes.append({"path": _rel(h.path, root), "reason": problem})
+            continue
+        by_series.setdefault(h.series_uid or f"(no SeriesInstanceUID) {Path(h.path).parent}",
+                             []).append(h)
+    groups = sorted(by_series.values(), key=lambda hs: min(h.path for h in hs))
+    raw_ids = []
+    for hs in groups:
+        folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
+        if config.output.case_id_from == "series_uid":
+            raw_ids.append("s-" + hashlib.sha256(hs[0].series_uid.encode()).hexdigest()[:16])
+        else:
+            rel = _rel(folder, root)
+            raw_ids.append(safe_case_id(rel if rel != "." else Path(folder).name))
+    ids = _unique(raw_ids)
+    cases = []
+    for cid, hs in zip(ids, groups):
+        folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
+        cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
+                          headers=tuple(hs)))
+    return cases, notes
+
+
+def _rel(path: str | Path, root: Path) -> str:
+    base = root if root.is_dir() else root.parent
+    try:
+        return os.path.relpath(path, base)
+    except ValueError:
+        return str(path)
+
+
+def _float_or_none(value: str, column: str, line: int, manifest: Path) -> float | None:
+    value = (value or "").strip()
+    if value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ManifestError(f"line {line}: {column}={value!r} is not a number",
+                            path=str(manifest)) from None
+
+
+def cases_from_manifest(manifest: Path) -> list[Case]:
+    """Read and validate a manifest CSV (paths relative to the manifest's folder)."""
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ManifestError(f"cannot read manifest: {err}", path=str(manifest)) from None
+    missing = [c for c in ("case_id", "path") if c not in columns]
+    if missing:
+        raise ManifestError(f"missing column(s) {', '.join(missing)}; found {columns}",
+                            path=str(manifest))
+    if not rows:
+        raise ManifestError("the manifest has no rows", path=str(manifest))
+    cases, seen = [], {}
+    for i, row in enumerate(rows, start=2):
+        cid = (row.get("case_id") or "").strip()
+        if not _SAFE_ID.match(cid):
+            raise ManifestError(
+                f"line {i}: case_id {cid!r} is not a safe name (letters, digits, '.', '_', '-'; "
+                "starting with a letter or digit; at most 64 characters)", path=str(manifest))
+        if cid in seen:
+            raise ManifestError(f"line {i}: case_id {cid!r} already used on line {seen[cid]}",
+                                path=str(manifest))
+        seen[cid] = i
+        rel = (row.get("path") or "").strip()
+        if not rel:
+            raise ManifestError(f"line {i}: path is empty", path=str(manifest))
+        h = _float_or_none(row.get("height_cm", ""), "height_cm", i, manifest)
+        w = _float_or_none(row.get("weight_kg", ""), "weight_kg", i, manifest)
+        try:
+            if h is not None:
+                check_anthropometry(h, w if w is not None else 70.0, source=f"line {i}")
+            if w is not None:
+                check_anthropometry(h if h is not None else 170.0, w, source=f"line {i}")
+        except AnthropometryError as err:
+            raise ManifestError(str(err).split(" -> ")[0], path=str(manifest)) from None
+        cal = _float_or_none(row.get("mass_calibration_mg_per_cm3_per_hu", ""),
+                             "mass_calibration_mg_per_cm3_per_hu", i, manifest)
+        if cal is not None and not (0 < cal < 10):
+            raise ManifestError(f"line {i}: mass_calibration_mg_per_cm3_per_hu={cal:g} is outside "
+                                "(0, 10) mg/(cm3*HU)", path=str(manifest))
+        pid = (row.get("patient_id") or "").strip() or None
+        extra = {k: (v if v is not None else "") for k, v in row.items()
+                 if k is not None and k not in MANIFEST_KNOWN}
+        target = Path(rel) if Path(rel).is_absolute() else manifest.parent / rel
+        cases.append(Case(case_id=cid, path=str(target), display_path=rel, patient_id=pid,
+                          anthropometry=Anthropometry(height_cm=h, weight_kg=w),
+                          calibration=cal, extra=extra))
+    return cases
+
+
+def collect_cases(inputs: list[Path], config: Config) -> tuple[list[Case], list[dict[str, str]]]:
+    """Cases from each input: a manifest (.csv), a folder tree, or one DICOM file."""
+    cases: list[Case] = []
+    notes: list[dict[str, str]] = []
+    for inp in inputs:
+        if not inp.exists():
+            raise NoInputError(f"input {str(inp)!r} does not exist")
+        if inp.is_file() and inp.suffix.lower() == ".csv":
+            cases.extend(cases_from_manifest(inp))
+        else:
+            c, n = cases_from_tree(inp, config)
+            cases.extend(c)
+            notes.extend(n)
+    if not cases:
+        raise NoInputError(f"no CT series found in {', '.join(str(i) for i in inputs)}")
+    ids = [c.case_id for c in cases]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise NoInputError(f"case ids occur twice across the inputs: {', '.join(dup)}",
+                           hint="give each input once, or use a manifest with unique case_id")
+    return cases, notes

@@ -1,0 +1,214 @@
+"""Batch at scale: workers, resume after SIGKILL, Dask, shards and merge, typed tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from sample_data.dicom_writer import SeriesSpec, write_series
+
+TABLES = ("scans.csv", "regions.csv", "lesions.csv", "data_dictionary.csv")
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def tables(out: Path) -> dict[str, str]:
+    return {t: (out / t).read_text() for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """50 small cases (5 distinct phantoms copied 10 times) and their manifest."""
+    root = tmp_path_factory.mktemp("cohort")
+    rng = np.random.default_rng(3)
+    series = []
+    for k in range(5):
+        hu = np.where(rng.random((6, 24, 24)) < 0.08, rng.choice([150, 250, 350, 450]), 20.0)
+        folder = root / "src" / f"s{k}"
+        write_series(folder, hu, SeriesSpec(seed=f"s{k}", patient_id=f"P{k}"))
+        series.append(folder)
+    rows = ["case_id,path,patient_id,height_cm,weight_kg,timepoint,phosphate_mmol_l"]
+    for i in range(50):
+        dst = root / "cases" / f"c{i:02d}"
+        shutil.copytree(series[i % 5], dst)
+        rows.append(f"C{i:02d},cases/c{i:02d},P{i % 25:02d},{160 + i % 30},{55 + i % 40},"
+                    f"{1 + i // 25},{1.0 + (i % 7) / 10:.1f}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(cohort, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref")
+    res = invoke("run", cohort / "manifest.csv", "--out", out, "--jobs", "1", "-q")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_reference_tables(reference):
+    scans = read(reference / "scans.csv")
+    assert len(scans) == 50 and all(r["status"] == "ok" for r in scans)
+    assert [r["case_id"] for r in scans] == sorted(r["case_id"] for r in scans)
+    assert scans[3]["phosphate_mmol_l"] == "1.3" and scans[30]["timepoint"] == "2"
+    regions = read(reference / "regions.csv")
+    assert [(r["case_id"], r["region"]) for r in regions] == [(r["case_id"], "whole") for r in scans]
+    for s, r in zip(scans, regions):
+        assert s["agatston"] == r["agatston"] and s["volume_mm3"] == r["volume_mm3"]
+
+
+def test_two_workers_give_identical_tables(cohort, reference, tmp_path):
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path, "--jobs", "2", "-q")
+    assert res.exit_code == 0, res.output
+    assert tables(tmp_path) == tables(reference)
+
+
+def test_rerun_reuses_and_force_redoes(cohort, reference, tmp_path):
+    shutil.copytree(reference, tmp_path / "o")
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
+    assert res.exit_code == 0 and "50 reused" in res.output
+    assert tables(tmp_path / "o") == tables(reference)
+    # a changed input file is redone, the others are reused
+    f = sorted((cohort / "cases" / "c07").iterdir())[0]
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
+    assert "49 reused" in res.output
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1", "--force")
+    assert "(0 reused)" in res.output
+    assert tables(tmp_path / "o") == tables(reference)
+    # another config: nothing is reused
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("bsa:\n  formula: mosteller\n")
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1", "-c", cfg)
+    assert "(0 reused)" in res.output
+
+
+def test_sigkill_at_random_moments_then_resume_gives_identical_tables(cohort, reference,
+                                                                       tmp_path):
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(cohort / "manifest.csv"),
+           "--out", str(out), "--jobs", "2", "-q"]
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.5, 3.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers, at once
+            kills += 1
+        proc.wait()
+        for f in out.rglob("result.json"):  # no finished file is ever corrupt
+            json.loads(f.read_text())
+    assert kills >= 1
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert tables(out) == tables(reference)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_dask_local_cluster_gives_identical_tables(cohort, reference, tmp_path):
+    pytest.importorskip("dask.distributed")
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path, "--dask-local", "2", "-q")
+    assert res.exit_code == 0, res.output
+    assert tables(tmp_path) == tables(reference)
+    assert json.loads((tmp_path / "run.json").read_text())["executor"] == "dask-local:2"
+
+
+def test_shards_merge_to_the_full_run(cohort, reference, tmp_path):
+    parts = []
+    for i in range(3):
+        part = tmp_path / f"part{i}"
+        res = invoke("run", cohort / "manifest.csv", "--out", part, "--shard", f"{i}/3", "-j", "1")
+        assert res.exit_code == 0, res.output
+        assert 16 <= len(read(part / "scans.csv")) <= 17
+        parts.append(part)
+    res = invoke("merge", *parts, "--out", tmp_path / "merged")
+    assert res.exit_code == 0, res.output
+    assert tables(tmp_path / "merged") == tables(reference)
+
+
+@pytest.mark.parametrize("shard", ["3/3", "a/b", "1/0"])
+def test_bad_shard_is_a_usage_error(cohort, tmp_path, shard):
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path, "--shard", shard)
+    assert res.exit_code == 2
+
+
+def test_merge_refuses_mixed_configs(cohort, tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path\nA,%s\n" % (cohort / "cases" / "c00"))
+    invoke("run", m, "--out", tmp_path / "a", "-j", "1")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("scoring:\n  threshold_hu: 131\n")
+    invoke("run", m, "--out", tmp_path / "b", "-j", "1", "-c", cfg)
+    res = invoke("merge", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "m")
+    assert res.exit_code == 2 and "different configs" in res.output
+
+
+def test_parquet_is_typed_and_equals_csv(reference):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(reference / "scans.parquet")
+    assert str(t.schema.field("agatston").type) == "double"
+    assert str(t.schema.field("n_lesions").type) == "int64"
+    assert str(t.schema.field("study_date").type) == "date32[day]"
+    csv_rows = read(reference / "scans.csv")
+    assert t.column("case_id").to_pylist() == [r["case_id"] for r in csv_rows]
+    np.testing.assert_allclose(t.column("agatston").to_pylist(),
+                               [float(r["agatston"]) for r in csv_rows], rtol=1e-11)
+    lt = pq.read_table(reference / "lesions.parquet")
+    assert lt.num_rows == len(read(reference / "lesions.csv"))
+
+
+def test_dictionary_and_datapackage_describe_every_written_column(reference):
+    dd = read(reference / "data_dictionary.csv")
+    pkg = json.loads((reference / "datapackage.json").read_text())
+    res = {r["name"]: r for r in pkg["resources"]}
+    for table in ("scans", "regions", "lesions"):
+        written = list(read(reference / f"{table}.csv")[0])
+        assert written == [r["name"] for r in dd if r["table"] == table]
+        assert written == [f["name"] for f in res[table]["schema"]["fields"]]
+    assert res["scans"]["schema"]["primaryKey"] == ["case_id"]
+    assert res["lesions"]["schema"]["primaryKey"] == ["case_id", "lesion_id"]
+    assert res["regions"]["schema"]["foreignKeys"][0]["reference"] == {
+        "resource": "scans", "fields": ["case_id"]}
+
+
+def test_manifest_calibration_and_weight_checks(cohort, tmp_path):
+    m = tmp_path / "m.csv"
+    src = cohort / "cases" / "c00"
+    m.write_text("case_id,path,mass_calibration_mg_per_cm3_per_hu\n"
+                 f"A,{src},0.75\nB,{src},\n")
+    res = invoke("run", m, "--out", tmp_path / "o", "-j", "1")
+    assert res.exit_code == 0, res.output
+    rows = {r["case_id"]: r for r in read(tmp_path / "o" / "scans.csv")}
+    assert rows["A"]["mass_calibration_mg_per_cm3_per_hu"] == "0.75"
+    assert rows["A"]["mass_status"] == "calibrated" and rows["B"]["mass_mg"] == ""
+    m.write_text(f"case_id,path,weight_kg\nA,{src},420\n")
+    res = invoke("run", m, "--out", tmp_path / "o2")
+    assert res.exit_code == 2 and "pounds" in res.output
+
+
+def test_dry_run_scores_nothing(cohort, tmp_path):
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "--dry-run")
+    assert res.exit_code == 0 and "50 case(s) would be scored" in res.output
+    assert not (tmp_path / "o").exists()
