@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def make_series(folder: Path, n: int) -> None:
+def make_series(folder: Path, n: int, seed: int = 0) -> None:
     from sample_data.dicom_writer import SeriesSpec, write_series
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     rr, cc = np.mgrid[0:512, 0:512]
     body = ((rr - 256) / 200) ** 2 + ((cc - 256) / 230) ** 2 <= 1
     spine = ((rr - 380) / 30) ** 2 + ((cc - 256) / 30) ** 2 <= 1
@@ -53,7 +53,7 @@ def make_series(folder: Path, n: int) -> None:
             sl[r0:r0 + 3, c0:c0 + 4] = 150 + 80 * j
     write_series(folder, hu, SeriesSpec(pixel_spacing_mm=(0.7, 0.7), increment_mm=1.0,
                                         thickness_mm=1.0, signed=False, intercept=-1024.0,
-                                        bits_stored=12))
+                                        bits_stored=12, seed=str(seed)))
 
 
 def best(fn, repeats=3):

@@ -185,14 +185,12 @@ def _serial(todo, config):
 def _pool(todo, config, jobs):
     """A process pool; if a worker dies (killed, out of memory), the cases it may have been
     running are retried once on a new pool, then reported as failed rows."""
-    import multiprocessing as mp
-
     pending = list(todo)
     attempts: dict[str, int] = {}
     while pending:
         broken = False
-        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)),
-                                 mp_context=mp.get_context("spawn")) as ex:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=_mp_context(),
+                                 initializer=_worker_init) as ex:
             futures: dict[Future, tuple[Case, str]] = {
                 ex.submit(process_case, c, config, fp): (c, fp) for c, fp in pending}
             pending = []
@@ -219,6 +217,32 @@ def _pool(todo, config, jobs):
                                                 f"{case.display_path}: {type(exc).__name__}: {exc}")
         if broken:
             log.warning("a worker process died; retrying %d case(s) on a new pool", len(pending))
+
+
+def _mp_context():
+    """The cheapest safe way to start workers. On Linux with no other thread running, fork
+    the parent after loading the kernel once (workers start at once, nothing re-imported);
+    with threads running, forkserver with the pipeline preloaded; elsewhere, spawn."""
+    import multiprocessing as mp
+    import threading
+
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+        _worker_init()
+        return mp.get_context("fork")
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["pipeline.batch", "pipeline.io.dicom", "pipeline.kernel"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _worker_init() -> None:
+    try:
+        from .kernel import warm_up
+    except ImportError:  # numba missing: the scipy engine needs no warm-up
+        return
+    warm_up()
 
 
 def _dask(todo, config, *, scheduler: str | None, local_workers: int | None):

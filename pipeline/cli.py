@@ -85,7 +85,7 @@ class _Progress:
             self.bar = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[failed]} failed"),
                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                                TimeRemainingColumn(), transient=False)
+                                TimeRemainingColumn(), transient=False, auto_refresh=False)
             self.task = self.bar.add_task("cases", total=total, failed=0, rate="")
             self.bar.start()
         self.total = total
@@ -104,6 +104,7 @@ class _Progress:
             elapsed = max(time.perf_counter() - self.t0, 1e-9)
             self.bar.update(self.task, advance=1, failed=self.failed,
                             rate=f"{(self.done - self.reused) / elapsed:.2f} cases/s")
+            self.bar.refresh()  # no refresh thread: workers may be forked safely
             if not ok:
                 self.bar.console.print(f"FAILED {case.case_id}: [{scan['error_code']}] "
                                        f"{scan['error']}", markup=False, highlight=False)

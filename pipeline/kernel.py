@@ -216,3 +216,9 @@ def scan_slice_lesions(hu, thr, min_px, eight, link):
             lesion[g] = comp_id[rt]
     return (g_slice[:ng].copy(), g_area[:ng].copy(), g_peak[:ng].copy(), g_sum[:ng].copy(),
             g_srow[:ng].copy(), g_scol[:ng].copy(), g_kept[:ng].copy(), lesion, n_les)
+
+
+def warm_up() -> None:
+    """Load (or compile) the kernel for int16 HU, the common case, so a worker process pays
+    numba's start-up once, before its first case (float32 HU load on first use)."""
+    scan_slice_lesions(np.zeros((1, 1, 1), np.int16), 130.0, 1.0, True, 26)

@@ -24,9 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 #: in-plane offsets linking a voxel to the previous slice, per 3-D connectivity
 _LINK_OFFSETS = {
@@ -69,6 +66,8 @@ def calcium_mask(hu: np.ndarray, *, threshold_hu: float) -> np.ndarray:
 
 
 def _structure_2d(connectivity: int) -> np.ndarray:
+    from scipy import ndimage
+
     if connectivity == 8:
         return np.ones((3, 3), dtype=bool)
     if connectivity == 4:
@@ -132,6 +131,10 @@ def find_slice_lesions_scipy(
 ) -> SliceLesions:
     """Reference implementation: scipy.ndimage.label slice by slice, statistics over the
     foreground voxels, slice lesions linked through their touching voxels."""
+    from scipy import ndimage
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     structure = _structure_2d(slice_connectivity)
     offsets = _LINK_OFFSETS[lesion_connectivity]
     n_rows, n_cols = hu.shape[1:]

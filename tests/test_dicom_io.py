@@ -13,6 +13,7 @@ from pipeline.errors import (
     DuplicateSliceError,
     GeometryError,
     MissingRescaleError,
+    NotDicomError,
     UnevenSpacingError,
 )
 from pipeline.io.dicom import index_tree, load_series
@@ -186,3 +187,64 @@ def test_metadata_is_kept(tmp_path):
     assert (m.patient_size_m, m.patient_weight_kg, m.patient_age, m.patient_sex) == (
         1.8, 75.5, "061Y", "F")
     assert (m.kvp, m.kernel, m.study_date, m.n_files) == (100.0, "B35f", "2024-02-29", 3)
+
+
+def _with_sequences(path: Path, *, implicit: bool, undefined: bool) -> None:
+    """Add a nested sequence (holding decoy Rows/Columns) and re-encode the file."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path)
+    inner = Dataset()
+    inner.Rows = 3
+    inner.CodeMeaning = "decoy"
+    inner.ContentSequence = Sequence([Dataset()])
+    inner.ContentSequence[0].Columns = 5
+    ds.ReferencedImageSequence = Sequence([inner, Dataset()])
+    ds.add_new(0x00091010, "LO", "private")
+    if undefined:
+        ds.ReferencedImageSequence.is_undefined_length = True
+        for item in ds.ReferencedImageSequence:
+            item.is_undefined_length_sequence_item = True
+        inner.ContentSequence.is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+@pytest.mark.parametrize("undefined", [False, True], ids=["defined", "undefined"])
+def test_fast_header_parser_equals_pydicom(tmp_path, implicit, undefined):
+    from pipeline.io.dicom_header import read_header
+
+    hu = phantom_hu(n=3)
+    paths = write_series(tmp_path, hu, SeriesSpec(patient_size_m=1.7, patient_weight_kg=70,
+                                                  patient_age="050Y", patient_sex="M"),
+                         shuffle_names=False)
+    for p in paths:
+        _with_sequences(p, implicit=implicit, undefined=undefined)
+    for p in paths:
+        fast, slow = read_header(p), read_header(p, fast=False)
+        assert fast == slow
+        assert fast.pixel_offset > 0 and (fast.rows, fast.cols) == (16, 12)
+    assert np.array_equal(load(tmp_path).hu, hu)
+
+
+def test_fast_header_parser_equals_pydicom_on_real_files():
+    from pipeline.io.dicom_header import read_header
+    from tests.conftest import shared_path
+
+    root = shared_path()
+    n = 0
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.suffix in (".gz", ".md") or p.name == "LICENSE":
+            continue
+        try:
+            slow = read_header(p, fast=False)
+        except NotDicomError:  # both paths must refuse non-DICOM files the same way
+            with pytest.raises(NotDicomError):
+                read_header(p)
+            continue
+        assert read_header(p) == slow, p
+        n += 1
+    assert n > 100

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +38,8 @@ from ..errors import (
     UnevenSpacingError,
 )
 from ..types import CTVolume, ScanMeta
+from .dicom_header import _FAST_SYNTAXES, DicomHeader, read_header
 
-_FAST_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR LE
-_IMPLICIT_LE = "1.2.840.10008.1.2"
 _UNCOMPRESSED = _FAST_SYNTAXES | {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 _CT_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
@@ -49,166 +47,6 @@ _CT_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
 }
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
-_PIXEL_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DicomHeader:
-    """What one file's header says, read once (stop_before_pixels)."""
-
-    path: str
-    sop_class_uid: str
-    series_uid: str
-    study_uid: str
-    modality: str
-    image_type: tuple[str, ...]
-    rows: int
-    cols: int
-    position: tuple[float, float, float] | None
-    orientation: tuple[float, ...] | None
-    pixel_spacing: tuple[float, float] | None
-    bits_allocated: int
-    bits_stored: int
-    pixel_representation: int
-    samples_per_pixel: int
-    photometric: str
-    n_frames: int
-    slope: float | None
-    intercept: float | None
-    transfer_syntax: str
-    pixel_offset: int  # file offset of the pixel bytes for the fast path, -1 if not usable
-    pixel_length: int
-    series_number: int | None
-    meta: ScanMeta
-
-    @property
-    def is_localizer(self) -> bool:
-        return any(t.upper() == "LOCALIZER" for t in self.image_type)
-
-
-def _str(ds, keyword: str) -> str:
-    v = ds.get(keyword, "")
-    return "" if v is None else str(v).strip()
-
-
-def _float(ds, keyword: str) -> float | None:
-    v = ds.get(keyword, None)
-    if v is None or v == "":
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _floats(ds, keyword: str, n: int) -> tuple[float, ...] | None:
-    v = ds.get(keyword, None)
-    if v is None:
-        return None
-    try:
-        out = tuple(float(x) for x in v)
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n and all(math.isfinite(x) for x in out) else None
-
-
-def _iso_date(da: str) -> str:
-    da = da.strip()
-    if len(da) == 8 and da.isdigit():
-        return f"{da[:4]}-{da[4:6]}-{da[6:]}"
-    return ""
-
-
-def _pixel_location(fp, syntax: str) -> tuple[int, int]:
-    """Offset and length of the Pixel Data value, when the file pointer sits on its tag."""
-    start = fp.tell()
-    head = fp.read(12)
-    if len(head) < 8 or head[:4] != _PIXEL_TAG:
-        return -1, 0
-    if syntax == _IMPLICIT_LE:
-        (length,) = struct.unpack("<I", head[4:8])
-        return start + 8, length
-    if len(head) < 12 or head[4:6] not in (b"OW", b"OB"):
-        return -1, 0
-    (length,) = struct.unpack("<I", head[8:12])
-    return start + 12, length
-
-
-def read_header(path: str | os.PathLike) -> DicomHeader:
-    """Read one file's header. Raises NotDicomError (pydicom's InvalidDicomError) for
-    non-DICOM files and OSError for unreadable ones."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    from ..errors import NotDicomError
-
-    path = str(path)
-    with open(path, "rb") as fp:
-        try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, struct.error, ValueError) as err:
-            raise NotDicomError(f"not a readable DICOM file ({err.__class__.__name__})",
-                                path=path) from None
-        syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
-        offset, length = (-1, 0)
-        if syntax in _FAST_SYNTAXES:
-            offset, length = _pixel_location(fp, syntax)
-
-    def _int(keyword: str, default: int = 0) -> int:
-        v = ds.get(keyword, None)
-        try:
-            return int(v) if v not in (None, "") else default
-        except (TypeError, ValueError):
-            return default
-
-    size = _float(ds, "PatientSize")
-    weight = _float(ds, "PatientWeight")
-    meta = ScanMeta(
-        patient_id=_str(ds, "PatientID"),
-        study_instance_uid=_str(ds, "StudyInstanceUID"),
-        series_instance_uid=_str(ds, "SeriesInstanceUID"),
-        study_date=_iso_date(_str(ds, "StudyDate") or _str(ds, "SeriesDate")),
-        manufacturer=_str(ds, "Manufacturer"),
-        model=_str(ds, "ManufacturerModelName"),
-        kvp=_float(ds, "KVP"),
-        kernel=_str(ds, "ConvolutionKernel").replace("\\", " "),
-        slice_thickness_mm=_float(ds, "SliceThickness"),
-        patient_size_m=size if size else None,
-        patient_weight_kg=weight if weight else None,
-        patient_age=_str(ds, "PatientAge"),
-        patient_sex=_str(ds, "PatientSex"),
-        series_description=_str(ds, "SeriesDescription"),
-        transfer_syntax=syntax,
-    )
-    image_type = ds.get("ImageType", None)
-    return DicomHeader(
-        path=path,
-        sop_class_uid=_str(ds, "SOPClassUID")
-        or str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or ""),
-        series_uid=meta.series_instance_uid,
-        study_uid=meta.study_instance_uid,
-        modality=_str(ds, "Modality").upper(),
-        image_type=tuple(str(t) for t in image_type) if image_type else (),
-        rows=_int("Rows"),
-        cols=_int("Columns"),
-        position=_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-        orientation=_floats(ds, "ImageOrientationPatient", 6),
-        pixel_spacing=_floats(ds, "PixelSpacing", 2),  # type: ignore[arg-type]
-        bits_allocated=_int("BitsAllocated"),
-        bits_stored=_int("BitsStored"),
-        pixel_representation=_int("PixelRepresentation"),
-        samples_per_pixel=_int("SamplesPerPixel", 1),
-        photometric=_str(ds, "PhotometricInterpretation").upper(),
-        n_frames=_int("NumberOfFrames", 1),
-        slope=_float(ds, "RescaleSlope"),
-        intercept=_float(ds, "RescaleIntercept"),
-        transfer_syntax=syntax,
-        pixel_offset=offset,
-        pixel_length=length,
-        series_number=_int("SeriesNumber", -1) if "SeriesNumber" in ds else None,
-        meta=meta,
-    )
 
 
 def ct_image_problem(h: DicomHeader) -> str | None:
@@ -265,17 +103,25 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
         raise GeometryError(
             "the series has a single slice; the slice increment needs at least two",
             path=first.path, hint="point vascalc at the complete series folder")
-    for h in headers[1:]:
-        if (h.rows, h.cols) != (first.rows, first.cols):
-            raise InconsistentSeriesError(
-                f"matrix {h.rows}x{h.cols} differs from {first.rows}x{first.cols} of "
-                f"{os.path.basename(first.path)}", path=h.path)
-        if not np.allclose(h.orientation, first.orientation, atol=1e-4):
-            raise InconsistentSeriesError("ImageOrientationPatient differs between slices",
-                                          path=h.path)
-        if not np.allclose(h.pixel_spacing, first.pixel_spacing, rtol=1e-4, atol=1e-5):
-            raise InconsistentSeriesError(
-                f"PixelSpacing {h.pixel_spacing} differs from {first.pixel_spacing}", path=h.path)
+    sizes = np.array([(h.rows, h.cols) for h in headers])
+    orients = np.array([h.orientation for h in headers], dtype=float)
+    spacings = np.array([h.pixel_spacing for h in headers], dtype=float)
+    bad_size = np.flatnonzero(np.any(sizes != sizes[0], axis=1))
+    if bad_size.size:
+        h = headers[bad_size[0]]
+        raise InconsistentSeriesError(
+            f"matrix {h.rows}x{h.cols} differs from {first.rows}x{first.cols} of "
+            f"{os.path.basename(first.path)}", path=h.path)
+    bad_orient = np.flatnonzero(np.any(np.abs(orients - orients[0]) > 1e-4, axis=1))
+    if bad_orient.size:
+        raise InconsistentSeriesError("ImageOrientationPatient differs between slices",
+                                      path=headers[bad_orient[0]].path)
+    bad_spacing = np.flatnonzero(np.any(np.abs(spacings - spacings[0])
+                                        > 1e-5 + 1e-4 * np.abs(spacings[0]), axis=1))
+    if bad_spacing.size:
+        h = headers[bad_spacing[0]]
+        raise InconsistentSeriesError(
+            f"PixelSpacing {h.pixel_spacing} differs from {first.pixel_spacing}", path=h.path)
     iop = np.asarray(first.orientation, dtype=float)
     row_cos, col_cos = iop[:3], iop[3:]
     if not (abs(np.linalg.norm(row_cos) - 1) < 1e-3 and abs(np.linalg.norm(col_cos) - 1) < 1e-3
@@ -374,6 +220,14 @@ def _read_sitk(h: DicomHeader) -> np.ndarray:
     return arr
 
 
+def _stored_bounds(h: DicomHeader) -> tuple[int, int] | None:
+    """Range of stored values that BitsStored allows on the fast path (after masking)."""
+    bs = h.bits_stored
+    if h.pixel_representation == 1:
+        return -(1 << (bs - 1)), (1 << (bs - 1)) - 1
+    return (0, (1 << bs) - 1) if bs < 16 else None
+
+
 def _stored_to_int(raw: np.ndarray, h: DicomHeader) -> np.ndarray:
     """Interpret int16 raw bytes as the stored values of ``h`` (bits stored, sign)."""
     bs = h.bits_stored
@@ -417,7 +271,8 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
     out: np.ndarray = raw if integral else np.empty((n, rows, cols), dtype=np.float32)
     for k, h in enumerate(hs):
         icpt, slope = float(h.intercept), float(h.slope)  # type: ignore[arg-type]
-        if _fast_ok(h):
+        fast = _fast_ok(h)
+        if fast:
             slot = raw[k] if integral else raw[0]
             _read_fast(h, slot)
             stored = _stored_to_int(slot, h)
@@ -429,7 +284,11 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
             stored = _read_pydicom(h)
         if integral:
             exact = stored.dtype.kind in "iu" or bool(np.all(np.mod(stored, 1) == 0))
-            lo, hi = (int(stored.min()), int(stored.max())) if exact else (0, 0)
+            bounds = _stored_bounds(h) if fast else None
+            if bounds is not None and -32768 <= bounds[0] + icpt and bounds[1] + icpt <= 32767:
+                lo, hi = bounds  # BitsStored bounds the values: no pass over the data
+            else:
+                lo, hi = (int(stored.min()), int(stored.max())) if exact else (0, 0)
             if exact and -32768 <= lo + icpt and hi + icpt <= 32767:
                 if stored.dtype == np.int16 and np.shares_memory(stored, raw):
                     if icpt:

@@ -168,27 +168,21 @@ def datapackage(extra_scan_columns: Iterable[str] = (), *, parquet: bool) -> dic
     return doc
 
 
-def _parquet_bytes(rows: list[dict[str, Any]], cols: list[Column]) -> bytes:
+def _parquet_bytes(csv_text: str, cols: list[Column]) -> bytes:
+    """Parquet of a CSV table we just wrote, typed from the registry. Going through
+    pyarrow's CSV reader keeps the two files equal value for value (and does not import
+    pandas, which building arrays from Python objects would)."""
     import pyarrow as pa
+    import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     types = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
              "boolean": pa.bool_(), "date": pa.date32()}
-    arrays = []
-    for c in cols:
-        vals = [row.get(c.name) for row in rows]
-        if c.type == "date":
-            import datetime as dt
-
-            vals = [dt.date.fromisoformat(v) if v else None for v in vals]
-        elif c.type == "string":
-            vals = [None if v is None else str(v) for v in vals]
-        elif c.type == "integer":
-            vals = [None if v in (None, "") else int(v) for v in vals]
-        elif c.type == "number":
-            vals = [None if v in (None, "") else float(v) for v in vals]
-        arrays.append(pa.array(vals, type=types[c.type]))
-    table = pa.Table.from_arrays(arrays, names=[c.name for c in cols])
+    table = pcsv.read_csv(
+        pa.py_buffer(csv_text.encode("utf-8")),
+        convert_options=pcsv.ConvertOptions(
+            column_types={c.name: types[c.type] for c in cols}, strings_can_be_null=True,
+            true_values=["true"], false_values=["false"]))
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return sink.getvalue().to_pybytes()
@@ -201,9 +195,10 @@ def write_tables(out: Path, rows: dict[str, list[dict[str, Any]]],
     paths: dict[str, Path] = {}
     for table, tcols in cols.items():
         paths[table] = out / f"{table}.csv"
-        write_atomic(paths[table], to_csv(rows.get(table, []), [c.name for c in tcols]))
+        text = to_csv(rows.get(table, []), [c.name for c in tcols])
+        write_atomic(paths[table], text)
         if parquet:
-            write_atomic(out / f"{table}.parquet", _parquet_bytes(rows.get(table, []), tcols))
+            write_atomic(out / f"{table}.parquet", _parquet_bytes(text, tcols))
     paths["data_dictionary"] = out / "data_dictionary.csv"
     write_atomic(paths["data_dictionary"], data_dictionary(extra_scan_columns))
     write_json(out / "datapackage.json", datapackage(extra_scan_columns, parquet=parquet))
