@@ -34,6 +34,7 @@ from .errors import (
     OutOfMemoryError,
     UsageError,
     VascalcError,
+    WorkerDiedError,
 )
 from .types import CaseFailure, ScanResult
 
@@ -206,7 +207,7 @@ def _pool(todo, config, jobs):
                         attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
                         if attempts[case.case_id] >= 2:
                             yield case, _failed_doc(
-                                case, config, fp, "WORKER_DIED",
+                                case, config, fp, WorkerDiedError.code,
                                 f"{case.display_path}: the worker process died twice while "
                                 "scoring this case (killed or out of memory) -> run it alone "
                                 "with --jobs 1 to see why")
@@ -265,7 +266,7 @@ def _dask(todo, config, *, scheduler: str | None, local_workers: int | None):
             try:
                 yield case, fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker fails its case only
-                yield case, _failed_doc(case, config, fp, "WORKER_DIED",
+                yield case, _failed_doc(case, config, fp, WorkerDiedError.code,
                                         f"{case.display_path}: {type(exc).__name__}: {exc}")
     finally:
         client.close()

@@ -139,6 +139,13 @@ class OutOfMemoryError(InputError):
     hint = "run fewer jobs at once or on a machine with more memory"
 
 
+class WorkerDiedError(VascalcError):
+    """The worker process scoring the case died twice (killed, out of memory)."""
+
+    code = "WORKER_DIED"
+    hint = "run the case alone with --jobs 1 to see why"
+
+
 class InternalError(VascalcError):
     """An unexpected error: a bug in vascalc."""
 

@@ -94,21 +94,23 @@ def scan_slice_lesions(hu, thr, min_px, eight, link):
     for k in range(n_sl):
         n = 0
         for r in range(n_r):
+            line = hu[k, r]
             row_start[r] = n
             j0 = row_start[r - 1] if r > 0 else 0
             j_end = n  # runs of the row above are [row_start[r-1], row_start[r])
             c = 0
             while c < n_c:
-                if hu[k, r, c] >= thr:
+                if line[c] >= thr:
                     c0 = c
                     cnt = 0
                     mx = -np.inf
                     sm = 0.0
                     sc = 0.0
                     while c < n_c:
-                        x = float(hu[k, r, c])
-                        if not x >= thr:
+                        v = line[c]
+                        if not v >= thr:
                             break
+                        x = float(v)
                         if x > mx:
                             mx = x
                         sm += x

@@ -110,8 +110,16 @@ def find_slice_lesions(
             data = hu if hu.flags.c_contiguous else np.ascontiguousarray(hu)
             if data.dtype not in (np.int16, np.float32):
                 data = data.astype(np.float32 if data.dtype.kind == "f" else np.int32)
+            thr = float(threshold_hu)
+            if data.dtype.kind in "iu":
+                # integer HU: v >= t  <=>  v >= ceil(t); compare in the array's own type
+                info = np.iinfo(data.dtype)
+                thr = data.dtype.type(min(max(np.ceil(thr), info.min), info.max)) \
+                    if np.ceil(thr) <= info.max else None
+            if thr is None:  # threshold above every representable value: no calcium
+                data, thr = data[:, :0, :0], 0
             (sl_idx, area, peak, sums, srow, scol, kept, lesion,
-             n_les) = scan_slice_lesions(data, float(threshold_hu), float(min_px),
+             n_les) = scan_slice_lesions(data, thr, float(min_px),
                                          slice_connectivity == 8, int(lesion_connectivity))
             return SliceLesions(sl_idx, area, peak, sums, srow, scol, kept, lesion, int(n_les))
     return find_slice_lesions_scipy(

@@ -83,11 +83,14 @@ def test_inputs_are_never_modified(hu, spacing):
 @given(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 14), st.integers(1, 14)),
               elements=st.sampled_from([-5.0, 129.5, 130.0, 199.5, 250.0, 310.0, 480.0])),
        st.sampled_from([4, 8]), st.sampled_from([6, 18, 26]),
-       st.sampled_from([0.0, 0.5, 1.0, 2.0]))
-def test_streaming_kernel_equals_scipy_reference(hu, conn, link, min_area):
+       st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.booleans(),
+       st.sampled_from([130.0, 129.5, 200.25, 40000.0, -40000.0]))
+def test_streaming_kernel_equals_scipy_reference(hu, conn, link, min_area, as_int, threshold):
     from pipeline.segment import find_slice_lesions
 
-    kw = dict(pixel_area_mm2=0.25, threshold_hu=130.0, min_lesion_area_mm2=min_area,
+    if as_int:
+        hu = np.floor(hu).astype(np.int16)
+    kw = dict(pixel_area_mm2=0.25, threshold_hu=threshold, min_lesion_area_mm2=min_area,
               slice_connectivity=conn, lesion_connectivity=link)
     a = find_slice_lesions(hu, engine="numba", **kw)
     b = find_slice_lesions(hu, engine="scipy", **kw)
