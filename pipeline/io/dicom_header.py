@@ -2,7 +2,8 @@
 for everything else.
 
 The fast parser reads the first block of the file and walks the top-level data elements of
-uncompressed little-endian files (explicit or implicit VR, DICOM PS3.5 section 7), skipping
+files whose data set is little endian (explicit or implicit VR, DICOM PS3.5 section 7; the
+compressed syntaxes too, whose pixels are then decoded elsewhere), skipping
 sequences (defined or undefined length, PS3.5 7.5), until the Pixel Data element, whose offset
 it records for the pixel fast path. It keeps only the tags vascalc uses. Anything it does not
 expect (no preamble, another transfer syntax, a character set other than ASCII/Latin-1/UTF-8,
@@ -23,6 +24,8 @@ from ..types import ScanMeta
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _FAST_SYNTAXES = {_IMPLICIT_LE, _EXPLICIT_LE}
+# syntaxes whose data set is not plain little endian: the header parser declines them
+_NOT_LE_DATASET = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflated, big endian
 _PIXEL_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
              b"UT", b"UV"}
@@ -156,7 +159,9 @@ def _walk(buf: bytes, pos: int, implicit: bool, out: dict | None, *, item: bool 
             if pos + length > n:
                 raise _Fallback("value runs past the block")
             keyword, want_vr = _WANTED[tag]
-            out[keyword] = _decode(buf[pos:pos + length], want_vr)
+            value = _decode(buf[pos:pos + length], want_vr)
+            if value != "":  # an empty value is a missing one, as pydicom reads it
+                out[keyword] = value
         pos += length
 
 
@@ -183,13 +188,15 @@ def _fast_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int]:
             meta[_META_WANTED[tag]] = _decode(buf[pos:pos + length], "UI")
         pos += length
     syntax = meta.get("TransferSyntaxUID", "")
-    if syntax not in _FAST_SYNTAXES:
-        raise _Fallback(f"transfer syntax {syntax}")
+    if not syntax or syntax in _NOT_LE_DATASET:
+        raise _Fallback(f"transfer syntax {syntax!r}")
     vals: dict[str, Any] = {}
     pix = _walk(buf, pos, syntax == _IMPLICIT_LE, vals)
     charset = vals.get("SpecificCharacterSet", "")
     if isinstance(charset, list) or charset not in _SIMPLE_CHARSETS:
         raise _Fallback(f"character set {charset!r}")
+    if syntax not in _FAST_SYNTAXES:
+        return meta, vals, -1, 0  # encapsulated (compressed) pixels: decoded elsewhere
     if syntax == _IMPLICIT_LE:
         if pix + 8 > len(buf):
             raise _Fallback("pixel element past the block")
@@ -234,7 +241,7 @@ def _pydicom_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int
             v = ds.get(keyword, None)
         except Exception:  # noqa: BLE001 - a malformed value reads as missing
             v = None
-        if v is None:
+        if v is None or v == "":
             continue
         if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
             vals[keyword] = [str(x) for x in v]
