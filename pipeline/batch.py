@@ -57,6 +57,14 @@ def _patient_id(case: Case, dicom_pid: str, config: Config) -> str:
     return "p-" + digest[:16]
 
 
+class _Preset(VascalcError):
+    """An error found before scoring (e.g. while extracting an archive), raised for the row."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        Exception.__init__(self, message)
+
+
 def case_config(case: Case, config: Config) -> Config:
     """The run's config with the case's own mass calibration (from the manifest), if any."""
     if case.calibration is None:
@@ -68,35 +76,60 @@ def case_config(case: Case, config: Config) -> Config:
 
 def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
     """Load and score one case; any failure becomes a CaseFailure (never raises)."""
+    from .cases import split_stacks
     from .io.dicom import ct_image_problem, index_tree, load_series
 
     timings: dict[str, float] = {}
     dicom_pid = ""
+    extra_flags: list[str] = []
     try:
         t0 = time.perf_counter()
+        if case.error is not None:
+            raise _Preset(*case.error)
         headers = list(case.headers)
+        scratch = None
         if not headers:
             p = Path(case.path)
             if not p.exists():
                 raise InputError(f"input path {case.display_path!r} does not exist",
                                  hint="fix the path in the manifest (relative to its folder)")
+            if p.is_file() and p.suffix.lower() == ".zip":
+                import tempfile
+
+                from .io.archive import extract_zip
+
+                scratch = tempfile.TemporaryDirectory(prefix="vascalc-zip-")
+                extract_zip(p, scratch.name, max_bytes=config.input.max_archive_bytes,
+                            max_files=config.input.max_archive_files)
+                p = Path(scratch.name)
             found, skipped = index_tree(p)
             cts = [h for h in found if ct_image_problem(h) is None]
-            series = sorted({h.series_uid for h in cts})
-            if not series:
+            if not cts:
                 why = (skipped[0][1] if skipped else
                        (ct_image_problem(found[0]) if found else "no files"))
                 raise InputError(f"no CT image series in {case.display_path!r} ({why})")
-            if len(series) > 1:
+            stacks, outliers = split_stacks(cts, min_slices=config.selection.min_slices)
+            if len(stacks) > 1:
+                sizes = ", ".join(f"{len(st)} images of series {st[0].series_number}"
+                                  for st in stacks)
                 raise InputError(
-                    f"{len(series)} CT series in {case.display_path!r}; a manifest row needs one",
-                    hint="point the path at one series folder")
-            headers = cts
+                    f"{len(stacks)} CT stacks in {case.display_path!r} ({sizes}); a manifest "
+                    "row needs one", hint="point the path at one series folder")
+            headers = stacks[0]
+            extra_flags = ["outlier_images_excluded"] if outliers else []
         timings["index"] = time.perf_counter() - t0
         dicom_pid = headers[0].meta.patient_id
         t1 = time.perf_counter()
-        vol = load_series(headers, abs_tol_mm=config.geometry.spacing_tolerance_mm,
-                          rel_tol=config.geometry.spacing_tolerance_rel)
+        g = config.geometry
+        vol = load_series(headers, abs_tol_mm=g.spacing_tolerance_mm,
+                          rel_tol=g.spacing_tolerance_rel, gantry_tilt=g.gantry_tilt,
+                          max_obliquity_deg=g.max_obliquity_deg)
+        if scratch is not None:
+            scratch.cleanup()  # the volume is in memory; the extracted files can go
+        if extra_flags:
+            from dataclasses import replace
+
+            vol = replace(vol, quality_flags=vol.quality_flags + tuple(extra_flags))
         timings["load"] = time.perf_counter() - t1
         result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry)
         timings.update(result.timings_s)

@@ -37,6 +37,7 @@ class Case:
     anthropometry: Anthropometry | None = None
     calibration: float | None = None  # manifest mass calibration; None = the config's
     extra: dict[str, str] = field(default_factory=dict)
+    error: tuple[str, str] | None = None  # (code, message) found before scoring, e.g. archives
 
     def files(self) -> list[str]:
         """The files of the case (indexed ones, else every file under its path)."""
@@ -89,22 +90,97 @@ def _unique(ids: list[str]) -> list[str]:
     return out
 
 
+def split_stacks(headers: list, *, min_slices: int = 3) -> tuple[list[list], list[tuple[str, str]]]:
+    """Split CT images into stacks: by SeriesInstanceUID, then by orientation and matrix
+    size, then, where one position holds several images, by AcquisitionNumber. Stacks with
+    fewer than ``min_slices`` images inside a larger series are outliers (localizer-like):
+    returned as (path, reason) notes."""
+    by_key: dict[tuple, list] = {}
+    for h in headers:
+        orient = tuple(round(x, 3) for x in h.orientation) if h.orientation else None
+        uid = h.series_uid or f"(no SeriesInstanceUID) {Path(h.path).parent}"
+        by_key.setdefault((uid, orient, h.rows, h.cols), []).append(h)
+    stacks: list[list] = []
+    for hs in by_key.values():
+        positions = [tuple(round(x, 2) for x in h.position) if h.position else None for h in hs]
+        same_place = len(set(positions)) < len(positions)
+        uids_differ = len({h.sop_instance_uid for h in hs}) == len(hs)
+        acqs = {h.acquisition_number for h in hs}
+        if same_place and uids_differ and len(acqs) > 1:
+            for acq in sorted(acqs, key=lambda a: (a is None, a)):
+                stacks.append([h for h in hs if h.acquisition_number == acq])
+        else:
+            stacks.append(hs)
+    notes: list[tuple[str, str]] = []
+    series_size: dict[str, int] = {}
+    for st in stacks:
+        series_size[st[0].series_uid] = series_size.get(st[0].series_uid, 0) + len(st)
+    kept = []
+    for st in stacks:
+        if len(st) < min_slices and series_size[st[0].series_uid] > len(st):
+            for h in st:
+                notes.append((h.path, f"outlier of its series ({len(st)} image(s) with another "
+                                      "orientation, matrix or acquisition; localizer-like)"))
+        else:
+            kept.append(st)
+    return kept, notes
+
+
+def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[tuple[str, str]]]:
+    """Apply the config's selection keys; returns kept stacks and notes for the others."""
+    sel = config.selection
+    kept, notes = [], []
+    for st in stacks:
+        m = st[0].meta
+        why = None
+        if sel.series_description_regex and not re.search(sel.series_description_regex,
+                                                          m.series_description):
+            why = f"SeriesDescription {m.series_description!r} does not match the selection"
+        elif sel.kernel_regex and not re.search(sel.kernel_regex, m.kernel):
+            why = f"ConvolutionKernel {m.kernel!r} does not match the selection"
+        if why:
+            notes.extend((h.path, why) for h in st)
+        else:
+            kept.append(st)
+    if sel.one_per_study:
+        best: dict[str, list] = {}
+        for st in kept:
+            study = st[0].study_uid
+
+            def score(s):
+                t = s[0].meta.slice_thickness_mm
+                return (abs(t - sel.target_thickness_mm) if t else float("inf"), -len(s))
+
+            if study not in best or score(st) < score(best[study]):
+                best[study] = st
+        chosen = {id(st) for st in best.values()}
+        for st in kept:
+            if id(st) not in chosen:
+                notes.extend((h.path, "another reconstruction of the study is closer to "
+                                      f"{sel.target_thickness_mm:g} mm") for h in st)
+        kept = [st for st in kept if id(st) in chosen]
+    return kept, notes
+
+
 def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[str, str]]]:
-    """Every CT series under ``root`` is a case. Returns the cases and a discovery list of
-    what was not scored and why (non-DICOM files, non-CT series, localizers)."""
+    """Every CT stack under ``root`` is a case. Returns the cases and a discovery list of
+    what was not scored and why (non-DICOM files, non-CT objects, localizers, outliers,
+    stacks the selection left out)."""
     from .io.dicom import ct_image_problem, index_tree
 
     headers, skipped = index_tree(root)
     notes = [{"path": _rel(p, root), "reason": r.split(": ", 1)[-1]} for p, r in skipped]
-    by_series: dict[str, list] = {}
+    cts = []
     for h in headers:
         problem = ct_image_problem(h)
         if problem:
             notes.append({"path": _rel(h.path, root), "reason": problem})
-            continue
-        by_series.setdefault(h.series_uid or f"(no SeriesInstanceUID) {Path(h.path).parent}",
-                             []).append(h)
-    groups = sorted(by_series.values(), key=lambda hs: min(h.path for h in hs))
+        else:
+            cts.append(h)
+    stacks, outliers = split_stacks(cts, min_slices=config.selection.min_slices)
+    stacks, unselected = select_stacks(stacks, config)
+    notes.extend({"path": _rel(p, root), "reason": r} for p, r in outliers + unselected)
+    groups = sorted(stacks, key=lambda hs: min(h.path for h in hs))
     raw_ids = []
     for hs in groups:
         folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
@@ -119,6 +195,7 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
         folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
         cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
                           headers=tuple(hs)))
+    notes.sort(key=lambda n: n["path"])
     return cases, notes
 
 
@@ -194,8 +271,13 @@ def cases_from_manifest(manifest: Path) -> list[Case]:
     return cases
 
 
-def collect_cases(inputs: list[Path], config: Config) -> tuple[list[Case], list[dict[str, str]]]:
-    """Cases from each input: a manifest (.csv), a folder tree, or one DICOM file."""
+def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None = None,
+                  ) -> tuple[list[Case], list[dict[str, str]]]:
+    """Cases from each input: a manifest (.csv), a zip archive (extracted safely into
+    ``work_dir``), a folder tree, or one DICOM file."""
+    from .errors import ArchiveError
+    from .io.archive import extract_zip
+
     cases: list[Case] = []
     notes: list[dict[str, str]] = []
     for inp in inputs:
@@ -203,6 +285,23 @@ def collect_cases(inputs: list[Path], config: Config) -> tuple[list[Case], list[
             raise NoInputError(f"input {str(inp)!r} does not exist")
         if inp.is_file() and inp.suffix.lower() == ".csv":
             cases.extend(cases_from_manifest(inp))
+        elif inp.is_file() and inp.suffix.lower() == ".zip":
+            digest = hashlib.sha256(str(inp.resolve()).encode()).hexdigest()[:8]
+            dest = (work_dir or Path(".vascalc-work")) / f"{safe_case_id(inp.stem)}-{digest}"
+            try:
+                extract_zip(inp, dest, max_bytes=config.input.max_archive_bytes,
+                            max_files=config.input.max_archive_files)
+            except ArchiveError as err:
+                cases.append(Case(case_id=safe_case_id(inp.stem), path=str(inp),
+                                  display_path=inp.name, error=(err.code, str(err))))
+                continue
+            c, n = cases_from_tree(dest, config)
+            for case in c:
+                cid = safe_case_id(f"{inp.stem}_{case.case_id}")
+                cases.append(Case(case_id=cid, path=case.path,
+                                  display_path=f"{inp.name}!/{case.display_path}",
+                                  headers=case.headers))
+            notes.extend({"path": f"{inp.name}!/{x['path']}", "reason": x["reason"]} for x in n)
         else:
             c, n = cases_from_tree(inp, config)
             cases.extend(c)

@@ -159,7 +159,7 @@ def run(
     shard_t = _parse_shard(shard)
     try:
         cfg = load_config(config)
-        cases, notes = collect_cases(list(inputs), cfg)
+        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work")
     except VascalcError as err:
         _fail_usage(str(err), err.code)
     cases = select_shard(cases, shard_t)
@@ -186,6 +186,9 @@ def run(
         progress.close()
         logging.getLogger("vascalc").removeHandler(handler)
         handler.close()
+        import shutil
+
+        shutil.rmtree(out / ".work", ignore_errors=True)  # archives extracted for this run
     c = summary["counts"]
     typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
                f"{c['not_scored']} file(s) not scored; tables in {out}")

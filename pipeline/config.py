@@ -81,6 +81,50 @@ class GeometryConfig(BaseModel):
         0.01, ge=0.0, description="absolute slack allowed between slice increments")
     spacing_tolerance_rel: float = Field(
         0.01, ge=0.0, description="relative slack allowed between slice increments")
+    gantry_tilt: Literal["score", "refuse"] = Field(
+        "score", description="tilted stacks: score slice by slice (flagged) or refuse")
+    max_obliquity_deg: float = Field(
+        45.0, ge=0.0, le=90.0, description="refuse stacks whose normal is further from the "
+        "patient's head-foot axis")
+
+
+class SelectionConfig(BaseModel):
+    """Which CT stacks of a folder tree become cases (all axial stacks by default)."""
+
+    model_config = _STRICT
+
+    series_description_regex: str | None = Field(
+        None, description="keep stacks whose SeriesDescription matches (Python regex, search)")
+    kernel_regex: str | None = Field(
+        None, description="keep stacks whose ConvolutionKernel matches (Python regex, search)")
+    one_per_study: bool = Field(
+        False, description="keep one stack per study: SliceThickness closest to the target")
+    target_thickness_mm: float = Field(3.0, gt=0.0, description="target of one_per_study")
+    min_slices: int = Field(
+        3, ge=2, description="smaller stacks inside a series are outliers (localizer-like)")
+
+    @model_validator(mode="after")
+    def _regexes(self) -> "SelectionConfig":
+        import re
+
+        for name in ("series_description_regex", "kernel_regex"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as err:
+                    raise ValueError(f"{name}={pattern!r} is not a valid regex: {err}") from None
+        return self
+
+
+class InputConfig(BaseModel):
+    """Limits on archives given as input."""
+
+    model_config = _STRICT
+
+    max_archive_bytes: int = Field(
+        20 * 2**30, gt=0, description="cap on the bytes a zip archive may extract to")
+    max_archive_files: int = Field(200_000, gt=0, description="cap on the files of a zip")
 
 
 class PrivacyConfig(BaseModel):
@@ -108,6 +152,8 @@ class Config(BaseModel):
     risk: RiskConfig = RiskConfig()
     bsa: BSAConfig = BSAConfig()
     geometry: GeometryConfig = GeometryConfig()
+    selection: SelectionConfig = SelectionConfig()
+    input: InputConfig = InputConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
 

@@ -112,6 +112,20 @@ class UnevenSpacingError(GeometryError):
     hint = "a slice may be missing; re-export the complete series"
 
 
+class MissingSliceError(GeometryError):
+    """A gap between slices is over 1.5 times the median increment: a slice is missing."""
+
+    code = "GEOMETRY_MISSING_SLICE"
+    hint = "re-export the complete series (a missing slice would lose its calcium)"
+
+
+class NotAxialError(GeometryError):
+    """The slices are not axial (coronal, sagittal or strongly oblique)."""
+
+    code = "GEOMETRY_NOT_AXIAL"
+    hint = "score the axial reconstruction: Agatston is defined on axial slices"
+
+
 class InconsistentSeriesError(GeometryError):
     """Matrix size, orientation or pixel spacing differ between slices."""
 
@@ -123,6 +137,13 @@ class DecodeError(InputError):
 
     code = "PIXEL_DECODE_FAILED"
     hint = "the pixel data could not be decoded; check the file is complete and its transfer syntax"
+
+
+class ArchiveError(InputError):
+    """A zip archive is unreadable, too large, or has members that leave its folder."""
+
+    code = "ARCHIVE_INVALID"
+    hint = "unpack the archive yourself and check its contents"
 
 
 class AnthropometryError(InputError):

@@ -53,19 +53,24 @@ def test_siemens_jpeg2000_series_equals_pydicom_decode():
 
 def test_dcm_qa_ct_tree_scores_or_refuses_every_series_by_name(tmp_path):
     root = shared_path("dcm_qa_ct", "In")
-    res = CliRunner().invoke(app, ["run", str(root), "--out", str(tmp_path)],
+    res = CliRunner().invoke(app, ["run", str(root), "--out", str(tmp_path), "-j", "1"],
                              catch_exceptions=False)
-    assert res.exit_code == 1  # the tilted and unevenly spaced series fail, the rest is written
+    assert res.exit_code == 1  # the unevenly spaced GE series fails, the rest is written
     with open(tmp_path / "scans.csv", newline="") as fh:
         rows = {r["case_id"]: r for r in csv.DictReader(fh)}
     assert set(rows) == {"GE", "Philips_S21570_S2010", "Philips_S21610_S2010",
                          "Philips_S21610_S3010"}
     assert rows["Philips_S21570_S2010"]["status"] == "ok"
+    assert rows["Philips_S21570_S2010"]["quality_flags"] == "mass_uncalibrated"
     assert float(rows["Philips_S21570_S2010"]["agatston"]) > 0  # the phantom's skull
+    # GE head CT: tilted and with slice distances of 1.1 to 7.0 mm: refused by name
     assert rows["GE"]["error_code"] == "GEOMETRY_UNEVEN_SPACING"
+    assert rows["GE"]["agatston"] == ""
+    # tilted Philips stacks are scored slice by slice, flagged, increment along the normal
     for cid in ("Philips_S21610_S2010", "Philips_S21610_S3010"):
-        assert rows[cid]["error_code"] == "GEOMETRY_INVALID" and "tilt" in rows[cid]["error"]
-        assert rows[cid]["agatston"] == ""
+        assert rows[cid]["status"] == "ok"
+        assert "gantry_tilt" in rows[cid]["quality_flags"].split(";")
+        assert float(rows[cid]["agatston"]) > 0
     import json
 
     notes = json.loads((tmp_path / "run.json").read_text())["not_scored"]
@@ -73,3 +78,15 @@ def test_dcm_qa_ct_tree_scores_or_refuses_every_series_by_name(tmp_path):
     assert "localizer" in reasons["Philips/S21570/S1000/I10"]
     assert "Secondary Capture" in reasons["Philips/S21570/S4010/I40"]
     assert "DICOMDIR" in reasons["Philips/DICOMDIR"]
+
+
+def test_philips_tilted_stack_increment_is_measured_along_the_normal():
+    folder = shared_path("dcm_qa_ct", "In", "Philips", "S21610", "S2010")
+    headers, _ = index_tree(folder)
+    vol = load_series([h for h in headers if h.modality == "CT"])
+    assert "gantry_tilt" in vol.quality_flags
+    # the table moved 2.5 mm along z between images whose planes are tilted by 18.5 degrees:
+    # the planes are 2.5 x cos(18.5 deg) apart along their normal
+    assert vol.spacing_mm[0] == pytest.approx(2.5 * np.cos(np.radians(18.5)), rel=2e-3)
+    d = np.asarray(vol.direction)
+    assert np.linalg.norm(d[:, 0]) == pytest.approx(1 / np.cos(np.radians(18.5)), rel=2e-3)

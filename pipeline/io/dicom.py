@@ -33,7 +33,9 @@ from ..errors import (
     GeometryError,
     InconsistentSeriesError,
     MissingRescaleError,
+    MissingSliceError,
     MissingTagError,
+    NotAxialError,
     NotCTError,
     UnevenSpacingError,
 )
@@ -83,13 +85,11 @@ class SortedSeries:
     origin: tuple[float, float, float]
     direction: tuple[tuple[float, ...], ...]
     pixel_spacing: tuple[float, float]
+    flags: tuple[str, ...] = ()
 
 
-def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
-                rel_tol: float = 0.01) -> SortedSeries:
-    """Sort slices along the normal and check the grid is regular, or raise a GeometryError."""
+def _check_consistent(headers: list[DicomHeader]) -> None:
     first = headers[0]
-    where = os.path.dirname(first.path)
     for h in headers:
         for name, value in (("ImagePositionPatient", h.position),
                             ("ImageOrientationPatient", h.orientation),
@@ -99,10 +99,6 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
         if h.n_frames != 1:
             raise GeometryError(f"multi-frame image ({h.n_frames} frames) is not supported yet",
                                 path=h.path, hint="export the series as single-frame images")
-    if len(headers) < 2:
-        raise GeometryError(
-            "the series has a single slice; the slice increment needs at least two",
-            path=first.path, hint="point vascalc at the complete series folder")
     sizes = np.array([(h.rows, h.cols) for h in headers])
     orients = np.array([h.orientation for h in headers], dtype=float)
     spacings = np.array([h.pixel_spacing for h in headers], dtype=float)
@@ -122,6 +118,29 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
         h = headers[bad_spacing[0]]
         raise InconsistentSeriesError(
             f"PixelSpacing {h.pixel_spacing} differs from {first.pixel_spacing}", path=h.path)
+    if np.any(spacings <= 0):
+        raise GeometryError(f"PixelSpacing {first.pixel_spacing} is not positive",
+                            path=first.path)
+
+
+def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol: float = 0.01,
+                gantry_tilt: str = "score", max_obliquity_deg: float = 45.0) -> SortedSeries:
+    """Sort slices along the normal and check the stack is one regular grid.
+
+    Decisions, per kind (README, 'Geometry'):
+    - the same file twice (same SOPInstanceUID at one position): one copy is dropped
+      (flag ``duplicate_files_removed``); two different images at one position: refused;
+    - a gap over 1.5x the median increment: refused (a missing slice loses its calcium);
+    - any other irregular increment: refused;
+    - gantry tilt (positions sheared against the normal): scored slice by slice, which is exact
+      for Agatston, volume and mass (areas lie in the slice planes; the increment is measured
+      along the normal, so each voxel's volume is pixel area x increment); flag ``gantry_tilt``;
+    - a normal more than ``max_obliquity_deg`` from the head-foot axis: refused (not axial).
+    """
+    _check_consistent(headers)
+    first = headers[0]
+    where = os.path.dirname(first.path)
+    flags: list[str] = []
     iop = np.asarray(first.orientation, dtype=float)
     row_cos, col_cos = iop[:3], iop[3:]
     if not (abs(np.linalg.norm(row_cos) - 1) < 1e-3 and abs(np.linalg.norm(col_cos) - 1) < 1e-3
@@ -129,39 +148,77 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
         raise GeometryError(f"ImageOrientationPatient {tuple(iop)} is not two orthonormal "
                             "direction cosines", path=first.path)
     normal = np.cross(row_cos, col_cos)
+    obliquity = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
+    if obliquity > max_obliquity_deg:
+        raise NotAxialError(f"the slice normal is {obliquity:.0f} degrees from the head-foot "
+                            f"axis (at most {max_obliquity_deg:g} allowed)", path=where)
     pos = np.array([h.position for h in headers], dtype=float)
     d = pos @ normal
     order = np.argsort(d, kind="stable")
+    # the same file given twice: keep one copy
+    keep = [order[0]]
+    for i in order[1:]:
+        prev = keep[-1]
+        if abs(d[i] - d[prev]) <= abs_tol_mm:
+            a, b = headers[prev], headers[i]
+            if a.sop_instance_uid and a.sop_instance_uid == b.sop_instance_uid:
+                if "duplicate_files_removed" not in flags:
+                    flags.append("duplicate_files_removed")
+                continue
+            raise DuplicateSliceError(
+                f"two different images share position {d[i]:.3f} mm along the normal: "
+                f"{os.path.basename(a.path)} and {os.path.basename(b.path)}", path=where,
+                hint="keep one reconstruction per folder, or split the series")
+        keep.append(i)
+    order = np.asarray(keep)
+    if len(order) < 2:
+        raise GeometryError(
+            "the series has a single slice; the slice increment needs at least two",
+            path=first.path, hint="point vascalc at the complete series folder")
     d = d[order]
     steps = np.diff(d)
-    tol = max(abs_tol_mm, 0.0)
-    dup = np.flatnonzero(steps <= tol)
-    if dup.size:
-        a, b = headers[order[dup[0]]], headers[order[dup[0] + 1]]
-        raise DuplicateSliceError(
-            f"two slices share position {d[dup[0]]:.3f} mm along the normal: "
-            f"{os.path.basename(a.path)} and {os.path.basename(b.path)}", path=where,
-            hint="remove the duplicated file or split the series")
     inc = float(np.median(steps))
+    ratio = steps / inc
+    gaps = np.flatnonzero(ratio > 1.5)
+    # a missing slice leaves a gap of (nearly) a whole multiple of the increment while the
+    # other steps stay regular; anything else is uneven spacing
+    multiples = np.abs(ratio[gaps] - np.rint(ratio[gaps])) < 0.1
+    regular = np.delete(steps, gaps)
+    regular_ok = regular.size == 0 or np.all(np.abs(regular - inc)
+                                             <= max(abs_tol_mm, rel_tol * inc))
+    if gaps.size and np.all(multiples) and regular_ok:
+        raise MissingSliceError(
+            f"a gap of {steps[gaps[0]]:.3f} mm after position {d[gaps[0]]:.3f} mm, against a "
+            f"median increment of {inc:.3f} mm", path=where)
     bad = np.flatnonzero(np.abs(steps - inc) > max(abs_tol_mm, rel_tol * inc))
     if bad.size:
         raise UnevenSpacingError(
             f"slice increments range {steps.min():.3f}-{steps.max():.3f} mm around a median of "
             f"{inc:.3f} mm (first irregular step after position {d[bad[0]]:.3f} mm)", path=where)
-    # gantry tilt: the positions must advance along the normal, not sideways
-    span = pos[order[-1]] - pos[order[0]]
-    sideways = span - (span @ normal) * normal
-    if np.linalg.norm(sideways) > max(abs_tol_mm * len(headers), 1e-3 * np.linalg.norm(span)):
-        angle = math.degrees(math.atan2(np.linalg.norm(sideways), abs(span @ normal)))
-        raise GeometryError(
-            f"slice positions are sheared by {angle:.1f} degrees against the slice normal "
-            "(gantry tilt)", path=where,
-            hint="resample the series onto an orthogonal grid before scoring")
+    p = pos[order]
+    step = (p[-1] - p[0]) / (len(order) - 1)
+    sideways = step - (step @ normal) * normal
+    slice_axis = normal.copy()
+    if np.linalg.norm(sideways) > max(abs_tol_mm / 10, 1e-3 * inc):
+        angle = math.degrees(math.atan2(np.linalg.norm(sideways), abs(step @ normal)))
+        if gantry_tilt == "refuse":
+            raise GeometryError(
+                f"slice positions are sheared by {angle:.1f} degrees against the slice normal "
+                "(gantry tilt)", path=where, hint="resample the series onto an orthogonal grid "
+                "or set geometry.gantry_tilt: score")
+        # positions must lie on one straight sheared line
+        resid = p - (p[0] + np.outer(np.arange(len(order)), step))
+        if np.abs(resid).max() > max(abs_tol_mm, rel_tol * inc) * 2:
+            raise UnevenSpacingError("tilted slice positions do not advance by a constant step",
+                                     path=where)
+        slice_axis = step / inc  # per unit of increment along the normal
+        flags.append("gantry_tilt")
     hs = tuple(headers[i] for i in order)
     direction = tuple(tuple(float(x) for x in row) for row in
-                      np.stack([normal, col_cos, row_cos], axis=1))
-    return SortedSeries(hs, inc, tuple(float(x) for x in pos[order[0]]), direction,
-                        tuple(float(x) for x in first.pixel_spacing))  # type: ignore[arg-type]
+                      np.stack([slice_axis, col_cos, row_cos], axis=1))
+    return SortedSeries(hs, inc, tuple(float(x) for x in p[0]), direction,
+                        tuple(float(x) for x in first.pixel_spacing),  # type: ignore[arg-type]
+                        tuple(flags))
 
 
 # --------------------------------------------------------------------------------------
@@ -244,11 +301,42 @@ def _stored_to_int(raw: np.ndarray, h: DicomHeader) -> np.ndarray:
     return u
 
 
-def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
-                rel_tol: float = 0.01) -> CTVolume:
-    """Load one CT series (its headers already indexed) into a CTVolume in HU."""
+AIR_HU = -1000.0  # what padding becomes: air by definition of the Hounsfield scale
+
+
+def _apply_padding(stored: np.ndarray, h: DicomHeader, icpt: float, slope: float,
+                   hu_direct: bool) -> tuple[bool, np.ndarray | None]:
+    """Mark padding (PixelPaddingValue .. PixelPaddingRangeLimit, PS3.3 C.7.5.1.1.2) as air.
+    Returns (any padding found, mask still to apply after the rescale): the stored value of
+    -1000 HU is written into ``stored`` directly when it fits its type."""
+    lo, hi = h.padding  # type: ignore[misc]
+    if hu_direct:  # a decoder already applied the rescale: compare in HU
+        lo, hi = sorted((lo * h.slope + h.intercept, hi * h.slope + h.intercept))  # type: ignore[operator]
+    mask = (stored >= lo) & (stored <= hi)
+    if not mask.any():
+        return False, None
+    air = round((AIR_HU - icpt) / slope)
+    if stored.dtype.kind in "iu":
+        info = np.iinfo(stored.dtype)
+        if not info.min <= air <= info.max:
+            return True, mask
+    stored[mask] = air
+    return True, None
+
+
+def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol: float = 0.01,
+                gantry_tilt: str = "score", max_obliquity_deg: float = 45.0) -> CTVolume:
+    """Load one CT series (its headers already indexed) into a CTVolume in HU.
+
+    Quality flags name what was handled: ``monochrome1`` (HU do not depend on the
+    photometric interpretation, PS3.3 C.7.6.3.1.2), ``rescale_type_not_hu`` (RescaleType
+    given and not HU), ``rescale_varies`` (slope or intercept differ between slices, applied
+    per slice), ``pixel_padding`` (padding set to air), and the geometry flags of
+    :func:`sort_slices`.
+    """
     if not headers:
         raise GeometryError("no files in the series")
+    flags: list[str] = []
     for h in headers:
         problem = ct_image_problem(h)
         if problem:
@@ -259,29 +347,42 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
             raise MissingRescaleError(f"{' and '.join(missing)} missing", path=h.path)
         if h.slope == 0:
             raise MissingRescaleError("RescaleSlope is 0", path=h.path)
-        if h.photometric == "MONOCHROME1":
-            raise NotCTError("MONOCHROME1 CT images are not supported yet", path=h.path,
-                             hint="re-export the series as MONOCHROME2")
-    ss = sort_slices(headers, abs_tol_mm=abs_tol_mm, rel_tol=rel_tol)
+    if any(h.photometric == "MONOCHROME1" for h in headers):
+        flags.append("monochrome1")
+    if any(h.rescale_type not in ("", "HU") for h in headers):
+        flags.append("rescale_type_not_hu")
+    if len({(h.slope, h.intercept) for h in headers}) > 1:
+        flags.append("rescale_varies")
+    ss = sort_slices(headers, abs_tol_mm=abs_tol_mm, rel_tol=rel_tol, gantry_tilt=gantry_tilt,
+                     max_obliquity_deg=max_obliquity_deg)
     hs = ss.headers
     n, rows, cols = len(hs), hs[0].rows, hs[0].cols
     integral = all(h.slope == 1.0 and float(h.intercept).is_integer() for h in hs)
     # integral rescale: HU in place in one int16 volume; else one int16 slice buffer
     raw = np.empty((n if integral else 1, rows, cols), dtype=np.int16)
     out: np.ndarray = raw if integral else np.empty((n, rows, cols), dtype=np.float32)
+    padded = False
     for k, h in enumerate(hs):
         icpt, slope = float(h.intercept), float(h.slope)  # type: ignore[arg-type]
         fast = _fast_ok(h)
+        hu_direct = False
         if fast:
             slot = raw[k] if integral else raw[0]
             _read_fast(h, slot)
             stored = _stored_to_int(slot, h)
         elif h.transfer_syntax not in _UNCOMPRESSED:
             # compressed: SimpleITK (GDCM) decodes 2-3x faster than pydicom's plugins and
-            # returns stored x slope + intercept; undo nothing, only check the shape
-            stored, icpt, slope = _read_sitk(h), 0.0, 1.0
+            # returns stored x slope + intercept
+            stored, hu_direct = _read_sitk(h), True
         else:
             stored = _read_pydicom(h)
+        pad_mask = None
+        if h.padding is not None:
+            found, pad_mask = _apply_padding(stored, h, 0.0 if hu_direct else icpt,
+                                             1.0 if hu_direct else slope, hu_direct)
+            padded = padded or found
+        if hu_direct:
+            icpt, slope = 0.0, 1.0
         if integral:
             exact = stored.dtype.kind in "iu" or bool(np.all(np.mod(stored, 1) == 0))
             bounds = _stored_bounds(h) if fast else None
@@ -295,17 +396,23 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01,
                         raw[k] += np.int16(icpt)  # in place: no temporary volume
                 else:
                     raw[k] = stored.astype(np.int32) + int(icpt)
+                if pad_mask is not None:
+                    raw[k][pad_mask] = int(AIR_HU)
                 continue
             # HU not integral or not within int16: the series continues in float32
             out = np.empty((n, rows, cols), dtype=np.float32)
             out[:k] = raw[:k]
             integral = False
         out[k] = stored.astype(np.float32) * np.float32(slope) + np.float32(icpt)
+        if pad_mask is not None:
+            out[k][pad_mask] = AIR_HU
+    if padded:
+        flags.append("pixel_padding")
     out.flags.writeable = False
     first = hs[0]
     meta = ScanMeta(**{**first.meta.__dict__, "n_files": n})
     return CTVolume(hu=out, spacing_mm=(ss.increment_mm, *ss.pixel_spacing), origin_mm=ss.origin,
-                    direction=ss.direction, meta=meta)
+                    direction=ss.direction, meta=meta, quality_flags=tuple(flags + list(ss.flags)))
 
 
 def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[str, str]]]:

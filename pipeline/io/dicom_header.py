@@ -35,7 +35,10 @@ _BLOCK = 1 << 16
 # tag -> (keyword, VR) of every element vascalc reads from a header
 _WANTED: dict[int, tuple[str, str]] = {
     0x00080005: ("SpecificCharacterSet", "CS"), 0x00080008: ("ImageType", "CS"),
-    0x00080016: ("SOPClassUID", "UI"), 0x00080020: ("StudyDate", "DA"),
+    0x00080016: ("SOPClassUID", "UI"), 0x00080018: ("SOPInstanceUID", "UI"),
+    0x00080020: ("StudyDate", "DA"), 0x00200012: ("AcquisitionNumber", "IS"),
+    0x00280120: ("PixelPaddingValue", "US"), 0x00280121: ("PixelPaddingRangeLimit", "US"),
+    0x00281054: ("RescaleType", "LO"),
     0x00080021: ("SeriesDate", "DA"), 0x00080060: ("Modality", "CS"),
     0x00080070: ("Manufacturer", "LO"), 0x0008103E: ("SeriesDescription", "LO"),
     0x00081090: ("ManufacturerModelName", "LO"), 0x00100020: ("PatientID", "LO"),
@@ -87,6 +90,10 @@ class DicomHeader:
     pixel_length: int
     series_number: int | None
     meta: ScanMeta
+    sop_instance_uid: str = ""
+    acquisition_number: int | None = None
+    padding: tuple[int, int] | None = None  # stored values [low, high] that are padding
+    rescale_type: str = ""
 
     @property
     def is_localizer(self) -> bool:
@@ -219,10 +226,26 @@ def _pydicom_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int
     with open(path, "rb") as fp:
         try:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, struct.error, ValueError) as err:
+        except InvalidDicomError:
+            # no preamble: read it when it starts like a little-endian data set (a group 0002
+            # or 0008 tag, as older exports write them), else it is not DICOM
+            fp.seek(0)
+            head = fp.read(4)
+            if len(head) < 4 or struct.unpack("<H", head[:2])[0] not in (0x0002, 0x0008):
+                raise NotDicomError("not a DICOM file (no DICM prefix, no data set at the "
+                                    "start)", path=path) from None
+            fp.seek(0)
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            except Exception as err:  # noqa: BLE001 - any parse failure: not readable DICOM
+                raise NotDicomError(f"not a readable DICOM file ({err.__class__.__name__})",
+                                    path=path) from None
+        except (EOFError, struct.error, ValueError, OSError) as err:
             raise NotDicomError(f"not a readable DICOM file ({err.__class__.__name__})",
                                 path=path) from None
         syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+        if not syntax and ds.get("SOPClassUID"):  # no meta header: implicit VR LE (PS3.5 A.1)
+            syntax = _IMPLICIT_LE if ds.is_implicit_VR else _EXPLICIT_LE
         offset, length = -1, 0
         if syntax in _FAST_SYNTAXES:
             start = fp.tell()
@@ -325,6 +348,17 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         series_description=_text(v.get("SeriesDescription")),
         transfer_syntax=syntax,
     )
+    pixel_rep = _integer(v.get("PixelRepresentation"), 0)
+
+    def _signed(x: int) -> int:  # US/SS by PixelRepresentation (PS3.3 C.7.5.1.1.2)
+        return x - 65536 if pixel_rep == 1 and x >= 32768 else x
+
+    padding = None
+    if isinstance(v.get("PixelPaddingValue"), int):
+        pad = _signed(v["PixelPaddingValue"])
+        limit = _signed(v["PixelPaddingRangeLimit"]) \
+            if isinstance(v.get("PixelPaddingRangeLimit"), int) else pad
+        padding = (min(pad, limit), max(pad, limit))
     image_type = v.get("ImageType")
     if image_type is None or image_type == "":
         image_type = []
@@ -344,7 +378,7 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         pixel_spacing=_numbers(v.get("PixelSpacing"), 2),  # type: ignore[arg-type]
         bits_allocated=_integer(v.get("BitsAllocated"), 0),
         bits_stored=_integer(v.get("BitsStored"), 0),
-        pixel_representation=_integer(v.get("PixelRepresentation"), 0),
+        pixel_representation=pixel_rep,
         samples_per_pixel=_integer(v.get("SamplesPerPixel"), 1),
         photometric=_text(v.get("PhotometricInterpretation")).upper(),
         n_frames=_integer(v.get("NumberOfFrames"), 1),
@@ -355,4 +389,9 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         pixel_length=length,
         series_number=_integer(v.get("SeriesNumber"), -1) if "SeriesNumber" in v else None,
         meta=scan,
+        sop_instance_uid=_text(v.get("SOPInstanceUID")),
+        acquisition_number=_integer(v.get("AcquisitionNumber"), -1)
+        if "AcquisitionNumber" in v else None,
+        padding=padding,
+        rescale_type=_text(v.get("RescaleType")).upper(),
     )

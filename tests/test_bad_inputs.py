@@ -1,0 +1,371 @@
+"""The bad-input corpus: one generated case per kind of real-world trouble, each with its exact
+outcome (an error code, a quality flag, or the corrected numbers)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.analyse import analyse
+from pipeline.cli import app
+from pipeline.config import Config
+from pipeline.errors import VascalcError
+from pipeline.io.dicom import index_tree, load_series
+from sample_data.dicom_writer import SeriesSpec, write_series
+
+N = 6
+
+
+def read_rows(path) -> list[dict[str, str]]:
+    return list(csv.DictReader(Path(path).read_text().splitlines()))
+
+
+def hu_volume():
+    """Soft tissue with one 4x4-pixel plaque of 350 HU on slices 2-3 (0.5 mm pixels:
+    4 mm^2 per slice, weight 3; Agatston = 2 x 4 x 3 x 3/3 = 24; volume = 32 x 0.75 mm3)."""
+    hu = np.full((N, 16, 16), 40.0)
+    hu[2:4, 6:10, 6:10] = 350
+    return hu
+
+
+EXPECTED_AGATSTON, EXPECTED_VOLUME = 24.0, 32 * 0.25 * 3.0
+
+
+def series(folder: Path, **spec) -> list[Path]:
+    base = dict(pixel_spacing_mm=(0.5, 0.5), increment_mm=3.0, z0_mm=0.0, seed=folder.name)
+    base.update(spec)
+    return write_series(folder, hu_volume(), SeriesSpec(**base), shuffle_names=False)
+
+
+def edit(path: Path, **changes) -> None:
+    ds = pydicom.dcmread(path)
+    for k, v in changes.items():
+        if v is None:
+            if k in ds:
+                delattr(ds, k)
+        else:
+            setattr(ds, k, v)
+    ds.save_as(path)
+
+
+def score(folder: Path, config: Config | None = None):
+    cfg = config or Config()
+    headers, _ = index_tree(folder)
+    g = cfg.geometry
+    vol = load_series(headers, gantry_tilt=g.gantry_tilt, max_obliquity_deg=g.max_obliquity_deg)
+    return vol, analyse(vol, cfg, case_id="x")
+
+
+def code_of(folder: Path, config: Config | None = None) -> str:
+    with pytest.raises(VascalcError) as exc:
+        score(folder, config)
+    return exc.value.code
+
+
+# --- geometry ------------------------------------------------------------------------------
+
+def test_clean_series_scores_the_hand_computed_values(tmp_path):
+    series(tmp_path)
+    vol, r = score(tmp_path)
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+    assert r.whole.volume_mm3 == pytest.approx(EXPECTED_VOLUME)
+    assert vol.quality_flags == ()
+
+
+def test_the_same_file_twice_is_dropped_and_flagged(tmp_path):
+    paths = series(tmp_path / "s")
+    shutil.copy(paths[2], tmp_path / "s" / "copy_of_slice_2.dcm")
+    vol, r = score(tmp_path / "s")
+    assert "duplicate_files_removed" in vol.quality_flags
+    assert vol.shape[0] == N
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_two_different_images_at_one_position_are_refused(tmp_path):
+    paths = series(tmp_path)
+    edit(paths[3], ImagePositionPatient=[0.0, 0.0, 6.0])  # the position of slice 2
+    assert code_of(tmp_path) == "GEOMETRY_DUPLICATE_SLICE"
+
+
+def test_missing_slice_is_refused(tmp_path):
+    paths = series(tmp_path)
+    paths[4].unlink()
+    assert code_of(tmp_path) == "GEOMETRY_MISSING_SLICE"
+
+
+def test_uneven_spacing_is_refused(tmp_path):
+    paths = series(tmp_path)
+    for k, p in enumerate(paths):
+        edit(p, ImagePositionPatient=[0.0, 0.0, 3.0 * k + (0.4 if k % 2 else 0.0)])
+    assert code_of(tmp_path) == "GEOMETRY_UNEVEN_SPACING"
+
+
+@pytest.mark.parametrize("shift_mm", [0.5, -1.0])
+def test_gantry_tilt_is_scored_slice_by_slice_with_a_flag(tmp_path, shift_mm):
+    paths = series(tmp_path)
+    for k, p in enumerate(paths):  # positions advance 3 mm along z and shift_mm along y
+        edit(p, ImagePositionPatient=[0.0, shift_mm * k, 3.0 * k])
+    vol, r = score(tmp_path)
+    assert "gantry_tilt" in vol.quality_flags
+    # in-plane areas and the distance between planes (3 mm along the normal) are unchanged
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+    assert r.whole.volume_mm3 == pytest.approx(EXPECTED_VOLUME)
+    # the lesion centroid follows the sheared positions: slice 2.5 -> y shifted 2.5 x shift
+    le = r.lesions[0]
+    assert le.centroid_y_mm == pytest.approx(7.5 * 0.5 + 2.5 * shift_mm)
+    assert le.centroid_z_mm == pytest.approx(7.5)
+    assert code_of(tmp_path, Config(geometry={"gantry_tilt": "refuse"})) == "GEOMETRY_INVALID"
+
+
+def test_non_axial_stack_is_refused(tmp_path):
+    paths = series(tmp_path)
+    for k, p in enumerate(paths):  # coronal: rows along -z, slices along y
+        edit(p, ImageOrientationPatient=[1, 0, 0, 0, 0, -1],
+             ImagePositionPatient=[0.0, 3.0 * k, 0.0])
+    assert code_of(tmp_path) == "GEOMETRY_NOT_AXIAL"
+
+
+def test_mixed_matrix_sizes_within_a_series_are_refused(tmp_path):
+    paths = series(tmp_path)
+    ds = pydicom.dcmread(paths[1])
+    ds.Rows, ds.Columns = 8, 32
+    ds.save_as(paths[1])
+    assert code_of(tmp_path) == "GEOMETRY_INCONSISTENT"
+
+
+def test_inconsistent_pixel_spacing_is_refused(tmp_path):
+    paths = series(tmp_path)
+    edit(paths[1], PixelSpacing=[0.6, 0.6])
+    assert code_of(tmp_path) == "GEOMETRY_INCONSISTENT"
+
+
+def test_missing_position_is_refused(tmp_path):
+    paths = series(tmp_path)
+    edit(paths[0], ImagePositionPatient=None)
+    assert code_of(tmp_path) == "MISSING_TAG"
+
+
+def test_single_slice_is_refused(tmp_path):
+    paths = series(tmp_path)
+    for p in paths[1:]:
+        p.unlink()
+    assert code_of(tmp_path) == "GEOMETRY_INVALID"
+
+
+# --- pixel values ----------------------------------------------------------------------------
+
+def test_padding_is_air_never_calcium(tmp_path):
+    hu = hu_volume()
+    hu[:, :, :3] = 64511  # unsigned stored 65535 with intercept -1024: the padding value
+    write_series(tmp_path, hu, SeriesSpec(pixel_spacing_mm=(0.5, 0.5), intercept=-1024.0,
+                                          extra={"PixelPaddingValue": 65535}))
+    vol, r = score(tmp_path)
+    assert "pixel_padding" in vol.quality_flags
+    assert vol.hu.dtype == np.int16 and vol.hu[:, :, :3].max() == -1000
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_padding_range_limit(tmp_path):
+    hu = hu_volume()
+    hu[:, :2, :] = -2000
+    hu[:, 2, :] = -1500
+    write_series(tmp_path, hu, SeriesSpec(pixel_spacing_mm=(0.5, 0.5), signed=True,
+                                          intercept=0.0, extra={"PixelPaddingValue": -2000,
+                                                                "PixelPaddingRangeLimit": -1400}))
+    vol, r = score(tmp_path)
+    assert "pixel_padding" in vol.quality_flags
+    assert np.all(vol.hu[:, :3, :] == -1000)
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_monochrome1_gives_the_same_hu_and_a_flag(tmp_path):
+    series(tmp_path / "a")
+    paths = series(tmp_path / "b")
+    for p in paths:
+        edit(p, PhotometricInterpretation="MONOCHROME1")
+    va, _ = score(tmp_path / "a")
+    vb, r = score(tmp_path / "b")
+    assert np.array_equal(va.hu, vb.hu) and "monochrome1" in vb.quality_flags
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_rescale_type_other_than_hu_is_flagged(tmp_path):
+    paths = series(tmp_path)
+    for p in paths:
+        edit(p, RescaleType="US")
+    vol, _ = score(tmp_path)
+    assert "rescale_type_not_hu" in vol.quality_flags
+
+
+def test_rescale_varying_per_slice_is_applied_per_slice(tmp_path):
+    paths = series(tmp_path, intercept=-1024.0)
+    ds = pydicom.dcmread(paths[2])  # re-encode slice 2 with intercept -1000
+    stored = np.frombuffer(ds.PixelData, dtype=np.uint16).astype(np.int32) - 24
+    ds.PixelData = stored.astype(np.uint16).tobytes()
+    ds.RescaleIntercept = "-1000"
+    ds.save_as(paths[2])
+    vol, r = score(tmp_path)
+    assert "rescale_varies" in vol.quality_flags
+    assert np.array_equal(vol.hu, hu_volume())
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_missing_rescale_is_refused(tmp_path):
+    paths = series(tmp_path)
+    edit(paths[1], RescaleSlope=None, RescaleIntercept=None)
+    assert code_of(tmp_path) == "MISSING_RESCALE"
+
+
+# --- files -----------------------------------------------------------------------------------
+
+def test_files_without_preamble_are_read(tmp_path):
+    paths = series(tmp_path)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(p, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert paths[0].read_bytes()[:4] != b"\x00" * 4
+    _, r = score(tmp_path)
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_junk_zero_byte_and_truncated_files_never_crash_a_tree(tmp_path):
+    series(tmp_path / "good")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.dcm").write_bytes(b"")
+    (bad / "junk.dcm").write_bytes(b"\x00" * 50 + b"garbage")
+    (bad / "notes.txt").write_text("not an image")
+    good0 = sorted((tmp_path / "good").iterdir())[0].read_bytes()
+    (bad / "truncated_header.dcm").write_bytes(good0[:300])
+    res = CliRunner().invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "o"), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    import json
+
+    notes = {n["path"]: n["reason"] for n in
+             json.loads((tmp_path / "o" / "run.json").read_text())["not_scored"]}
+    assert set(notes) == {"bad/empty.dcm", "bad/junk.dcm", "bad/notes.txt",
+                          "bad/truncated_header.dcm"}
+
+
+def test_localizer_and_outlier_images_are_excluded_with_the_reason(tmp_path):
+    paths = series(tmp_path)
+    extra = tmp_path / "scout.dcm"
+    shutil.copy(paths[0], extra)
+    edit(extra, ImageOrientationPatient=[1, 0, 0, 0, 0, -1], SOPInstanceUID="1.2.3.4.5",
+         ImageType=["ORIGINAL", "PRIMARY", "AXIAL"])
+    from pipeline.cases import cases_from_tree
+
+    cases, notes = cases_from_tree(tmp_path, Config())
+    assert len(cases) == 1 and len(cases[0].headers) == N
+    assert [n["path"] for n in notes] == ["scout.dcm"] and "outlier" in notes[0]["reason"]
+
+
+def test_two_acquisitions_in_one_series_are_split(tmp_path):
+    a = series(tmp_path, extra={"AcquisitionNumber": 1})
+    b_dir = tmp_path / "b"
+    b = series(b_dir, extra={"AcquisitionNumber": 2})
+    for p in b:  # same series UID, same positions, another acquisition
+        ds = pydicom.dcmread(p)
+        ds.SeriesInstanceUID = pydicom.dcmread(a[0]).SeriesInstanceUID
+        ds.save_as(p)
+    from pipeline.cases import cases_from_tree
+
+    cases, _ = cases_from_tree(tmp_path, Config())
+    assert sorted(len(c.headers) for c in cases) == [N, N]
+
+
+def test_patient_ids_never_become_paths(tmp_path):
+    series(tmp_path / "in", patient_id="../../x", patient_name="Smith/John")
+    out = tmp_path / "deep" / "out"
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "in"), "--out", str(out), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0
+    written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(str(p).startswith(("in/", "deep/out/")) for p in written)
+    rows = (read_rows(out / "scans.csv"))
+    assert rows[0]["case_id"] == "in" and "Smith" not in (out / "scans.csv").read_text()
+    assert "Smith" not in (out / "vascalc.log").read_text()
+
+
+# --- archives --------------------------------------------------------------------------------
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_zip_archive_input_is_scored(tmp_path):
+    paths = series(tmp_path / "s")
+    z = _zip(tmp_path / "study.zip", {f"CT/{p.name}": p.read_bytes() for p in paths})
+    res = CliRunner().invoke(app, ["run", str(z), "--out", str(tmp_path / "o"), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    row = (read_rows(tmp_path / "o" / "scans.csv"))[0]
+    assert row["case_id"] == "study_CT" and float(row["agatston"]) == pytest.approx(24.0)
+    assert not (tmp_path / "o" / ".work").exists()
+
+
+def test_zip_path_traversal_is_refused_as_a_failed_row(tmp_path):
+    z = _zip(tmp_path / "evil.zip", {"../../escaped.dcm": b"x", "ok.dcm": b"y"})
+    series(tmp_path / "good")
+    res = CliRunner().invoke(app, ["run", str(z), str(tmp_path / "good"),
+                                   "--out", str(tmp_path / "o"), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 1
+    rows = {r["case_id"]: r for r in read_rows(tmp_path / "o" / "scans.csv")}
+    assert rows["evil"]["error_code"] == "ARCHIVE_INVALID"
+    assert "outside" in rows["evil"]["error"] and rows["good"]["status"] == "ok"
+    assert not list(tmp_path.parent.rglob("escaped.dcm"))
+
+
+def test_zip_bomb_stops_at_the_cap(tmp_path):
+    z = _zip(tmp_path / "bomb.zip", {"a.bin": b"\0" * 5_000_000})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("input:\n  max_archive_bytes: 1000000\n")
+    res = CliRunner().invoke(app, ["run", str(z), "--out", str(tmp_path / "o"), "-c", str(cfg)],
+                             catch_exceptions=False)
+    assert res.exit_code == 1
+    row = (read_rows(tmp_path / "o" / "scans.csv"))[0]
+    assert row["error_code"] == "ARCHIVE_INVALID" and "zip bomb" in row["error"]
+
+
+def test_manifest_path_may_be_a_zip(tmp_path):
+    paths = series(tmp_path / "s")
+    _zip(tmp_path / "case.zip", {p.name: p.read_bytes() for p in paths})
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path\nZ1,case.zip\n")
+    res = CliRunner().invoke(app, ["run", str(m), "--out", str(tmp_path / "o"), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    row = (read_rows(tmp_path / "o" / "scans.csv"))[0]
+    assert float(row["agatston"]) == pytest.approx(24.0)
+
+
+def test_a_batch_mixing_good_and_bad_cases_writes_every_good_result(tmp_path):
+    for i in range(3):
+        series(tmp_path / "in" / f"good{i}")
+    paths = series(tmp_path / "in" / "bad_rescale")
+    edit(paths[0], RescaleIntercept=None)
+    paths = series(tmp_path / "in" / "bad_gap")
+    paths[3].unlink()
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"),
+                                   "-j", "2"], catch_exceptions=False)
+    assert res.exit_code == 1
+    rows = {r["case_id"]: r for r in read_rows(tmp_path / "o" / "scans.csv")}
+    assert {k: v["status"] for k, v in rows.items()} == {
+        "good0": "ok", "good1": "ok", "good2": "ok", "bad_rescale": "failed",
+        "bad_gap": "failed"}
+    assert rows["bad_rescale"]["error_code"] == "MISSING_RESCALE"
+    assert rows["bad_gap"]["error_code"] == "GEOMETRY_MISSING_SLICE"
