@@ -330,7 +330,8 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
 
     Quality flags name what was handled: ``monochrome1`` (HU do not depend on the
     photometric interpretation, PS3.3 C.7.6.3.1.2), ``rescale_type_not_hu`` (RescaleType
-    given and not HU), ``rescale_varies`` (slope or intercept differ between slices, applied
+    given and not HU), ``lossy_compression`` (LossyImageCompression 01 or a syntax that
+    allows lossy coding: HU near the threshold may have moved), ``rescale_varies`` (slope or intercept differ between slices, applied
     per slice), ``pixel_padding`` (padding set to air), and the geometry flags of
     :func:`sort_slices`.
     """
@@ -353,6 +354,8 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
         flags.append("rescale_type_not_hu")
     if len({(h.slope, h.intercept) for h in headers}) > 1:
         flags.append("rescale_varies")
+    if any(h.lossy for h in headers):
+        flags.append("lossy_compression")
     ss = sort_slices(headers, abs_tol_mm=abs_tol_mm, rel_tol=rel_tol, gantry_tilt=gantry_tilt,
                      max_obliquity_deg=max_obliquity_deg)
     hs = ss.headers

@@ -31,6 +31,9 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN
              b"UT", b"UV"}
 _SIMPLE_CHARSETS = {"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"}
 _BLOCK = 1 << 16
+# JPEG baseline/extended, JPEG-LS near-lossless, JPEG 2000 (lossy allowed), HTJ2K (lossy)
+_LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+                   "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.203"}
 
 # tag -> (keyword, VR) of every element vascalc reads from a header
 _WANTED: dict[int, tuple[str, str]] = {
@@ -38,7 +41,7 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00080016: ("SOPClassUID", "UI"), 0x00080018: ("SOPInstanceUID", "UI"),
     0x00080020: ("StudyDate", "DA"), 0x00200012: ("AcquisitionNumber", "IS"),
     0x00280120: ("PixelPaddingValue", "US"), 0x00280121: ("PixelPaddingRangeLimit", "US"),
-    0x00281054: ("RescaleType", "LO"),
+    0x00281054: ("RescaleType", "LO"), 0x00282110: ("LossyImageCompression", "CS"),
     0x00080021: ("SeriesDate", "DA"), 0x00080060: ("Modality", "CS"),
     0x00080070: ("Manufacturer", "LO"), 0x0008103E: ("SeriesDescription", "LO"),
     0x00081090: ("ManufacturerModelName", "LO"), 0x00100020: ("PatientID", "LO"),
@@ -94,6 +97,7 @@ class DicomHeader:
     acquisition_number: int | None = None
     padding: tuple[int, int] | None = None  # stored values [low, high] that are padding
     rescale_type: str = ""
+    lossy: bool = False  # LossyImageCompression 01, or a syntax that allows lossy coding
 
     @property
     def is_localizer(self) -> bool:
@@ -394,4 +398,5 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         if "AcquisitionNumber" in v else None,
         padding=padding,
         rescale_type=_text(v.get("RescaleType")).upper(),
+        lossy=_text(v.get("LossyImageCompression")) == "01" or syntax in _LOSSY_SYNTAXES,
     )
