@@ -331,8 +331,9 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     Quality flags name what was handled: ``monochrome1`` (HU do not depend on the
     photometric interpretation, PS3.3 C.7.6.3.1.2), ``rescale_type_not_hu`` (RescaleType
     given and not HU), ``lossy_compression`` (LossyImageCompression 01 or a syntax that
-    allows lossy coding: HU near the threshold may have moved), ``rescale_varies`` (slope or intercept differ between slices, applied
-    per slice), ``pixel_padding`` (padding set to air), and the geometry flags of
+    allows lossy coding: HU near the threshold may have moved), ``rescale_varies`` (slope or
+    intercept differ between slices, applied per slice), ``pixel_padding`` (padding set to
+    air), and the geometry flags of
     :func:`sort_slices`.
     """
     if not headers:
