@@ -78,6 +78,7 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
     """Load and score one case; any failure becomes a CaseFailure (never raises)."""
     from .cases import split_stacks
     from .io.dicom import ct_image_problem, index_tree, load_series
+    from .io.nifti import is_nifti, load_nifti
 
     timings: dict[str, float] = {}
     dicom_pid = ""
@@ -93,6 +94,15 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
             if not p.exists():
                 raise InputError(f"input path {case.display_path!r} does not exist",
                                  hint="fix the path in the manifest (relative to its folder)")
+            if p.is_file() and is_nifti(p):
+                t1 = time.perf_counter()
+                vol = load_nifti(p)
+                timings["index"] = 0.0
+                timings["load"] = time.perf_counter() - t1
+                result = analyse(vol, config, case_id=case.case_id,
+                                 anthropometry=case.anthropometry)
+                timings.update(result.timings_s)
+                return result, case.patient_id or "", timings
             if p.is_file() and p.suffix.lower() == ".zip":
                 import tempfile
 

@@ -167,9 +167,29 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     what was not scored and why (non-DICOM files, non-CT objects, localizers, outliers,
     stacks the selection left out)."""
     from .io.dicom import ct_image_problem, index_tree
+    from .io.nifti import is_nifti, mask_like
 
     headers, skipped = index_tree(root)
-    notes = [{"path": _rel(p, root), "reason": r.split(": ", 1)[-1]} for p, r in skipped]
+    notes = []
+    nifti_cases: list[Case] = []
+    for p, r in skipped:
+        if is_nifti(p):
+            try:
+                is_mask = mask_like(p)
+            except Exception:  # noqa: BLE001 - unreadable: the case row will say why
+                is_mask = False
+            if is_mask:
+                notes.append({"path": _rel(p, root), "reason": "NIfTI mask or label map "
+                              "(8-bit unsigned), not a CT"})
+            else:
+                rel = _rel(p, root)
+                stem = rel[:-7] if rel.lower().endswith(".nii.gz") else rel[:-4]
+                nifti_cases.append(Case(case_id=safe_case_id(stem if stem != "." else
+                                                             Path(p).name), path=str(p),
+                                        display_path=rel))
+        else:
+            notes.append({"path": _rel(p, root),
+                          "reason": r.split(": ", 1)[-1].split(" -> ")[0]})
     cts = []
     for h in headers:
         problem = ct_image_problem(h)
@@ -189,13 +209,15 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
         else:
             rel = _rel(folder, root)
             raw_ids.append(safe_case_id(rel if rel != "." else Path(folder).name))
-    ids = _unique(raw_ids)
-    cases = []
+    ids = _unique(raw_ids + [c.case_id for c in nifti_cases])
+    cases = [Case(case_id=cid, path=c.path, display_path=c.display_path)
+             for cid, c in zip(ids[len(raw_ids):], nifti_cases)]
     for cid, hs in zip(ids, groups):
         folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
         cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
                           headers=tuple(hs)))
     notes.sort(key=lambda n: n["path"])
+    cases.sort(key=lambda c: c.case_id)
     return cases, notes
 
 

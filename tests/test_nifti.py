@@ -1,0 +1,94 @@
+"""NIfTI CT: orientation through the affine, scores identical to the same volume from DICOM."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.analyse import analyse
+from pipeline.cli import app
+from pipeline.config import Config
+from pipeline.errors import NotCTError
+from pipeline.io.dicom import index_tree, load_series
+from pipeline.io.nifti import load_nifti
+from sample_data.dicom_writer import SeriesSpec, write_series
+from tests.conftest import shared_path
+
+
+def volume():
+    hu = np.full((8, 20, 24), -50.0)
+    hu[:, :2, :] = -1000
+    hu[2:5, 3:7, 10:14] = 380
+    hu[6, 15:18, 2:4] = 250
+    return hu
+
+
+def as_nifti(hu, path: Path, *, flip_x: bool) -> Path:
+    """The DICOM writer's geometry (rows +y, cols +x, slices +z from z0 = -10, in LPS, 0.5 x
+    0.7 mm pixels, 2 mm apart) as a RAS affine over an (x, y, z) array; ``flip_x`` stores x
+    reversed with the affine saying so."""
+    data = hu.transpose(2, 1, 0)  # (col, row, slice) = (x, y, z)
+    aff = np.array([[-0.7, 0, 0, 0.0], [0, -0.5, 0, 0.0], [0, 0, 2.0, -10.0], [0, 0, 0, 1]])
+    if flip_x:
+        data = data[::-1]
+        aff[:, 3] = aff @ np.array([data.shape[0] - 1, 0, 0, 1])
+        aff[0, 0] = 0.7
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(data).astype(np.int16), aff), path)
+    return path
+
+
+@pytest.mark.parametrize("flip_x", [False, True])
+def test_nifti_scores_equal_dicom_scores(tmp_path, flip_x):
+    hu = volume()
+    write_series(tmp_path / "dcm", hu, SeriesSpec(pixel_spacing_mm=(0.5, 0.7), increment_mm=2.0,
+                                                  z0_mm=-10.0, signed=True, intercept=0.0))
+    nii = as_nifti(hu, tmp_path / "ct.nii.gz", flip_x=flip_x)
+    cfg = Config(scoring={"mass_calibration_mg_per_cm3_per_hu": 0.8})
+    vd = load_series(index_tree(tmp_path / "dcm")[0])
+    vn = load_nifti(nii)
+    rd = analyse(vd, cfg, case_id="d")
+    rn = analyse(vn, cfg, case_id="n")
+    assert (rn.whole.agatston, rn.whole.volume_mm3, rn.whole.mass_mg, rn.whole.n_lesions) == \
+        pytest.approx((rd.whole.agatston, rd.whole.volume_mm3, rd.whole.mass_mg,
+                       rd.whole.n_lesions))
+    assert rd.whole.agatston > 0
+    cd = sorted((le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm) for le in rd.lesions)
+    cn = sorted((le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm) for le in rn.lesions)
+    assert np.allclose(cd, cn)
+
+
+def test_a_mask_is_not_a_ct(tmp_path):
+    p = tmp_path / "aorta.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), p)
+    with pytest.raises(NotCTError, match="mask"):
+        load_nifti(p)
+
+
+def test_tree_with_nifti_ct_and_masks(tmp_path):
+    as_nifti(volume(), tmp_path / "ct.nii.gz", flip_x=False)
+    (tmp_path / "seg").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), tmp_path / "seg" / "x.nii.gz")
+    res = CliRunner().invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "o"), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "o" / "scans.csv").read_text().splitlines()))
+    assert [r["case_id"] for r in rows] == ["ct"]
+    assert "nifti_input" in rows[0]["quality_flags"]
+
+
+def test_totalsegmentator_nifti_orientation():
+    p = shared_path("totalsegmentator_example", "example_ct_sm.nii.gz")
+    img = nib.load(p)
+    vol = load_nifti(p)
+    assert vol.shape == (30, 122, 101) and vol.spacing_mm == (3.0, 3.0, 3.0)
+    # voxel (i, j, k) of the file is at affine @ (i, j, k) in RAS; ours gives LPS
+    ijk = np.array([7, 50, 12])
+    ras = img.affine @ np.r_[ijk, 1]
+    lps = vol.index_to_patient(np.array([[ijk[2], ijk[0], ijk[1]]]))[0]
+    assert np.allclose(lps, [-ras[0], -ras[1], ras[2]])
+    assert vol.hu[ijk[2], ijk[0], ijk[1]] == np.asanyarray(img.dataobj)[tuple(ijk)]
