@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..types import CTVolume, ScanMeta
 from .dicom_header import _FAST_SYNTAXES, DicomHeader, read_header
+from .multiframe import ENHANCED_CT, decode_frames, frame_headers
 
 _UNCOMPRESSED = _FAST_SYNTAXES | {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 _CT_SOP_CLASSES = {
@@ -96,9 +97,6 @@ def _check_consistent(headers: list[DicomHeader]) -> None:
                             ("PixelSpacing", h.pixel_spacing)):
             if value is None:
                 raise MissingTagError(f"{name} is missing or malformed", path=h.path)
-        if h.n_frames != 1:
-            raise GeometryError(f"multi-frame image ({h.n_frames} frames) is not supported yet",
-                                path=h.path, hint="export the series as single-frame images")
     sizes = np.array([(h.rows, h.cols) for h in headers])
     orients = np.array([h.orientation for h in headers], dtype=float)
     spacings = np.array([h.pixel_spacing for h in headers], dtype=float)
@@ -339,6 +337,14 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     if not headers:
         raise GeometryError("no files in the series")
     flags: list[str] = []
+    if any(h.n_frames > 1 or h.sop_class_uid in ENHANCED_CT for h in headers):
+        expanded: list[DicomHeader] = []
+        for h in headers:
+            multi = h.n_frames > 1 or h.sop_class_uid in ENHANCED_CT
+            expanded.extend(frame_headers(h) if multi else [h])
+        headers = expanded
+        flags.append("multi_frame")
+    frames_cache: dict[str, np.ndarray] = {}
     for h in headers:
         problem = ct_image_problem(h)
         if problem:
@@ -368,9 +374,14 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     padded = False
     for k, h in enumerate(hs):
         icpt, slope = float(h.intercept), float(h.slope)  # type: ignore[arg-type]
-        fast = _fast_ok(h)
+        fast = h.frame is None and _fast_ok(h)
         hu_direct = False
-        if fast:
+        if h.frame is not None:
+            if h.path not in frames_cache:
+                frames_cache.clear()  # one multi-frame file in memory at a time
+                frames_cache[h.path] = decode_frames(h.path)
+            stored = np.array(frames_cache[h.path][h.frame])
+        elif fast:
             slot = raw[k] if integral else raw[0]
             _read_fast(h, slot)
             stored = _stored_to_int(slot, h)

@@ -98,6 +98,7 @@ class DicomHeader:
     padding: tuple[int, int] | None = None  # stored values [low, high] that are padding
     rescale_type: str = ""
     lossy: bool = False  # LossyImageCompression 01, or a syntax that allows lossy coding
+    frame: int | None = None  # the frame of a multi-frame file this header describes
 
     @property
     def is_localizer(self) -> bool:
