@@ -374,6 +374,11 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
     summary = rebuild(out, [c.case_id for c in cases], config=config, argv=argv, notes=notes,
                       extra={"reused": reused})
     summary["executor"] = _executor_name(jobs, scheduler, dask_local)
+    from .cases import DISCOVERY_COLUMNS, discovery_rows
+    from .outputs.tables import to_csv, write_atomic
+
+    write_atomic(out / "discovery.csv",
+                 to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS))
     summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
     write_json(out / "run.json", summary)
     return summary

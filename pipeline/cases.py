@@ -336,3 +336,15 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
         raise NoInputError(f"case ids occur twice across the inputs: {', '.join(dup)}",
                            hint="give each input once, or use a manifest with unique case_id")
     return cases, notes
+
+
+DISCOVERY_COLUMNS = ["status", "case_id", "images", "path", "reason"]
+
+
+def discovery_rows(cases: list[Case], notes: list[dict[str, str]]) -> list[dict]:
+    """The discovery table: every case and every file not scored, with the reason."""
+    rows = [{"status": "case", "case_id": c.case_id, "images": len(c.headers) or "",
+             "path": c.display_path, "reason": ""} for c in cases]
+    rows += [{"status": "not_scored", "case_id": "", "images": 1, "path": n["path"],
+              "reason": n["reason"]} for n in notes]
+    return rows

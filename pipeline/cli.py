@@ -164,11 +164,12 @@ def run(
         _fail_usage(str(err), err.code)
     cases = select_shard(cases, shard_t)
     if dry_run:
-        for c in cases:
-            typer.echo(f"{c.case_id}\t{c.display_path}")
-        for n in notes:
-            typer.echo(f"not scored\t{n['path']}\t{n['reason']}")
-        typer.echo(f"{len(cases)} case(s) would be scored; {len(notes)} file(s) not scored")
+        _print_discovery(cases, notes)
+        import shutil
+
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        if out.exists() and not any(out.iterdir()):
+            out.rmdir()
         raise typer.Exit(0)
     handler = _setup_logging(out, log_level)
     n_jobs = jobs or default_jobs()
@@ -193,6 +194,43 @@ def run(
     typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
                f"{c['not_scored']} file(s) not scored; tables in {out}")
     raise typer.Exit(1 if c["failed"] else 0)
+
+
+@app.command()
+def scan(
+    inputs: Annotated[list[Path], typer.Argument(help="Folder trees, series folders, manifests.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Also write DIR/discovery.csv.")] = None,
+) -> None:
+    """List what was found and what would be scored, without scoring."""
+    import tempfile
+
+    from .cases import collect_cases
+    from .config import load_config
+
+    try:
+        cfg = load_config(config)
+        with tempfile.TemporaryDirectory(prefix="vascalc-scan-") as work:
+            cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+    _print_discovery(cases, notes)
+    if out is not None:
+        from .cases import DISCOVERY_COLUMNS, discovery_rows
+        from .outputs.tables import to_csv, write_atomic
+
+        write_atomic(out / "discovery.csv",
+                     to_csv(discovery_rows(cases, notes), DISCOVERY_COLUMNS))
+
+
+def _print_discovery(cases, notes) -> None:
+    from .cases import discovery_rows
+
+    for r in discovery_rows(cases, notes):
+        typer.echo(f"{r['status']:<11}{r['case_id'] or '-':<28}{r['images']:>6}  {r['path']}"
+                   + (f"  ({r['reason']})" if r["reason"] else ""))
+    typer.echo(f"{len(cases)} case(s) would be scored; {len(notes)} file(s) not scored")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,8 +245,10 @@ def _read_pydicom(h: DicomHeader) -> np.ndarray:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(h.path)
-        arr = ds.pixel_array
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # malformed values: our own checks name them
+            ds = pydicom.dcmread(h.path)
+            arr = ds.pixel_array
     except Exception as err:  # noqa: BLE001 - decoders raise many kinds; name the file
         raise DecodeError(f"cannot decode pixel data ({h.transfer_syntax}): {err}",
                           path=h.path) from None

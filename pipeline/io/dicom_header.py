@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +224,14 @@ def _fast_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int]:
 
 
 def _pydicom_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+    with warnings.catch_warnings():
+        # pydicom warns about each malformed value; vascalc checks the values it uses and
+        # names the file itself
+        warnings.simplefilter("ignore")
+        return _pydicom_values_inner(path)
+
+
+def _pydicom_values_inner(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 

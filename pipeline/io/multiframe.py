@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 from ..errors import DecodeError, MissingTagError
 from .dicom_header import DicomHeader
@@ -55,7 +56,9 @@ def frame_headers(h: DicomHeader) -> list[DicomHeader]:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(h.path, stop_before_pixels=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(h.path, stop_before_pixels=True)
     except Exception as err:  # noqa: BLE001
         raise DecodeError(f"cannot read the multi-frame header ({err})", path=h.path) from None
     shared = _item(ds, "SharedFunctionalGroupsSequence")
@@ -93,8 +96,10 @@ def decode_frames(path: str):
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path)
-        arr = ds.pixel_array
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            arr = ds.pixel_array
     except Exception as err:  # noqa: BLE001
         raise DecodeError(f"cannot decode the multi-frame pixel data ({err})", path=path) from None
     return arr if arr.ndim == 3 else arr[None]

@@ -1,0 +1,98 @@
+"""Mutated headers of a valid series: every outcome is a score or a named VascalcError,
+never an unhandled exception."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom import config as dcm_config
+
+from pipeline.analyse import analyse
+from pipeline.config import Config
+from pipeline.errors import InternalError, VascalcError
+from pipeline.io.dicom import index_tree, load_series
+from sample_data.dicom_writer import SeriesSpec, write_series
+
+ANY_NUMBER = st.one_of(st.sampled_from(["0", "-1", "1e9", "abc", "", "nan", "inf", "1\\2"]),
+                       st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: f"{f:.6g}"))
+MUTATIONS = {
+    "PixelSpacing": st.one_of(st.lists(ANY_NUMBER, min_size=0, max_size=3), st.none()),
+    "ImageOrientationPatient": st.one_of(st.lists(ANY_NUMBER, min_size=0, max_size=7),
+                                         st.none()),
+    "ImagePositionPatient": st.one_of(st.lists(ANY_NUMBER, min_size=0, max_size=4), st.none()),
+    "RescaleSlope": st.one_of(ANY_NUMBER, st.none()),
+    "RescaleIntercept": st.one_of(ANY_NUMBER, st.none()),
+    "Rows": st.one_of(st.integers(0, 40), st.none()),
+    "Columns": st.one_of(st.integers(0, 40), st.none()),
+    "BitsAllocated": st.sampled_from([0, 1, 8, 12, 16, 32, 64]),
+    "BitsStored": st.sampled_from([0, 1, 8, 12, 16, 17, 40]),
+    "PixelRepresentation": st.sampled_from([0, 1, 2]),
+    "SamplesPerPixel": st.sampled_from([0, 1, 3]),
+    "NumberOfFrames": st.one_of(st.sampled_from(["0", "1", "2", "x"]), st.none()),
+    "PhotometricInterpretation": st.sampled_from(["MONOCHROME2", "MONOCHROME1", "RGB", ""]),
+    "Modality": st.sampled_from(["CT", "MR", ""]),
+    "PixelData": st.sampled_from([b"", b"\x00" * 10, None]),
+}
+
+
+@pytest.fixture(scope="module")
+def template():
+    folder = Path(tempfile.mkdtemp(prefix="vascalc-fuzz-"))
+    hu = np.full((4, 16, 16), 20.0)
+    hu[1:3, 5:9, 5:9] = 400
+    write_series(folder, hu, SeriesSpec(pixel_spacing_mm=(0.5, 0.5)), shuffle_names=False)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_headers_never_escape(template, data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("m")
+    for p in template.iterdir():
+        shutil.copy(p, folder / p.name)
+    files = sorted(folder.iterdir())
+    n_mut = data.draw(st.integers(1, 3))
+    saved = (dcm_config.settings.reading_validation_mode,
+             dcm_config.settings.writing_validation_mode)
+    dcm_config.settings.reading_validation_mode = dcm_config.IGNORE  # make invalid values
+    dcm_config.settings.writing_validation_mode = dcm_config.IGNORE
+    try:
+        for _ in range(n_mut):
+            key = data.draw(st.sampled_from(sorted(MUTATIONS)))
+            value = data.draw(MUTATIONS[key])
+            target = data.draw(st.sampled_from(["one", "all"]))
+            for p in files[:1] if target == "one" else files:
+                ds = pydicom.dcmread(p)
+                if value is None:
+                    if key in ds:
+                        delattr(ds, key)
+                else:
+                    try:
+                        setattr(ds, key, value)
+                    except (ValueError, TypeError, OverflowError):
+                        continue  # pydicom itself refuses to hold this value
+                try:
+                    ds.save_as(p)
+                except (ValueError, TypeError, OverflowError, AttributeError):
+                    continue  # pydicom refuses to write it: the file stays as it was
+    finally:
+        (dcm_config.settings.reading_validation_mode,
+         dcm_config.settings.writing_validation_mode) = saved
+    try:
+        headers, _ = index_tree(folder)
+        if headers:
+            vol = load_series(headers)
+            r = analyse(vol, Config(), case_id="f")
+            assert np.isfinite(r.whole.agatston) and r.whole.agatston >= 0
+    except VascalcError as err:
+        assert not isinstance(err, InternalError)
+        assert err.code and str(err)
