@@ -369,3 +369,21 @@ def test_a_batch_mixing_good_and_bad_cases_writes_every_good_result(tmp_path):
         "bad_gap": "failed"}
     assert rows["bad_rescale"]["error_code"] == "MISSING_RESCALE"
     assert rows["bad_gap"]["error_code"] == "GEOMETRY_MISSING_SLICE"
+
+
+@pytest.mark.parametrize("image_type", [["ORIGINAL", "PRIMARY", "LOCALIZER"],
+                                        ["DERIVED", "SECONDARY", "PROJECTION IMAGE"],
+                                        ["ORIGINAL", "PRIMARY", "TOPOGRAM"]])
+def test_localizers_and_projections_are_not_scored(tmp_path, image_type):
+    paths = series(tmp_path / "s")
+    scout = tmp_path / "scout"
+    scout.mkdir()
+    shutil.copy(paths[0], scout / "s.dcm")
+    edit(scout / "s.dcm", ImageType=image_type, SeriesInstanceUID="1.2.3.9",
+         SOPInstanceUID="1.2.3.9.1")
+    from pipeline.cases import cases_from_tree
+
+    cases, notes = cases_from_tree(tmp_path, Config())
+    assert [c.case_id for c in cases] == ["s"]
+    assert notes == [{"path": "scout/s.dcm", "reason": notes[0]["reason"]}]
+    assert "localizer or projection" in notes[0]["reason"]

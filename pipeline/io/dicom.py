@@ -72,7 +72,7 @@ def ct_image_problem(h: DicomHeader) -> str | None:
     if h.rows <= 0 or h.cols <= 0:
         return "no image pixels (Rows/Columns missing)"
     if h.is_localizer:
-        return "localizer (ImageType LOCALIZER)"
+        return f"localizer or projection image (ImageType {'/'.join(h.image_type)})"
     return None
 
 

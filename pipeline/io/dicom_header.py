@@ -103,7 +103,9 @@ class DicomHeader:
 
     @property
     def is_localizer(self) -> bool:
-        return any(t.upper() == "LOCALIZER" for t in self.image_type)
+        """ImageType names a localizer or a projection image (topogram, scout)."""
+        words = {w for t in self.image_type for w in t.upper().replace("_", " ").split()}
+        return bool(words & {"LOCALIZER", "PROJECTION", "TOPOGRAM", "SCOUT", "SURVIEW"})
 
 
 def _decode(raw: bytes, vr: str) -> Any:
