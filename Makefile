@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
-$(PHANTOMS)/manifest.csv: $(STAMP) sample_data/generate.py sample_data/phantom.py
+$(PHANTOMS)/manifest.csv: $(STAMP) sample_data/generate.py sample_data/phantom.py sample_data/dicom_writer.py
 	$(BIN)/python -m sample_data.generate --out $(PHANTOMS)
 
 sample-data: $(PHANTOMS)/manifest.csv

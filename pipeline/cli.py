@@ -233,6 +233,91 @@ def _print_discovery(cases, notes) -> None:
     typer.echo(f"{len(cases)} case(s) would be scored; {len(notes)} file(s) not scored")
 
 
+def _read_table(path: Path) -> list[dict]:
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        _fail_usage(f"{path}: cannot read the table ({err})")
+    if not rows:
+        _fail_usage(f"{path}: the table has no rows")
+    return rows
+
+
+def _require(rows: list[dict], columns: tuple[str, ...], path: Path) -> None:
+    missing = [c for c in columns if c not in rows[0]]
+    if missing:
+        _fail_usage(f"{path}: missing column(s) {', '.join(missing)}; a vascalc scans.csv has "
+                    "them (or join your scan dates to it)")
+
+
+@app.command()
+def progression(
+    table: Annotated[Path, typer.Argument(help="scans.csv (patient_id, study_date, scores).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+) -> None:
+    """Pair each patient's scans in date order; write progression.csv and its dictionary."""
+    from .outputs.columns import PROGRESSION
+    from .outputs.tables import to_csv, write_atomic
+    from .progression import pair_rows
+
+    rows = _read_table(table)
+    _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
+    if "study_date" not in rows[0] and "scan_date" not in rows[0]:
+        _fail_usage(f"{table}: needs a study_date or scan_date column")
+    pairs, notes = pair_rows(rows)
+    names = [c.name for c in PROGRESSION]
+    write_atomic(out / "progression.csv", to_csv(pairs, names))
+    write_atomic(out / "progression_dictionary.csv", to_csv(
+        [{"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
+         for c in PROGRESSION], ["name", "type", "unit", "meaning"]))
+    n_h = sum(1 for p in pairs if p["progression_hokanson"])
+    n_r = sum(1 for p in pairs if p["progression_raggi"])
+    typer.echo(f"{len(pairs)} pair(s) from {len({p['patient_id'] for p in pairs})} patient(s): "
+               f"{n_h} progress by Hokanson, {n_r} by Raggi; {len(notes)} scan(s) left out; "
+               f"{out / 'progression.csv'}")
+    for n in notes:
+        typer.echo(f"  left out {n['case_id']}: {n['reason']}")
+
+
+@app.command()
+def summary(
+    table: Annotated[Path, typer.Argument(help="scans.csv (or any table with its columns).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    group: Annotated[Optional[str], typer.Option(help="Column to summarise by, too.")] = None,
+    figures: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
+) -> None:
+    """Cohort summary: counts, median/IQR of each score, zero-calcium share, categories."""
+    import json
+
+    from .outputs.tables import to_csv, write_atomic
+    from .summary import long_table, summarise_groups
+
+    rows = _read_table(table)
+    _require(rows, ("case_id", "status", "agatston", "volume_mm3"), table)
+    if group and group not in rows[0]:
+        _fail_usage(f"--group {group!r} is not a column of {table}; columns: "
+                    f"{', '.join(rows[0])}")
+    groups = summarise_groups(rows, group)
+    write_atomic(out / "summary.json", json.dumps(groups, indent=2, allow_nan=False) + "\n")
+    write_atomic(out / "summary.csv", to_csv(long_table(groups),
+                                             ["group", "measure", "statistic", "value"]))
+    if figures:
+        from .outputs import figures as fig
+
+        out.mkdir(parents=True, exist_ok=True)
+        fig.agatston_distribution(rows, out / "agatston_log_distribution.png")
+        fig.calc_bsa_by_group(rows, group, out / "calc_bsa_by_group.png")
+        fig.progression_per_patient(rows, out / "progression_per_patient.png")
+    a = groups["all"]
+    med = a["scores"]["agatston"]["median"]
+    typer.echo(f"{a['n_scans']} scan(s), {a['n_patients']} patient(s); median Agatston "
+               f"{'-' if med is None else f'{med:.1f}'}; zero calcium "
+               f"{a['zero_calcium']['n']}; tables in {out}")
+
+
 @app.command()
 def merge(
     parts: Annotated[list[Path], typer.Argument(help="Output folders of shard runs.")],

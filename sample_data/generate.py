@@ -14,7 +14,9 @@ Seeded and deterministic: the same command writes the same bytes. Cases:
 
 The mass calibration of the simulated scanner is c = 0.8 mg/(cm^3 HU): a 200 mg/cm^3
 hydroxyapatite insert reading 250 HU above water (200 / 250); configs/sample_data.yaml
-carries it. Truth per case is written to ``<case>/truth.json`` from :mod:`sample_data.phantom`.
+carries it. Truth per case is written to ``<case>/truth.json`` from :mod:`sample_data.phantom`;
+``covariates.csv`` holds made-up clinical covariates per patient (phosphate, calcium, PTH,
+eGFR, dialysis, ACEI/ARB use) for the cohort notebook.
 """
 
 from __future__ import annotations
@@ -85,6 +87,20 @@ def generate(out: Path) -> Path:
                "whole_volume": t, "vascular_only": t_vasc}
         (out / name / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
         manifest_rows.append({"case_id": name, "path": f"{name}/dicom", **row})
+    covariates = [  # made-up clinical covariates, one row per phantom patient
+        {"patient_id": "PHANTOM-01", "phosphate_mmol_l": 1.9, "calcium_mmol_l": 2.41,
+         "pth_pmol_l": 48.0, "egfr_ml_min_1_73m2": 9, "dialysis": 1, "acei_arb": 1},
+        {"patient_id": "PHANTOM-02", "phosphate_mmol_l": 1.5, "calcium_mmol_l": 2.30,
+         "pth_pmol_l": 21.0, "egfr_ml_min_1_73m2": 28, "dialysis": 0, "acei_arb": 1},
+        {"patient_id": "PHANTOM-03", "phosphate_mmol_l": 1.1, "calcium_mmol_l": 2.25,
+         "pth_pmol_l": 7.5, "egfr_ml_min_1_73m2": 64, "dialysis": 0, "acei_arb": 0},
+        {"patient_id": "PHANTOM-04", "phosphate_mmol_l": 1.0, "calcium_mmol_l": 2.35,
+         "pth_pmol_l": 5.0, "egfr_ml_min_1_73m2": 92, "dialysis": 0, "acei_arb": 0},
+    ]
+    with open(out / "covariates.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(covariates[0]))
+        w.writeheader()
+        w.writerows(covariates)
     with open(out / "manifest.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(manifest_rows[0]))
         w.writeheader()

@@ -111,3 +111,39 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 
 def names(table: str) -> list[str]:
     return [c.name for c in TABLES[table]]
+
+
+def _score_columns() -> list[Column]:
+    units = {"agatston": "", "volume_mm3": "mm3", "mass_mg": "mg",
+             "volume_per_bsa_mm3_m2": "mm3/m2"}
+    cols = []
+    for s, u in units.items():
+        per_year = f"{u}/year" if u else "1/year"
+        cols += [
+            _c(f"{s}_1", "number", u, f"{s} of the earlier scan"),
+            _c(f"{s}_2", "number", u, f"{s} of the later scan"),
+            _c(f"{s}_change", "number", u, "later - earlier"),
+            _c(f"{s}_change_per_year", "number", per_year, "change / interval_years"),
+            _c(f"{s}_relative_change", "number", "", "change / earlier (empty if earlier is 0)"),
+        ]
+    return cols
+
+
+PROGRESSION: tuple[Column, ...] = (
+    _c("patient_id", "string", "", "patient whose scans are paired"),
+    _c("case_id_1", "string", "", "earlier scan (joins scans.csv)"),
+    _c("case_id_2", "string", "", "later scan (joins scans.csv)"),
+    _c("date_1", "date", "", "date of the earlier scan"),
+    _c("date_2", "date", "", "date of the later scan"),
+    _c("interval_days", "integer", "d", "days between the scans"),
+    _c("interval_years", "number", "year", "interval_days / 365.25"),
+    *_score_columns(),
+    _c("sqrt_volume_difference", "number", "mm^1.5",
+       "sqrt(volume_2) - sqrt(volume_1) (Hokanson et al., AJR 2004)"),
+    _c("progression_hokanson", "boolean", "", "sqrt_volume_difference >= 2.5"),
+    _c("volume_annual_relative_change", "number", "1/year",
+       "(volume_2 / volume_1) ** (1 / years) - 1 (Raggi et al., ATVB 2004)"),
+    _c("progression_raggi", "boolean", "", "volume_annual_relative_change > 0.15"),
+    _c("parameters_differ", "string", "",
+       "scan parameters that differ between the scans (they bias the change)"),
+)
