@@ -24,6 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from . import __version__
 from .analyse import analyse
 from .cases import Case
@@ -74,8 +76,10 @@ def case_config(case: Case, config: Config) -> Config:
     return config.model_copy(update={"scoring": scoring})
 
 
-def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
-    """Load and score one case; any failure becomes a CaseFailure (never raises)."""
+def run_case(case: Case, config: Config, keep: dict | None = None,
+             ) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
+    """Load and score one case; any failure becomes a CaseFailure (never raises). When
+    ``keep`` is a dict, the volume and headers of a scored case are left in it."""
     from .cases import split_stacks
     from .io.dicom import ct_image_problem, index_tree, load_series
     from .io.nifti import is_nifti, load_nifti
@@ -102,6 +106,8 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
                 result = analyse(vol, config, case_id=case.case_id,
                                  anthropometry=case.anthropometry)
                 timings.update(result.timings_s)
+                if keep is not None:
+                    keep.update(volume=vol, headers=[])
                 return result, case.patient_id or "", timings
             if p.is_file() and p.suffix.lower() == ".zip":
                 import tempfile
@@ -143,6 +149,11 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
         timings["load"] = time.perf_counter() - t1
         result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry)
         timings.update(result.timings_s)
+        if keep is not None:
+            keep.update(volume=vol, headers=sorted(
+                headers, key=lambda h: float(np.asarray(h.position or (0, 0, 0)) @ np.cross(
+                    np.asarray((h.orientation or (1, 0, 0, 0, 1, 0))[:3]),
+                    np.asarray((h.orientation or (1, 0, 0, 0, 1, 0))[3:])))))
         return result, _patient_id(case, dicom_pid, config), timings
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
@@ -161,18 +172,21 @@ def run_case(case: Case, config: Config) -> tuple[ScanResult | CaseFailure, str,
     return failure, _patient_id(case, dicom_pid, config), timings
 
 
-def process_case(case: Case, config: Config, fingerprint: str) -> dict[str, Any]:
-    """Score one case and return its result.json document (plain, picklable data)."""
+def process_case(case: Case, config: Config, fingerprint: str,
+                 out: Path | None = None) -> dict[str, Any]:
+    """Score one case and return its result.json document (plain, picklable data). With
+    ``out`` and report.enabled, the case's artefacts are written into OUT/cases/<id>/."""
     from .outputs.tables import lesion_rows, region_rows, scan_row
 
     cfg = case_config(case, config)
-    result, pid, timings = run_case(case, cfg)
+    keep: dict[str, Any] = {}
+    result, pid, timings = run_case(case, cfg, keep)
     settings = {"threshold_hu": cfg.scoring.threshold_hu,
                 "min_lesion_area_mm2": cfg.scoring.min_lesion_area_mm2,
                 "mass_calibration_mg_per_cm3_per_hu": cfg.scoring.mass_calibration_mg_per_cm3_per_hu,
                 "config_sha256": config.sha256()}
     ok = isinstance(result, ScanResult)
-    return {
+    doc = {
         "schema": RESULT_SCHEMA,
         "case_id": case.case_id,
         "config_sha256": config.sha256(),
@@ -183,6 +197,20 @@ def process_case(case: Case, config: Config, fingerprint: str) -> dict[str, Any]
         "lesions": lesion_rows(result) if ok else [],
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
     }
+    if ok and out is not None and config.report.enabled and "volume" in keep:
+        from .outputs.artefacts import try_write_case_artefacts
+
+        t0 = time.perf_counter()
+        written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
+                                                  keep["volume"], result, doc,
+                                                  keep["headers"], cfg)
+        doc["artefacts"] = written
+        if error:
+            doc["artefact_error"] = error
+            flags = [f for f in (doc["scan"]["quality_flags"] or "").split(";") if f]
+            doc["scan"]["quality_flags"] = ";".join(flags + ["report_failed"])
+        doc["timings_s"]["report"] = round(time.perf_counter() - t0, 6)
+    return doc
 
 
 def _failed_doc(case: Case, config: Config, fingerprint: str, code: str, message: str) -> dict:
@@ -221,12 +249,12 @@ def read_result(path: Path) -> dict[str, Any] | None:
 # executors: each yields (case, result document) as cases finish
 
 
-def _serial(todo, config):
+def _serial(todo, config, out):
     for case, fp in todo:
-        yield case, process_case(case, config, fp)
+        yield case, process_case(case, config, fp, out)
 
 
-def _pool(todo, config, jobs):
+def _pool(todo, config, jobs, out):
     """A process pool; if a worker dies (killed, out of memory), the cases it may have been
     running are retried once on a new pool, then reported as failed rows."""
     pending = list(todo)
@@ -236,7 +264,7 @@ def _pool(todo, config, jobs):
         with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=_mp_context(),
                                  initializer=_worker_init) as ex:
             futures: dict[Future, tuple[Case, str]] = {
-                ex.submit(process_case, c, config, fp): (c, fp) for c, fp in pending}
+                ex.submit(process_case, c, config, fp, out): (c, fp) for c, fp in pending}
             pending = []
             waiting = set(futures)
             while waiting:
@@ -289,7 +317,7 @@ def _worker_init() -> None:
     warm_up()
 
 
-def _dask(todo, config, *, scheduler: str | None, local_workers: int | None):
+def _dask(todo, config, out, *, scheduler: str | None, local_workers: int | None):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -302,7 +330,7 @@ def _dask(todo, config, *, scheduler: str | None, local_workers: int | None):
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(process_case, c, config, fp, pure=False,
+        futures = {client.submit(process_case, c, config, fp, out, pure=False,
                                  key=f"vascalc-{c.case_id}-{fp[:8]}"): (c, fp) for c, fp in todo}
         for fut in as_completed(list(futures)):
             case, fp = futures[fut]
@@ -318,12 +346,13 @@ def _dask(todo, config, *, scheduler: str | None, local_workers: int | None):
 
 
 def execute(todo: list[tuple[Case, str]], config: Config, *, jobs: int = 1,
-            scheduler: str | None = None, dask_local: int | None = None) -> Iterator:
+            scheduler: str | None = None, dask_local: int | None = None,
+            out: Path | None = None) -> Iterator:
     if scheduler or dask_local:
-        return _dask(todo, config, scheduler=scheduler, local_workers=dask_local)
+        return _dask(todo, config, out, scheduler=scheduler, local_workers=dask_local)
     if jobs <= 1 or len(todo) <= 1:
-        return _serial(todo, config)
-    return _pool(todo, config, jobs)
+        return _serial(todo, config, out)
+    return _pool(todo, config, jobs, out)
 
 
 def default_jobs() -> int:
@@ -366,7 +395,8 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
             continue
         todo.append((case, fp))
     log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
-    for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local):
+    for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
+                             out=out):
         write_json(result_path(out, case.case_id), doc)
         log.info("case %s: %s", case.case_id, doc["scan"]["status"])
         if on_case:
@@ -427,6 +457,11 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
     use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
         else parquet
     write_tables(out, rows, extra_cols, parquet=use_parquet)
+    if config is not None and config.report.enabled:
+        from .outputs.report import index_html
+        from .outputs.tables import write_atomic
+
+        write_atomic(out / "index.html", index_html(rows["scans"]))
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
     return {
         "vascalc_version": __version__,

@@ -144,6 +144,9 @@ def run(
         help="Only shard I of N (I/N, I from 0), e.g. $SLURM_ARRAY_TASK_ID/N.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="List the cases that would be scored; score nothing.")] = False,
+    report: Annotated[Optional[bool], typer.Option(
+        "--report/--no-report", help="Per-case reports, SEG, SR, masks (config report.enabled).",
+    )] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
     log_level: Annotated[str, typer.Option(help="Log level of OUT/vascalc.log.")] = "info",
 ) -> None:
@@ -159,6 +162,9 @@ def run(
     shard_t = _parse_shard(shard)
     try:
         cfg = load_config(config)
+        if report is not None:
+            cfg = cfg.model_copy(update={"report": cfg.report.model_copy(
+                update={"enabled": report})})
         cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work")
     except VascalcError as err:
         _fail_usage(str(err), err.code)

@@ -127,6 +127,21 @@ class InputConfig(BaseModel):
     max_archive_files: int = Field(200_000, gt=0, description="cap on the files of a zip")
 
 
+class ReportConfig(BaseModel):
+    """Per-case report and DICOM/NIfTI results (off by default: they cost time per case)."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(False, description="write the per-case artefacts and OUT/index.html")
+    pdf: bool = Field(True, description="also render each report.html to report.pdf")
+    dicom_seg: bool = Field(True, description="DICOM SEG of the calcium by density band")
+    dicom_sr: bool = Field(True, description="DICOM Comprehensive 3D SR (TID 1500) of the scores")
+    nifti: bool = Field(True, description="NIfTI calcium mask and lesion label map")
+    key_images: int = Field(3, ge=0, le=12, description="axial key images per report")
+    identity: Literal["pseudonymous", "full"] = Field(
+        "pseudonymous", description="report header: case id only, or the DICOM patient identity")
+
+
 class PrivacyConfig(BaseModel):
     model_config = _STRICT
 
@@ -154,6 +169,7 @@ class Config(BaseModel):
     geometry: GeometryConfig = GeometryConfig()
     selection: SelectionConfig = SelectionConfig()
     input: InputConfig = InputConfig()
+    report: ReportConfig = ReportConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
 

@@ -236,3 +236,32 @@ def find_slice_lesions_scipy(
         sum_hu=cat["sum"], sum_row=cat["row"], sum_col=cat["col"], kept=kept_all,
         lesion=lesion, n_lesions=int(n_lesions),
     )
+
+
+def density_band_mask(hu: np.ndarray, *, pixel_area_mm2: float, threshold_hu: float,
+                      min_lesion_area_mm2: float, weight_hu=(130.0, 200.0, 300.0, 400.0),
+                      slice_connectivity: int = 8) -> np.ndarray:
+    """uint8 volume: 0 outside the kept lesions, else the density weight (1-4) of the slice
+    lesion each voxel belongs to. The same lesion set as :func:`find_slice_lesions` (same
+    definitions, scipy labelling), for images, masks and DICOM SEG."""
+    from scipy import ndimage
+
+    structure = _structure_2d(slice_connectivity)
+    min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
+    bands = np.asarray(weight_hu, dtype=float)
+    out = np.zeros(hu.shape, dtype=np.uint8)
+    for k in range(hu.shape[0]):
+        mask = hu[k] >= threshold_hu
+        labels, n = ndimage.label(mask, structure)
+        if n == 0:
+            continue
+        flat = np.flatnonzero(mask)
+        lab = labels.ravel()[flat]
+        area = np.bincount(lab, minlength=n + 1)
+        peak = np.full(n + 1, -np.inf)
+        np.maximum.at(peak, lab, hu[k].ravel()[flat].astype(np.float64))
+        weight = np.searchsorted(bands, peak, side="right").astype(np.uint8)
+        weight[area < min_px] = 0
+        weight[0] = 0
+        out[k].ravel()[flat] = weight[lab]
+    return out

@@ -451,3 +451,24 @@ def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[s
         except OSError as err:
             skipped.append((str(p), f"unreadable: {err.strerror}"))
     return headers, skipped
+
+
+def read_datasets(paths: list[str]):
+    """Full pydicom datasets of source images, in the given order (for DICOM SEG/SR)."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [pydicom.dcmread(p) for p in paths]
+
+
+def patient_identity(path: str) -> dict[str, str]:
+    """Patient name, id and birth date of a file, for reports configured with identity."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return {"Patient name": str(ds.get("PatientName", "") or ""),
+            "Patient ID": str(ds.get("PatientID", "") or ""),
+            "Birth date": str(ds.get("PatientBirthDate", "") or "")}

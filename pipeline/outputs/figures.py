@@ -75,3 +75,55 @@ def progression_per_patient(rows: list[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+# --- per-case key images ----------------------------------------------------------------
+
+BAND_COLOURS = ("#ffd700", "#ff8c00", "#e8112d", "#c71585")  # weight 1, 2, 3, 4
+SOFT_TISSUE_WINDOW = (-160.0, 240.0)  # width 400, level 40 HU
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _overlay(ax, img, bands, aspect: float) -> None:
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(np.clip(img, *SOFT_TISSUE_WINDOW), cmap="gray", aspect=aspect,
+              vmin=SOFT_TISSUE_WINDOW[0], vmax=SOFT_TISSUE_WINDOW[1], interpolation="nearest")
+    ax.imshow(np.ma.masked_equal(bands, 0), cmap=ListedColormap(BAND_COLOURS), vmin=0.5,
+              vmax=4.5, aspect=aspect, interpolation="nearest", alpha=0.85)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def key_images(hu, bands, slices: list[tuple[int, str]], spacing_mm) -> list[tuple[str, bytes]]:
+    """Axial slices (soft-tissue window) with calcium coloured by density band."""
+    plt = _plt()
+    out = []
+    for k, title in slices:
+        fig, ax = plt.subplots(figsize=(4, 4), dpi=90)
+        _overlay(ax, hu[k].astype(float), bands[k], aspect=spacing_mm[1] / spacing_mm[2])
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        out.append((title, _png(fig)))
+    return out
+
+
+def mip_image(hu, bands, spacing_mm) -> bytes:
+    """Coronal maximum intensity projection (along the rows) with the densest band."""
+    plt = _plt()
+    mip = hu.max(axis=1).astype(float)
+    band = bands.max(axis=1)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=90)
+    _overlay(ax, mip, band, aspect=spacing_mm[0] / spacing_mm[2])
+    ax.set_title("maximum intensity projection", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,108 @@
+"""Per-case artefacts, written atomically into OUT/cases/<case_id>/: report.html and
+report.pdf, key images, calcium.seg.dcm, scores.sr.dcm, calcium_mask.nii.gz and
+lesion_labels.nii.gz. A failure here is logged and flagged; it never loses the scores."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import Config
+from ..types import CTVolume, ScanResult
+from .tables import write_atomic
+
+log = logging.getLogger("vascalc")
+
+
+def _patient_index(volume: CTVolume, xyz) -> int:
+    d = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
+    ijk = np.linalg.solve(d, np.asarray(xyz, dtype=float) - np.asarray(volume.origin_mm))
+    return int(np.clip(np.rint(ijk[0]), 0, volume.shape[0] - 1))
+
+
+def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
+                         headers: list, config: Config) -> list[str]:
+    """Write what the config asks for; returns the names written."""
+    from scipy import ndimage
+
+    from ..segment import density_band_mask
+    from . import figures
+    from .report import case_html, html_to_pdf
+
+    rc, sc = config.report, config.scoring
+    inc, drow, dcol = volume.spacing_mm
+    bands = density_band_mask(volume.hu, pixel_area_mm2=drow * dcol,
+                              threshold_hu=sc.threshold_hu,
+                              min_lesion_area_mm2=sc.min_lesion_area_mm2,
+                              weight_hu=sc.density_weight_hu,
+                              slice_connectivity=sc.slice_connectivity)
+    written: list[str] = []
+    largest = sorted(result.lesions, key=lambda le: -le.volume_mm3)[:rc.key_images]
+    slices, seen = [], set()
+    for le in largest:
+        k = _patient_index(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
+        if k not in seen:
+            seen.add(k)
+            slices.append((k, f"slice {k + 1}: lesion {le.lesion_id}, "
+                              f"{le.volume_mm3:.0f} mm3"))
+    images = figures.key_images(volume.hu, bands, slices, volume.spacing_mm)
+    images.append(("maximum intensity projection", figures.mip_image(volume.hu, bands,
+                                                                     volume.spacing_mm)))
+    for i, (_, png) in enumerate(images):
+        name = "mip.png" if i == len(images) - 1 else f"key_image_{i + 1}.png"
+        write_atomic(case_dir / name, png)
+        written.append(name)
+    identity: dict[str, str] = {}
+    if rc.identity == "full" and headers:
+        from ..io.dicom import patient_identity
+
+        identity = patient_identity(headers[0].path)
+    text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"))
+    write_atomic(case_dir / "report.html", text)
+    written.append("report.html")
+    if rc.pdf:
+        write_atomic(case_dir / "report.pdf", html_to_pdf(text))
+        written.append("report.pdf")
+    if rc.nifti:
+        from ..io.masks import nifti_bytes
+
+        kept = bands > 0
+        labels, _ = ndimage.label(kept, np.ones((3, 3, 3), dtype=bool)
+                                  if sc.lesion_connectivity == 26 else
+                                  ndimage.generate_binary_structure(
+                                      3, {6: 1, 18: 2}[sc.lesion_connectivity]))
+        write_atomic(case_dir / "calcium_mask.nii.gz", nifti_bytes(kept.astype(np.uint8),
+                                                                    volume))
+        write_atomic(case_dir / "lesion_labels.nii.gz", nifti_bytes(labels.astype(np.int32),
+                                                                     volume))
+        written += ["calcium_mask.nii.gz", "lesion_labels.nii.gz"]
+    dicom_ok = bool(headers) and all(h.frame is None for h in headers)
+    if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
+        from ..io.dicom import read_datasets
+        from .dicom_out import measurement_report, segmentation, to_bytes
+
+        sources = read_datasets([h.path for h in headers])
+        seg = None
+        if rc.dicom_seg:
+            seg = segmentation(sources, bands, case_id=result.case_id,
+                               config_sha=config.sha256())
+            if seg is not None:
+                write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
+                written.append("calcium.seg.dcm")
+        if rc.dicom_sr:
+            sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
+                                    config_sha=config.sha256())
+            write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
+            written.append("scores.sr.dcm")
+    return written
+
+
+def try_write_case_artefacts(case_dir: Path, *args: Any) -> tuple[list[str], str]:
+    try:
+        return write_case_artefacts(case_dir, *args), ""
+    except Exception as err:  # noqa: BLE001 - the scores stand; the row says what failed
+        log.exception("case %s: report artefacts failed", case_dir.name)
+        return [], f"{type(err).__name__}: {err}"

@@ -1,0 +1,175 @@
+"""Per-case HTML report (self-contained: images embedded), its PDF, and the cohort index.
+
+The report shows what a clinician reads in a minute: the case (pseudonymous id unless the
+config asks for patient identity), scan parameters, totals and per-region scores, risk
+category and CAC-DRS, key images, a method statement, and a visible box for every quality
+flag. No 10-year risk or percentile is shown: the published methods (e.g. the MESA CHD risk
+score with CAC, McClelland et al., JACC 2015;66:1643) need inputs (race/ethnicity, diabetes,
+smoking, cholesterol, blood pressure, treatment) that vascalc is not given.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Any
+
+FLAG_TEXT = {
+    "mass_uncalibrated": "Mass not computed: no scanner calibration (c) was configured.",
+    "gantry_tilt": "Gantry-tilted stack: scored slice by slice along the tilted planes.",
+    "duplicate_files_removed": "Duplicated files were found and counted once.",
+    "pixel_padding": "Padding pixels were set to air (-1000 HU).",
+    "monochrome1": "MONOCHROME1 images (display inverted; HU unaffected).",
+    "rescale_type_not_hu": "RescaleType is not HU: values may not be Hounsfield units.",
+    "rescale_varies": "The rescale differs between slices; applied per slice.",
+    "lossy_compression": "Lossy compression: voxels near 130 HU may have moved.",
+    "multi_frame": "Read from a multi-frame image.",
+    "nifti_input": "Read from NIfTI: no DICOM identity or acquisition details.",
+    "outlier_images_excluded": "Images of another orientation or matrix were left out.",
+    "bsa_implausible_dicom": "Height or weight in the DICOM header is implausible: no BSA.",
+}
+
+CSS = """
+body{font-family:Helvetica,Arial,sans-serif;font-size:11pt;color:#222;margin:24px}
+h1{font-size:16pt;margin:0 0 4px 0}h2{font-size:12pt;margin:18px 0 6px 0;color:#3a5f8a}
+table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #bbb;padding:3px 8px;
+text-align:left}th{background:#eef2f7}.big{font-size:14pt;font-weight:bold}
+.flags{border:2px solid #c0504d;background:#fdf0ef;padding:6px 10px;margin:10px 0}
+.ok{border:1px solid #7aa37a;background:#f1f8f1;padding:6px 10px;margin:10px 0}
+.method{font-size:9pt;color:#555}img{margin:4px}
+"""
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    return "<table>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{_fmt(v, 2 if '(m2)' in k else 1)}</td></tr>"
+        for k, v in rows) + "</table>"
+
+
+def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity: dict[str, str],
+              config: dict[str, Any]) -> str:
+    s = doc["scan"]
+    flags = [f for f in (s.get("quality_flags") or "").split(";") if f]
+    imgs = "".join(
+        f'<img alt="{html.escape(title)}" width="300" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
+        for title, png in images)
+    who = [("Case", s["case_id"])] + [(k, v) for k, v in identity.items()]
+    who += [("Study date", s.get("study_date"))]
+    params = [("Manufacturer / model", f"{s.get('manufacturer') or '-'} / {s.get('model') or '-'}"),
+              ("kVp", s.get("kvp")), ("Kernel", s.get("kernel")),
+              ("Slice thickness (mm)", s.get("slice_thickness_mm")),
+              ("Slice increment (mm)", s.get("slice_increment_mm")),
+              ("Pixel spacing (mm)", s.get("pixel_spacing_mm")), ("Slices", s.get("n_slices"))]
+    totals = [("Agatston score", s.get("agatston")), ("Calcium volume (mm3)", s.get("volume_mm3")),
+              ("Calcium mass (mg)", s.get("mass_mg")), ("Lesions", s.get("n_lesions")),
+              ("Calc/BSA (mm3/m2)", s.get("volume_per_bsa_mm3_m2")),
+              ("BSA (m2)", s.get("bsa_m2"))]
+    regions = "".join(
+        f"<tr><td>{html.escape(r['region'])}</td><td>{_fmt(r['agatston'])}</td>"
+        f"<td>{_fmt(r['volume_mm3'])}</td><td>{_fmt(r['mass_mg'])}</td>"
+        f"<td>{_fmt(r['n_lesions'])}</td><td>{_fmt(r['volume_per_bsa_mm3_m2'])}</td></tr>"
+        for r in doc.get("regions", []))
+    flag_box = ('<div class="flags"><b>Quality flags</b><ul>' + "".join(
+        f"<li><code>{html.escape(f)}</code>: {html.escape(FLAG_TEXT.get(f, f))}</li>"
+        for f in flags) + "</ul></div>") if flags else \
+        '<div class="ok">No quality flags.</div>'
+    sc = config.get("scoring", {})
+    method = (
+        f"Calcium: HU &gt;= {_fmt(s.get('threshold_hu'))}; slice lesions 8-connected on each "
+        f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; density weight from "
+        "each slice lesion's peak HU (1: 130-199, 2: 200-299, 3: 300-399, 4: &gt;= 400); "
+        f"Agatston scaled by increment / {_fmt(sc.get('reference_increment_mm'))} mm; volume = "
+        "kept voxels x voxel volume; mass = c x sum(HU) x voxel volume with c = "
+        f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU); risk category "
+        "0 / 1-10 / 11-100 / 101-400 / &gt;400 (Rumberger 1999); CAC-DRS (Hecht 2018). Scope: "
+        f"{html.escape(s.get('scope') or '')}. No 10-year risk or percentile: the published "
+        "methods need inputs vascalc is not given. vascalc "
+        f"{html.escape(str(s.get('pipeline_version')))}, config sha256 "
+        f"{html.escape(str(s.get('config_sha256')))}.")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/>
+<title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style></head>
+<body>
+<h1>Vascular calcification report</h1>
+{_table(who)}
+{flag_box}
+<h2>Result</h2>
+<p class="big">Agatston {_fmt(s.get('agatston'))} &middot; risk category
+{_fmt(s.get('risk_category'))} &middot; CAC-DRS {_fmt(s.get('cac_drs'))}</p>
+{_table(totals)}
+<h2>Regions</h2>
+<table><tr><th>region</th><th>Agatston</th><th>volume (mm3)</th><th>mass (mg)</th>
+<th>lesions</th><th>Calc/BSA (mm3/m2)</th></tr>{regions}</table>
+<h2>Scan</h2>
+{_table(params)}
+<h2>Key images</h2>
+<p>Axial slices through the largest lesions (soft-tissue window) and a maximum intensity
+projection; calcium coloured by density weight: yellow 1, orange 2, red 3, magenta 4.</p>
+<div>{imgs}</div>
+<h2>Method</h2><p class="method">{method}</p>
+</body></html>
+"""
+
+
+def html_to_pdf(text: str) -> bytes:
+    """The PDF of a report, rendered from its HTML by xhtml2pdf (pure Python)."""
+    import gc
+    import io
+    import logging
+    import warnings
+
+    from xhtml2pdf import pisa
+
+    logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # xhtml2pdf leaves the temporary files of embedded images to the garbage collector;
+        # collect them here, where their ResourceWarning is expected
+        warnings.simplefilter("ignore", ResourceWarning)
+        status = pisa.CreatePDF(text, dest=buf, encoding="utf-8")
+        gc.collect()
+    if status.err:
+        raise RuntimeError(f"xhtml2pdf reported {status.err} error(s)")
+    return buf.getvalue()
+
+
+def index_html(scans: list[dict[str, Any]]) -> str:
+    cols = ["case_id", "status", "agatston", "volume_mm3", "mass_mg", "n_lesions",
+            "risk_category", "cac_drs", "volume_per_bsa_mm3_m2", "quality_flags", "error_code"]
+    head = "".join(f'<th onclick="sortBy({i})">{c}</th>' for i, c in enumerate(cols))
+    body = []
+    for s in scans:
+        cid = html.escape(s["case_id"])
+        cells = [f'<a href="cases/{cid}/report.html">{cid}</a>'] + [
+            _fmt(s.get(c), 1) for c in cols[1:]]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    data = json.dumps(cols)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/><title>vascalc results</title>
+<style>{CSS} th{{cursor:pointer}}</style></head><body>
+<h1>vascalc results</h1><p>{len(scans)} case(s). Click a column to sort.</p>
+<table id="t"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<script>
+const columns = {data};
+let asc = true;
+function sortBy(i) {{
+  const tb = document.querySelector('#t tbody');
+  const rows = Array.from(tb.rows);
+  const key = r => {{ const t = r.cells[i].innerText.replace(/,/g, '');
+    const n = parseFloat(t); return isNaN(n) ? t : n; }};
+  rows.sort((a, b) => {{ const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); }});
+  asc = !asc; rows.forEach(r => tb.appendChild(r));
+}}
+</script></body></html>
+"""

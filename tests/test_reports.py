@@ -1,0 +1,190 @@
+"""Reports and DICOM results: read back, validated, rendered in a real browser."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTEFACTS = ROOT / "results" / "test-artefacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"]
+
+
+def read(path):
+    return list(csv.DictReader(Path(path).read_text().splitlines()))
+
+
+@pytest.fixture(scope="module")
+def reported(sample_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reported")
+    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
+                                   "-c", str(ROOT / "configs" / "sample_data.yaml"), "-j", "1",
+                                   "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def scans(out):
+    return {r["case_id"]: r for r in read(out / "scans.csv")}
+
+
+def test_every_case_has_its_artefacts_and_the_index_links_them(reported):
+    for cid in scans(reported):
+        d = reported / "cases" / cid
+        doc = json.loads((d / "result.json").read_text())
+        assert "artefact_error" not in doc
+        for name in ("report.html", "report.pdf", "mip.png", "calcium_mask.nii.gz",
+                     "lesion_labels.nii.gz", "scores.sr.dcm"):
+            assert (d / name).stat().st_size > 0, (cid, name)
+        assert (d / "calcium.seg.dcm").exists() == (cid != "P04")  # P04 has no calcium
+    index = (reported / "index.html").read_text()
+    assert all(f'href="cases/{cid}/report.html"' in index for cid in scans(reported))
+
+
+def test_sr_reads_back_with_the_scores_codes_identity_and_references(reported):
+    import highdicom as hd
+
+    row = scans(reported)["P01_T1"]
+    sr = hd.sr.srread(reported / "cases" / "P01_T1" / "scores.sr.dcm")
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    flat = {}
+
+    def walk(items):
+        for it in items:
+            if it.ValueType == "NUM":
+                flat[(it.ConceptNameCodeSequence[0].CodingSchemeDesignator,
+                      it.ConceptNameCodeSequence[0].CodeValue)] = (
+                    float(it.MeasuredValueSequence[0].NumericValue),
+                    it.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue)
+            walk(it.get("ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    assert flat[("SCT", "450360000")][0] == pytest.approx(float(row["agatston"]), rel=1e-6)
+    assert flat[("DCM", "122660")] == (pytest.approx(float(row["volume_mm3"]), rel=1e-6), "mm3")
+    assert flat[("DCM", "122661")] == (pytest.approx(float(row["mass_mg"]), rel=1e-6), "mg")
+    text = sr.to_json()
+    assert "112055" in json.dumps(text) and "112056" in json.dumps(text)
+    assert sr.PatientID == "PHANTOM-01" and str(sr.PatientName) == "Phantom^Digital"
+    refs = {s.SeriesInstanceUID for st in sr.CurrentRequestedProcedureEvidenceSequence
+            for s in st.ReferencedSeriesSequence}
+    assert row["series_instance_uid"] in refs and len(refs) == 2  # the CT and the SEG
+
+
+def test_seg_reads_back_with_the_kept_voxels(reported):
+    import highdicom as hd
+
+    row = scans(reported)["P01_T1"]
+    seg = hd.seg.segread(reported / "cases" / "P01_T1" / "calcium.seg.dcm")
+    assert seg.PatientID == "PHANTOM-01"
+    labels = [d.SegmentLabel for d in seg.SegmentSequence]
+    assert labels == ["calcium 130-199 HU peak", "calcium 200-299 HU peak",
+                      "calcium 300-399 HU peak", "calcium >= 400 HU peak"]
+    arr = seg.pixel_array  # frames x rows x cols x segments or labels
+    voxel_mm3 = 0.7 * 0.7 * 3.0
+    assert int(np.count_nonzero(arr)) == round(float(row["volume_mm3"]) / voxel_mm3)
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == row["series_instance_uid"]
+
+
+def test_nifti_mask_and_labels_match_the_tables(reported):
+    row = scans(reported)["P01_T1"]
+    mask = nib.load(reported / "cases" / "P01_T1" / "calcium_mask.nii.gz")
+    labels = nib.load(reported / "cases" / "P01_T1" / "lesion_labels.nii.gz")
+    voxel_mm3 = float(np.prod(mask.header.get_zooms()))
+    assert int(np.asarray(mask.dataobj).sum()) * voxel_mm3 == pytest.approx(
+        float(row["volume_mm3"]))
+    lab = np.asarray(labels.dataobj)
+    assert lab.max() == int(row["n_lesions"])
+    les = [r for r in read(reported / "lesions.csv") if r["case_id"] == "P01_T1"]
+    for r in les:  # each lesion's label has its voxel count, and its centroid in RAS
+        idx = np.argwhere(lab == int(r["lesion_id"]))
+        assert len(idx) == int(r["n_voxels"])
+        ras = labels.affine @ np.r_[idx.mean(axis=0), 1]
+        assert np.allclose([-ras[0], -ras[1], ras[2]],
+                           [float(r["centroid_x_mm"]), float(r["centroid_y_mm"]),
+                            float(r["centroid_z_mm"])], atol=1e-6)
+
+
+def test_identity_stays_out_of_tables_reports_and_masks_unless_asked(reported, sample_data,
+                                                                     tmp_path):
+    name = "Phantom^Digital"
+    for f in list(reported.glob("*.csv")) + list(reported.glob("cases/*/report.html")):
+        assert name not in f.read_text(), f
+    assert name.encode() not in (reported / "cases" / "P01_T1" / "calcium_mask.nii.gz").read_bytes()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("report:\n  enabled: true\n  identity: full\n  pdf: false\n"
+                   "  dicom_seg: false\n  dicom_sr: false\n  nifti: false\n")
+    m = tmp_path / "m.csv"
+    m.write_text(f"case_id,path\nA,{sample_data / 'P03' / 'dicom'}\n")
+    res = CliRunner().invoke(app, ["run", str(m), "--out", str(tmp_path / "o"), "-c", str(cfg),
+                                   "-j", "1"], catch_exceptions=False)
+    assert res.exit_code == 0
+    assert name in (tmp_path / "o" / "cases" / "A" / "report.html").read_text()
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None,
+                    reason="dciodvfy (Debian dicom3tools) is not installed; .ci/run installs it")
+@pytest.mark.parametrize("name", ["scores.sr.dcm", "calcium.seg.dcm"])
+def test_dicom_results_pass_dciodvfy(reported, name):
+    res = subprocess.run(["dciodvfy", str(reported / "cases" / "P01_T1" / name)],
+                         capture_output=True, text=True, timeout=120)
+    report = res.stdout + res.stderr
+    problems = [ln for ln in report.splitlines() if ln.startswith(("Error", "Warning"))]
+    assert problems == [], report
+
+
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="Chromium (Debian chromium) is not installed; .ci/run installs it")
+def test_report_in_a_real_browser(reported):
+    pw = pytest.importorskip("playwright.sync_api")
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 1200})
+            console = []
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: console.append(("pageerror", str(e))))
+            page.goto((reported / "cases" / "P01_T1" / "report.html").as_uri())
+            images = page.evaluate(
+                "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            assert len(images) == 4 and all(ok and w > 0 for _, ok, w in images), images
+            assert "Agatston" in page.inner_text("body")
+            page.screenshot(path=str(ARTEFACTS / "report_P01_T1.png"), full_page=True)
+            page.goto((reported / "index.html").as_uri())
+            first = page.inner_text("#t tbody tr:first-child td:first-child")
+            page.click("th:nth-child(3)")  # sort by agatston
+            page.click("th:nth-child(3)")
+            after = page.inner_text("#t tbody tr:first-child td:first-child")
+            assert (first, after) != ("", "") and after == "P01_T2"  # the largest score
+            errors = [c for c in console if c[0] in ("error", "pageerror")]
+            assert errors == []
+        finally:
+            browser.close()
+    assert (ARTEFACTS / "report_P01_T1.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
+                    reason="poppler-utils (pdftoppm, pdftotext) not installed; .ci/run installs it")
+def test_pdf_pages_and_text(reported, tmp_path):
+    pdf = reported / "cases" / "P01_T1" / "report.pdf"
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=120)
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert 1 <= len(pages) <= 4
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True, timeout=120).stdout
+    for needle in ("Vascular calcification report", "P01_T1", "15,633.0", "CAC-DRS A3"):
+        assert needle in text
