@@ -184,7 +184,7 @@ def test_pdf_pages_and_text(reported, tmp_path):
                    check=True, timeout=120)
     pages = sorted(tmp_path.glob("page*.png"))
     assert 1 <= len(pages) <= 4
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
-                          check=True, timeout=120).stdout
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                          check=True, timeout=120).stdout.decode("utf-8")
     for needle in ("Vascular calcification report", "P01_T1", "15,633.0", "CAC-DRS A3"):
         assert needle in text
