@@ -27,6 +27,8 @@ import datetime as dt
 import math
 from typing import Any
 
+from .values import finite_float
+
 SCORES = ("agatston", "volume_mm3", "mass_mg", "volume_per_bsa_mm3_m2")
 PARAMETERS = ("slice_thickness_mm", "slice_increment_mm", "kvp", "kernel", "threshold_hu",
               "min_lesion_area_mm2", "config_sha256")
@@ -35,14 +37,7 @@ RAGGI_ANNUAL = 0.15
 DAYS_PER_YEAR = 365.25
 
 
-def _num(v: Any) -> float | None:
-    if v in (None, ""):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_num = finite_float
 
 
 def _date(row: dict[str, Any]) -> dt.date | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import ScanMeta
+from ..values import finite_float
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -300,13 +301,7 @@ def _text(v: Any) -> str:
 
 
 def _number(v: Any) -> float | None:
-    if v is None or isinstance(v, list) or v == "":
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+    return finite_float(v)
 
 
 def _numbers(v: Any, n: int) -> tuple[float, ...] | None:

@@ -15,6 +15,7 @@ import math
 import warnings
 
 from ..errors import DecodeError, MissingTagError
+from ..values import finite_float
 from .dicom_header import DicomHeader
 
 ENHANCED_CT = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"}
@@ -43,12 +44,7 @@ def _floats(value, n: int) -> tuple[float, ...] | None:
     return out if len(out) == n and all(math.isfinite(x) for x in out) else None
 
 
-def _float(value) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_float = finite_float
 
 
 def frame_headers(h: DicomHeader) -> list[DicomHeader]:
