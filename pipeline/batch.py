@@ -103,8 +103,13 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
                 vol = load_nifti(p)
                 timings["index"] = 0.0
                 timings["load"] = time.perf_counter() - t1
+                masks = None
+                if case.regions:
+                    from .io.masks import load_regions
+
+                    masks = load_regions(vol, case.regions)
                 result = analyse(vol, config, case_id=case.case_id,
-                                 anthropometry=case.anthropometry)
+                                 anthropometry=case.anthropometry, regions=masks)
                 timings.update(result.timings_s)
                 if keep is not None:
                     keep.update(volume=vol, headers=[])
@@ -147,7 +152,15 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
 
             vol = replace(vol, quality_flags=vol.quality_flags + tuple(extra_flags))
         timings["load"] = time.perf_counter() - t1
-        result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry)
+        region_masks = None
+        if case.regions:
+            from .io.masks import load_regions
+
+            t2 = time.perf_counter()
+            region_masks = load_regions(vol, case.regions)
+            timings["regions"] = time.perf_counter() - t2
+        result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry,
+                         regions=region_masks)
         timings.update(result.timings_s)
         if keep is not None:
             keep.update(volume=vol, headers=sorted(

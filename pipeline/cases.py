@@ -22,7 +22,7 @@ from .errors import AnthropometryError, ManifestError, NoInputError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
-                  "mass_calibration_mg_per_cm3_per_hu")
+                  "mass_calibration_mg_per_cm3_per_hu", "regions")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +38,7 @@ class Case:
     calibration: float | None = None  # manifest mass calibration; None = the config's
     extra: dict[str, str] = field(default_factory=dict)
     error: tuple[str, str] | None = None  # (code, message) found before scoring, e.g. archives
+    regions: str | None = None  # region masks: a folder of NIfTI masks or a label map
 
     def files(self) -> list[str]:
         """The files of the case (indexed ones, else every file under its path)."""
@@ -287,9 +288,12 @@ def cases_from_manifest(manifest: Path) -> list[Case]:
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
         target = Path(rel) if Path(rel).is_absolute() else manifest.parent / rel
+        reg = (row.get("regions") or "").strip()
+        reg_path = None if not reg else str(Path(reg) if Path(reg).is_absolute()
+                                            else manifest.parent / reg)
         cases.append(Case(case_id=cid, path=str(target), display_path=rel, patient_id=pid,
                           anthropometry=Anthropometry(height_cm=h, weight_kg=w),
-                          calibration=cal, extra=extra))
+                          calibration=cal, extra=extra, regions=reg_path))
     return cases
 
 

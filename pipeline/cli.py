@@ -144,6 +144,8 @@ def run(
         help="Only shard I of N (I/N, I from 0), e.g. $SLURM_ARRAY_TASK_ID/N.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="List the cases that would be scored; score nothing.")] = False,
+    regions: Annotated[Optional[Path], typer.Option(
+        help="Region masks for a single case: a folder of NIfTI masks or a label map.")] = None,
     report: Annotated[Optional[bool], typer.Option(
         "--report/--no-report", help="Per-case reports, SEG, SR, masks (config report.enabled).",
     )] = None,
@@ -168,6 +170,15 @@ def run(
         cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work")
     except VascalcError as err:
         _fail_usage(str(err), err.code)
+    if regions is not None:
+        if len(cases) != 1:
+            _fail_usage(f"--regions applies to one case; {len(cases)} were found (give each "
+                        "case its masks in a manifest 'regions' column)")
+        if not regions.exists():
+            _fail_usage(f"--regions {str(regions)!r} does not exist")
+        import dataclasses
+
+        cases = [dataclasses.replace(cases[0], regions=str(regions))]
     cases = select_shard(cases, shard_t)
     if dry_run:
         _print_discovery(cases, notes)

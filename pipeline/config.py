@@ -127,6 +127,27 @@ class InputConfig(BaseModel):
     max_archive_files: int = Field(200_000, gt=0, description="cap on the files of a zip")
 
 
+class RegionsConfig(BaseModel):
+    """How region masks (vascalc run --regions, or a manifest 'regions' column) are used."""
+
+    model_config = _STRICT
+
+    order: list[str] = Field(
+        default_factory=list, description="priority where grown regions overlap (first wins)")
+    margin_mm: dict[str, float] = Field(
+        default_factory=dict, description="per-region growth in mm (calcium sits in the wall)")
+    default_margin_mm: float = Field(0.0, ge=0.0, description="growth of other regions, mm")
+    exclude: list[str] = Field(
+        default_factory=list, description="masks that remove their voxels from every region")
+
+    @model_validator(mode="after")
+    def _margins(self) -> "RegionsConfig":
+        bad = {k: v for k, v in self.margin_mm.items() if not 0 <= v <= 50}
+        if bad:
+            raise ValueError(f"regions.margin_mm must be within 0-50 mm, got {bad}")
+        return self
+
+
 class ReportConfig(BaseModel):
     """Per-case report and DICOM/NIfTI results (off by default: they cost time per case)."""
 
@@ -170,6 +191,7 @@ class Config(BaseModel):
     selection: SelectionConfig = SelectionConfig()
     input: InputConfig = InputConfig()
     report: ReportConfig = ReportConfig()
+    regions: RegionsConfig = RegionsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
 

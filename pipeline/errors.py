@@ -146,6 +146,13 @@ class ArchiveError(InputError):
     hint = "unpack the archive yourself and check its contents"
 
 
+class RegionError(InputError):
+    """A region mask is unreadable, lacks its label table, or does not overlap the CT."""
+
+    code = "REGION_INVALID"
+    hint = "check the mask belongs to this CT (same patient, same frame of reference)"
+
+
 class AnthropometryError(InputError):
     """Height or weight is implausible (metres as cm, weight 0, pounds)."""
 

@@ -105,6 +105,7 @@ class Lesion:
     centroid_x_mm: float
     centroid_y_mm: float
     centroid_z_mm: float
+    region: str = "whole"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +117,7 @@ class RegionScore:
     volume_mm3: float
     mass_mg: float | None
     n_lesions: int
-    n_slice_lesions: int
+    n_slice_lesions: int | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +148,7 @@ class ScanResult:
     spacing_mm: tuple[float, float, float]
     quality_flags: tuple[str, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
+    regions: tuple[RegionScore, ...] = ()  # per region (and 'outside') when masks were given
 
 
 @dataclass(frozen=True, kw_only=True)

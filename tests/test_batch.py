@@ -196,7 +196,7 @@ def test_dictionary_and_datapackage_describe_every_written_column(reference):
         assert written == [r["name"] for r in dd if r["table"] == table]
         assert written == [f["name"] for f in res[table]["schema"]["fields"]]
     assert res["scans"]["schema"]["primaryKey"] == ["case_id"]
-    assert res["lesions"]["schema"]["primaryKey"] == ["case_id", "lesion_id"]
+    assert res["lesions"]["schema"]["primaryKey"] == ["case_id", "lesion_id", "region"]
     assert res["regions"]["schema"]["foreignKeys"][0]["reference"] == {
         "resource": "scans", "fields": ["case_id"]}
 

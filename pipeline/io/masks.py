@@ -30,3 +30,109 @@ def nifti_bytes(array: np.ndarray, volume: CTVolume) -> bytes:
     img = nib.Nifti1Image(np.ascontiguousarray(array), affine_ras(volume))
     img.header.set_xyzt_units("mm")
     return gzip.compress(img.to_bytes(), mtime=0)
+
+
+# --- region masks onto the CT grid --------------------------------------------------------
+
+def _resample_nearest(volume: CTVolume, data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """``data`` (a NIfTI array with its RAS affine) sampled at every CT voxel centre by
+    nearest neighbour; outside the mask's grid is 0. Works slice by slice (bounded memory)."""
+    ras_from_ijk = affine
+    ijk_from_ras = np.linalg.inv(ras_from_ijk)
+    d = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
+    origin = np.asarray(volume.origin_mm, dtype=float)
+    n, rows, cols = volume.shape
+    rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    out = np.zeros(volume.shape, dtype=data.dtype)
+    shape = np.asarray(data.shape[:3])
+    for k in range(n):
+        lps = origin + (k * d[:, 0])[None, None, :] + rr[..., None] * d[:, 1] + cc[..., None] * d[:, 2]
+        ras = lps * np.array([-1.0, -1.0, 1.0])
+        ijk = ras @ ijk_from_ras[:3, :3].T + ijk_from_ras[:3, 3]
+        ijk = np.rint(ijk).astype(np.int64)
+        ok = np.all((ijk >= 0) & (ijk < shape), axis=-1)
+        if ok.any():
+            sel = ijk[ok]
+            out[k][ok] = data[sel[:, 0], sel[:, 1], sel[:, 2]]
+    return out
+
+
+def _same_grid(volume: CTVolume, img) -> np.ndarray | None:
+    """The axis order that maps the mask array onto the CT array when both share one grid."""
+    from .nifti import RAS_TO_LPS
+
+    aff = np.asarray(img.affine, dtype=float)
+    ct = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
+    lps = RAS_TO_LPS @ aff[:3, :3]
+    for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)):
+        if (np.allclose(lps[:, list(order)], ct, atol=1e-4)
+                and np.allclose(RAS_TO_LPS @ aff[:3, 3], volume.origin_mm, atol=1e-3)
+                and tuple(np.asarray(img.shape[:3])[list(order)]) == volume.shape):
+            return np.asarray(order)
+    return None
+
+
+def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
+    """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines)."""
+    import nibabel as nib
+
+    from ..errors import RegionError
+
+    try:
+        img = nib.load(path)
+        data = np.asanyarray(img.dataobj)
+    except Exception as err:  # noqa: BLE001
+        raise RegionError(f"not a readable NIfTI mask ({err})", path=path) from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise RegionError(f"mask shape {data.shape} is not 3-D", path=path)
+    data = data.astype(np.uint16 if data.dtype.kind in "iu" else np.float32)
+    order = _same_grid(volume, img)
+    if order is not None:
+        return np.ascontiguousarray(data.transpose(order))
+    out = _resample_nearest(volume, data, np.asarray(img.affine, dtype=float))
+    if data.any() and not out.any():
+        raise RegionError("the mask does not overlap the CT volume (different patient "
+                          "position or frame of reference?)", path=path)
+    return out
+
+
+def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | None = None,
+                 ) -> list[tuple[str, np.ndarray]]:
+    """Region masks from a folder of binary NIfTI masks (one per structure, named by file,
+    as TotalSegmentator writes them) or from one label map with a label table (a JSON or
+    YAML file beside it with the same stem, or given)."""
+    import json
+    from pathlib import Path
+
+    from ..errors import RegionError
+
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.name.lower().endswith((".nii", ".nii.gz")))
+        if not files:
+            raise RegionError("no NIfTI masks in the folder", path=str(p))
+        out = []
+        for f in files:
+            name = f.name[:-7] if f.name.lower().endswith(".nii.gz") else f.name[:-4]
+            out.append((name, mask_on_ct_grid(volume, str(f)) > 0))
+        return out
+    if label_table is None:
+        stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
+        for ext in (".json", ".yaml", ".yml"):
+            table = p.with_name(stem + ext)
+            if table.exists():
+                text = table.read_text()
+                raw = json.loads(text) if ext == ".json" else __import__("yaml").safe_load(text)
+                try:
+                    label_table = {int(k): str(v) for k, v in raw.items()}
+                except (AttributeError, ValueError):
+                    raise RegionError("the label table must map label numbers to names",
+                                      path=str(table)) from None
+                break
+        else:
+            raise RegionError("a label map needs a label table (label: name) in a JSON or YAML "
+                              f"file named {stem}.json or {stem}.yaml beside it", path=str(p))
+    labels = mask_on_ct_grid(volume, str(p))
+    return [(name, labels == value) for value, name in sorted(label_table.items())]

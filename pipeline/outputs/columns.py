@@ -77,7 +77,8 @@ SCANS: tuple[Column, ...] = tuple([
 LESIONS: tuple[Column, ...] = (
     _c("case_id", "string", "", "case identifier (joins scans.csv)"),
     _c("lesion_id", "integer", "", "lesion number within the case, 1.. in raster order"),
-    _c("region", "string", "", "region of the lesion: whole (no regions yet)"),
+    _c("region", "string", "", "whole, or with region masks the region of this piece: a "
+       "lesion crossing regions has one row per region, split by voxel"),
     _c("n_slices", "integer", "", "slices the lesion spans"),
     _c("n_voxels", "integer", "", "kept voxels in the lesion"),
     _c("volume_mm3", "number", "mm3", "lesion volume"),
@@ -92,13 +93,14 @@ LESIONS: tuple[Column, ...] = (
 
 REGIONS: tuple[Column, ...] = (
     _c("case_id", "string", "", "case identifier (joins scans.csv)"),
-    _c("region", "string", "", "region name: whole = the whole volume"),
-    _c("scope", "string", "", "whole_volume (no region restriction)"),
+    _c("region", "string", "", "whole (the whole volume), a region mask's name, or outside "
+       "(kept calcium in no region)"),
+    _c("scope", "string", "", "whole_volume for 'whole', region for the others"),
     _c("agatston", "number", "", "Agatston score within the region"),
     _c("volume_mm3", "number", "mm3", "calcium volume within the region"),
     _c("mass_mg", "number", "mg", "calcium mass within the region; empty if uncalibrated"),
     _c("n_lesions", "integer", "", "3-D lesions within the region"),
-    _c("n_slice_lesions", "integer", "", "kept slice lesions within the region"),
+    _c("n_slice_lesions", "integer", "", "kept slice lesions (whole volume only)"),
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
 )
 
@@ -106,7 +108,8 @@ TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "regions": REGIONS, "le
 
 #: primary keys of each table (datapackage.json); every other table's case_id refers to scans
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "scans": ("case_id",), "regions": ("case_id", "region"), "lesions": ("case_id", "lesion_id")}
+    "scans": ("case_id",), "regions": ("case_id", "region"),
+    "lesions": ("case_id", "lesion_id", "region")}
 
 
 def names(table: str) -> list[str]:

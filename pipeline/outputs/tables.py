@@ -89,16 +89,22 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
 
 
 def region_rows(r: ScanResult) -> list[dict[str, Any]]:
-    w = r.whole
-    return [{"case_id": r.case_id, "region": w.region, "scope": "whole_volume",
-             "agatston": w.agatston, "volume_mm3": w.volume_mm3, "mass_mg": w.mass_mg,
-             "n_lesions": w.n_lesions, "n_slice_lesions": w.n_slice_lesions,
-             "volume_per_bsa_mm3_m2": r.volume_per_bsa_mm3_m2}]
+    """'whole' first, then each region and 'outside' (kept calcium in no region)."""
+    bsa = r.bsa.bsa_m2
+    rows = []
+    for reg in (r.whole, *r.regions):
+        rows.append({"case_id": r.case_id, "region": reg.region,
+                     "scope": "whole_volume" if reg is r.whole else "region",
+                     "agatston": reg.agatston, "volume_mm3": reg.volume_mm3,
+                     "mass_mg": reg.mass_mg, "n_lesions": reg.n_lesions,
+                     "n_slice_lesions": reg.n_slice_lesions,
+                     "volume_per_bsa_mm3_m2": None if bsa is None else reg.volume_mm3 / bsa})
+    return rows
 
 
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
     return [
-        {"case_id": r.case_id, "lesion_id": le.lesion_id, "region": "whole",
+        {"case_id": r.case_id, "lesion_id": le.lesion_id, "region": le.region,
          "n_slices": le.n_slices, "n_voxels": le.n_voxels, "volume_mm3": le.volume_mm3,
          "mass_mg": le.mass_mg, "agatston": le.agatston, "peak_hu": le.peak_hu,
          "mean_hu": le.mean_hu, "centroid_x_mm": le.centroid_x_mm,

@@ -1,0 +1,182 @@
+"""Regions: masks onto the CT grid through their affines, growth, overlap, exclusion, and
+per-region scores split by voxel (hand-computed)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipeline.analyse import analyse
+from pipeline.config import Config
+from pipeline.errors import RegionError
+from pipeline.io.masks import affine_ras, load_regions
+from pipeline.types import CTVolume
+from tests.conftest import shared_path
+
+SPACING = (3.0, 0.5, 0.5)
+
+
+def ct():
+    """One 2x8-pixel lesion of 300 HU on slice 1, columns 4-11: its left half (cols 4-7) lies
+    in region A, its right half in region B. Pixel 0.25 mm2, weight 3, increment 3 mm."""
+    hu = np.full((3, 16, 16), 20, dtype=np.int16)
+    hu[1, 6:8, 4:12] = 300
+    hu[1, 12:14, 12:14] = 450  # a second lesion, in no region: 'outside'
+    return CTVolume(hu=hu, spacing_mm=SPACING)
+
+
+def boxes():
+    a = np.zeros((3, 16, 16), bool)
+    a[:, 5:9, 2:8] = True
+    b = np.zeros((3, 16, 16), bool)
+    b[:, 5:9, 8:14] = True
+    return [("A", a), ("B", b)]
+
+
+def regions_of(r):
+    return {reg.region: reg for reg in r.regions}
+
+
+def test_a_lesion_crossing_regions_is_split_by_voxel():
+    r = analyse(ct(), Config(scoring={"mass_calibration_mg_per_cm3_per_hu": 1.0}),
+                case_id="t", regions=boxes())
+    reg = regions_of(r)
+    # 8 voxels in each of A and B: 8 x 0.25 mm2 x 3 = 6 Agatston; 8 x 0.75 mm3 = 6 mm3
+    assert reg["A"].agatston == pytest.approx(6.0) and reg["B"].agatston == pytest.approx(6.0)
+    assert reg["A"].volume_mm3 == pytest.approx(6.0)
+    assert reg["A"].mass_mg == pytest.approx(8 * 300 * 0.75 / 1000)
+    assert (reg["A"].n_lesions, reg["B"].n_lesions) == (1, 1)
+    assert reg["outside"].agatston == pytest.approx(4 * 0.25 * 4)
+    assert sum(x.agatston for x in r.regions) == pytest.approx(r.whole.agatston)
+    pieces = {(le.lesion_id, le.region): le for le in r.lesions}
+    assert set(pieces) == {(1, "A"), (1, "B"), (2, "outside")}
+    assert pieces[(1, "A")].centroid_z_mm == pytest.approx(0.5 * 5.5)  # cols 4-7 -> 5.5
+
+
+def test_overlap_first_in_order_wins_and_exclusion_removes():
+    a, b = boxes()
+    b[1][:, :, 2:8] = True  # B now covers A's voxels too
+    r = analyse(ct(), Config(regions={"order": ["B", "A"]}), case_id="t", regions=[a, b])
+    assert regions_of(r)["B"].agatston == pytest.approx(12.0)
+    assert regions_of(r)["A"].agatston == 0.0
+    r2 = analyse(ct(), Config(), case_id="t", regions=[a, b])  # given order: A first
+    assert regions_of(r2)["A"].agatston == pytest.approx(6.0)
+    ex = np.zeros((3, 16, 16), bool)
+    ex[:, 6:8, 10:12] = True  # 4 voxels of the lesion's B half
+    r3 = analyse(ct(), Config(regions={"exclude": ["spine"]}), case_id="t",
+                 regions=[*boxes(), ("spine", ex)])
+    assert regions_of(r3)["B"].agatston == pytest.approx(3.0)
+    assert "spine" not in regions_of(r3)
+
+
+def test_margin_grows_a_lumen_mask_onto_its_wall():
+    lumen = np.zeros((3, 16, 16), bool)
+    lumen[:, 8:11, 4:12] = True  # just below the lesion rows 6-7
+    r0 = analyse(ct(), Config(), case_id="t", regions=[("aorta", lumen)])
+    assert regions_of(r0)["aorta"].agatston == 0.0
+    r1 = analyse(ct(), Config(regions={"margin_mm": {"aorta": 1.0}}), case_id="t",
+                 regions=[("aorta", lumen)])
+    assert regions_of(r1)["aorta"].agatston == pytest.approx(12.0)  # both rows within 1 mm
+
+
+def _save(mask, affine, path):
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), path)
+    return path
+
+
+def test_masks_on_other_grids_land_on_the_same_voxels(tmp_path):
+    vol = ct()
+    a = boxes()[0][1]
+    aff = affine_ras(vol)
+    # the same grid, axes stored as (col, row, slice)
+    (tmp_path / "m1").mkdir()
+    perm = np.eye(4)[[2, 1, 0, 3]]
+    _save(a.transpose(2, 1, 0), aff @ perm.T, tmp_path / "m1" / "A.nii.gz")
+    # flipped column axis with the affine saying so
+    (tmp_path / "m2").mkdir()
+    flip = np.diag([1.0, 1.0, -1.0, 1.0])
+    flip[2, 3] = a.shape[2] - 1
+    _save(a[:, :, ::-1], aff @ flip, tmp_path / "m2" / "A.nii.gz")
+    # twice the in-plane spacing (half the matrix), nearest neighbour back onto the CT grid
+    (tmp_path / "m3").mkdir()
+    even = np.zeros_like(a)
+    even[:, 4:8, 2:8] = True  # edges on even pixels, so 2x2 blocks hold it exactly
+    coarse = even[:, ::2, ::2]
+    scale = np.diag([1.0, 2.0, 2.0, 1.0])
+    shift = np.eye(4)
+    shift[1:3, 3] = 0.25  # centre of a 2x2 block
+    _save(coarse, aff @ shift @ scale, tmp_path / "m3" / "A.nii.gz")
+    for sub in ("m1", "m2"):
+        (name, m), = load_regions(vol, str(tmp_path / sub))
+        assert name == "A" and np.array_equal(m, a), sub
+    (_, m3), = load_regions(vol, str(tmp_path / "m3"))
+    assert np.array_equal(m3, even)
+
+
+def test_partial_and_no_overlap(tmp_path):
+    vol = ct()
+    aff = affine_ras(vol)
+    shifted = aff.copy()
+    shifted[:3, 3] += aff[:3, :3] @ np.array([0, 0, 12])  # 12 columns to the side
+    a = boxes()[0][1]
+    (tmp_path / "p").mkdir()
+    _save(a, shifted, tmp_path / "p" / "A.nii.gz")
+    (_, m), = load_regions(vol, str(tmp_path / "p"))
+    assert 0 < m.sum() < a.sum()
+    far = aff.copy()
+    far[:3, 3] += [0, 0, 500.0]
+    (tmp_path / "n").mkdir()
+    _save(a, far, tmp_path / "n" / "A.nii.gz")
+    with pytest.raises(RegionError, match="does not overlap"):
+        load_regions(vol, str(tmp_path / "n"))
+
+
+def test_label_map_with_a_label_table(tmp_path):
+    vol = ct()
+    lab = np.zeros((3, 16, 16), np.uint8)
+    for v, (_, m) in enumerate(boxes(), start=1):
+        lab[m] = v
+    p = _save(lab, affine_ras(vol), tmp_path / "labels.nii.gz")
+    with pytest.raises(RegionError, match="label table"):
+        load_regions(vol, str(p))
+    (tmp_path / "labels.json").write_text(json.dumps({"1": "A", "2": "B"}))
+    masks = load_regions(vol, str(p))
+    assert [n for n, _ in masks] == ["A", "B"]
+    assert all(np.array_equal(m, b) for (_, m), (_, b) in zip(masks, boxes()))
+
+
+def test_totalsegmentator_masks_match_scoring_each_mask_by_hand():
+    from skimage.measure import label
+
+    from pipeline.io.nifti import load_nifti
+    from pipeline.score import density_weight
+
+    ct_path = shared_path("totalsegmentator_example", "example_ct_sm.nii.gz")
+    seg = shared_path("totalsegmentator_example", "example_seg_fast")
+    vol = load_nifti(ct_path)
+    masks = load_regions(vol, str(seg))
+    r = analyse(vol, Config(), case_id="ts", regions=masks)
+    reg = regions_of(r)
+    # by hand: the density weight of every kept voxel, then summed inside each mask
+    hu = vol.hu
+    weights = np.zeros(hu.shape)
+    px = vol.spacing_mm[1] * vol.spacing_mm[2]
+    for k in range(hu.shape[0]):
+        lab = label(hu[k] >= 130, connectivity=2)
+        for i in range(1, lab.max() + 1):
+            sel = lab == i
+            if sel.sum() * px >= 1.0:
+                weights[k][sel] = density_weight([hu[k][sel].max()])[0]
+    scale = vol.spacing_mm[0] / 3.0
+    assigned = np.zeros(hu.shape, bool)
+    for name, m in masks:  # no margins, no overlaps in these masks
+        expected = (weights * m).sum() * px * scale
+        assert reg[name].agatston == pytest.approx(expected), name
+        assert reg[name].volume_mm3 == pytest.approx(((weights > 0) & m).sum()
+                                                     * vol.voxel_volume_mm3)
+        assigned |= m
+    assert reg["outside"].agatston == pytest.approx((weights * ~assigned).sum() * px * scale)
+    assert reg["aorta"].agatston > 0 and reg["vertebrae_L1"].agatston > reg["aorta"].agatston
