@@ -105,6 +105,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     flags = list(volume.quality_flags)
     if c is None:
         flags.append("mass_uncalibrated")
+    kvp = volume.meta.kvp
+    if kvp is not None and abs(kvp - 120.0) > 0.5:
+        # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
+        flags.append("kvp_not_120")
     if bsa.source.startswith("implausible"):
         flags.append("bsa_implausible_dicom")
     region_scores: tuple[RegionScore, ...] = ()
@@ -123,7 +127,21 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         quality_flags=tuple(flags),
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
+        density_score=_density_score(sl, ls, volume, config),
     )
+
+
+def _density_score(sl, ls, volume: CTVolume, config: Config) -> float | None:
+    """Agatston / total kept area, with the increment scaling removed: the area-weighted mean
+    density weight, 1-4 (Criqui MH et al., Calcium density of coronary artery plaque and risk
+    of incident cardiovascular events, JAMA 2014;311:271-278)."""
+    sc = config.scoring
+    inc, drow, dcol = volume.spacing_mm
+    area = float(sl.area_px[sl.kept].sum()) * drow * dcol
+    if area == 0:
+        return None
+    scale = inc / sc.reference_increment_mm if sc.scale_by_increment else 1.0
+    return ls.total_agatston / (area * scale)
 
 
 def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):

@@ -149,6 +149,7 @@ class ScanResult:
     quality_flags: tuple[str, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
     regions: tuple[RegionScore, ...] = ()  # per region (and 'outside') when masks were given
+    density_score: float | None = None  # Agatston / (area x scaling); None without calcium
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -232,3 +232,21 @@ def test_against_independent_labelling_oracle():
         assert r.whole.agatston == pytest.approx(agatston)
         assert r.whole.volume_mm3 == pytest.approx(kept.sum() * 0.75)
         assert sl.n_lesions == n3 == r.whole.n_lesions
+
+
+def test_density_score_is_the_area_weighted_mean_weight():
+    hu = np.zeros((2, 10, 10))
+    hu[0, 1:3, 1:3] = 150  # 1 mm2 at weight 1
+    hu[1, 5:9, 5:9] = 450  # 4 mm2 at weight 4
+    r = score(hu, spacing=(1.5, 0.5, 0.5))
+    assert r.density_score == pytest.approx((1 * 1 + 4 * 4) / 5)
+    assert score(np.zeros((1, 4, 4))).density_score is None
+
+
+def test_kvp_other_than_120_is_flagged():
+    from pipeline.types import ScanMeta
+
+    vol = volume(one_box(300))
+    r120 = analyse(vol, CFG, case_id="a")
+    r100 = analyse(volume(one_box(300), meta=ScanMeta(kvp=100.0)), CFG, case_id="b")
+    assert "kvp_not_120" not in r120.quality_flags and "kvp_not_120" in r100.quality_flags

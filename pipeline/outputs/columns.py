@@ -47,6 +47,8 @@ SCANS: tuple[Column, ...] = tuple([
     _c("volume_mm3", "number", "mm3", "calcium volume: kept voxels x voxel volume"),
     _c("mass_mg", "number", "mg", "calcium mass c * sum(HU) * voxel volume; empty if uncalibrated"),
     _c("mass_status", "string", "", "calibrated or uncalibrated"),
+    _c("density_score", "number", "", "mean density weight (1-4) of the kept calcium: Agatston "
+       "/ (area x increment scaling) (Criqui et al., JAMA 2014); empty without calcium"),
     _c("n_lesions", "integer", "", "3-D lesions (26-connected components of kept voxels)"),
     _c("n_slice_lesions", "integer", "", "kept 2-D slice lesions"),
     _c("risk_category", "string", "", "Agatston category: 0, 1-10, 11-100, 101-400, >400"),

@@ -17,6 +17,8 @@ from typing import Any
 
 FLAG_TEXT = {
     "mass_uncalibrated": "Mass not computed: no scanner calibration (c) was configured.",
+    "kvp_not_120": "Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.",
+    "report_failed": "Some report artefacts could not be written (see run.json).",
     "gantry_tilt": "Gantry-tilted stack: scored slice by slice along the tilted planes.",
     "duplicate_files_removed": "Duplicated files were found and counted once.",
     "pixel_padding": "Padding pixels were set to air (-1000 HU).",

@@ -71,6 +71,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             error_code="", error="", scope="whole_volume",
             agatston=_num(w.agatston), volume_mm3=_num(w.volume_mm3), mass_mg=_num(w.mass_mg),
             mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
+            density_score=r.density_score,
             n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
             risk_category=r.risk_category, cac_drs=r.cac_drs,
             height_cm=_num(b.height_cm), weight_kg=_num(b.weight_kg), bsa_m2=_num(b.bsa_m2),
