@@ -336,6 +336,51 @@ def summary(
 
 
 @app.command()
+def calibrate(
+    series: Annotated[Path, typer.Argument(help="The calibration phantom's CT series folder.")],
+    inserts: Annotated[Path, typer.Option(
+        help="YAML list of inserts: name, density_mg_per_cm3 (0 = water), center_mm [x, y, z] "
+             "in patient coordinates, radius_mm.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Config snippet to write (YAML).")],
+) -> None:
+    """Measure a calibration phantom; write the mass calibration factor c as a config snippet."""
+    import yaml
+
+    from .calibrate import Insert
+    from .calibrate import calibrate as run_calibration
+    from .io.dicom import index_tree, load_series
+    from .outputs.tables import write_atomic
+
+    try:
+        items = yaml.safe_load(inserts.read_text())
+        ins = [Insert(name=str(i["name"]), density_mg_per_cm3=float(i["density_mg_per_cm3"]),
+                      center_mm=tuple(float(x) for x in i["center_mm"]),  # type: ignore[arg-type]
+                      radius_mm=float(i["radius_mm"])) for i in items]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+        _fail_usage(f"{inserts}: inserts must be a YAML list of name, density_mg_per_cm3, "
+                    f"center_mm, radius_mm ({type(err).__name__}: {err})")
+    try:
+        vol = load_series(index_tree(series)[0])
+        cal = run_calibration(vol, ins)
+    except VascalcError as err:
+        typer.echo(f"error [{err.code}]: {err}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as err:
+        _fail_usage(f"{inserts}: {err}")
+    lines = [f"# mass calibration measured by vascalc calibrate on {series}",
+             f"# water {cal.water_hu:.2f} HU; per insert: " + "; ".join(
+                 f"{r['name']} {r['mean_hu']:.2f} HU" for r in cal.inserts),
+             "scoring:",
+             "  # c of mass = c * sum(HU) * voxel volume, mg/(cm3*HU)",
+             f"  mass_calibration_mg_per_cm3_per_hu: {cal.c_mg_per_cm3_per_hu:.6g}", ""]
+    write_atomic(out, "\n".join(lines))
+    for r in cal.inserts:
+        typer.echo(f"{r['name']:<12} {r['density_mg_per_cm3']:>8.1f} mg/cm3  "
+                   f"{r['mean_hu']:>9.2f} HU  ({r['voxels']} voxels)")
+    typer.echo(f"c = {cal.c_mg_per_cm3_per_hu:.6g} mg/(cm3*HU); written to {out}")
+
+
+@app.command()
 def merge(
     parts: Annotated[list[Path], typer.Argument(help="Output folders of shard runs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],
