@@ -105,6 +105,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     flags = list(volume.quality_flags)
     if c is None:
         flags.append("mass_uncalibrated")
+    contrast = contrast_evidence(volume, regions)
+    if contrast:
+        if sc.contrast == "refuse":
+            from .errors import ContrastError
+
+            raise ContrastError(f"contrast-enhanced: {contrast}")
+        flags.append("contrast_enhanced")
     kvp = volume.meta.kvp
     if kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
@@ -129,6 +136,23 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         regions=region_scores,
         density_score=_density_score(sl, ls, volume, config),
     )
+
+
+AORTA_CONTRAST_MEDIAN_HU = 100.0  # unenhanced blood reads about 40 HU
+
+
+def contrast_evidence(volume: CTVolume, regions) -> str:
+    """Why the scan looks contrast-enhanced ('' when it does not): the header's
+    ContrastBolusAgent, or a median above 100 HU inside a region named 'aorta'."""
+    agent = volume.meta.contrast_agent.strip()
+    if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
+        return f"ContrastBolusAgent is {agent!r}"
+    for name, mask in regions or []:
+        if name == "aorta" and mask.any():
+            med = float(np.median(volume.hu[mask]))
+            if med > AORTA_CONTRAST_MEDIAN_HU:
+                return f"median {med:.0f} HU inside the aorta mask"
+    return ""
 
 
 def _density_score(sl, ls, volume: CTVolume, config: Config) -> float | None:

@@ -36,6 +36,8 @@ class ScoringConfig(BaseModel):
     scale_by_increment: bool = Field(True, description="apply the increment / 3 mm scaling")
     slice_connectivity: Literal[4, 8] = Field(8, description="2-D connectivity of a slice lesion")
     lesion_connectivity: Literal[6, 18, 26] = Field(26, description="3-D connectivity of a lesion")
+    contrast: Literal["flag", "refuse"] = Field(
+        "flag", description="contrast-enhanced scans: score with a quality flag, or refuse")
     mass_calibration_mg_per_cm3_per_hu: float | None = Field(
         None, gt=0.0, description="c of mass = c * sum(HU) * voxel volume; None = uncalibrated")
 

@@ -146,6 +146,13 @@ class ArchiveError(InputError):
     hint = "unpack the archive yourself and check its contents"
 
 
+class ContrastError(InputError):
+    """The scan is contrast-enhanced and the config refuses such scans."""
+
+    code = "CONTRAST_ENHANCED"
+    hint = "score a non-contrast scan, or set scoring.contrast: flag"
+
+
 class RegionError(InputError):
     """A region mask is unreadable, lacks its label table, or does not overlap the CT."""
 

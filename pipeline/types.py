@@ -42,6 +42,7 @@ class ScanMeta:
     series_description: str = ""
     transfer_syntax: str = ""
     n_files: int = 0
+    contrast_agent: str = ""  # DICOM ContrastBolusAgent, when recorded
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -180,3 +180,42 @@ def test_totalsegmentator_masks_match_scoring_each_mask_by_hand():
         assigned |= m
     assert reg["outside"].agatston == pytest.approx((weights * ~assigned).sum() * px * scale)
     assert reg["aorta"].agatston > 0 and reg["vertebrae_L1"].agatston > reg["aorta"].agatston
+
+
+def test_contrast_in_the_aorta_is_flagged_or_refused():
+    from pipeline.errors import ContrastError
+
+    hu = np.full((3, 16, 16), 20, dtype=np.int16)
+    hu[:, 4:10, 4:10] = 180  # enhanced lumen
+    aorta = np.zeros(hu.shape, bool)
+    aorta[:, 3:11, 3:11] = True
+    vol = CTVolume(hu=hu, spacing_mm=SPACING)
+    r = analyse(vol, Config(), case_id="c", regions=[("aorta", aorta)])
+    assert "contrast_enhanced" in r.quality_flags
+    plain = CTVolume(hu=np.full((3, 16, 16), 40, dtype=np.int16), spacing_mm=SPACING)
+    assert "contrast_enhanced" not in analyse(plain, Config(), case_id="p",
+                                              regions=[("aorta", aorta)]).quality_flags
+    with pytest.raises(ContrastError):
+        analyse(vol, Config(scoring={"contrast": "refuse"}), case_id="c",
+                regions=[("aorta", aorta)])
+
+
+def test_the_siemens_contrast_example_is_flagged():
+    from pipeline.io.dicom import index_tree, load_series
+
+    folder = shared_path("totalsegmentator_example", "example_ct_dicom")
+    vol = load_series(index_tree(folder)[0])
+    r = analyse(vol, Config(), case_id="siemens")
+    assert "contrast_enhanced" in r.quality_flags
+
+
+def test_the_unenhanced_totalsegmentator_nifti_is_not_flagged():
+    from pipeline.analyse import contrast_evidence
+    from pipeline.io.nifti import load_nifti
+
+    # this NIfTI example's aortic lumen reads about 40 HU: blood without contrast
+    vol = load_nifti(shared_path("totalsegmentator_example", "example_ct_sm.nii.gz"))
+    masks = load_regions(vol, str(shared_path("totalsegmentator_example", "example_seg_fast")))
+    aorta = dict(masks)["aorta"]
+    assert 20 < float(np.median(vol.hu[aorta])) < 60
+    assert contrast_evidence(vol, masks) == ""

@@ -50,6 +50,7 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00100040: ("PatientSex", "CS"), 0x00101010: ("PatientAge", "AS"),
     0x00101020: ("PatientSize", "DS"), 0x00101030: ("PatientWeight", "DS"),
     0x00180050: ("SliceThickness", "DS"), 0x00180060: ("KVP", "DS"),
+    0x00180010: ("ContrastBolusAgent", "LO"),
     0x00181210: ("ConvolutionKernel", "SH"), 0x0020000D: ("StudyInstanceUID", "UI"),
     0x0020000E: ("SeriesInstanceUID", "UI"), 0x00200011: ("SeriesNumber", "IS"),
     0x00200032: ("ImagePositionPatient", "DS"), 0x00200037: ("ImageOrientationPatient", "DS"),
@@ -358,6 +359,7 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         patient_sex=_text(v.get("PatientSex")),
         series_description=_text(v.get("SeriesDescription")),
         transfer_syntax=syntax,
+        contrast_agent=_text(v.get("ContrastBolusAgent")),
     )
     pixel_rep = _integer(v.get("PixelRepresentation"), 0)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 FLAG_TEXT = {
     "mass_uncalibrated": "Mass not computed: no scanner calibration (c) was configured.",
+    "contrast_enhanced": "Contrast-enhanced scan: 130 HU also selects enhanced lumen.",
     "kvp_not_120": "Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.",
     "report_failed": "Some report artefacts could not be written (see run.json).",
     "gantry_tilt": "Gantry-tilted stack: scored slice by slice along the tilted planes.",
