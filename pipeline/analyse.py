@@ -73,9 +73,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
+    min_area = sc.min_area_mm2(drow * dcol)
     sl = find_slice_lesions(
         volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=sc.threshold_hu,
-        min_lesion_area_mm2=sc.min_lesion_area_mm2, slice_connectivity=sc.slice_connectivity,
+        min_lesion_area_mm2=min_area, slice_connectivity=sc.slice_connectivity,
         lesion_connectivity=sc.lesion_connectivity)
     t1 = time.perf_counter()
     ls = score_lesions(sl, spacing_mm=volume.spacing_mm, weight_hu=sc.density_weight_hu,
@@ -95,9 +96,18 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                centroid_x_mm=float(centroids[i, 0]), centroid_y_mm=float(centroids[i, 1]),
                centroid_z_mm=float(centroids[i, 2]))
         for i in range(sl.n_lesions))
-    total_mass = mass_mg(ls.total_sum_hu, vv, c)
+    total_voxels, total_sum_hu = ls.total_voxels, ls.total_sum_hu
+    if sc.volume_threshold_hu is not None and sc.volume_threshold_hu != sc.threshold_hu:
+        # a preset that measures volume and mass at its own threshold (Philips: 112.5 HU)
+        vsl = find_slice_lesions(
+            volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=sc.volume_threshold_hu,
+            min_lesion_area_mm2=min_area, slice_connectivity=sc.slice_connectivity,
+            lesion_connectivity=sc.lesion_connectivity)
+        total_voxels = int(vsl.area_px[vsl.kept].sum())
+        total_sum_hu = float(vsl.sum_hu[vsl.kept].sum())
+    total_mass = mass_mg(total_sum_hu, vv, c)
     whole = RegionScore(region="whole", agatston=ls.total_agatston,
-                        volume_mm3=float(volume_mm3(ls.total_voxels, vv)),
+                        volume_mm3=float(volume_mm3(total_voxels, vv)),
                         mass_mg=None if total_mass is None else float(total_mass),
                         n_lesions=sl.n_lesions, n_slice_lesions=ls.n_slice_lesions)
     bsa = resolve_bsa(volume, config, anthropometry)
@@ -127,7 +137,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         volume_per_bsa_mm3_m2=per_bsa,
         risk_category=risk_category(whole.agatston, upper_bounds=config.risk.agatston_upper_bounds),
         cac_drs=cac_drs(whole.agatston, lower_bounds=config.risk.cac_drs_lower_bounds),
-        settings={"threshold_hu": sc.threshold_hu, "min_lesion_area_mm2": sc.min_lesion_area_mm2,
+        settings={"threshold_hu": sc.threshold_hu, "min_lesion_area_mm2": min_area,
                   "mass_calibration_mg_per_cm3_per_hu": c, "pipeline_version": __version__,
                   "config_sha256": config.sha256()},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
@@ -182,7 +192,7 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
             raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
     bands = density_band_mask(volume.hu, pixel_area_mm2=drow * dcol,
                               threshold_hu=sc.threshold_hu,
-                              min_lesion_area_mm2=sc.min_lesion_area_mm2,
+                              min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
                               weight_hu=sc.density_weight_hu,
                               slice_connectivity=sc.slice_connectivity)
     structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[sc.lesion_connectivity])
@@ -195,7 +205,8 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
     scale = inc / sc.reference_increment_mm if sc.scale_by_increment else 1.0
     sp = split_by_region(volume.hu, bands, lesion_labels, labels, names,
                          pixel_area_mm2=drow * dcol, scale=scale)
-    if not np.isclose(sp.agatston.sum(), whole.agatston, rtol=1e-9, atol=1e-9):
+    if not np.isclose(sp.agatston.sum(), whole.agatston, rtol=1e-9, atol=1e-12 + 1e-9 * abs(
+            whole.agatston)):
         raise AssertionError("per-region Agatston does not add up to the total")
     vv = volume.voxel_volume_mm3
     c = sc.mass_calibration_mg_per_cm3_per_hu

@@ -194,8 +194,9 @@ def process_case(case: Case, config: Config, fingerprint: str,
     cfg = case_config(case, config)
     keep: dict[str, Any] = {}
     result, pid, timings = run_case(case, cfg, keep)
-    settings = {"threshold_hu": cfg.scoring.threshold_hu,
+    settings = {"preset": cfg.scoring.preset, "threshold_hu": cfg.scoring.threshold_hu,
                 "min_lesion_area_mm2": cfg.scoring.min_lesion_area_mm2,
+                "volume_threshold_hu": cfg.scoring.volume_threshold_hu,
                 "mass_calibration_mg_per_cm3_per_hu": cfg.scoring.mass_calibration_mg_per_cm3_per_hu,
                 "config_sha256": config.sha256()}
     ok = isinstance(result, ScanResult)
@@ -231,8 +232,9 @@ def _failed_doc(case: Case, config: Config, fingerprint: str, code: str, message
 
     failure = CaseFailure(case_id=case.case_id, error_code=code, error=message,
                           path=case.display_path)
-    settings = {"threshold_hu": config.scoring.threshold_hu,
+    settings = {"preset": config.scoring.preset, "threshold_hu": config.scoring.threshold_hu,
                 "min_lesion_area_mm2": config.scoring.min_lesion_area_mm2,
+                "volume_threshold_hu": config.scoring.volume_threshold_hu,
                 "mass_calibration_mg_per_cm3_per_hu":
                     case_config(case, config).scoring.mass_calibration_mg_per_cm3_per_hu,
                 "config_sha256": config.sha256()}

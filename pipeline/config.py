@@ -21,13 +21,32 @@ from .errors import ConfigError
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Vendor scoring conventions as compared by van Praagh GD et al., Med Phys 2021;48:3730-3740
+#: (the keys each preset sets; anything given explicitly in the config wins).
+PRESETS: dict[str, dict] = {
+    "literature": {},  # DESIGN.md: Agatston 1990, 130 HU, 1 mm2
+    "ge": {"min_lesion_area_mm2": 1.0},
+    "terarecon": {"min_lesion_area_mm2": 1.0},
+    "siemens": {"min_lesion_area_mm2": 0.0},
+    "philips": {"min_lesion_area_mm2": 0.5, "volume_threshold_hu": 112.5},
+    "canon": {"min_lesion_area_mm2": 0.0, "min_lesion_area_px": 3},
+}
+
+
 class ScoringConfig(BaseModel):
     """Measurement conventions (DESIGN.md, 'Measurement conventions')."""
 
     model_config = _STRICT
 
+    preset: Literal["literature", "ge", "terarecon", "siemens", "philips", "canon"] = Field(
+        "literature", description="named convention; recorded in every row")
     threshold_hu: float = Field(130.0, description="calcium voxel: HU >= this value")
     min_lesion_area_mm2: float = Field(1.0, ge=0.0, description="slice lesions smaller are dropped")
+    min_lesion_area_px: int = Field(
+        0, ge=0, description="slice lesions of fewer pixels are dropped too (Canon: 3)")
+    volume_threshold_hu: float | None = Field(
+        None, description="volume and mass from voxels >= this HU (Philips: 112.5); None = "
+        "threshold_hu")
     density_weight_hu: tuple[float, float, float, float] = Field(
         (130.0, 200.0, 300.0, 400.0),
         description="peak HU at which the density weight becomes 1, 2, 3, 4")
@@ -40,6 +59,17 @@ class ScoringConfig(BaseModel):
         "flag", description="contrast-enhanced scans: score with a quality flag, or refuse")
     mass_calibration_mg_per_cm3_per_hu: float | None = Field(
         None, gt=0.0, description="c of mass = c * sum(HU) * voxel volume; None = uncalibrated")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            data = {**PRESETS[data["preset"]], **data}
+        return data
+
+    def min_area_mm2(self, pixel_area_mm2: float) -> float:
+        """The area limit in mm2, with the pixel-count limit folded in."""
+        return max(self.min_lesion_area_mm2, self.min_lesion_area_px * pixel_area_mm2)
 
     @model_validator(mode="after")
     def _bands(self) -> "ScoringConfig":

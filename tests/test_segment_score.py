@@ -250,3 +250,33 @@ def test_kvp_other_than_120_is_flagged():
     r120 = analyse(vol, CFG, case_id="a")
     r100 = analyse(volume(one_box(300), meta=ScanMeta(kvp=100.0)), CFG, case_id="b")
     assert "kvp_not_120" not in r120.quality_flags and "kvp_not_120" in r100.quality_flags
+
+
+@pytest.mark.parametrize("preset,kept_px", [("literature", 4), ("ge", 4), ("terarecon", 4),
+                                            ("siemens", 1), ("philips", 2), ("canon", 3)])
+def test_presets_minimum_area(preset, kept_px):
+    """0.5 mm pixels (0.25 mm2): 1 mm2 = 4 px, 0.5 mm2 = 2 px, Canon 3 px, Siemens any."""
+    cfg = Config(scoring={"preset": preset})
+    for npix in range(1, 6):
+        hu = np.zeros((1, 8, 8))
+        hu[0, 1, 1:1 + npix] = 300
+        r = analyse(volume(hu, (3.0, 0.5, 0.5)), cfg, case_id="p")
+        assert (r.whole.n_lesions == 1) == (npix >= kept_px), (preset, npix)
+    assert r.settings["min_lesion_area_mm2"] == pytest.approx(kept_px * 0.25 if preset != "siemens"
+                                                              else 0.0)
+
+
+def test_philips_volume_and_mass_at_112_5_hu():
+    hu = np.zeros((1, 8, 8))
+    hu[0, 2:4, 2:4] = 300  # 4 px at 300 HU: scored
+    hu[0, 2:4, 4:6] = 120  # 4 px at 120 HU: in the volume at 112.5, not in Agatston at 130
+    cfg = Config(scoring={"preset": "philips", "mass_calibration_mg_per_cm3_per_hu": 1.0})
+    r = analyse(volume(hu, (3.0, 0.5, 0.5)), cfg, case_id="p")
+    assert r.whole.agatston == pytest.approx(4 * 0.25 * 3)
+    assert r.whole.volume_mm3 == pytest.approx(8 * 0.75)
+    assert r.whole.mass_mg == pytest.approx((4 * 300 + 4 * 120) * 0.75 / 1000)
+
+
+def test_explicit_keys_override_the_preset():
+    cfg = Config(scoring={"preset": "philips", "min_lesion_area_mm2": 2.0})
+    assert cfg.scoring.min_lesion_area_mm2 == 2.0 and cfg.scoring.volume_threshold_hu == 112.5

@@ -36,7 +36,7 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     inc, drow, dcol = volume.spacing_mm
     bands = density_band_mask(volume.hu, pixel_area_mm2=drow * dcol,
                               threshold_hu=sc.threshold_hu,
-                              min_lesion_area_mm2=sc.min_lesion_area_mm2,
+                              min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
                               weight_hu=sc.density_weight_hu,
                               slice_connectivity=sc.slice_connectivity)
     written: list[str] = []

@@ -23,8 +23,13 @@ def _c(name: str, type_: str, unit: str, meaning: str) -> Column:
 
 
 _PROVENANCE = [
+    _c("preset", "string", "", "scoring convention: literature, ge, terarecon, siemens, "
+       "philips, canon (van Praagh et al., Med Phys 2021)"),
     _c("threshold_hu", "number", "HU", "calcium voxel threshold: HU >= this value"),
-    _c("min_lesion_area_mm2", "number", "mm2", "slice lesions with a smaller area were dropped"),
+    _c("min_lesion_area_mm2", "number", "mm2", "slice lesions with a smaller area were dropped "
+       "(a pixel-count limit folded in)"),
+    _c("volume_threshold_hu", "number", "HU", "threshold of volume and mass when the preset "
+       "sets its own (Philips 112.5); empty = threshold_hu"),
     _c("mass_calibration_mg_per_cm3_per_hu", "number", "mg/(cm3*HU)",
        "calibration factor c of mass = c * sum(HU) * voxel volume; empty = uncalibrated"),
     _c("pipeline_version", "string", "", "vascalc version that computed the row"),

@@ -55,7 +55,8 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     """One scans row. ``settings`` holds the provenance columns, so failed rows carry them."""
     row: dict[str, Any] = {n: None for n in names("scans")}
     row.update(case_id=r.case_id, patient_id=patient_id, source_path=source_path)
-    row.update({k: settings.get(k) for k in ("threshold_hu", "min_lesion_area_mm2",
+    row.update({k: settings.get(k) for k in ("preset", "threshold_hu", "min_lesion_area_mm2",
+                                            "volume_threshold_hu",
                                             "mass_calibration_mg_per_cm3_per_hu",
                                             "config_sha256")})
     row["pipeline_version"] = __version__
@@ -82,6 +83,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1],
             n_cols=r.shape[2], kvp=m.kvp, manufacturer=m.manufacturer, model=m.model,
             kernel=m.kernel, quality_flags=";".join(r.quality_flags),
+            min_lesion_area_mm2=r.settings.get("min_lesion_area_mm2"),
         )
     for k, v in (extra or {}).items():
         if k not in row:
