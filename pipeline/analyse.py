@@ -145,7 +145,20 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
         density_score=_density_score(sl, ls, volume, config),
+        cac_drs_vessels=_cac_drs_vessels(region_scores, config),
     )
+
+
+def _cac_drs_vessels(region_scores, config: Config) -> str:
+    """CAC-DRS vessel modifier N1-N4: the number of coronary vessels (LM, LAD, LCX, RCA by
+    default) with calcium (Hecht HS et al., CAC-DRS, J Cardiovasc Comput Tomogr
+    2018;12:185-191); empty without coronary regions or without calcium in them."""
+    vessels = set(config.regions.coronary_vessels)
+    given = [r for r in region_scores if r.region in vessels]
+    if not given:
+        return ""
+    n = sum(1 for r in given if r.agatston > 0)
+    return f"N{n}" if n else ""
 
 
 AORTA_CONTRAST_MEDIAN_HU = 100.0  # unenhanced blood reads about 40 HU
@@ -199,6 +212,11 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
     lesion_labels, n = ndimage.label(bands > 0, structure)
     if n != whole.n_lesions:
         raise AssertionError(f"{n} lesions in the region pass, {whole.n_lesions} in scoring")
+    if rc.split_aorta != "none":
+        from .regions import split_aorta, voxel_z_mm
+
+        z = voxel_z_mm(volume.shape, volume.origin_mm, volume.direction, volume.spacing_mm)
+        regions = split_aorta(regions, z, mode=rc.split_aorta, plane_z_mm=rc.split_aorta_z_mm)
     labels, names = combine(regions, spacing_mm=volume.spacing_mm, order=rc.order,
                             margins_mm=rc.margin_mm, default_margin_mm=rc.default_margin_mm,
                             exclude=rc.exclude)

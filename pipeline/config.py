@@ -170,13 +170,22 @@ class RegionsConfig(BaseModel):
         default_factory=dict, description="per-region growth in mm (calcium sits in the wall)")
     default_margin_mm: float = Field(0.0, ge=0.0, description="growth of other regions, mm")
     exclude: list[str] = Field(
-        default_factory=list, description="masks that remove their voxels from every region")
+        default_factory=list, description="masks that remove their voxels from every region "
+        "(shell patterns, e.g. vertebrae_*)")
+    split_aorta: Literal["none", "plane", "vertebrae"] = Field(
+        "none", description="split 'aorta' into aorta_thoracic and aorta_abdominal")
+    split_aorta_z_mm: float | None = Field(
+        None, description="patient z (mm) of the split plane when split_aorta is 'plane'")
+    coronary_vessels: list[str] = Field(
+        ["LM", "LAD", "LCX", "RCA"], description="region names counted for CAC-DRS N1-N4")
 
     @model_validator(mode="after")
     def _margins(self) -> "RegionsConfig":
         bad = {k: v for k, v in self.margin_mm.items() if not 0 <= v <= 50}
         if bad:
             raise ValueError(f"regions.margin_mm must be within 0-50 mm, got {bad}")
+        if self.split_aorta == "plane" and self.split_aorta_z_mm is None:
+            raise ValueError("regions.split_aorta: plane needs regions.split_aorta_z_mm")
         return self
 
 

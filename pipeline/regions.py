@@ -43,7 +43,12 @@ def combine(masks: list[tuple[str, np.ndarray]], *, spacing_mm, order: list[str]
             margins_mm: dict[str, float], default_margin_mm: float = 0.0,
             exclude: list[str]) -> tuple[np.ndarray, list[str]]:
     """One label volume (0 = no region, i = names[i - 1]) from the region masks."""
-    regions = [(n, m) for n, m in masks if n not in exclude]
+    from fnmatch import fnmatchcase
+
+    def excluded(name: str) -> bool:
+        return any(fnmatchcase(name, pat) for pat in exclude)
+
+    regions = [(n, m) for n, m in masks if not excluded(n)]
     rank = {n: i for i, n in enumerate(order)}
     regions.sort(key=lambda nm: (rank.get(nm[0], len(rank)), [n for n, _ in masks].index(nm[0])))
     if len(regions) > 65534:
@@ -55,7 +60,7 @@ def combine(masks: list[tuple[str, np.ndarray]], *, spacing_mm, order: list[str]
         labels[g & (labels == 0)] = i
         names.append(name)
     for name, m in masks:
-        if name in exclude:
+        if excluded(name):
             labels[grow(m, spacing_mm, margins_mm.get(name, default_margin_mm))] = 0
     return labels, names
 
@@ -106,3 +111,40 @@ def split_by_region(hu: np.ndarray, bands: np.ndarray, lesion_labels: np.ndarray
                        n_lesions=nles, piece_lesion=pieces // nreg, piece_region=pieces % nreg,
                        piece_agatston=p_ag, piece_voxels=p_vox, piece_sum_hu=p_hu,
                        piece_peak=p_peak, piece_centroid_index=cen)
+
+
+def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:
+    """Patient z (mm) of every voxel centre, broadcastable to ``shape``."""
+    d = np.asarray(direction, dtype=float) * np.asarray(spacing_mm)
+    k, r, c = (np.arange(n).reshape([-1 if a == i else 1 for a in range(3)])
+               for i, n in enumerate(shape))
+    return origin_mm[2] + k * d[2, 0] + r * d[2, 1] + c * d[2, 2]
+
+
+def split_aorta(masks: list[tuple[str, np.ndarray]], z_mm: np.ndarray, *, mode: str,
+                plane_z_mm: float | None) -> list[tuple[str, np.ndarray]]:
+    """Replace 'aorta' by aorta_thoracic (cranial to the plane) and aorta_abdominal. With
+    mode 'vertebrae' the plane is midway between the lowest voxel of vertebrae_T12 and the
+    highest of vertebrae_L1 (the T12/L1 disc)."""
+    named = dict(masks)
+    if "aorta" not in named or mode == "none":
+        return masks
+    if mode == "vertebrae":
+        if "vertebrae_T12" not in named or "vertebrae_L1" not in named:
+            raise ValueError("split_aorta: vertebrae needs the masks vertebrae_T12 and "
+                             "vertebrae_L1")
+        t12 = z_mm[np.broadcast_to(True, named["vertebrae_T12"].shape) & named["vertebrae_T12"]]
+        l1 = z_mm[np.broadcast_to(True, named["vertebrae_L1"].shape) & named["vertebrae_L1"]]
+        if t12.size == 0 or l1.size == 0:
+            raise ValueError("split_aorta: vertebrae_T12 or vertebrae_L1 is empty")
+        plane_z_mm = (float(t12.min()) + float(l1.max())) / 2.0
+    zz = np.broadcast_to(z_mm, named["aorta"].shape)
+    thoracic = named["aorta"] & (zz >= plane_z_mm)
+    abdominal = named["aorta"] & (zz < plane_z_mm)
+    out = []
+    for n, m in masks:
+        if n == "aorta":
+            out += [("aorta_thoracic", thoracic), ("aorta_abdominal", abdominal)]
+        else:
+            out.append((n, m))
+    return out

@@ -151,6 +151,7 @@ class ScanResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     regions: tuple[RegionScore, ...] = ()  # per region (and 'outside') when masks were given
     density_score: float | None = None  # Agatston / (area x scaling); None without calcium
+    cac_drs_vessels: str = ""  # N1-N4 when coronary vessel regions were given
 
 
 @dataclass(frozen=True, kw_only=True)

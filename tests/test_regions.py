@@ -219,3 +219,62 @@ def test_the_unenhanced_totalsegmentator_nifti_is_not_flagged():
     aorta = dict(masks)["aorta"]
     assert 20 < float(np.median(vol.hu[aorta])) < 60
     assert contrast_evidence(vol, masks) == ""
+
+
+def _aorta_ct():
+    """Plaques of 300 HU, 2x2 px, inside an aorta box on slices 0, 1 and 2 (z 0, 3, 6 mm)."""
+    hu = np.full((3, 16, 16), 20, dtype=np.int16)
+    for k in range(3):
+        hu[k, 6:8, 6:8] = 300
+    aorta = np.zeros(hu.shape, bool)
+    aorta[:, 4:10, 4:10] = True
+    return CTVolume(hu=hu, spacing_mm=SPACING, direction=((0, 0, 1), (0, 1, 0), (1, 0, 0))), aorta
+
+
+def test_aorta_split_at_a_plane_and_at_t12_l1():
+    vol, aorta = _aorta_ct()  # slice axis along patient z: z = 0, 3, 6 mm
+    per_slice = 4 * 0.25 * 3  # 1 mm2 x weight 3 x 3/3
+    r = analyse(vol, Config(regions={"split_aorta": "plane", "split_aorta_z_mm": 2.0}),
+                case_id="a", regions=[("aorta", aorta)])
+    reg = regions_of(r)
+    assert reg["aorta_thoracic"].agatston == pytest.approx(2 * per_slice)  # z 3 and 6
+    assert reg["aorta_abdominal"].agatston == pytest.approx(per_slice)
+    t12 = np.zeros_like(aorta)
+    t12[2, 12:15, 12:15] = True  # z 6
+    l1 = np.zeros_like(aorta)
+    l1[0, 12:15, 12:15] = True  # z 0: the disc at z 3 -> slices 1 and 2 are thoracic
+    cfg = Config(regions={"split_aorta": "vertebrae", "exclude": ["vertebrae_*"]})
+    r2 = analyse(vol, cfg, case_id="b", regions=[("aorta", aorta), ("vertebrae_T12", t12),
+                                                 ("vertebrae_L1", l1)])
+    reg2 = regions_of(r2)
+    assert reg2["aorta_thoracic"].agatston == pytest.approx(2 * per_slice)
+    assert "vertebrae_T12" not in reg2
+
+
+def test_cac_drs_vessel_count():
+    hu = np.full((1, 16, 16), 20, dtype=np.int16)
+    hu[0, 1:3, 1:3] = 300
+    hu[0, 10:12, 10:12] = 300
+    masks = {}
+    for name, (r0, c0) in {"LAD": (0, 0), "RCA": (9, 9), "LCX": (0, 9), "LM": (9, 0)}.items():
+        m = np.zeros(hu.shape, bool)
+        m[0, r0:r0 + 5, c0:c0 + 5] = True
+        masks[name] = m
+    r = analyse(CTVolume(hu=hu, spacing_mm=SPACING), Config(), case_id="c",
+                regions=list(masks.items()))
+    assert r.cac_drs_vessels == "N2" and r.cac_drs == "A1"
+    assert analyse(CTVolume(hu=hu, spacing_mm=SPACING), Config(), case_id="d").cac_drs_vessels == ""
+
+
+def test_aortic_profile_on_the_totalsegmentator_example():
+    from pipeline.config import load_config
+    from pipeline.io.nifti import load_nifti
+
+    vol = load_nifti(shared_path("totalsegmentator_example", "example_ct_sm.nii.gz"))
+    masks = load_regions(vol, str(shared_path("totalsegmentator_example", "example_seg_fast")))
+    cfg = load_config(__import__("pathlib").Path(__file__).parents[1] / "configs" / "aortic.yaml")
+    r = analyse(vol, cfg, case_id="ts", regions=masks)
+    reg = regions_of(r)
+    assert {"aorta_thoracic", "aorta_abdominal"} <= set(reg)
+    assert not any(n.startswith("vertebrae_") for n in reg)
+    assert sum(x.agatston for x in r.regions) == pytest.approx(r.whole.agatston)

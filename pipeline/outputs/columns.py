@@ -58,6 +58,8 @@ SCANS: tuple[Column, ...] = tuple([
     _c("n_slice_lesions", "integer", "", "kept 2-D slice lesions"),
     _c("risk_category", "string", "", "Agatston category: 0, 1-10, 11-100, 101-400, >400"),
     _c("cac_drs", "string", "", "CAC-DRS Agatston category: A0, A1, A2, A3"),
+    _c("cac_drs_vessels", "string", "", "CAC-DRS vessel modifier N1-N4 (coronary vessels "
+       "with calcium); empty without coronary regions"),
     _c("height_cm", "number", "cm", "height used for BSA"),
     _c("weight_kg", "number", "kg", "weight used for BSA"),
     _c("bsa_m2", "number", "m2", "body surface area; empty when height or weight is missing"),

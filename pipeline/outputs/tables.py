@@ -74,7 +74,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
             density_score=r.density_score,
             n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
-            risk_category=r.risk_category, cac_drs=r.cac_drs,
+            risk_category=r.risk_category, cac_drs=r.cac_drs, cac_drs_vessels=r.cac_drs_vessels,
             height_cm=_num(b.height_cm), weight_kg=_num(b.weight_kg), bsa_m2=_num(b.bsa_m2),
             bsa_formula=b.formula, bsa_source=b.source,
             volume_per_bsa_mm3_m2=_num(r.volume_per_bsa_mm3_m2),
