@@ -154,19 +154,20 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
         timings["load"] = time.perf_counter() - t1
         region_masks = None
         if case.regions:
-            from .io.masks import load_regions
+            from .io.masks import load_regions, load_seg_regions
 
             t2 = time.perf_counter()
-            region_masks = load_regions(vol, case.regions)
+            if case.regions.lower().endswith(".dcm") or _is_dicom(case.regions):
+                region_masks = load_seg_regions(case.regions, [
+                    h.sop_instance_uid for h in _volume_order(headers)])
+            else:
+                region_masks = load_regions(vol, case.regions)
             timings["regions"] = time.perf_counter() - t2
         result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry,
                          regions=region_masks)
         timings.update(result.timings_s)
         if keep is not None:
-            keep.update(volume=vol, headers=sorted(
-                headers, key=lambda h: float(np.asarray(h.position or (0, 0, 0)) @ np.cross(
-                    np.asarray((h.orientation or (1, 0, 0, 0, 1, 0))[:3]),
-                    np.asarray((h.orientation or (1, 0, 0, 0, 1, 0))[3:])))))
+            keep.update(volume=vol, headers=_volume_order(headers))
         return result, _patient_id(case, dicom_pid, config), timings
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
@@ -183,6 +184,30 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
                               error=f"{case.display_path}: {type(exc).__name__}: {exc} -> "
                                     f"{InternalError.hint}", path=case.display_path)
     return failure, _patient_id(case, dicom_pid, config), timings
+
+
+def _volume_order(headers: list) -> list:
+    """Headers in the order of the volume's slices (along the slice normal), one per
+    position (a duplicated file dropped as load_series drops it)."""
+    def along(h) -> float:
+        o = np.asarray(h.orientation or (1, 0, 0, 0, 1, 0), dtype=float)
+        return float(np.asarray(h.position or (0, 0, 0), dtype=float) @ np.cross(o[:3], o[3:]))
+
+    out, seen = [], set()
+    for h in sorted(headers, key=along):
+        if h.sop_instance_uid and h.sop_instance_uid in seen:
+            continue
+        seen.add(h.sop_instance_uid)
+        out.append(h)
+    return out
+
+
+def _is_dicom(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
 
 
 def process_case(case: Case, config: Config, fingerprint: str,

@@ -278,3 +278,29 @@ def test_aortic_profile_on_the_totalsegmentator_example():
     assert {"aorta_thoracic", "aorta_abdominal"} <= set(reg)
     assert not any(n.startswith("vertebrae_") for n in reg)
     assert sum(x.agatston for x in r.regions) == pytest.approx(r.whole.agatston)
+
+
+def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
+    """The calcium SEG vascalc writes, given back as regions: each density-weight segment
+    becomes a region holding exactly that weight's calcium."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    series = sample_data / "P03" / "dicom"
+    res = runner.invoke(app, ["run", str(series), "--out", str(tmp_path / "a"), "--report",
+                              "-j", "1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    seg = tmp_path / "a" / "cases" / "dicom" / "calcium.seg.dcm"
+    res = runner.invoke(app, ["run", str(series), "--out", str(tmp_path / "b"), "--regions",
+                              str(seg), "-j", "1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = {r["region"]: r for r in csv.DictReader(
+        (tmp_path / "b" / "regions.csv").read_text().splitlines())}
+    assert float(rows["outside"]["agatston"]) == 0.0  # every kept voxel is in its segment
+    total = sum(float(rows[k]["agatston"]) for k in rows if k.startswith("calcium"))
+    assert total == pytest.approx(float(rows["whole"]["agatston"]))
+    assert float(rows["calcium >= 400 HU peak"]["agatston"]) > 0

@@ -136,3 +136,44 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
                               f"file named {stem}.json or {stem}.yaml beside it", path=str(p))
     labels = mask_on_ct_grid(volume, str(p))
     return [(name, labels == value) for value, name in sorted(label_table.items())]
+
+
+def load_seg_regions(path: str, sop_instance_uids: list[str]) -> list[tuple[str, np.ndarray]]:
+    """Region masks from a DICOM SEG that references the CT's images: one mask per segment
+    (named by its label), aligned to ``sop_instance_uids`` (the CT's slices in volume order).
+    A SEG that references none of them belongs to another series: refused."""
+    import warnings
+
+    import highdicom as hd
+
+    from ..errors import RegionError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seg = hd.seg.segread(path)
+    except Exception as err:  # noqa: BLE001
+        raise RegionError(f"not a readable DICOM SEG ({err})", path=path) from None
+    referenced = {
+        inst.ReferencedSOPInstanceUID
+        for s in seg.get("ReferencedSeriesSequence", [])
+        for inst in s.get("ReferencedInstanceSequence", [])}
+    if not referenced & set(sop_instance_uids):
+        raise RegionError("the SEG references none of this CT's images (another series or "
+                          "frame of reference)", path=path)
+    out = []
+    for item in seg.SegmentSequence:
+        number, label = int(item.SegmentNumber), str(item.SegmentLabel)
+        try:
+            arr = seg.get_pixels_by_source_instance(
+                source_sop_instance_uids=[u for u in sop_instance_uids if u in referenced],
+                segment_numbers=[number], assert_missing_frames_are_empty=True)
+        except Exception as err:  # noqa: BLE001
+            raise RegionError(f"segment {label!r} cannot be placed on the CT ({err})",
+                              path=path) from None
+        full = np.zeros((len(sop_instance_uids), *arr.shape[1:3]), dtype=bool)
+        index = {u: i for i, u in enumerate(sop_instance_uids)}
+        for j, u in enumerate(u for u in sop_instance_uids if u in referenced):
+            full[index[u]] = arr[j, ..., 0] > 0
+        out.append((label, full))
+    return out
