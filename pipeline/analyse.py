@@ -73,6 +73,18 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
+    scope = "whole_volume"
+    if sc.scope == "bone_excluded":
+        from dataclasses import replace
+
+        from .bone import bone_mask
+
+        bone = bone_mask(volume.hu, volume.spacing_mm, threshold_hu=sc.bone_threshold_hu,
+                         min_volume_cm3=sc.bone_min_volume_cm3, margin_mm=sc.bone_margin_mm)
+        hu = np.where(bone, np.asarray(-1000, dtype=volume.hu.dtype), volume.hu)
+        hu.flags.writeable = False
+        volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
+        scope = "bone_excluded"
     min_area = sc.min_area_mm2(drow * dcol)
     sl = find_slice_lesions(
         volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=sc.threshold_hu,
@@ -137,7 +149,8 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         volume_per_bsa_mm3_m2=per_bsa,
         risk_category=risk_category(whole.agatston, upper_bounds=config.risk.agatston_upper_bounds),
         cac_drs=cac_drs(whole.agatston, lower_bounds=config.risk.cac_drs_lower_bounds),
-        settings={"threshold_hu": sc.threshold_hu, "min_lesion_area_mm2": min_area,
+        settings={"scope": scope, "threshold_hu": sc.threshold_hu,
+                  "min_lesion_area_mm2": min_area,
                   "mass_calibration_mg_per_cm3_per_hu": c, "pipeline_version": __version__,
                   "config_sha256": config.sha256()},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]

@@ -55,6 +55,14 @@ class ScoringConfig(BaseModel):
     scale_by_increment: bool = Field(True, description="apply the increment / 3 mm scaling")
     slice_connectivity: Literal[4, 8] = Field(8, description="2-D connectivity of a slice lesion")
     lesion_connectivity: Literal[6, 18, 26] = Field(26, description="3-D connectivity of a lesion")
+    scope: Literal["whole_volume", "bone_excluded"] = Field(
+        "whole_volume", description="scan-level scores over the whole volume, or with large "
+        "dense structures (bone) removed by the heuristic of pipeline.bone")
+    bone_threshold_hu: float = Field(200.0, description="bone heuristic: dense voxels >= this")
+    bone_min_volume_cm3: float = Field(
+        5.0, gt=0.0, description="bone heuristic: dense 3-D components at least this large")
+    bone_margin_mm: float = Field(
+        1.0, ge=0.0, description="bone heuristic: growth of the bone mask (its rim)")
     contrast: Literal["flag", "refuse"] = Field(
         "flag", description="contrast-enhanced scans: score with a quality flag, or refuse")
     mass_calibration_mg_per_cm3_per_hu: float | None = Field(

@@ -304,3 +304,22 @@ def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
     total = sum(float(rows[k]["agatston"]) for k in rows if k.startswith("calcium"))
     assert total == pytest.approx(float(rows["whole"]["agatston"]))
     assert float(rows["calcium >= 400 HU peak"]["agatston"]) > 0
+
+
+def test_bone_heuristic_leaves_the_vascular_truth(sample_data, sample_truth):
+    """The phantom's spine (a 10 cm3 block of 700 HU) is bone; its plaques are not: with the
+    heuristic, the scan scores equal the hand-computed vascular-only truth."""
+    from pipeline.io.dicom import index_tree, load_series
+
+    cfg = Config(scoring={"scope": "bone_excluded", "mass_calibration_mg_per_cm3_per_hu": 0.8})
+    for case in ("P01_T1", "P02"):
+        vol = load_series(index_tree(sample_data / case / "dicom")[0])
+        before = vol.hu.copy()
+        r = analyse(vol, cfg, case_id=case)
+        truth = sample_truth[case]["vascular_only"]
+        assert r.whole.agatston == pytest.approx(truth["agatston"], rel=1e-9)
+        assert r.whole.volume_mm3 == pytest.approx(truth["volume_mm3"], rel=1e-9)
+        assert r.whole.mass_mg == pytest.approx(truth["mass_mg"], rel=1e-9)
+        assert r.whole.n_lesions == truth["n_lesions"]
+        assert r.settings["scope"] == "bone_excluded"
+        assert np.array_equal(vol.hu, before)

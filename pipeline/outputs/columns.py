@@ -47,7 +47,8 @@ SCANS: tuple[Column, ...] = tuple([
     _c("status", "string", "", "ok or failed"),
     _c("error_code", "string", "", "stable error code when failed (README lists them)"),
     _c("error", "string", "", "what was wrong, with the file, and what to do"),
-    _c("scope", "string", "", "what was scored: whole_volume (no region restriction)"),
+    _c("scope", "string", "", "what the scan-level scores cover: whole_volume, or "
+       "bone_excluded (scoring.scope); per-region scores are in regions.csv"),
     _c("agatston", "number", "", "Agatston score, scaled by slice increment / 3 mm"),
     _c("volume_mm3", "number", "mm3", "calcium volume: kept voxels x voxel volume"),
     _c("mass_mg", "number", "mg", "calcium mass c * sum(HU) * voxel volume; empty if uncalibrated"),
@@ -104,7 +105,8 @@ REGIONS: tuple[Column, ...] = (
     _c("case_id", "string", "", "case identifier (joins scans.csv)"),
     _c("region", "string", "", "whole (the whole volume), a region mask's name, or outside "
        "(kept calcium in no region)"),
-    _c("scope", "string", "", "whole_volume for 'whole', region for the others"),
+    _c("scope", "string", "", "for 'whole' the scan's scope (whole_volume or bone_excluded); "
+       "region for the others"),
     _c("agatston", "number", "", "Agatston score within the region"),
     _c("volume_mm3", "number", "mm3", "calcium volume within the region"),
     _c("mass_mg", "number", "mg", "calcium mass within the region; empty if uncalibrated"),

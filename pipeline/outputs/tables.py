@@ -69,7 +69,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             study_date=m.study_date, patient_age=m.patient_age if demographics else "",
             patient_sex=m.patient_sex if demographics else "",
             series_instance_uid=m.series_instance_uid, status="ok",
-            error_code="", error="", scope="whole_volume",
+            error_code="", error="", scope=r.settings.get("scope", "whole_volume"),
             agatston=_num(w.agatston), volume_mm3=_num(w.volume_mm3), mass_mg=_num(w.mass_mg),
             mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
             density_score=r.density_score,
@@ -97,7 +97,8 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
     rows = []
     for reg in (r.whole, *r.regions):
         rows.append({"case_id": r.case_id, "region": reg.region,
-                     "scope": "whole_volume" if reg is r.whole else "region",
+                     "scope": r.settings.get("scope", "whole_volume") if reg is r.whole
+                     else "region",
                      "agatston": reg.agatston, "volume_mm3": reg.volume_mm3,
                      "mass_mg": reg.mass_mg, "n_lesions": reg.n_lesions,
                      "n_slice_lesions": reg.n_slice_lesions,
