@@ -9,8 +9,9 @@ Pure functions over the arrays of :class:`pipeline.segment.SliceLesions`.
   thin or overlapping reconstructions stay comparable with the 3 mm standard (the increment
   scaling used by the vendors compared in van Praagh et al., Med Phys 2021;48:3730, and
   Ohnesorge et al., Eur Radiol 2002;12:1532 for overlapping reconstructions).
-- Volume = number of kept voxels x voxel volume (row x column spacing x slice increment)
-  (Callister et al., Radiology 1998;208:807 volume score without interpolation).
+- Volume = number of kept voxels x voxel volume (row x column spacing x slice increment),
+  the plain voxel count of DESIGN.md (the interpolated volume score of Callister et al.,
+  Radiology 1998;208:807 is a different method, not implemented).
 - Mass = c x sum(HU) x voxel volume over the same voxels, c in mg/(cm^3 HU) from a phantom
   calibration (Hong et al., Radiology 2002;223:474; McCollough et al., Radiology
   2007;243:527). Without c, mass is None: never a guessed number.
