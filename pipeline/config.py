@@ -21,7 +21,7 @@ from .errors import ConfigError
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
-#: Vendor scoring conventions as compared by van Praagh GD et al., Med Phys 2021;48:3730-3740
+#: Vendor scoring conventions as compared by van Praagh GD et al., Med Phys 2021
 #: (the keys each preset sets; anything given explicitly in the config wins).
 PRESETS: dict[str, dict] = {
     "literature": {},  # DESIGN.md: Agatston 1990, 130 HU, 1 mm2

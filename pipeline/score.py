@@ -7,7 +7,7 @@ Pure functions over the arrays of :class:`pipeline.segment.SliceLesions`.
   With non-integer HU the bands are half-open: [130, 200) -> 1, [200, 300) -> 2, ...
 - Agatston = sum over kept slice lesions of area_mm2 x weight, times increment / 3 mm, so that
   thin or overlapping reconstructions stay comparable with the 3 mm standard (the increment
-  scaling used by the vendors compared in van Praagh et al., Med Phys 2021;48:3730, and
+  scaling used by the vendors compared in van Praagh et al., Med Phys 2021, and
   Ohnesorge et al., Eur Radiol 2002;12:1532 for overlapping reconstructions).
 - Volume = number of kept voxels x voxel volume (row x column spacing x slice increment),
   the plain voxel count of DESIGN.md (the interpolated volume score of Callister et al.,
