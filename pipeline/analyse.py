@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__
 from .bsa import FORMULAS, check_anthropometry
 from .config import Config
 from .errors import AnthropometryError
@@ -149,10 +148,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         volume_per_bsa_mm3_m2=per_bsa,
         risk_category=risk_category(whole.agatston, upper_bounds=config.risk.agatston_upper_bounds),
         cac_drs=cac_drs(whole.agatston, lower_bounds=config.risk.cac_drs_lower_bounds),
-        settings={"scope": scope, "threshold_hu": sc.threshold_hu,
-                  "min_lesion_area_mm2": min_area,
-                  "mass_calibration_mg_per_cm3_per_hu": c, "pipeline_version": __version__,
-                  "config_sha256": config.sha256()},
+        settings={**config.provenance(), "scope": scope, "min_lesion_area_mm2": min_area},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
         quality_flags=tuple(flags),
         timings_s={"segment": t1 - t0, "score": t2 - t1},
@@ -200,8 +196,7 @@ def _density_score(sl, ls, volume: CTVolume, config: Config) -> float | None:
     area = float(sl.area_px[sl.kept].sum()) * drow * dcol
     if area == 0:
         return None
-    scale = inc / sc.reference_increment_mm if sc.scale_by_increment else 1.0
-    return ls.total_agatston / (area * scale)
+    return ls.total_agatston / (area * sc.increment_scale(inc))
 
 
 def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
@@ -223,8 +218,12 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
                               slice_connectivity=sc.slice_connectivity)
     structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[sc.lesion_connectivity])
     lesion_labels, n = ndimage.label(bands > 0, structure)
-    if n != whole.n_lesions:
-        raise AssertionError(f"{n} lesions in the region pass, {whole.n_lesions} in scoring")
+    # scipy numbers 3-D components in raster order of their first voxel, as the kernel
+    # numbers lesions; check it voxel by voxel before joining pieces to lesions by id
+    sizes = np.bincount(lesion_labels.ravel(), minlength=n + 1)[1:]
+    if n != whole.n_lesions or any(int(sizes[le.lesion_id - 1]) != le.n_voxels
+                                   for le in lesions):
+        raise AssertionError("the region pass and the scoring found different lesions")
     if rc.split_aorta != "none":
         from .regions import split_aorta, voxel_z_mm
 
@@ -233,9 +232,8 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
     labels, names = combine(regions, spacing_mm=volume.spacing_mm, order=rc.order,
                             margins_mm=rc.margin_mm, default_margin_mm=rc.default_margin_mm,
                             exclude=rc.exclude)
-    scale = inc / sc.reference_increment_mm if sc.scale_by_increment else 1.0
     sp = split_by_region(volume.hu, bands, lesion_labels, labels, names,
-                         pixel_area_mm2=drow * dcol, scale=scale)
+                         pixel_area_mm2=drow * dcol, scale=sc.increment_scale(inc))
     if not np.isclose(sp.agatston.sum(), whole.agatston, rtol=1e-9, atol=1e-12 + 1e-9 * abs(
             whole.agatston)):
         raise AssertionError("per-region Agatston does not add up to the total")

@@ -24,8 +24,6 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from . import __version__
 from .analyse import analyse
 from .cases import Case
@@ -76,44 +74,24 @@ def case_config(case: Case, config: Config) -> Config:
     return config.model_copy(update={"scoring": scoring})
 
 
-def run_case(case: Case, config: Config, keep: dict | None = None,
-             ) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
-    """Load and score one case; any failure becomes a CaseFailure (never raises). When
-    ``keep`` is a dict, the volume and headers of a scored case are left in it."""
+def _load_volume(case: Case, config: Config):
+    """The case's CT volume (DICOM series, multi-frame file, NIfTI, or a zip of DICOM)."""
+    from dataclasses import replace
+
     from .cases import split_stacks
     from .io.dicom import ct_image_problem, index_tree, load_series
     from .io.nifti import is_nifti, load_nifti
 
-    timings: dict[str, float] = {}
-    dicom_pid = ""
-    extra_flags: list[str] = []
+    headers = list(case.headers)
+    scratch = None
     try:
-        t0 = time.perf_counter()
-        if case.error is not None:
-            raise _Preset(*case.error)
-        headers = list(case.headers)
-        scratch = None
         if not headers:
             p = Path(case.path)
             if not p.exists():
                 raise InputError(f"input path {case.display_path!r} does not exist",
                                  hint="fix the path in the manifest (relative to its folder)")
             if p.is_file() and is_nifti(p):
-                t1 = time.perf_counter()
-                vol = load_nifti(p)
-                timings["index"] = 0.0
-                timings["load"] = time.perf_counter() - t1
-                masks = None
-                if case.regions:
-                    from .io.masks import load_regions
-
-                    masks = load_regions(vol, case.regions)
-                result = analyse(vol, config, case_id=case.case_id,
-                                 anthropometry=case.anthropometry, regions=masks)
-                timings.update(result.timings_s)
-                if keep is not None:
-                    keep.update(volume=vol, headers=[])
-                return result, case.patient_id or "", timings
+                return load_nifti(p)
             if p.is_file() and p.suffix.lower() == ".zip":
                 import tempfile
 
@@ -137,37 +115,51 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
                     f"{len(stacks)} CT stacks in {case.display_path!r} ({sizes}); a manifest "
                     "row needs one", hint="point the path at one series folder")
             headers = stacks[0]
-            extra_flags = ["outlier_images_excluded"] if outliers else []
-        timings["index"] = time.perf_counter() - t0
-        dicom_pid = headers[0].meta.patient_id
-        t1 = time.perf_counter()
+        else:
+            outliers = []
         g = config.geometry
         vol = load_series(headers, abs_tol_mm=g.spacing_tolerance_mm,
                           rel_tol=g.spacing_tolerance_rel, gantry_tilt=g.gantry_tilt,
                           max_obliquity_deg=g.max_obliquity_deg)
+    finally:
         if scratch is not None:
             scratch.cleanup()  # the volume is in memory; the extracted files can go
-        if extra_flags:
-            from dataclasses import replace
+    if outliers:
+        vol = replace(vol, quality_flags=vol.quality_flags + ("outlier_images_excluded",))
+    return vol
 
-            vol = replace(vol, quality_flags=vol.quality_flags + tuple(extra_flags))
-        timings["load"] = time.perf_counter() - t1
+
+def _load_region_masks(path: str, vol):
+    from .io.masks import load_regions, load_seg_regions
+
+    if path.lower().endswith(".dcm") or _is_dicom(path):
+        return load_seg_regions(path, list(vol.source_uids))
+    return load_regions(vol, path)
+
+
+def run_case(case: Case, config: Config, keep: dict | None = None,
+             ) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
+    """Load and score one case; any failure becomes a CaseFailure (never raises). When
+    ``keep`` is a dict, the volume of a scored case is left in it."""
+    timings: dict[str, float] = {}
+    dicom_pid = ""
+    try:
+        if case.error is not None:
+            raise _Preset(*case.error)
+        t0 = time.perf_counter()
+        vol = _load_volume(case, config)
+        timings["load"] = time.perf_counter() - t0
+        dicom_pid = vol.meta.patient_id
         region_masks = None
         if case.regions:
-            from .io.masks import load_regions, load_seg_regions
-
-            t2 = time.perf_counter()
-            if case.regions.lower().endswith(".dcm") or _is_dicom(case.regions):
-                region_masks = load_seg_regions(case.regions, [
-                    h.sop_instance_uid for h in _volume_order(headers)])
-            else:
-                region_masks = load_regions(vol, case.regions)
-            timings["regions"] = time.perf_counter() - t2
+            t1 = time.perf_counter()
+            region_masks = _load_region_masks(case.regions, vol)
+            timings["regions"] = time.perf_counter() - t1
         result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry,
                          regions=region_masks)
         timings.update(result.timings_s)
         if keep is not None:
-            keep.update(volume=vol, headers=_volume_order(headers))
+            keep["volume"] = vol
         return result, _patient_id(case, dicom_pid, config), timings
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
@@ -184,22 +176,6 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
                               error=f"{case.display_path}: {type(exc).__name__}: {exc} -> "
                                     f"{InternalError.hint}", path=case.display_path)
     return failure, _patient_id(case, dicom_pid, config), timings
-
-
-def _volume_order(headers: list) -> list:
-    """Headers in the order of the volume's slices (along the slice normal), one per
-    position (a duplicated file dropped as load_series drops it)."""
-    def along(h) -> float:
-        o = np.asarray(h.orientation or (1, 0, 0, 0, 1, 0), dtype=float)
-        return float(np.asarray(h.position or (0, 0, 0), dtype=float) @ np.cross(o[:3], o[3:]))
-
-    out, seen = [], set()
-    for h in sorted(headers, key=along):
-        if h.sop_instance_uid and h.sop_instance_uid in seen:
-            continue
-        seen.add(h.sop_instance_uid)
-        out.append(h)
-    return out
 
 
 def _is_dicom(path: str) -> bool:
@@ -219,11 +195,6 @@ def process_case(case: Case, config: Config, fingerprint: str,
     cfg = case_config(case, config)
     keep: dict[str, Any] = {}
     result, pid, timings = run_case(case, cfg, keep)
-    settings = {"preset": cfg.scoring.preset, "threshold_hu": cfg.scoring.threshold_hu,
-                "min_lesion_area_mm2": cfg.scoring.min_lesion_area_mm2,
-                "volume_threshold_hu": cfg.scoring.volume_threshold_hu,
-                "mass_calibration_mg_per_cm3_per_hu": cfg.scoring.mass_calibration_mg_per_cm3_per_hu,
-                "config_sha256": config.sha256()}
     ok = isinstance(result, ScanResult)
     doc = {
         "schema": RESULT_SCHEMA,
@@ -231,7 +202,7 @@ def process_case(case: Case, config: Config, fingerprint: str,
         "config_sha256": config.sha256(),
         "fingerprint": fingerprint,
         "scan": scan_row(result, patient_id=pid, source_path=case.display_path, extra=case.extra,
-                         settings=settings, demographics=config.privacy.demographics),
+                         settings=cfg.provenance(), demographics=config.privacy.demographics),
         "regions": region_rows(result) if ok else [],
         "lesions": lesion_rows(result) if ok else [],
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
@@ -241,8 +212,7 @@ def process_case(case: Case, config: Config, fingerprint: str,
 
         t0 = time.perf_counter()
         written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
-                                                  keep["volume"], result, doc,
-                                                  keep["headers"], cfg)
+                                                  keep["volume"], result, doc, cfg)
         doc["artefacts"] = written
         if error:
             doc["artefact_error"] = error
@@ -257,12 +227,7 @@ def _failed_doc(case: Case, config: Config, fingerprint: str, code: str, message
 
     failure = CaseFailure(case_id=case.case_id, error_code=code, error=message,
                           path=case.display_path)
-    settings = {"preset": config.scoring.preset, "threshold_hu": config.scoring.threshold_hu,
-                "min_lesion_area_mm2": config.scoring.min_lesion_area_mm2,
-                "volume_threshold_hu": config.scoring.volume_threshold_hu,
-                "mass_calibration_mg_per_cm3_per_hu":
-                    case_config(case, config).scoring.mass_calibration_mg_per_cm3_per_hu,
-                "config_sha256": config.sha256()}
+    settings = case_config(case, config).provenance()
     return {"schema": RESULT_SCHEMA, "case_id": case.case_id, "config_sha256": config.sha256(),
             "fingerprint": fingerprint,
             "scan": scan_row(failure, patient_id=case.patient_id or "",

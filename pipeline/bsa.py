@@ -53,19 +53,20 @@ def boyd(height_cm: float, weight_kg: float) -> float:
 
 @dataclass(frozen=True)
 class Formula:
+    """A registered formula; its citation is the function's docstring."""
+
     name: str
     func: Callable[[float, float], float]
-    citation: str
 
 
 FORMULAS: dict[str, Formula] = {
     f.name: f
     for f in (
-        Formula("dubois", du_bois, "Du Bois & Du Bois, Arch Intern Med 1916"),
-        Formula("mosteller", mosteller, "Mosteller, N Engl J Med 1987"),
-        Formula("haycock", haycock, "Haycock et al., J Pediatr 1978"),
-        Formula("gehan_george", gehan_george, "Gehan & George, Cancer Chemother Rep 1970"),
-        Formula("boyd", boyd, "Boyd, University of Minnesota Press 1935"),
+        Formula("dubois", du_bois),
+        Formula("mosteller", mosteller),
+        Formula("haycock", haycock),
+        Formula("gehan_george", gehan_george),
+        Formula("boyd", boyd),
     )
 }
 

@@ -202,9 +202,9 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     stacks, unselected = select_stacks(stacks, config)
     notes.extend({"path": _rel(p, root), "reason": r} for p, r in outliers + unselected)
     groups = sorted(stacks, key=lambda hs: min(h.path for h in hs))
+    folders = [os.path.commonpath([os.path.dirname(h.path) for h in hs]) for hs in groups]
     raw_ids = []
-    for hs in groups:
-        folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
+    for hs, folder in zip(groups, folders):
         if config.output.case_id_from == "series_uid":
             raw_ids.append("s-" + hashlib.sha256(hs[0].series_uid.encode()).hexdigest()[:16])
         else:
@@ -213,8 +213,7 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     ids = _unique(raw_ids + [c.case_id for c in nifti_cases])
     cases = [Case(case_id=cid, path=c.path, display_path=c.display_path)
              for cid, c in zip(ids[len(raw_ids):], nifti_cases)]
-    for cid, hs in zip(ids, groups):
-        folder = os.path.commonpath([os.path.dirname(h.path) for h in hs])
+    for cid, hs, folder in zip(ids, groups, folders):
         cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
                           headers=tuple(hs)))
     notes.sort(key=lambda n: n["path"])

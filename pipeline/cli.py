@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -89,12 +90,9 @@ class _Progress:
             self.task = self.bar.add_task("cases", total=total, failed=0, rate="")
             self.bar.start()
         self.total = total
+        self.t0 = time.perf_counter()
 
     def __call__(self, case, doc, reused: bool) -> None:
-        import time
-
-        if not hasattr(self, "t0"):
-            self.t0 = time.perf_counter()
         scan = doc["scan"]
         self.done += 1
         self.reused += reused

@@ -75,6 +75,10 @@ class ScoringConfig(BaseModel):
             data = {**PRESETS[data["preset"]], **data}
         return data
 
+    def increment_scale(self, increment_mm: float) -> float:
+        """The factor on Agatston: slice increment / reference increment, or 1."""
+        return increment_mm / self.reference_increment_mm if self.scale_by_increment else 1.0
+
     def min_area_mm2(self, pixel_area_mm2: float) -> float:
         """The area limit in mm2, with the pixel-count limit folded in."""
         return max(self.min_lesion_area_mm2, self.min_lesion_area_px * pixel_area_mm2)
@@ -243,6 +247,16 @@ class Config(BaseModel):
     regions: RegionsConfig = RegionsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
+
+    def provenance(self) -> dict:
+        """The provenance columns every scans row carries (analyse refines the area limit
+        with the pixel size and adds the scope)."""
+        sc = self.scoring
+        return {"preset": sc.preset, "scope": sc.scope, "threshold_hu": sc.threshold_hu,
+                "min_lesion_area_mm2": sc.min_lesion_area_mm2,
+                "volume_threshold_hu": sc.volume_threshold_hu,
+                "mass_calibration_mg_per_cm3_per_hu": sc.mass_calibration_mg_per_cm3_per_hu,
+                "config_sha256": self.sha256()}
 
     def sha256(self) -> str:
         """Digest of the resolved config (sorted JSON), recorded in every row."""

@@ -12,7 +12,6 @@ class VascalcError(Exception):
     """Any vascalc error (base class; ``code`` is stable, ``hint`` says what to do)."""
 
     code = "VASCALC_ERROR"
-    exit_code = 1
     hint = ""
 
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
@@ -31,7 +30,6 @@ class UsageError(VascalcError):
 
     code = "USAGE"
     hint = "see vascalc run --help"
-    exit_code = 2
 
 
 class ConfigError(UsageError):

@@ -60,11 +60,6 @@ class SliceLesions:
         return int(self.slice_index.size)
 
 
-def calcium_mask(hu: np.ndarray, *, threshold_hu: float) -> np.ndarray:
-    """Boolean mask of calcium voxels, ``hu >= threshold_hu``."""
-    return np.greater_equal(hu, threshold_hu)
-
-
 def _structure_2d(connectivity: int) -> np.ndarray:
     from scipy import ndimage
 

@@ -61,6 +61,10 @@ class CTVolume:
     direction: tuple[tuple[float, ...], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
     meta: ScanMeta = field(default_factory=ScanMeta)
     quality_flags: tuple[str, ...] = ()
+    #: per slice, in volume order: the DICOM file and SOPInstanceUID it came from (a frame of
+    #: a multi-frame file is 'uid#frame'); empty for NIfTI input
+    source_paths: tuple[str, ...] = ()
+    source_uids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.hu, np.ndarray) or self.hu.ndim != 3:

@@ -430,7 +430,9 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     first = hs[0]
     meta = ScanMeta(**{**first.meta.__dict__, "n_files": n})
     return CTVolume(hu=out, spacing_mm=(ss.increment_mm, *ss.pixel_spacing), origin_mm=ss.origin,
-                    direction=ss.direction, meta=meta, quality_flags=tuple(flags + list(ss.flags)))
+                    direction=ss.direction, meta=meta, quality_flags=tuple(flags + list(ss.flags)),
+                    source_paths=tuple(h.path for h in hs),
+                    source_uids=tuple(h.sop_instance_uid for h in hs))
 
 
 def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[str, str]]]:
@@ -454,12 +456,13 @@ def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[s
 
 
 def read_datasets(paths: list[str]):
-    """Full pydicom datasets of source images, in the given order (for DICOM SEG/SR)."""
+    """Headers (no pixel data: highdicom needs none) of source images, in the given order,
+    for DICOM SEG and SR."""
     import pydicom
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [pydicom.dcmread(p) for p in paths]
+        return [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
 
 
 def patient_identity(path: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ def _patient_index(volume: CTVolume, xyz) -> int:
 
 
 def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
-                         headers: list, config: Config) -> list[str]:
+                         config: Config) -> list[str]:
     """Write what the config asks for; returns the names written."""
     from scipy import ndimage
 
@@ -56,10 +56,10 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         write_atomic(case_dir / name, png)
         written.append(name)
     identity: dict[str, str] = {}
-    if rc.identity == "full" and headers:
+    if rc.identity == "full" and volume.source_paths:
         from ..io.dicom import patient_identity
 
-        identity = patient_identity(headers[0].path)
+        identity = patient_identity(volume.source_paths[0])
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"))
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
@@ -79,12 +79,13 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         write_atomic(case_dir / "lesion_labels.nii.gz", nifti_bytes(labels.astype(np.int32),
                                                                      volume))
         written += ["calcium_mask.nii.gz", "lesion_labels.nii.gz"]
-    dicom_ok = bool(headers) and all(h.frame is None for h in headers)
+    # SEG and SR reference single-frame source images; NIfTI and multi-frame input get none
+    dicom_ok = bool(volume.source_paths) and "multi_frame" not in volume.quality_flags
     if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
         from ..io.dicom import read_datasets
         from .dicom_out import measurement_report, segmentation, to_bytes
 
-        sources = read_datasets([h.path for h in headers])
+        sources = read_datasets(list(volume.source_paths))
         seg = None
         if rc.dicom_seg:
             seg = segmentation(sources, bands, case_id=result.case_id,

@@ -52,13 +52,15 @@ def _num(v: float | None) -> float | None:
 def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: str = "",
              extra: dict[str, Any] | None = None, settings: dict[str, Any],
              demographics: bool = False) -> dict[str, Any]:
-    """One scans row. ``settings`` holds the provenance columns, so failed rows carry them."""
+    """One scans row. Provenance comes from the result's own settings; for a failed case,
+    from ``settings`` (Config.provenance()), so failed rows carry it too."""
     row: dict[str, Any] = {n: None for n in names("scans")}
     row.update(case_id=r.case_id, patient_id=patient_id, source_path=source_path)
-    row.update({k: settings.get(k) for k in ("preset", "threshold_hu", "min_lesion_area_mm2",
-                                            "volume_threshold_hu",
-                                            "mass_calibration_mg_per_cm3_per_hu",
-                                            "config_sha256")})
+    provenance = r.settings if isinstance(r, ScanResult) else settings
+    row.update({k: provenance.get(k) for k in ("preset", "threshold_hu", "min_lesion_area_mm2",
+                                              "volume_threshold_hu",
+                                              "mass_calibration_mg_per_cm3_per_hu",
+                                              "config_sha256")})
     row["pipeline_version"] = __version__
     if isinstance(r, CaseFailure):
         row.update(status="failed", error_code=r.error_code, error=r.error)
@@ -69,7 +71,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             study_date=m.study_date, patient_age=m.patient_age if demographics else "",
             patient_sex=m.patient_sex if demographics else "",
             series_instance_uid=m.series_instance_uid, status="ok",
-            error_code="", error="", scope=r.settings.get("scope", "whole_volume"),
+            error_code="", error="", scope=r.settings["scope"],
             agatston=_num(w.agatston), volume_mm3=_num(w.volume_mm3), mass_mg=_num(w.mass_mg),
             mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
             density_score=r.density_score,
@@ -83,7 +85,6 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1],
             n_cols=r.shape[2], kvp=m.kvp, manufacturer=m.manufacturer, model=m.model,
             kernel=m.kernel, quality_flags=";".join(r.quality_flags),
-            min_lesion_area_mm2=r.settings.get("min_lesion_area_mm2"),
         )
     for k, v in (extra or {}).items():
         if k not in row:
@@ -97,8 +98,7 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
     rows = []
     for reg in (r.whole, *r.regions):
         rows.append({"case_id": r.case_id, "region": reg.region,
-                     "scope": r.settings.get("scope", "whole_volume") if reg is r.whole
-                     else "region",
+                     "scope": r.settings["scope"] if reg is r.whole else "region",
                      "agatston": reg.agatston, "volume_mm3": reg.volume_mm3,
                      "mass_mg": reg.mass_mg, "n_lesions": reg.n_lesions,
                      "n_slice_lesions": reg.n_slice_lesions,
