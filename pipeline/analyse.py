@@ -7,15 +7,17 @@ The input volume is never modified.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .bsa import FORMULAS, check_anthropometry
 from .config import Config
 from .errors import AnthropometryError
-from .score import cac_drs, mass_mg, risk_category, score_lesions, volume_mm3
+from .score import cac_drs, interpolated_counts, mass_mg, risk_category, score_lesions, volume_mm3
 from .segment import find_slice_lesions
+from .thresholds import Thresholds
+from .thresholds import resolve as resolve_thresholds
 from .types import BSAResult, CTVolume, Lesion, RegionScore, ScanResult
 
 
@@ -74,8 +76,6 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     inc, drow, dcol = volume.spacing_mm
     scope = "whole_volume"
     if sc.scope == "bone_excluded":
-        from dataclasses import replace
-
         from .bone import bone_mask
 
         bone = bone_mask(volume.hu, volume.spacing_mm, threshold_hu=sc.bone_threshold_hu,
@@ -84,20 +84,22 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         hu.flags.writeable = False
         volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
         scope = "bone_excluded"
+    th = resolve_thresholds(sc, volume.meta.kvp)
     min_area = sc.min_area_mm2(drow * dcol)
     sl = find_slice_lesions(
-        volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=sc.threshold_hu,
+        volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=th.threshold_hu,
         min_lesion_area_mm2=min_area, slice_connectivity=sc.slice_connectivity,
         lesion_connectivity=sc.lesion_connectivity)
     t1 = time.perf_counter()
-    ls = score_lesions(sl, spacing_mm=volume.spacing_mm, weight_hu=sc.density_weight_hu,
+    ls = score_lesions(sl, spacing_mm=volume.spacing_mm, weight_hu=th.weight_hu,
                        reference_increment_mm=sc.reference_increment_mm,
                        scale_by_increment=sc.scale_by_increment)
     vv = volume.voxel_volume_mm3
     c = sc.mass_calibration_mg_per_cm3_per_hu
+    water = sc.calibration_water_hu
     centroids = volume.index_to_patient(ls.centroid_index) if sl.n_lesions else np.zeros((0, 3))
     les_vol = volume_mm3(ls.n_voxels, vv)
-    les_mass = mass_mg(ls.sum_hu, vv, c)
+    les_mass = mass_mg(ls.sum_hu - water * ls.n_voxels, vv, c)
     lesions = tuple(
         Lesion(lesion_id=i + 1, n_slices=int(ls.n_slices[i]), n_voxels=int(ls.n_voxels[i]),
                volume_mm3=float(les_vol[i]),
@@ -108,7 +110,19 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                centroid_z_mm=float(centroids[i, 2]))
         for i in range(sl.n_lesions))
     total_voxels, total_sum_hu = ls.total_voxels, ls.total_sum_hu
-    if sc.volume_threshold_hu is not None and sc.volume_threshold_hu != sc.threshold_hu:
+    total_volume = float(volume_mm3(total_voxels, vv))
+    kept = None
+    if sc.volume_method == "interpolated" and sl.n_lesions:
+        kept = _kept_voxels(volume, config, th, sl.n_lesions, lesions)
+        counts, unit = interpolated_counts(volume.hu, kept[0] > 0, spacing_mm=volume.spacing_mm,
+                                           threshold_hu=th.threshold_hu)
+        per_lesion = np.bincount(kept[1].ravel(), weights=counts.ravel(),
+                                 minlength=sl.n_lesions + 1)[1:]
+        lesions = tuple(replace(le, volume_mm3=float(per_lesion[le.lesion_id - 1] * unit))
+                        for le in lesions)
+        total_volume = float(per_lesion.sum() * unit)
+        kept = (*kept, counts, unit)
+    if sc.volume_threshold_hu is not None and sc.volume_threshold_hu != th.threshold_hu:
         # a preset that measures volume and mass at its own threshold (Philips: 112.5 HU)
         vsl = find_slice_lesions(
             volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=sc.volume_threshold_hu,
@@ -116,9 +130,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
             lesion_connectivity=sc.lesion_connectivity)
         total_voxels = int(vsl.area_px[vsl.kept].sum())
         total_sum_hu = float(vsl.sum_hu[vsl.kept].sum())
-    total_mass = mass_mg(total_sum_hu, vv, c)
+        total_volume = float(volume_mm3(total_voxels, vv))
+    total_mass = mass_mg(total_sum_hu - water * total_voxels, vv, c)
     whole = RegionScore(region="whole", agatston=ls.total_agatston,
-                        volume_mm3=float(volume_mm3(total_voxels, vv)),
+                        volume_mm3=total_volume,
                         mass_mg=None if total_mass is None else float(total_mass),
                         n_lesions=sl.n_lesions, n_slice_lesions=ls.n_slice_lesions)
     bsa = resolve_bsa(volume, config, anthropometry)
@@ -134,26 +149,28 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
             raise ContrastError(f"contrast-enhanced: {contrast}")
         flags.append("contrast_enhanced")
     kvp = volume.meta.kvp
-    if kvp is not None and abs(kvp - 120.0) > 0.5:
+    if th.source == "config" and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
         flags.append("kvp_not_120")
     if bsa.source.startswith("implausible"):
         flags.append("bsa_implausible_dicom")
     region_scores: tuple[RegionScore, ...] = ()
     if regions:
-        region_scores, lesions = _split(volume, config, regions, lesions, bsa, whole)
+        region_scores, lesions = _split(volume, config, th, regions, lesions, whole, kept)
     t2 = time.perf_counter()
     return ScanResult(
         case_id=case_id, meta=volume.meta, whole=whole, lesions=lesions, bsa=bsa,
         volume_per_bsa_mm3_m2=per_bsa,
         risk_category=risk_category(whole.agatston, upper_bounds=config.risk.agatston_upper_bounds),
         cac_drs=cac_drs(whole.agatston, lower_bounds=config.risk.cac_drs_lower_bounds),
-        settings={**config.provenance(), "scope": scope, "min_lesion_area_mm2": min_area},
+        settings={**config.provenance(), "scope": scope, "min_lesion_area_mm2": min_area,
+                  "threshold_hu": th.threshold_hu, "threshold_source": th.source,
+                  "agatston": sc.agatston},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
         quality_flags=tuple(flags),
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
-        density_score=_density_score(sl, ls, volume, config),
+        density_score=_density_score(sl, ls, volume, config) if sc.agatston else None,
         cac_drs_vessels=_cac_drs_vessels(region_scores, config),
     )
 
@@ -199,31 +216,45 @@ def _density_score(sl, ls, volume: CTVolume, config: Config) -> float | None:
     return ls.total_agatston / (area * sc.increment_scale(inc))
 
 
-def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
-    """Per-region scores and lesion pieces (pipeline.regions), checked against the totals."""
+def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, n_lesions: int, lesions):
+    """The kept voxels' density bands (uint8, 0 = not kept) and their 3-D lesion labels,
+    checked voxel by voxel against the lesions the scoring found."""
     from scipy import ndimage
 
-    from .regions import OUTSIDE, combine, split_by_region
     from .segment import density_band_mask
+
+    sc = config.scoring
+    inc, drow, dcol = volume.spacing_mm
+    bands = density_band_mask(volume.hu, pixel_area_mm2=drow * dcol,
+                              threshold_hu=th.threshold_hu,
+                              min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
+                              weight_hu=th.weight_hu, slice_connectivity=sc.slice_connectivity)
+    structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[sc.lesion_connectivity])
+    lesion_labels, n = ndimage.label(bands > 0, structure)
+    # scipy numbers 3-D components in raster order of their first voxel, as the kernel
+    # numbers lesions; check it voxel by voxel before joining pieces to lesions by id
+    sizes = np.bincount(lesion_labels.ravel(), minlength=n + 1)[1:]
+    if n != n_lesions or any(int(sizes[le.lesion_id - 1]) != le.n_voxels for le in lesions):
+        raise AssertionError("the region pass and the scoring found different lesions")
+    return bands, lesion_labels
+
+
+def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, whole, kept):
+    """Per-region scores and lesion pieces (pipeline.regions), checked against the totals.
+    ``kept`` is (bands, lesion labels, interpolated counts, their unit volume) when the
+    interpolated volume was computed, else None."""
+    from .regions import OUTSIDE, combine, split_by_region
 
     sc, rc = config.scoring, config.regions
     inc, drow, dcol = volume.spacing_mm
     for name, m in regions:
         if m.shape != volume.shape:
             raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
-    bands = density_band_mask(volume.hu, pixel_area_mm2=drow * dcol,
-                              threshold_hu=sc.threshold_hu,
-                              min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
-                              weight_hu=sc.density_weight_hu,
-                              slice_connectivity=sc.slice_connectivity)
-    structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[sc.lesion_connectivity])
-    lesion_labels, n = ndimage.label(bands > 0, structure)
-    # scipy numbers 3-D components in raster order of their first voxel, as the kernel
-    # numbers lesions; check it voxel by voxel before joining pieces to lesions by id
-    sizes = np.bincount(lesion_labels.ravel(), minlength=n + 1)[1:]
-    if n != whole.n_lesions or any(int(sizes[le.lesion_id - 1]) != le.n_voxels
-                                   for le in lesions):
-        raise AssertionError("the region pass and the scoring found different lesions")
+    if kept is None:
+        bands, lesion_labels = _kept_voxels(volume, config, th, whole.n_lesions, lesions)
+        counts, unit = None, volume.voxel_volume_mm3
+    else:
+        bands, lesion_labels, counts, unit = kept
     if rc.split_aorta != "none":
         from .regions import split_aorta, voxel_z_mm
 
@@ -233,18 +264,19 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
                             margins_mm=rc.margin_mm, default_margin_mm=rc.default_margin_mm,
                             exclude=rc.exclude)
     sp = split_by_region(volume.hu, bands, lesion_labels, labels, names,
-                         pixel_area_mm2=drow * dcol, scale=sc.increment_scale(inc))
+                         pixel_area_mm2=drow * dcol, scale=sc.increment_scale(inc),
+                         volume_counts=counts)
     if not np.isclose(sp.agatston.sum(), whole.agatston, rtol=1e-9, atol=1e-12 + 1e-9 * abs(
             whole.agatston)):
         raise AssertionError("per-region Agatston does not add up to the total")
     vv = volume.voxel_volume_mm3
-    c = sc.mass_calibration_mg_per_cm3_per_hu
+    c, water = sc.mass_calibration_mg_per_cm3_per_hu, sc.calibration_water_hu
     all_names = [OUTSIDE, *names]
     scores = []
     for i, name in enumerate(all_names):
-        vol_i = float(sp.n_voxels[i] * vv)
-        m = mass_mg(float(sp.sum_hu[i]), vv, c)
-        scores.append(RegionScore(region=name, agatston=float(sp.agatston[i]), volume_mm3=vol_i,
+        m = mass_mg(float(sp.sum_hu[i]) - water * int(sp.n_voxels[i]), vv, c)
+        scores.append(RegionScore(region=name, agatston=float(sp.agatston[i]),
+                                  volume_mm3=float(sp.volume_units[i] * unit),
                                   mass_mg=None if m is None else float(m),
                                   n_lesions=int(sp.n_lesions[i]), n_slice_lesions=None))
     cen = volume.index_to_patient(sp.piece_centroid_index) if sp.piece_lesion.size else []
@@ -252,10 +284,11 @@ def _split(volume: CTVolume, config: Config, regions, lesions, bsa, whole):
     pieces = []
     for j in range(sp.piece_lesion.size):
         le = by_id[int(sp.piece_lesion[j])]
-        m = mass_mg(float(sp.piece_sum_hu[j]), vv, c)
+        m = mass_mg(float(sp.piece_sum_hu[j]) - water * int(sp.piece_voxels[j]), vv, c)
         pieces.append(Lesion(
             lesion_id=le.lesion_id, n_slices=le.n_slices, n_voxels=int(sp.piece_voxels[j]),
-            volume_mm3=float(sp.piece_voxels[j] * vv), mass_mg=None if m is None else float(m),
+            volume_mm3=float(sp.piece_volume_units[j] * unit),
+            mass_mg=None if m is None else float(m),
             agatston=float(sp.piece_agatston[j]), peak_hu=float(sp.piece_peak[j]),
             mean_hu=float(sp.piece_sum_hu[j] / sp.piece_voxels[j]),
             centroid_x_mm=float(cen[j][0]), centroid_y_mm=float(cen[j][1]),

@@ -114,7 +114,8 @@ class _Progress:
             typer.echo(f"{n} done   {case.case_id} (reused: same config and input)")
         elif ok:
             mass = "" if scan["mass_mg"] is None else f", mass {scan['mass_mg']:.1f} mg"
-            typer.echo(f"{n} ok     {case.case_id}: Agatston {scan['agatston']:.1f}, volume "
+            ag = "" if scan["agatston"] is None else f"Agatston {scan['agatston']:.1f}, "
+            typer.echo(f"{n} ok     {case.case_id}: {ag}volume "
                        f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions")
         else:
             typer.echo(f"{n} FAILED {case.case_id}: [{scan['error_code']}] {scan['error']}")
@@ -369,8 +370,10 @@ def calibrate(
              f"# water {cal.water_hu:.2f} HU; per insert: " + "; ".join(
                  f"{r['name']} {r['mean_hu']:.2f} HU" for r in cal.inserts),
              "scoring:",
-             "  # c of mass = c * sum(HU) * voxel volume, mg/(cm3*HU)",
-             f"  mass_calibration_mg_per_cm3_per_hu: {cal.c_mg_per_cm3_per_hu:.6g}", ""]
+             "  # c of mass = c * sum(HU - water HU) * voxel volume, mg/(cm3*HU)",
+             f"  mass_calibration_mg_per_cm3_per_hu: {cal.c_mg_per_cm3_per_hu:.6g}",
+             "  # HU of water in this calibration (density = c * (HU - this))",
+             f"  calibration_water_hu: {cal.water_hu:.4g}", ""]
     write_atomic(out, "\n".join(lines))
     for r in cal.inserts:
         typer.echo(f"{r['name']:<12} {r['density_mg_per_cm3']:>8.1f} mg/cm3  "

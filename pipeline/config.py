@@ -66,7 +66,27 @@ class ScoringConfig(BaseModel):
     contrast: Literal["flag", "refuse"] = Field(
         "flag", description="contrast-enhanced scans: score with a quality flag, or refuse")
     mass_calibration_mg_per_cm3_per_hu: float | None = Field(
-        None, gt=0.0, description="c of mass = c * sum(HU) * voxel volume; None = uncalibrated")
+        None, gt=0.0, description="c of mass = c * sum(HU - water HU) * voxel volume; None = "
+        "uncalibrated")
+    calibration_water_hu: float = Field(
+        0.0, description="HU of water in the calibration scan (vascalc calibrate measures it); "
+        "density = c * (HU - this)")
+    agatston: bool = Field(
+        True, description="compute Agatston, density score and risk categories; false for "
+        "micro-CT, where the 1990 definition does not apply (those columns stay empty)")
+    volume_method: Literal["voxel_count", "interpolated"] = Field(
+        "voxel_count", description="volume as kept voxels x voxel volume, or from a linear "
+        "interpolation to isotropic voxels along z (after Callister et al., Radiology 1998)")
+    threshold_mg_ha_cm3: float | None = Field(
+        None, gt=0.0, description="calcium threshold as a density: HU threshold = water HU + "
+        "this / c (needs the calibration); overrides threshold_hu and the kVp table")
+    kvp_table: dict[float, tuple[float, float, float, float]] = Field(
+        default_factory=dict, description="per tube voltage (kV), the HU at which density "
+        "weights 1, 2, 3, 4 start (the first is the calcium threshold); fill it from the "
+        "publication you follow: vascalc ships no numbers it could not verify")
+    kvp_select: Literal["off", "header"] | float = Field(
+        "off", description="use the kvp_table row of the header's KVP ('header'), of a given kV "
+        "(a number), or not at all ('off')")
 
     @model_validator(mode="before")
     @classmethod
@@ -88,6 +108,20 @@ class ScoringConfig(BaseModel):
         w = self.density_weight_hu
         if any(b <= a for a, b in zip(w, w[1:])):
             raise ValueError(f"density_weight_hu must increase strictly, got {list(w)}")
+        for kv, row in self.kvp_table.items():
+            if any(b <= a for a, b in zip(row, row[1:])):
+                raise ValueError(f"kvp_table[{kv:g}] must increase strictly, got {list(row)}")
+        if not isinstance(self.kvp_select, str) and self.kvp_select not in self.kvp_table:
+            raise ValueError(f"kvp_select={self.kvp_select:g} has no row in kvp_table "
+                             f"(rows: {sorted(self.kvp_table)})")
+        if self.kvp_select == "header" and not self.kvp_table:
+            raise ValueError("kvp_select: header needs a kvp_table")
+        if self.threshold_mg_ha_cm3 is not None and self.kvp_select != "off":
+            raise ValueError("give either threshold_mg_ha_cm3 or kvp_select, not both")
+        if self.volume_method == "interpolated" and self.volume_threshold_hu not in (
+                None, self.threshold_hu):
+            raise ValueError("volume_method: interpolated measures at the calcium threshold; "
+                             "it cannot be combined with volume_threshold_hu")
         if w[0] > self.threshold_hu:
             raise ValueError(
                 f"density_weight_hu[0]={w[0]} is above threshold_hu={self.threshold_hu}: "
@@ -253,9 +287,11 @@ class Config(BaseModel):
         with the pixel size and adds the scope)."""
         sc = self.scoring
         return {"preset": sc.preset, "scope": sc.scope, "threshold_hu": sc.threshold_hu,
+                "threshold_source": "config", "volume_method": sc.volume_method,
                 "min_lesion_area_mm2": sc.min_lesion_area_mm2,
                 "volume_threshold_hu": sc.volume_threshold_hu,
                 "mass_calibration_mg_per_cm3_per_hu": sc.mass_calibration_mg_per_cm3_per_hu,
+                "calibration_water_hu": sc.calibration_water_hu, "agatston": sc.agatston,
                 "config_sha256": self.sha256()}
 
     def sha256(self) -> str:

@@ -151,6 +151,15 @@ class ContrastError(InputError):
     hint = "score a non-contrast scan, or set scoring.contrast: flag"
 
 
+class ThresholdError(InputError):
+    """The calcium threshold cannot be set for this scan (no kvp_table row for its kVp, or a
+    density threshold without a calibration)."""
+
+    code = "THRESHOLD_UNRESOLVED"
+    hint = ("add the kvp_table row, give the case a calibration (manifest column "
+            "mass_calibration_mg_per_cm3_per_hu), or set scoring.kvp_select: off")
+
+
 class RegionError(InputError):
     """A region mask is unreadable, lacks its label table, or does not overlap the CT."""
 

@@ -72,12 +72,14 @@ class RegionSplit:
     names: list[str]
     agatston: np.ndarray
     n_voxels: np.ndarray
+    volume_units: np.ndarray  # n_voxels, or the interpolated counts (pipeline.score)
     sum_hu: np.ndarray
     n_lesions: np.ndarray
     piece_lesion: np.ndarray  # lesion label (1..)
     piece_region: np.ndarray  # region index
     piece_agatston: np.ndarray
     piece_voxels: np.ndarray
+    piece_volume_units: np.ndarray
     piece_sum_hu: np.ndarray
     piece_peak: np.ndarray
     piece_centroid_index: np.ndarray  # (n, 3)
@@ -85,8 +87,9 @@ class RegionSplit:
 
 def split_by_region(hu: np.ndarray, bands: np.ndarray, lesion_labels: np.ndarray,
                     region_labels: np.ndarray, names: list[str], *, pixel_area_mm2: float,
-                    scale: float) -> RegionSplit:
-    """Scores of the kept voxels (``bands`` > 0) split by region and by lesion piece."""
+                    scale: float, volume_counts: np.ndarray | None = None) -> RegionSplit:
+    """Scores of the kept voxels (``bands`` > 0) split by region and by lesion piece; volume
+    in voxels, or in the interpolated counts of each kept voxel when given."""
     idx = np.flatnonzero(bands)
     reg = region_labels.ravel()[idx].astype(np.int64)
     les = lesion_labels.ravel()[idx].astype(np.int64)
@@ -95,21 +98,25 @@ def split_by_region(hu: np.ndarray, bands: np.ndarray, lesion_labels: np.ndarray
     nreg = len(names) + 1
     agat = np.bincount(reg, weights=w, minlength=nreg) * pixel_area_mm2 * scale
     nvox = np.bincount(reg, minlength=nreg)
+    units = None if volume_counts is None else volume_counts.ravel()[idx].astype(np.float64)
+    vol_units = nvox if units is None else np.bincount(reg, weights=units, minlength=nreg)
     shu = np.bincount(reg, weights=h, minlength=nreg)
     key = les * nreg + reg
     pieces, inv = np.unique(key, return_inverse=True)
     nles = np.bincount(pieces % nreg, minlength=nreg)
     p_ag = np.bincount(inv, weights=w, minlength=pieces.size) * pixel_area_mm2 * scale
     p_vox = np.bincount(inv, minlength=pieces.size)
+    p_units = p_vox if units is None else np.bincount(inv, weights=units, minlength=pieces.size)
     p_hu = np.bincount(inv, weights=h, minlength=pieces.size)
     p_peak = np.full(pieces.size, -np.inf)
     np.maximum.at(p_peak, inv, h)
     k, r, c = np.unravel_index(idx, hu.shape)
     cen = np.stack([np.bincount(inv, weights=a, minlength=pieces.size) for a in (k, r, c)],
                    axis=1) / np.maximum(p_vox, 1)[:, None]
-    return RegionSplit(names=names, agatston=agat, n_voxels=nvox, sum_hu=shu,
-                       n_lesions=nles, piece_lesion=pieces // nreg, piece_region=pieces % nreg,
-                       piece_agatston=p_ag, piece_voxels=p_vox, piece_sum_hu=p_hu,
+    return RegionSplit(names=names, agatston=agat, n_voxels=nvox, volume_units=vol_units,
+                       sum_hu=shu, n_lesions=nles, piece_lesion=pieces // nreg,
+                       piece_region=pieces % nreg, piece_agatston=p_ag, piece_voxels=p_vox,
+                       piece_volume_units=p_units, piece_sum_hu=p_hu,
                        piece_peak=p_peak, piece_centroid_index=cen)
 
 

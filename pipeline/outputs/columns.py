@@ -25,16 +25,28 @@ def _c(name: str, type_: str, unit: str, meaning: str) -> Column:
 _PROVENANCE = [
     _c("preset", "string", "", "scoring convention: literature, ge, terarecon, siemens, "
        "philips, canon (van Praagh et al., Med Phys 2021)"),
-    _c("threshold_hu", "number", "HU", "calcium voxel threshold: HU >= this value"),
+    _c("threshold_hu", "number", "HU", "calcium voxel threshold used for this scan: HU >= "
+       "this value"),
+    _c("threshold_source", "string", "", "where threshold_hu came from: config, "
+       "kvp_table:<kV> (scoring.kvp_table) or calibration:<d>mg_ha_cm3 (a density threshold)"),
+    _c("volume_method", "string", "", "voxel_count (kept voxels x voxel volume) or "
+       "interpolated (linear along z to isotropic voxels, after Callister et al. 1998)"),
     _c("min_lesion_area_mm2", "number", "mm2", "slice lesions with a smaller area were dropped "
        "(a pixel-count limit folded in)"),
     _c("volume_threshold_hu", "number", "HU", "threshold of volume and mass when the preset "
        "sets its own (Philips 112.5); empty = threshold_hu"),
     _c("mass_calibration_mg_per_cm3_per_hu", "number", "mg/(cm3*HU)",
-       "calibration factor c of mass = c * sum(HU) * voxel volume; empty = uncalibrated"),
+       "calibration factor c of mass = c * sum(HU - water HU) * voxel volume; empty = "
+       "uncalibrated"),
+    _c("calibration_water_hu", "number", "HU", "HU of water in the calibration (0 unless "
+       "scoring.calibration_water_hu sets it)"),
     _c("pipeline_version", "string", "", "vascalc version that computed the row"),
     _c("config_sha256", "string", "", "sha256 of the resolved config (run.json holds it)"),
 ]
+
+#: the provenance columns a scans row takes from the result's settings (or the config's)
+PROVENANCE_KEYS: tuple[str, ...] = tuple(c.name for c in _PROVENANCE
+                                         if c.name != "pipeline_version")
 
 SCANS: tuple[Column, ...] = tuple([
     _c("case_id", "string", "", "case identifier: from the manifest, else derived by vascalc"),
@@ -49,9 +61,11 @@ SCANS: tuple[Column, ...] = tuple([
     _c("error", "string", "", "what was wrong, with the file, and what to do"),
     _c("scope", "string", "", "what the scan-level scores cover: whole_volume, or "
        "bone_excluded (scoring.scope); per-region scores are in regions.csv"),
-    _c("agatston", "number", "", "Agatston score, scaled by slice increment / 3 mm"),
-    _c("volume_mm3", "number", "mm3", "calcium volume: kept voxels x voxel volume"),
-    _c("mass_mg", "number", "mg", "calcium mass c * sum(HU) * voxel volume; empty if uncalibrated"),
+    _c("agatston", "number", "", "Agatston score, scaled by slice increment / 3 mm; empty "
+       "when scoring.agatston is false (micro-CT)"),
+    _c("volume_mm3", "number", "mm3", "calcium volume by volume_method"),
+    _c("mass_mg", "number", "mg", "calcium mass c * sum(HU - water HU) * voxel volume; empty if "
+       "uncalibrated"),
     _c("mass_status", "string", "", "calibrated or uncalibrated"),
     _c("density_score", "number", "", "mean density weight (1-4) of the kept calcium: Agatston "
        "/ (area x increment scaling) (Criqui et al., JAMA 2014); empty without calcium"),

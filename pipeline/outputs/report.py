@@ -87,18 +87,31 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         for f in flags) + "</ul></div>") if flags else \
         '<div class="ok">No quality flags.</div>'
     sc = config.get("scoring", {})
+    agatston_on = s.get("agatston") is not None
+    volume_rule = ("HU interpolated linearly along z to isotropic voxels (after Callister 1998)"
+                   if s.get("volume_method") == "interpolated" else "kept voxels x voxel volume")
+    scoring_rule = (
+        "density weight from each slice lesion's peak HU (weight 1 from the threshold, 2, 3, 4 "
+        f"from {', '.join(_fmt(w) for w in (sc.get('density_weight_hu') or [])[1:])} HU); "
+        f"Agatston scaled by increment / {_fmt(sc.get('reference_increment_mm'))} mm; "
+        if agatston_on else "Agatston not computed (scoring.agatston: false); ")
     method = (
-        f"Calcium: HU &gt;= {_fmt(s.get('threshold_hu'))}; slice lesions 8-connected on each "
-        f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; density weight from "
-        "each slice lesion's peak HU (1: 130-199, 2: 200-299, 3: 300-399, 4: &gt;= 400); "
-        f"Agatston scaled by increment / {_fmt(sc.get('reference_increment_mm'))} mm; volume = "
-        "kept voxels x voxel volume; mass = c x sum(HU) x voxel volume with c = "
+        f"Calcium: HU &gt;= {_fmt(s.get('threshold_hu'))} "
+        f"({html.escape(str(s.get('threshold_source') or 'config'))}); slice lesions on each "
+        f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {scoring_rule}"
+        f"volume = {volume_rule}; mass = c x sum(HU - water HU) x voxel volume with c = "
         f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU); risk category "
         "0 / 1-10 / 11-100 / 101-400 / &gt;400 (Rumberger 1999); CAC-DRS (Hecht 2018). Scope: "
         f"{html.escape(s.get('scope') or '')}. No 10-year risk or percentile: the published "
         "methods need inputs vascalc is not given. vascalc "
         f"{html.escape(str(s.get('pipeline_version')))}, config sha256 "
         f"{html.escape(str(s.get('config_sha256')))}.")
+    headline = (
+        f"<p class=\"big\">Agatston {_fmt(s.get('agatston'))} &middot; risk category "
+        f"{_fmt(s.get('risk_category'))} &middot; CAC-DRS {_fmt(s.get('cac_drs'))}</p>"
+        if agatston_on else
+        f"<p class=\"big\">Calcium volume {_fmt(s.get('volume_mm3'))} mm3 (no Agatston score: "
+        "scoring.agatston is false)</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/>
 <title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style></head>
@@ -107,8 +120,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 {_table(who)}
 {flag_box}
 <h2>Result</h2>
-<p class="big">Agatston {_fmt(s.get('agatston'))} &middot; risk category
-{_fmt(s.get('risk_category'))} &middot; CAC-DRS {_fmt(s.get('cac_drs'))}</p>
+{headline}
 {_table(totals)}
 <h2>Regions</h2>
 <table><tr><th>region</th><th>Agatston</th><th>volume (mm3)</th><th>mass (mg)</th>

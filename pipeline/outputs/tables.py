@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from .. import __version__
 from ..types import CaseFailure, ScanResult
-from .columns import PRIMARY_KEYS, TABLES, Column, names
+from .columns import PRIMARY_KEYS, PROVENANCE_KEYS, TABLES, Column, names
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -57,10 +57,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     row: dict[str, Any] = {n: None for n in names("scans")}
     row.update(case_id=r.case_id, patient_id=patient_id, source_path=source_path)
     provenance = r.settings if isinstance(r, ScanResult) else settings
-    row.update({k: provenance.get(k) for k in ("preset", "threshold_hu", "min_lesion_area_mm2",
-                                              "volume_threshold_hu",
-                                              "mass_calibration_mg_per_cm3_per_hu",
-                                              "config_sha256")})
+    row.update({k: provenance.get(k) for k in PROVENANCE_KEYS})
     row["pipeline_version"] = __version__
     if isinstance(r, CaseFailure):
         row.update(status="failed", error_code=r.error_code, error=r.error)
@@ -86,6 +83,9 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
             n_cols=r.shape[2], kvp=m.kvp, manufacturer=m.manufacturer, model=m.model,
             kernel=m.kernel, quality_flags=";".join(r.quality_flags),
         )
+        if not r.settings.get("agatston", True):
+            row.update(agatston=None, density_score=None, risk_category="", cac_drs="",
+                       cac_drs_vessels="")
     for k, v in (extra or {}).items():
         if k not in row:
             row[k] = v
@@ -95,11 +95,12 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
 def region_rows(r: ScanResult) -> list[dict[str, Any]]:
     """'whole' first, then each region and 'outside' (kept calcium in no region)."""
     bsa = r.bsa.bsa_m2
+    ag = r.settings.get("agatston", True)
     rows = []
     for reg in (r.whole, *r.regions):
         rows.append({"case_id": r.case_id, "region": reg.region,
                      "scope": r.settings["scope"] if reg is r.whole else "region",
-                     "agatston": reg.agatston, "volume_mm3": reg.volume_mm3,
+                     "agatston": reg.agatston if ag else None, "volume_mm3": reg.volume_mm3,
                      "mass_mg": reg.mass_mg, "n_lesions": reg.n_lesions,
                      "n_slice_lesions": reg.n_slice_lesions,
                      "volume_per_bsa_mm3_m2": None if bsa is None else reg.volume_mm3 / bsa})
@@ -107,10 +108,11 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
 
 
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
+    ag = r.settings.get("agatston", True)
     return [
         {"case_id": r.case_id, "lesion_id": le.lesion_id, "region": le.region,
          "n_slices": le.n_slices, "n_voxels": le.n_voxels, "volume_mm3": le.volume_mm3,
-         "mass_mg": le.mass_mg, "agatston": le.agatston, "peak_hu": le.peak_hu,
+         "mass_mg": le.mass_mg, "agatston": le.agatston if ag else None, "peak_hu": le.peak_hu,
          "mean_hu": le.mean_hu, "centroid_x_mm": le.centroid_x_mm,
          "centroid_y_mm": le.centroid_y_mm, "centroid_z_mm": le.centroid_z_mm}
         for le in r.lesions

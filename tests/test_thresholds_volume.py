@@ -1,0 +1,230 @@
+"""kVp threshold tables, density thresholds through a calibration, the interpolated volume,
+scoring without Agatston, and every profile on the sample data. Answers by hand."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.analyse import analyse
+from pipeline.cli import app
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError, ThresholdError
+from pipeline.outputs.tables import region_rows, scan_row
+from pipeline.types import ScanMeta
+from tests.conftest import volume
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TABLE = {100.0: (150.0, 230.0, 340.0, 450.0)}  # made-up numbers for the mechanism only
+
+
+def box(value, shape=(1, 8, 8)):
+    hu = np.zeros(shape)
+    hu[0, 2:4, 2:4] = value  # 4 px of 0.25 mm2 = 1 mm2
+    return hu
+
+
+def run(hu, cfg, kvp=120.0, spacing=(3.0, 0.5, 0.5)):
+    return analyse(volume(hu, spacing, meta=ScanMeta(kvp=kvp)), cfg, case_id="t")
+
+
+# --- kVp table -------------------------------------------------------------------------
+def test_header_kvp_selects_the_table_row():
+    cfg = Config(scoring={"kvp_table": TABLE, "kvp_select": "header"})
+    assert run(box(140), cfg, kvp=100).whole.n_lesions == 0  # below the row's 150 HU
+    r = run(box(210), cfg, kvp=100)
+    # 210 HU: weight 1 under the row (2 starts at 230), 1 mm2 x 1 x 3/3
+    assert r.whole.agatston == pytest.approx(1.0)
+    assert r.settings["threshold_hu"] == 150 and r.settings["threshold_source"] == "kvp_table:100"
+    assert "kvp_not_120" not in r.quality_flags
+    # the same scan under the Agatston definition: weight 2
+    assert run(box(210), Config(), kvp=100).whole.agatston == pytest.approx(2.0)
+    assert "kvp_not_120" in run(box(210), Config(), kvp=100).quality_flags
+
+
+def test_a_scan_at_120_kv_without_a_row_keeps_the_definition():
+    cfg = Config(scoring={"kvp_table": TABLE, "kvp_select": "header"})
+    r = run(box(140), cfg, kvp=120)
+    assert r.whole.n_lesions == 1 and r.settings["threshold_source"] == "config"
+
+
+def test_a_kvp_without_a_row_is_refused_not_scored_at_130():
+    cfg = Config(scoring={"kvp_table": TABLE, "kvp_select": "header"})
+    with pytest.raises(ThresholdError, match="no row for 80 kV"):
+        run(box(300), cfg, kvp=80)
+    with pytest.raises(ThresholdError, match="no KVP"):
+        run(box(300), cfg, kvp=None)
+
+
+def test_a_given_kv_overrides_the_header():
+    cfg = Config(scoring={"kvp_table": TABLE, "kvp_select": 100})
+    r = run(box(140), cfg, kvp=120)
+    assert r.whole.n_lesions == 0 and r.settings["threshold_source"] == "kvp_table:100"
+
+
+@pytest.mark.parametrize("scoring,match", [
+    ({"kvp_select": 100}, "no row in kvp_table"),
+    ({"kvp_select": "header"}, "needs a kvp_table"),
+    ({"kvp_table": {100: [150, 140, 300, 400]}}, "must increase"),
+    ({"kvp_table": TABLE, "kvp_select": "header", "threshold_mg_ha_cm3": 100},
+     "either threshold_mg_ha_cm3 or kvp_select"),
+    ({"volume_method": "interpolated", "preset": "philips"}, "cannot be combined"),
+])
+def test_inconsistent_threshold_settings_are_config_errors(scoring, match):
+    from pipeline.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"scoring": scoring})
+
+
+# --- density threshold through the calibration -------------------------------------------
+def test_density_threshold_and_mass_relative_to_water():
+    # c = 1 mg/(cm3 HU), water 10 HU: 100 mg HA/cm3 -> 10 + 100 / 1 = 110 HU
+    cfg = Config(scoring={"threshold_mg_ha_cm3": 100, "mass_calibration_mg_per_cm3_per_hu": 1.0,
+                          "calibration_water_hu": 10.0})
+    assert run(box(109), cfg).whole.n_lesions == 0
+    r = run(box(115), cfg)
+    assert r.settings["threshold_hu"] == 110 and r.settings["threshold_source"] == \
+        "calibration:100mg_ha_cm3"
+    assert r.whole.agatston == pytest.approx(1.0)  # band 1 starts at the threshold
+    # mass = c * sum(HU - water) * voxel volume = 1 * 4 * 105 * 0.75 mm3 / 1000
+    assert r.whole.mass_mg == pytest.approx(4 * 105 * 0.75 / 1000)
+
+
+def test_density_threshold_needs_a_calibration():
+    with pytest.raises(ThresholdError, match="needs a calibration"):
+        run(box(300), Config(scoring={"threshold_mg_ha_cm3": 100}))
+
+
+def test_density_threshold_above_band_2_is_refused_with_agatston_only():
+    # c = 0.5, water 0: 100 mg -> 200 HU, where weight 2 starts
+    sc = {"threshold_mg_ha_cm3": 100, "mass_calibration_mg_per_cm3_per_hu": 0.5}
+    with pytest.raises(ThresholdError, match="weight-2 band"):
+        run(box(300), Config(scoring=sc))
+    r = run(box(300), Config(scoring={**sc, "agatston": False}))
+    assert r.whole.volume_mm3 == pytest.approx(4 * 0.75)
+
+
+# --- scoring without Agatston ------------------------------------------------------------
+def test_without_agatston_the_columns_are_empty_not_zero():
+    r = run(box(300), Config(scoring={"agatston": False}))
+    row = scan_row(r, settings={})
+    assert row["agatston"] is None and row["density_score"] is None
+    assert row["risk_category"] == row["cac_drs"] == ""
+    assert row["volume_mm3"] == pytest.approx(3.0) and row["n_lesions"] == 1
+    assert all(x["agatston"] is None for x in region_rows(r))
+
+
+# --- interpolated volume ---------------------------------------------------------------
+def slab(n_calcium=3, value=300.0, nz=5):
+    hu = np.zeros((nz, 8, 8))
+    hu[1:1 + n_calcium, 2:4, 2:4] = value
+    return hu
+
+
+def test_interpolated_volume_by_hand():
+    """3 mm increment, 0.5 mm pixels: m = 6 planes per interval. Per calcified pixel column:
+    3 kept voxels, 2 inner intervals x 5 planes, and at each end of the slab the planes
+    where 300 * t >= 130, t in {3, 4, 5}/6: 3 + 10 + 3 + 3 = 19 voxels of 0.25 x 0.5 mm3."""
+    cfg = Config(scoring={"volume_method": "interpolated"})
+    r = run(slab(), cfg)
+    assert r.whole.volume_mm3 == pytest.approx(4 * 19 * 0.25 * 0.5)
+    assert run(slab(), Config()).whole.volume_mm3 == pytest.approx(4 * 3 * 0.25 * 3.0)
+    assert r.settings["volume_method"] == "interpolated"
+    # Agatston and mass do not depend on the volume method
+    plain = run(slab(), Config())
+    assert r.whole.agatston == plain.whole.agatston and r.whole.mass_mg == plain.whole.mass_mg
+
+
+def test_interpolated_plane_exactly_at_the_threshold_counts():
+    # 260 HU next to 0 HU: the midpoint plane (t = 3/6) reads 130 HU exactly
+    cfg = Config(scoring={"volume_method": "interpolated"})
+    r = run(slab(n_calcium=1, value=260.0, nz=3), cfg)
+    # 1 kept voxel + on each side the planes t = 3/6 (130), 4/6, 5/6 -> 1 + 3 + 3
+    assert r.whole.volume_mm3 == pytest.approx(4 * 7 * 0.25 * 0.5)
+
+
+def test_isotropic_voxels_give_the_plain_count():
+    hu = slab()
+    a = run(hu, Config(scoring={"volume_method": "interpolated"}), spacing=(0.5, 0.5, 0.5))
+    b = run(hu, Config(), spacing=(0.5, 0.5, 0.5))
+    assert a.whole.volume_mm3 == pytest.approx(b.whole.volume_mm3)
+
+
+def test_interpolated_volume_adds_up_over_lesions_and_regions():
+    hu = slab()
+    hu[2:4, 6:8, 6:8] = 450  # a second lesion
+    cfg = Config(scoring={"volume_method": "interpolated"})
+    left = np.zeros(hu.shape, dtype=bool)
+    left[:, :, :5] = True
+    r = analyse(volume(hu, (3.0, 0.5, 0.5)), cfg, case_id="r",
+                regions=[("left", left), ("right", ~left)])
+    assert sum(le.volume_mm3 for le in r.lesions) == pytest.approx(r.whole.volume_mm3)
+    assert sum(x.volume_mm3 for x in r.regions) == pytest.approx(r.whole.volume_mm3)
+    by = {x.region: x.volume_mm3 for x in r.regions}
+    assert by["left"] == pytest.approx(4 * 19 * 0.25 * 0.5)
+    # second lesion: 2 kept slices, 1 inner interval x 5, ends at 450 * t >= 130 -> t >= 2/6
+    assert by["right"] == pytest.approx(4 * (2 + 5 + 4 + 4) * 0.25 * 0.5)
+
+
+# --- calibration writes the water HU ----------------------------------------------------
+def test_calibrate_writes_the_water_hu(tmp_path):
+    from tests.test_calibrate import phantom
+
+    ph = phantom(tmp_path, water=5.0)
+    res = CliRunner().invoke(app, ["calibrate", str(ph / "ct"), "--inserts",
+                                   str(ph / "inserts.yaml"), "--out", str(ph / "cal.yaml")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert load_config(ph / "cal.yaml").scoring.calibration_water_hu == pytest.approx(5.0, abs=1.0)
+
+
+# --- every profile runs on the sample data ----------------------------------------------
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("profile", ["coronary", "aortic", "microct", "default"])
+def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
+    manifest = sample_data / "manifest.csv"
+    if profile == "microct":  # the profile's density threshold needs each scan's calibration
+        rows = _rows(manifest)
+        for r in rows:
+            r["mass_calibration_mg_per_cm3_per_hu"] = "0.8"
+            r["path"] = str(sample_data / r["path"])
+        manifest = tmp_path / "manifest_calibrated.csv"
+        with open(manifest, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    res = CliRunner().invoke(app, ["run", str(manifest), "--out", str(tmp_path / "o"),
+                                   "--config", str(CONFIGS / f"{profile}.yaml"), "-j", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    scans = _rows(tmp_path / "o" / "scans.csv")
+    assert scans and all(s["status"] == "ok" for s in scans)
+    if profile == "microct":
+        from scipy import ndimage
+
+        from pipeline.io.dicom import index_tree, load_series
+
+        for s in scans:
+            # 100 mg HA/cm3 at c = 0.8, water 0 -> 125 HU; no Agatston
+            assert float(s["threshold_hu"]) == 125.0 and s["agatston"] == ""
+            assert s["threshold_source"] == "calibration:100mg_ha_cm3"
+            case = next(r for r in _rows(manifest) if r["case_id"] == s["case_id"])
+            vol = load_series(index_tree(Path(case["path"]))[0])
+            # independent count: 8-connected slice components of >= 3 px at >= 125 HU
+            n = 0
+            for sl in vol.hu:
+                lab, k = ndimage.label(sl >= 125, np.ones((3, 3)))
+                sizes = np.bincount(lab.ravel())[1:]
+                n += int(sizes[sizes >= 3].sum())
+            assert float(s["volume_mm3"]) == pytest.approx(n * vol.voxel_volume_mm3, rel=1e-9)
+    else:
+        assert all(s["agatston"] != "" for s in scans)
