@@ -152,8 +152,7 @@ class ContrastError(InputError):
 
 
 class ThresholdError(InputError):
-    """The calcium threshold cannot be set for this scan (no kvp_table row for its kVp, or a
-    density threshold without a calibration)."""
+    """No calcium threshold for this scan: no kvp_table row for its kVp, or no calibration."""
 
     code = "THRESHOLD_UNRESOLVED"
     hint = ("add the kvp_table row, give the case a calibration (manifest column "
