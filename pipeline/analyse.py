@@ -85,6 +85,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
         scope = "bone_excluded"
     th = resolve_thresholds(sc, volume.meta.kvp)
+    contrast = contrast_evidence(volume, regions)
+    if contrast and sc.contrast == "refuse":
+        from .errors import ContrastError
+
+        raise ContrastError(f"contrast-enhanced: {contrast}")
+    if contrast and sc.contrast == "lumen_adaptive":
+        th = lumen_threshold(volume, regions, sc, th)
     min_area = sc.min_area_mm2(drow * dcol)
     sl = find_slice_lesions(
         volume.hu, pixel_area_mm2=drow * dcol, threshold_hu=th.threshold_hu,
@@ -141,15 +148,11 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     flags = list(volume.quality_flags)
     if c is None:
         flags.append("mass_uncalibrated")
-    contrast = contrast_evidence(volume, regions)
     if contrast:
-        if sc.contrast == "refuse":
-            from .errors import ContrastError
-
-            raise ContrastError(f"contrast-enhanced: {contrast}")
         flags.append("contrast_enhanced")
     kvp = volume.meta.kvp
-    if th.source == "config" and kvp is not None and abs(kvp - 120.0) > 0.5:
+    adapted = th.source.startswith(("kvp_table", "calibration"))
+    if not adapted and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
         flags.append("kvp_not_120")
     if bsa.source.startswith("implausible"):
@@ -202,6 +205,30 @@ def contrast_evidence(volume: CTVolume, regions) -> str:
             if med > AORTA_CONTRAST_MEDIAN_HU:
                 return f"median {med:.0f} HU inside the aorta mask"
     return ""
+
+
+def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds:
+    """The threshold raised above contrast in the lumen: max(threshold, median + k x spread)
+    of the HU inside the region ``sc.lumen_region`` as given (not grown), spread = 1.4826 x
+    median absolute deviation (equal to the SD for normal noise, and not inflated by wall
+    calcium inside the mask). A threshold set from the lumen, in the spirit of the
+    attenuation-adapted thresholds used for calcium on contrast CT (e.g. mean lumen HU plus
+    a multiple of its SD); k is the config's choice. Density weights keep their HU meaning:
+    a band starting below the threshold starts at it."""
+    from .errors import ThresholdError
+
+    mask = dict(regions or []).get(sc.lumen_region)
+    if mask is None or not mask.any():
+        raise ThresholdError(
+            f"scoring.contrast is lumen_adaptive but there is no region {sc.lumen_region!r} "
+            "to measure the lumen in", hint="give the region mask with --regions (or the "
+            "manifest's regions column), or set scoring.contrast: flag")
+    vals = volume.hu[mask].astype(np.float64)
+    med = float(np.median(vals))
+    spread = 1.4826 * float(np.median(np.abs(vals - med)))
+    thr = max(th.threshold_hu, med + sc.lumen_k * spread)
+    return Thresholds(thr, tuple(max(b, thr) for b in th.weight_hu),  # type: ignore[arg-type]
+                      f"lumen_adaptive:{sc.lumen_region}")
 
 
 def _density_score(sl, ls, volume: CTVolume, config: Config) -> float | None:

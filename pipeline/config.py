@@ -63,8 +63,14 @@ class ScoringConfig(BaseModel):
         5.0, gt=0.0, description="bone heuristic: dense 3-D components at least this large")
     bone_margin_mm: float = Field(
         1.0, ge=0.0, description="bone heuristic: growth of the bone mask (its rim)")
-    contrast: Literal["flag", "refuse"] = Field(
-        "flag", description="contrast-enhanced scans: score with a quality flag, or refuse")
+    contrast: Literal["flag", "refuse", "lumen_adaptive"] = Field(
+        "flag", description="contrast-enhanced scans: score with a quality flag, refuse, or "
+        "(flagged too) raise the threshold to lumen median + lumen_k x lumen spread")
+    lumen_region: str = Field(
+        "aorta", description="lumen_adaptive: the region mask whose HU set the threshold")
+    lumen_k: float = Field(
+        3.0, gt=0.0, description="lumen_adaptive: spreads above the lumen median (a choice, "
+        "not a published constant)")
     mass_calibration_mg_per_cm3_per_hu: float | None = Field(
         None, gt=0.0, description="c of mass = c * sum(HU - water HU) * voxel volume; None = "
         "uncalibrated")

@@ -228,3 +228,41 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
             assert float(s["volume_mm3"]) == pytest.approx(n * vol.voxel_volume_mm3, rel=1e-9)
     else:
         assert all(s["agatston"] != "" for s in scans)
+
+
+# --- lumen-adaptive threshold on contrast CT ----------------------------------------------
+def contrast_phantom():
+    """A 'lumen' of 300 +- 30 HU (uniform integer noise) and
+    a 2 x 2 px wall calcification at 600 HU on each of 3 slices, header agent recorded."""
+    rng = np.random.default_rng(3)
+    hu = np.zeros((3, 40, 40))
+    lumen = np.zeros(hu.shape, dtype=bool)
+    lumen[:, 10:30, 10:30] = True
+    hu[lumen] = 300 + rng.integers(-30, 31, int(lumen.sum()))
+    hu[:, 30:32, 18:20] = 600  # just outside the lumen mask, in the wall
+    return volume(hu, (3.0, 0.5, 0.5), meta=ScanMeta(kvp=120.0, contrast_agent="IOPAMIDOL")), lumen
+
+
+def test_lumen_adaptive_threshold_leaves_the_contrast_and_keeps_the_calcium():
+    vol, lumen = contrast_phantom()
+    flagged = analyse(vol, Config(), case_id="f", regions=[("aorta", lumen)])
+    assert "contrast_enhanced" in flagged.quality_flags
+    assert flagged.whole.volume_mm3 > 3 * 400 * 0.75  # the whole lumen counts at 130 HU
+    r = analyse(vol, Config(scoring={"contrast": "lumen_adaptive"}), case_id="a",
+                regions=[("aorta", lumen)])
+    vals = vol.hu[lumen].astype(float)
+    med = np.median(vals)
+    expected = med + 3.0 * 1.4826 * np.median(np.abs(vals - med))
+    assert r.settings["threshold_hu"] == pytest.approx(expected)
+    assert vals.max() < expected < 600  # above every lumen voxel, below the calcium
+    assert r.settings["threshold_source"] == "lumen_adaptive:aorta"
+    assert "contrast_enhanced" in r.quality_flags
+    # only the calcium: 4 px x 3 slices, weight 4 (600 HU) on each slice
+    assert r.whole.volume_mm3 == pytest.approx(12 * 0.75)
+    assert r.whole.agatston == pytest.approx(3 * 1.0 * 4)
+
+
+def test_lumen_adaptive_needs_the_lumen_region():
+    vol, _ = contrast_phantom()
+    with pytest.raises(ThresholdError, match="no region 'aorta'"):
+        analyse(vol, Config(scoring={"contrast": "lumen_adaptive"}), case_id="a")

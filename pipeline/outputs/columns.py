@@ -27,7 +27,7 @@ _PROVENANCE = [
        "philips, canon (van Praagh et al., Med Phys 2021)"),
     _c("threshold_hu", "number", "HU", "calcium voxel threshold used for this scan: HU >= "
        "this value"),
-    _c("threshold_source", "string", "", "where threshold_hu came from: config, "
+    _c("threshold_source", "string", "", "where threshold_hu came from: config, lumen_adaptive:<region>, "
        "kvp_table:<kV> (scoring.kvp_table) or calibration:<d>mg_ha_cm3 (a density threshold)"),
     _c("volume_method", "string", "", "voxel_count (kept voxels x voxel volume) or "
        "interpolated (linear along z to isotropic voxels, after Callister et al. 1998)"),
