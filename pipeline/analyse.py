@@ -159,7 +159,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         flags.append("bsa_implausible_dicom")
     region_scores: tuple[RegionScore, ...] = ()
     if regions:
-        region_scores, lesions = _split(volume, config, th, regions, lesions, whole, kept)
+        region_scores, lesions = _split(volume, config, th, regions, lesions, whole, kept, flags)
     t2 = time.perf_counter()
     return ScanResult(
         case_id=case_id, meta=volume.meta, whole=whole, lesions=lesions, bsa=bsa,
@@ -266,10 +266,11 @@ def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, n_lesions: in
     return bands, lesion_labels
 
 
-def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, whole, kept):
+def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, whole, kept,
+           flags: list[str]):
     """Per-region scores and lesion pieces (pipeline.regions), checked against the totals.
     ``kept`` is (bands, lesion labels, interpolated counts, their unit volume) when the
-    interpolated volume was computed, else None."""
+    interpolated volume was computed, else None; quality flags are appended to ``flags``."""
     from .regions import OUTSIDE, combine, split_by_region
 
     sc, rc = config.scoring, config.regions
@@ -282,7 +283,12 @@ def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, w
         counts, unit = None, volume.voxel_volume_mm3
     else:
         bands, lesion_labels, counts, unit = kept
-    if rc.split_aorta != "none":
+    named = dict(regions)
+    if rc.split_aorta == "vertebrae" and "aorta" in named and not all(
+            v in named and named[v].any() for v in ("vertebrae_T12", "vertebrae_L1")):
+        # e.g. a chest CT that stops above L1: the aorta stays whole, and the row says so
+        flags.append("aorta_not_split")
+    elif rc.split_aorta != "none":
         from .regions import split_aorta, voxel_z_mm
 
         z = voxel_z_mm(volume.shape, volume.origin_mm, volume.direction, volume.spacing_mm)

@@ -12,6 +12,14 @@ Seeded and deterministic: the same command writes the same bytes. Cases:
 - ``P03``: RescaleSlope 0.5, so HU are not integers (one plaque at 250.5 HU).
 - ``P04``: no calcium at all (no spine, no plaques) and no height or weight anywhere.
 
+Each case has region masks in ``<case>/regions/`` as TotalSegmentator writes them (one
+binary NIfTI per structure, x/y/z array order, RAS affine): ``aorta.nii.gz`` (lumen and wall,
+holding every aortic plaque), where the phantom has them ``LAD.nii.gz`` around the coronary
+plaque and ``vertebrae_T12.nii.gz`` / ``vertebrae_L1.nii.gz`` (the spine cut at its middle
+slice); the manifest's ``regions`` column points at them. The truth per region (``regions``
+in truth.json) is the truth of the objects inside: aorta = plaques, LAD = coronary,
+vertebrae = their half of the spine, outside = nothing.
+
 The mass calibration of the simulated scanner is c = 0.8 mg/(cm^3 HU): a 200 mg/cm^3
 hydroxyapatite insert reading 250 HU above water (200 / 250); configs/sample_data.yaml
 carries it. Truth per case is written to ``<case>/truth.json`` from :mod:`sample_data.phantom`;
@@ -27,8 +35,21 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from .dicom_writer import SeriesSpec, write_series
-from .phantom import Phantom, aorta_plaques, check_separated, coronary, render, spine, truth
+from .phantom import (
+    Phantom,
+    aorta_plaques,
+    aorta_region,
+    box_region,
+    check_separated,
+    coronary,
+    render,
+    spine,
+    truth,
+    vertebrae,
+)
 
 CALIBRATION_MG_PER_CM3_PER_HU = 0.8
 
@@ -71,6 +92,24 @@ def cases() -> list[tuple[str, Phantom, SeriesSpec, dict]]:
     ]
 
 
+def write_mask(path: Path, mask, ph: Phantom, spec: SeriesSpec) -> None:
+    """A binary NIfTI mask in TotalSegmentator's layout: array (x, y, z) = (column, row,
+    slice); the series has columns along patient +x (LPS), rows along +y and slice k at
+    z0 + k x increment, so in RAS (-x, -y, z) the affine is diag(-dc, -dr, increment) moved
+    to (0, 0, z0)."""
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    dr, dc = ph.pixel_spacing_mm
+    affine = np.diag([-dc, -dr, ph.increment_mm, 1.0])
+    affine[2, 3] = spec.z0_mm
+    img = nib.Nifti1Image(np.ascontiguousarray(mask.transpose(2, 1, 0), dtype=np.uint8), affine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(img.to_bytes(), mtime=0))
+
+
 def generate(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     manifest_rows = []
@@ -85,8 +124,24 @@ def generate(out: Path) -> Path:
                "increment_mm": ph.increment_mm, "shape": list(ph.shape),
                "mass_calibration_mg_per_cm3_per_hu": CALIBRATION_MG_PER_CM3_PER_HU,
                "whole_volume": t, "vascular_only": t_vasc}
+        cal = CALIBRATION_MG_PER_CM3_PER_HU
+        regions = {"aorta": aorta_region(ph)}
+        doc["regions"] = {"aorta": truth(ph, calibration=cal, kinds=("plaque",))}
+        lad = box_region(ph, "coronary")
+        if lad is not None:
+            regions["LAD"] = lad
+            doc["regions"]["LAD"] = truth(ph, calibration=cal, kinds=("coronary",))
+        for vname, part in vertebrae(ph):
+            regions[vname] = np.zeros(ph.shape, dtype=bool)
+            regions[vname][part.s0:part.s1, part.r0:part.r1, part.c0:part.c1] = True
+            doc["regions"][vname] = truth(replace(ph, objects=(part,)), calibration=cal)
+        # every calcium object lies in one of the masks: nothing is left outside
+        doc["regions"]["outside"] = truth(replace(ph, objects=()), calibration=cal)
+        for rname, mask in regions.items():
+            write_mask(out / name / "regions" / f"{rname}.nii.gz", mask, ph, spec)
         (out / name / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
-        manifest_rows.append({"case_id": name, "path": f"{name}/dicom", **row})
+        manifest_rows.append({"case_id": name, "path": f"{name}/dicom", **row,
+                              "regions": f"{name}/regions"})
     covariates = [  # made-up clinical covariates, one row per phantom patient
         {"patient_id": "PHANTOM-01", "phosphate_mmol_l": 1.9, "calcium_mmol_l": 2.41,
          "pth_pmol_l": 48.0, "egfr_ml_min_1_73m2": 9, "dialysis": 1, "acei_arb": 1},

@@ -177,3 +177,44 @@ def coronary(rows: int, cols: int, n_slices: int) -> Box:
     z = max(1, n_slices // 20)
     return Box("coronary_lad", "coronary", 18 * z, 18 * z + 2, int(rows * 0.30),
                int(rows * 0.30) + 2, int(cols * 0.60), int(cols * 0.60) + 2, 420)
+
+
+def aorta_region(ph: Phantom, radius_px: int = 17) -> np.ndarray:
+    """A mask of the aorta with its wall: a disc around the lumen centre on every slice, wide
+    enough to hold every aortic plaque whole and clear of the spine (both checked)."""
+    n, rows, cols = ph.shape
+    rr, cc = np.mgrid[0:rows, 0:cols]
+    disc = (rr - rows * 0.62) ** 2 + (cc - cols * 0.45) ** 2 <= radius_px ** 2
+    mask = np.broadcast_to(disc, ph.shape).copy()
+    for b in ph.objects:
+        inside = mask[b.s0:b.s1, b.r0:b.r1, b.c0:b.c1]
+        if b.kind in ("plaque", "speck", "subthreshold") and not inside.all():
+            raise ValueError(f"{ph.name}: plaque {b.name} is not inside the aorta region")
+        if b.kind in ("spine", "coronary") and inside.any():
+            raise ValueError(f"{ph.name}: {b.name} reaches into the aorta region")
+    return mask
+
+
+def box_region(ph: Phantom, kind: str, margin_px: int = 3) -> np.ndarray | None:
+    """A box mask around the objects of ``kind`` (e.g. a coronary segment), or None."""
+    objs = [b for b in ph.objects if b.kind == kind]
+    if not objs:
+        return None
+    mask = np.zeros(ph.shape, dtype=bool)
+    for b in objs:
+        mask[max(b.s0 - 1, 0):b.s1 + 1, max(b.r0 - margin_px, 0):b.r1 + margin_px,
+             max(b.c0 - margin_px, 0):b.c1 + margin_px] = True
+    return mask
+
+
+def vertebrae(ph: Phantom) -> list[tuple[str, Box]]:
+    """The spine box cut at its middle slice into two vertebrae as TotalSegmentator names
+    them: slices go up the body (z grows with the slice index), so the upper half is T12 and
+    the lower half L1."""
+    out = []
+    for b in ph.objects:
+        if b.kind == "spine":
+            mid = (b.s0 + b.s1) // 2
+            out += [("vertebrae_T12", replace(b, name="vertebrae_T12", s0=mid)),
+                    ("vertebrae_L1", replace(b, name="vertebrae_L1", s1=mid))]
+    return out

@@ -58,13 +58,41 @@ def test_demo_matches_phantom_truth(demo, sample_truth):
 
 def test_demo_lesions_match_truth_per_lesion(demo, sample_truth):
     _, out = demo
+    ag: dict[str, float] = {}
+    vol: dict[str, float] = {}
+    for r in read_csv(out / "lesions.csv"):  # a lesion crossing regions has one row per piece
+        if r["case_id"] == "P01_T1":
+            ag[r["lesion_id"]] = ag.get(r["lesion_id"], 0.0) + float(r["agatston"])
+            vol[r["lesion_id"]] = vol.get(r["lesion_id"], 0.0) + float(r["volume_mm3"])
+    want = sample_truth["P01_T1"]["whole_volume"]["lesions"]
+    assert sorted(round(a, 6) for a in ag.values()) == sorted(round(le["agatston"], 6)
+                                                             for le in want)
+    assert sorted(round(v, 6) for v in vol.values()) == sorted(round(le["volume_mm3"], 6)
+                                                              for le in want)
+
+
+def test_demo_regions_match_phantom_truth(demo, sample_truth):
+    """The manifest's regions column: per-region scores equal the truth of the objects in
+    each mask (aorta = plaques, LAD = coronary, vertebrae = their half of the spine)."""
+    _, out = demo
+    rows = read_csv(out / "regions.csv")
+    scans = {r["case_id"]: r for r in read_csv(out / "scans.csv")}
+    for cid, t in sample_truth.items():
+        got = {r["region"]: r for r in rows if r["case_id"] == cid}
+        assert set(got) == {"whole", *t["regions"]}, cid
+        for name, want in t["regions"].items():
+            g = got[name]
+            assert float(g["agatston"]) == pytest.approx(want["agatston"], rel=1e-9, abs=1e-9)
+            assert float(g["volume_mm3"]) == pytest.approx(want["volume_mm3"], rel=1e-9, abs=1e-9)
+            assert float(g["mass_mg"]) == pytest.approx(want["mass_mg"], rel=1e-9, abs=1e-9)
+            assert int(g["n_lesions"]) == want["n_lesions"], (cid, name)
+        assert scans[cid]["cac_drs_vessels"] == ("N1" if "LAD" in t["regions"] else "")
     lesions = [r for r in read_csv(out / "lesions.csv") if r["case_id"] == "P01_T1"]
-    want = sorted(round(le["agatston"], 6) for le in sample_truth["P01_T1"]["whole_volume"]["lesions"])
-    got = sorted(round(float(r["agatston"]), 6) for r in lesions)
-    assert got == want
-    vol = sorted(round(float(r["volume_mm3"]), 6) for r in lesions)
-    assert vol == sorted(round(le["volume_mm3"], 6)
-                         for le in sample_truth["P01_T1"]["whole_volume"]["lesions"])
+    by_region = {}
+    for r in lesions:
+        by_region.setdefault(r["region"], []).append(r)
+    assert {k: len(v) for k, v in by_region.items()} == {
+        "aorta": 10, "LAD": 1, "vertebrae_T12": 1, "vertebrae_L1": 1}
 
 
 def test_demo_bsa_sources(demo):

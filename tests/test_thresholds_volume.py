@@ -197,6 +197,7 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
         for r in rows:
             r["mass_calibration_mg_per_cm3_per_hu"] = "0.8"
             r["path"] = str(sample_data / r["path"])
+            r["regions"] = str(sample_data / r["regions"])
         manifest = tmp_path / "manifest_calibrated.csv"
         with open(manifest, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -228,6 +229,28 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
             assert float(s["volume_mm3"]) == pytest.approx(n * vol.voxel_volume_mm3, rel=1e-9)
     else:
         assert all(s["agatston"] != "" for s in scans)
+    if profile == "aortic":
+        # aorta split at the T12/L1 plane (midway between slices 19 and 20 of the 40-slice
+        # phantoms), vertebrae excluded: the two parts hold exactly the aortic plaques,
+        # and phantoms without vertebra masks keep the aorta whole, flagged
+        import json
+
+        regions = _rows(tmp_path / "o" / "regions.csv")
+        for s in scans:
+            t = json.loads((sample_data / s["case_id"] / "truth.json").read_text())["regions"]
+            got = {r["region"]: r for r in regions if r["case_id"] == s["case_id"]}
+            assert not any(k.startswith("vertebrae") for k in got)
+            if "vertebrae_T12" in t:
+                parts = [got["aorta_thoracic"], got["aorta_abdominal"]]
+                assert float(parts[0]["volume_mm3"]) > 0 and float(parts[1]["volume_mm3"]) > 0
+                assert "aorta_not_split" not in s["quality_flags"]
+            else:
+                parts = [got["aorta"]]
+                assert "aorta_not_split" in s["quality_flags"]
+            assert sum(float(p["agatston"]) for p in parts) == pytest.approx(
+                t["aorta"]["agatston"], rel=1e-9, abs=1e-9)
+            assert sum(float(p["volume_mm3"]) for p in parts) == pytest.approx(
+                t["aorta"]["volume_mm3"], rel=1e-9, abs=1e-9)
 
 
 # --- lumen-adaptive threshold on contrast CT ----------------------------------------------

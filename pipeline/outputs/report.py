@@ -19,6 +19,8 @@ FLAG_TEXT = {
     "mass_uncalibrated": "Mass not computed: no scanner calibration (c) was configured.",
     "contrast_enhanced": "Contrast-enhanced scan: 130 HU also selects enhanced lumen.",
     "kvp_not_120": "Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.",
+    "aorta_not_split": "The aorta was not split into thoracic and abdominal parts: the T12 "
+                       "and L1 vertebra masks are missing or empty.",
     "report_failed": "Some report artefacts could not be written (see run.json).",
     "gantry_tilt": "Gantry-tilted stack: scored slice by slice along the tilted planes.",
     "duplicate_files_removed": "Duplicated files were found and counted once.",
