@@ -66,11 +66,12 @@ class _Preset(VascalcError):
 
 
 def case_config(case: Case, config: Config) -> Config:
-    """The run's config with the case's own mass calibration (from the manifest), if any."""
-    if case.calibration is None:
+    """The run's config with the case's own calibration (from the manifest), if any."""
+    update = {k: v for k, v in (("mass_calibration_mg_per_cm3_per_hu", case.calibration),
+                                ("calibration_water_hu", case.water_hu)) if v is not None}
+    if not update:
         return config
-    scoring = config.scoring.model_copy(
-        update={"mass_calibration_mg_per_cm3_per_hu": case.calibration})
+    scoring = config.scoring.model_copy(update=update)
     return config.model_copy(update={"scoring": scoring})
 
 

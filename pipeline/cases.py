@@ -1,7 +1,8 @@
 """Cases: from a folder tree (every CT series is a case) or a manifest CSV.
 
 A manifest has columns case_id and path (a series folder or file, relative to the manifest)
-and optionally patient_id, height_cm, weight_kg and mass_calibration_mg_per_cm3_per_hu; any
+and optionally patient_id, height_cm, weight_kg, mass_calibration_mg_per_cm3_per_hu,
+calibration_water_hu and regions; any
 other column (age, sex, scan_date, timepoint, clinical covariates) is carried unchanged into
 scans.csv. Validation errors name the line, the value and what is allowed.
 """
@@ -22,7 +23,7 @@ from .errors import AnthropometryError, ManifestError, NoInputError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
-                  "mass_calibration_mg_per_cm3_per_hu", "regions")
+                  "mass_calibration_mg_per_cm3_per_hu", "calibration_water_hu", "regions")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,7 @@ class Case:
     patient_id: str | None = None  # from the manifest; None = take it from DICOM
     anthropometry: Anthropometry | None = None
     calibration: float | None = None  # manifest mass calibration; None = the config's
+    water_hu: float | None = None  # manifest calibration water HU; None = the config's
     extra: dict[str, str] = field(default_factory=dict)
     error: tuple[str, str] | None = None  # (code, message) found before scoring, e.g. archives
     regions: str | None = None  # region masks: a folder of NIfTI masks or a label map
@@ -65,7 +67,7 @@ class Case:
             h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         a = self.anthropometry
         h.update(repr((self.case_id, self.patient_id, a and (a.height_cm, a.weight_kg),
-                       self.calibration, sorted(self.extra.items()))).encode())
+                       self.calibration, self.water_hu, sorted(self.extra.items()))).encode())
         return h.hexdigest()
 
 
@@ -283,6 +285,11 @@ def cases_from_manifest(manifest: Path) -> list[Case]:
         if cal is not None and not (0 < cal < 10):
             raise ManifestError(f"line {i}: mass_calibration_mg_per_cm3_per_hu={cal:g} is outside "
                                 "(0, 10) mg/(cm3*HU)", path=str(manifest))
+        water = _float_or_none(row.get("calibration_water_hu", ""), "calibration_water_hu", i,
+                               manifest)
+        if water is not None and not -1000 < water < 1000:
+            raise ManifestError(f"line {i}: calibration_water_hu={water:g} is outside (-1000, "
+                                "1000) HU", path=str(manifest))
         pid = (row.get("patient_id") or "").strip() or None
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
@@ -292,7 +299,7 @@ def cases_from_manifest(manifest: Path) -> list[Case]:
                                             else manifest.parent / reg)
         cases.append(Case(case_id=cid, path=str(target), display_path=rel, patient_id=pid,
                           anthropometry=Anthropometry(height_cm=h, weight_kg=w),
-                          calibration=cal, extra=extra, regions=reg_path))
+                          calibration=cal, water_hu=water, extra=extra, regions=reg_path))
     return cases
 
 

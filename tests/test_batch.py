@@ -205,13 +205,18 @@ def test_dictionary_and_datapackage_describe_every_written_column(reference):
 def test_manifest_calibration_and_weight_checks(cohort, tmp_path):
     m = tmp_path / "m.csv"
     src = cohort / "cases" / "c00"
-    m.write_text("case_id,path,mass_calibration_mg_per_cm3_per_hu\n"
-                 f"A,{src},0.75\nB,{src},\n")
+    m.write_text("case_id,path,mass_calibration_mg_per_cm3_per_hu,calibration_water_hu\n"
+                 f"A,{src},0.75,\nB,{src},,\nC,{src},0.75,4\n")
     res = invoke("run", m, "--out", tmp_path / "o", "-j", "1")
     assert res.exit_code == 0, res.output
     rows = {r["case_id"]: r for r in read(tmp_path / "o" / "scans.csv")}
     assert rows["A"]["mass_calibration_mg_per_cm3_per_hu"] == "0.75"
     assert rows["A"]["mass_status"] == "calibrated" and rows["B"]["mass_mg"] == ""
+    # C: mass = c * sum(HU - 4) * voxel volume = A's mass - c * 4 * volume
+    assert rows["C"]["calibration_water_hu"] == "4.0" and rows["A"]["calibration_water_hu"] == "0.0"
+    a_mass, vol = float(rows["A"]["mass_mg"]), float(rows["A"]["volume_mm3"])
+    assert vol > 0
+    assert float(rows["C"]["mass_mg"]) == pytest.approx(a_mass - 0.75 * 4 * vol / 1000)
     m.write_text(f"case_id,path,weight_kg\nA,{src},420\n")
     res = invoke("run", m, "--out", tmp_path / "o2")
     assert res.exit_code == 2 and "pounds" in res.output
