@@ -140,7 +140,7 @@ def main() -> None:
     cfg = Config()
     t_score, res = best(lambda: analyse(vol, cfg, case_id="b"))
 
-    from pipeline.batch import process_case
+    from pipeline.case_run import process_case
     from pipeline.cases import Case
     from pipeline.outputs.tables import to_csv
 
