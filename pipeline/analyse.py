@@ -14,7 +14,15 @@ import numpy as np
 from .bsa import FORMULAS, check_anthropometry
 from .config import Config
 from .errors import AnthropometryError
-from .score import cac_drs, interpolated_counts, mass_mg, risk_category, score_lesions, volume_mm3
+from .score import (
+    cac_drs,
+    interpolated_counts,
+    interpolation_steps,
+    mass_mg,
+    risk_category,
+    score_lesions,
+    volume_mm3,
+)
 from .segment import find_slice_lesions
 from .thresholds import Thresholds
 from .thresholds import resolve as resolve_thresholds
@@ -119,11 +127,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     total_voxels, total_sum_hu = ls.total_voxels, ls.total_sum_hu
     total_volume = float(volume_mm3(total_voxels, vv))
     kept = None
-    if sc.volume_method == "interpolated" and sl.n_lesions:
+    if sc.volume_method == "interpolated" and sl.n_lesions and interpolation_steps(
+            volume.spacing_mm) > 1:  # with m = 1 the interpolated volume is the voxel count
         kept = _kept_voxels(volume, config, th, sl.n_lesions, lesions)
         counts, unit = interpolated_counts(volume.hu, kept[0] > 0, spacing_mm=volume.spacing_mm,
                                            threshold_hu=th.threshold_hu)
-        per_lesion = np.bincount(kept[1].ravel(), weights=counts.ravel(),
+        at = np.flatnonzero(counts)  # kept voxels only: the bincount stays small
+        per_lesion = np.bincount(kept[1].ravel()[at], weights=counts.ravel()[at],
                                  minlength=sl.n_lesions + 1)[1:]
         lesions = tuple(replace(le, volume_mm3=float(per_lesion[le.lesion_id - 1] * unit))
                         for le in lesions)

@@ -126,6 +126,12 @@ def cac_drs(agatston: float, *, lower_bounds=(100.0, 300.0)) -> str:
     return CAC_DRS_LABELS[1 + int(np.searchsorted(np.asarray(lower_bounds), agatston, side="right"))]
 
 
+def interpolation_steps(spacing_mm) -> int:
+    """m of :func:`interpolated_counts`: round(increment / smaller pixel spacing), at least 1."""
+    inc, drow, dcol = (float(s) for s in spacing_mm)
+    return max(1, int(round(inc / min(drow, dcol))))
+
+
 def interpolated_counts(hu: np.ndarray, kept: np.ndarray, *, spacing_mm,
                         threshold_hu: float) -> tuple[np.ndarray, float]:
     """Interpolated voxels attributed to each kept voxel, and the volume of one (mm^3).
@@ -142,7 +148,7 @@ def interpolated_counts(hu: np.ndarray, kept: np.ndarray, *, spacing_mm,
     split over lesions and regions add up to the scan's.
     """
     inc, drow, dcol = (float(s) for s in spacing_mm)
-    m = max(1, int(round(inc / min(drow, dcol))))
+    m = interpolation_steps(spacing_mm)
     nz = hu.shape[0]
     counts = kept.astype(np.uint16).reshape(nz, -1)
     flat_hu = hu.reshape(nz, -1)
