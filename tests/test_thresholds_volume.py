@@ -289,3 +289,22 @@ def test_lumen_adaptive_needs_the_lumen_region():
     vol, _ = contrast_phantom()
     with pytest.raises(ThresholdError, match="no region 'aorta'"):
         analyse(vol, Config(scoring={"contrast": "lumen_adaptive"}), case_id="a")
+
+
+def test_microct_profile_on_a_micrometre_phantom():
+    """20 um voxels, a calibration of c = 0.5 mg/(cm3 unit) with water at -50: the profile's
+    100 mg HA/cm3 is -50 + 100 / 0.5 = 150. A 10^3-voxel block of 300 mg HA/cm3 (550) is
+    kept; a 2-voxel speck (under the 3-voxel limit) and a 80 mg HA/cm3 block (110) are not."""
+    base = load_config(CONFIGS / "microct.yaml").model_dump()
+    base["scoring"].update(mass_calibration_mg_per_cm3_per_hu=0.5, calibration_water_hu=-50.0)
+    cfg = Config.model_validate(base)
+    hu = np.full((14, 40, 40), -50.0)
+    hu[2:12, 5:15, 5:15] = 550
+    hu[6, 30, 30:32] = 900
+    hu[2:12, 25:35, 5:15] = 110
+    r = analyse(volume(hu, (0.02, 0.02, 0.02)), cfg, case_id="m")
+    assert r.settings["threshold_hu"] == 150 and r.whole.n_lesions == 1
+    assert r.whole.volume_mm3 == pytest.approx(1000 * 0.02 ** 3)
+    # mass = 300 mg/cm3 x 1000 voxels of 8e-9 cm3
+    assert r.whole.mass_mg == pytest.approx(300 * 1000 * 0.02 ** 3 / 1000)
+    assert scan_row(r, settings={})["agatston"] is None
