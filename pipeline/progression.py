@@ -15,8 +15,8 @@ Definitions (each a column, so the user picks the one their study pre-registered
   cholesterol-lowering therapy. Arterioscler Thromb Vasc Biol 2004;24:1272-1277); undefined
   (empty) when the earlier volume is 0;
 - ``parameters_differ`` lists the scan parameters that differ between the two scans (slice
-  thickness, increment, kVp, kernel, threshold, minimum area, config sha256), because they
-  bias the measured change.
+  thickness, increment, kVp, kernel, threshold and its source, minimum area, volume method,
+  mass calibration, config sha256), because they bias the measured change.
 
 Pure functions over rows (dicts of strings, as csv.DictReader gives them).
 """
@@ -31,7 +31,8 @@ from .values import finite_float
 
 SCORES = ("agatston", "volume_mm3", "mass_mg", "volume_per_bsa_mm3_m2")
 PARAMETERS = ("slice_thickness_mm", "slice_increment_mm", "kvp", "kernel", "threshold_hu",
-              "min_lesion_area_mm2", "config_sha256")
+              "threshold_source", "min_lesion_area_mm2", "volume_method",
+              "mass_calibration_mg_per_cm3_per_hu", "calibration_water_hu", "config_sha256")
 HOKANSON_SQRT_VOLUME = 2.5  # mm^(3/2)
 RAGGI_ANNUAL = 0.15
 DAYS_PER_YEAR = 365.25

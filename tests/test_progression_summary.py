@@ -70,11 +70,12 @@ def test_zero_baseline_has_no_relative_change():
 
 def test_failed_undated_and_single_scans_are_noted_and_parameters_compared():
     rows = [row("a", "P", "2020-01-01", 10.0),
-            row("b", "P", "2020-06-01", 12.0, kvp="100", kernel="B45f"),
+            row("b", "P", "2020-06-01", 12.0, kvp="100", kernel="B45f",
+                volume_method="interpolated"),
             dict(row("c", "P", "2021-01-01", 1.0), status="failed"),
             row("d", "Q", "", 5.0), row("e", "R", "2020-01-01", 5.0)]
     pairs, notes = pair_rows(rows)
-    assert len(pairs) == 1 and pairs[0]["parameters_differ"] == "kvp;kernel"
+    assert len(pairs) == 1 and pairs[0]["parameters_differ"] == "kvp;kernel;volume_method"
     assert {n["case_id"]: n["reason"] for n in notes} == {
         "c": "scan failed", "d": "no study_date or scan_date"}
 
