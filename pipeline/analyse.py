@@ -76,9 +76,13 @@ def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -
 
 def analyse(volume: CTVolume, config: Config, *, case_id: str,
             anthropometry: Anthropometry | None = None,
-            regions: list[tuple[str, np.ndarray]] | None = None) -> ScanResult:
+            regions: list[tuple[str, np.ndarray]] | None = None,
+            keep: dict | None = None) -> ScanResult:
     """Score one CT volume (and, given region masks on its grid, each region). Pure: reads
-    nothing, writes nothing, modifies nothing."""
+    nothing, writes nothing, modifies nothing. Given a dict ``keep``, what the scoring used is
+    left in it for the report artefacts, so masks show exactly the scored calcium: 'hu' (the
+    scored HU, bone removed under scope bone_excluded), 'thresholds', and 'bands' and
+    'lesion_labels' when this pass computed them."""
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
@@ -169,7 +173,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         flags.append("bsa_implausible_dicom")
     region_scores: tuple[RegionScore, ...] = ()
     if regions:
+        if kept is None and sl.n_lesions:
+            kept = _kept_voxels(volume, config, th, sl.n_lesions, lesions)
         region_scores, lesions = _split(volume, config, th, regions, lesions, whole, kept, flags)
+    if keep is not None:
+        keep.update(hu=volume.hu, thresholds=th)
+        if kept is not None:
+            keep.update(bands=kept[0], lesion_labels=kept[1])
     t2 = time.perf_counter()
     return ScanResult(
         case_id=case_id, meta=volume.meta, whole=whole, lesions=lesions, bsa=bsa,
@@ -279,8 +289,9 @@ def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, n_lesions: in
 def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, whole, kept,
            flags: list[str]):
     """Per-region scores and lesion pieces (pipeline.regions), checked against the totals.
-    ``kept`` is (bands, lesion labels, interpolated counts, their unit volume) when the
-    interpolated volume was computed, else None; quality flags are appended to ``flags``."""
+    ``kept`` is (bands, lesion labels) from :func:`_kept_voxels`, with the interpolated counts
+    and their unit volume when the interpolated volume was computed, or None without
+    calcium; quality flags are appended to ``flags``."""
     from .regions import OUTSIDE, combine, split_by_region
 
     sc, rc = config.scoring, config.regions
@@ -288,11 +299,12 @@ def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, w
     for name, m in regions:
         if m.shape != volume.shape:
             raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
-    if kept is None:
+    if kept is None:  # no calcium
         bands, lesion_labels = _kept_voxels(volume, config, th, whole.n_lesions, lesions)
-        counts, unit = None, volume.voxel_volume_mm3
     else:
-        bands, lesion_labels, counts, unit = kept
+        bands, lesion_labels = kept[:2]
+    counts, unit = kept[2:] if kept is not None and len(kept) == 4 else (
+        None, volume.voxel_volume_mm3)
     named = dict(regions)
     if rc.split_aorta == "vertebrae" and "aorta" in named and not all(
             v in named and named[v].any() for v in ("vertebrae_T12", "vertebrae_L1")):

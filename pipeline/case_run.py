@@ -123,7 +123,7 @@ def _load_region_masks(path: str, vol):
 def run_case(case: Case, config: Config, keep: dict | None = None,
              ) -> tuple[ScanResult | CaseFailure, str, dict[str, float]]:
     """Load and score one case; any failure becomes a CaseFailure (never raises). When
-    ``keep`` is a dict, the volume of a scored case is left in it."""
+    ``keep`` is a dict, the volume of a scored case and what its scoring used are left in it."""
     timings: dict[str, float] = {}
     dicom_pid = ""
     try:
@@ -138,11 +138,12 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
             t1 = time.perf_counter()
             region_masks = _load_region_masks(case.regions, vol)
             timings["regions"] = time.perf_counter() - t1
+        scored: dict[str, Any] = {}
         result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry,
-                         regions=region_masks)
+                         regions=region_masks, keep=scored if keep is not None else None)
         timings.update(result.timings_s)
         if keep is not None:
-            keep["volume"] = vol
+            keep.update(volume=vol, scored=scored)
         return result, _patient_id(case, dicom_pid, config), timings
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
@@ -176,7 +177,8 @@ def process_case(case: Case, config: Config, fingerprint: str,
     from .outputs.tables import lesion_rows, region_rows, scan_row
 
     cfg = case_config(case, config)
-    keep: dict[str, Any] = {}
+    # the volume and the scoring's masks are kept only for the report artefacts
+    keep: dict[str, Any] | None = {} if out is not None and config.report.enabled else None
     result, pid, timings = run_case(case, cfg, keep)
     ok = isinstance(result, ScanResult)
     doc = {
@@ -190,12 +192,13 @@ def process_case(case: Case, config: Config, fingerprint: str,
         "lesions": lesion_rows(result) if ok else [],
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
     }
-    if ok and out is not None and config.report.enabled and "volume" in keep:
+    if ok and keep is not None and "volume" in keep:
         from .outputs.artefacts import try_write_case_artefacts
 
         t0 = time.perf_counter()
         written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
-                                                  keep["volume"], result, doc, cfg)
+                                                  keep["volume"], result, doc, cfg,
+                                                  keep["scored"])
         doc["artefacts"] = written
         if error:
             doc["artefact_error"] = error

@@ -194,3 +194,31 @@ def test_pdf_pages_and_text(reported, tmp_path):
                           check=True, timeout=120).stdout.decode("utf-8")
     for needle in ("Vascular calcification report", "P01_T1", "15,633.0", "CAC-DRS A3"):
         assert needle in text
+
+
+def test_masks_hold_exactly_the_scored_calcium_under_other_thresholds_and_scopes(
+        sample_data, tmp_path):
+    """With bone removed and a threshold from a kVp table (140 HU, not 130), the NIfTI mask,
+    the label map and the SEG hold the scored voxels: not the config's 130 HU default set."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("scoring:\n  scope: bone_excluded\n  kvp_table: {100: [140, 200, 300, 400]}\n"
+                   "  kvp_select: 100\nreport:\n  enabled: true\n  pdf: false\n")
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["run", str(sample_data / "P01_T1" / "dicom"), "--out",
+                                   str(out), "-c", str(cfg), "-j", "1", "-q"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    row = next(iter(scans(out).values()))
+    assert row["threshold_hu"] == "140.0" and row["scope"] == "bone_excluded"
+    case = next((out / "cases").iterdir())
+    mask = nib.load(case / "calcium_mask.nii.gz")
+    voxel_mm3 = float(np.prod(mask.header.get_zooms()))
+    assert int(np.asarray(mask.dataobj).sum()) * voxel_mm3 == pytest.approx(
+        float(row["volume_mm3"]))
+    assert int(np.asarray(nib.load(case / "lesion_labels.nii.gz").dataobj).max()) == int(
+        row["n_lesions"])
+    import pydicom
+
+    seg = pydicom.dcmread(case / "calcium.seg.dcm")
+    assert int(np.count_nonzero(seg.pixel_array)) * voxel_mm3 == pytest.approx(
+        float(row["volume_mm3"]))

@@ -24,8 +24,10 @@ def _patient_index(volume: CTVolume, xyz) -> int:
 
 
 def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
-                         config: Config) -> list[str]:
-    """Write what the config asks for; returns the names written."""
+                         config: Config, scored: dict) -> list[str]:
+    """Write what the config asks for; returns the names written. ``scored`` is what
+    :func:`pipeline.analyse.analyse` left in its ``keep`` dict: the masks are built from the
+    scored HU at the scan's own thresholds, so they hold exactly the scored calcium."""
     from scipy import ndimage
 
     from ..segment import density_band_mask
@@ -34,11 +36,14 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
 
     rc, sc = config.report, config.scoring
     inc, drow, dcol = volume.spacing_mm
-    bands = density_band_mask(volume.hu, pixel_area_mm2=drow * dcol,
-                              threshold_hu=sc.threshold_hu,
-                              min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
-                              weight_hu=sc.density_weight_hu,
-                              slice_connectivity=sc.slice_connectivity)
+    bands = scored.get("bands")
+    if bands is None:
+        th = scored["thresholds"]
+        bands = density_band_mask(scored["hu"], pixel_area_mm2=drow * dcol,
+                                  threshold_hu=th.threshold_hu,
+                                  min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
+                                  weight_hu=th.weight_hu,
+                                  slice_connectivity=sc.slice_connectivity)
     written: list[str] = []
     largest = sorted(result.lesions, key=lambda le: -le.volume_mm3)[:rc.key_images]
     slices, seen = [], set()
@@ -70,10 +75,10 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         from ..io.masks import nifti_bytes
 
         kept = bands > 0
-        labels, _ = ndimage.label(kept, np.ones((3, 3, 3), dtype=bool)
-                                  if sc.lesion_connectivity == 26 else
-                                  ndimage.generate_binary_structure(
-                                      3, {6: 1, 18: 2}[sc.lesion_connectivity]))
+        labels = scored.get("lesion_labels")
+        if labels is None:
+            labels, _ = ndimage.label(kept, ndimage.generate_binary_structure(
+                3, {6: 1, 18: 2, 26: 3}[sc.lesion_connectivity]))
         write_atomic(case_dir / "calcium_mask.nii.gz", nifti_bytes(kept.astype(np.uint8),
                                                                     volume))
         write_atomic(case_dir / "lesion_labels.nii.gz", nifti_bytes(labels.astype(np.int32),
