@@ -65,7 +65,9 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         from ..io.dicom import patient_identity
 
         identity = patient_identity(volume.source_paths[0])
-    text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"))
+    th = scored.get("thresholds")
+    text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
+                     weight_hu=None if th is None else th.weight_hu)
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:

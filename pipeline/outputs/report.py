@@ -61,7 +61,9 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 
 def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity: dict[str, str],
-              config: dict[str, Any]) -> str:
+              config: dict[str, Any], weight_hu=None) -> str:
+    """The per-case report. ``weight_hu``: the density bands the scan was scored with (from a
+    kVp table, say); the config's when not given."""
     s = doc["scan"]
     flags = [f for f in (s.get("quality_flags") or "").split(";") if f]
     imgs = "".join(
@@ -90,11 +92,12 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         '<div class="ok">No quality flags.</div>'
     sc = config.get("scoring", {})
     agatston_on = s.get("agatston") is not None
+    bands = weight_hu if weight_hu is not None else (sc.get("density_weight_hu") or [])
     volume_rule = ("HU interpolated linearly along z to isotropic voxels (after Callister 1998)"
                    if s.get("volume_method") == "interpolated" else "kept voxels x voxel volume")
     scoring_rule = (
         "density weight from each slice lesion's peak HU (weight 1 from the threshold, 2, 3, 4 "
-        f"from {', '.join(_fmt(w) for w in (sc.get('density_weight_hu') or [])[1:])} HU); "
+        f"from {', '.join(_fmt(float(w)) for w in list(bands)[1:])} HU); "
         f"Agatston scaled by increment / {_fmt(sc.get('reference_increment_mm'))} mm; "
         if agatston_on else "Agatston not computed (scoring.agatston: false); ")
     method = (
