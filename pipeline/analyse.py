@@ -171,6 +171,8 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         flags.append("kvp_not_120")
     if bsa.source.startswith("implausible"):
         flags.append("bsa_implausible_dicom")
+    density = _density_score(sl, ls, volume, config) if sc.agatston else None
+    whole = replace(whole, density_score=density)
     region_scores: tuple[RegionScore, ...] = ()
     if regions:
         if kept is None and sl.n_lesions:
@@ -193,7 +195,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         quality_flags=tuple(flags),
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
-        density_score=_density_score(sl, ls, volume, config) if sc.agatston else None,
+        density_score=density,
         cac_drs_vessels=_cac_drs_vessels(region_scores, config),
     )
 
@@ -330,10 +332,13 @@ def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, w
     scores = []
     for i, name in enumerate(all_names):
         m = mass_mg(float(sp.sum_hu[i]) - water * int(sp.n_voxels[i]), vv, c)
+        area_scaled = int(sp.n_voxels[i]) * drow * dcol * sc.increment_scale(inc)
         scores.append(RegionScore(region=name, agatston=float(sp.agatston[i]),
                                   volume_mm3=float(sp.volume_units[i] * unit),
                                   mass_mg=None if m is None else float(m),
-                                  n_lesions=int(sp.n_lesions[i]), n_slice_lesions=None))
+                                  n_lesions=int(sp.n_lesions[i]), n_slice_lesions=None,
+                                  density_score=float(sp.agatston[i]) / area_scaled
+                                  if area_scaled > 0 and sc.agatston else None))
     cen = volume.index_to_patient(sp.piece_centroid_index) if sp.piece_lesion.size else []
     by_id = {le.lesion_id: le for le in lesions}
     pieces = []

@@ -123,6 +123,7 @@ class RegionScore:
     mass_mg: float | None
     n_lesions: int
     n_slice_lesions: int | None
+    density_score: float | None = None  # mean density weight 1-4; None without calcium
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,11 @@ def test_a_lesion_crossing_regions_is_split_by_voxel():
     pieces = {(le.lesion_id, le.region): le for le in r.lesions}
     assert set(pieces) == {(1, "A"), (1, "B"), (2, "outside")}
     assert pieces[(1, "A")].centroid_z_mm == pytest.approx(0.5 * 5.5)  # cols 4-7 -> 5.5
+    # density score per region: the mean weight of its voxels (3 in A and B, 4 outside),
+    # and over the scan (16 x 3 + 4 x 4) / 20
+    assert (reg["A"].density_score, reg["B"].density_score) == (3.0, 3.0)
+    assert reg["outside"].density_score == 4.0
+    assert r.whole.density_score == r.density_score == pytest.approx(3.2)
 
 
 def test_overlap_first_in_order_wins_and_exclusion_removes():

@@ -124,6 +124,8 @@ REGIONS: tuple[Column, ...] = (
     _c("agatston", "number", "", "Agatston score within the region"),
     _c("volume_mm3", "number", "mm3", "calcium volume within the region"),
     _c("mass_mg", "number", "mg", "calcium mass within the region; empty if uncalibrated"),
+    _c("density_score", "number", "", "mean density weight (1-4) of the region's kept voxels: "
+       "Agatston / (area x increment scaling) (Criqui et al., JAMA 2014); empty without calcium"),
     _c("n_lesions", "integer", "", "3-D lesions within the region"),
     _c("n_slice_lesions", "integer", "", "kept slice lesions (whole volume only)"),
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),

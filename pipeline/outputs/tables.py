@@ -101,7 +101,8 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
         rows.append({"case_id": r.case_id, "region": reg.region,
                      "scope": r.settings["scope"] if reg is r.whole else "region",
                      "agatston": reg.agatston if ag else None, "volume_mm3": reg.volume_mm3,
-                     "mass_mg": reg.mass_mg, "n_lesions": reg.n_lesions,
+                     "mass_mg": reg.mass_mg, "density_score": reg.density_score,
+                     "n_lesions": reg.n_lesions,
                      "n_slice_lesions": reg.n_slice_lesions,
                      "volume_per_bsa_mm3_m2": None if bsa is None else reg.volume_mm3 / bsa})
     return rows
