@@ -31,3 +31,13 @@ def test_every_error_code_is_in_the_readme():
 def test_every_bsa_formula_is_in_the_readme():
     for name in FORMULAS:
         assert f"| `{name}` |" in README
+
+
+def test_every_preset_and_profile_is_in_the_readme():
+    from pipeline.config import PRESETS
+
+    for name in PRESETS:
+        assert f"`{name}`" in README, name
+    for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"):
+        if p.name not in ("default.yaml", "sample_data.yaml"):
+            assert f"`{p.name}`" in README, p.name
