@@ -174,25 +174,12 @@ def process_case(case: Case, config: Config, fingerprint: str,
                  out: Path | None = None) -> dict[str, Any]:
     """Score one case and return its result.json document (plain, picklable data). With
     ``out`` and report.enabled, the case's artefacts are written into OUT/cases/<id>/."""
-    from .outputs.tables import lesion_rows, region_rows, scan_row
-
     cfg = case_config(case, config)
     # the volume and the scoring's masks are kept only for the report artefacts
     keep: dict[str, Any] | None = {} if out is not None and config.report.enabled else None
     result, pid, timings = run_case(case, cfg, keep)
-    ok = isinstance(result, ScanResult)
-    doc = {
-        "schema": RESULT_SCHEMA,
-        "case_id": case.case_id,
-        "config_sha256": config.sha256(),
-        "fingerprint": fingerprint,
-        "scan": scan_row(result, patient_id=pid, source_path=case.display_path, extra=case.extra,
-                         settings=cfg.provenance(), demographics=config.privacy.demographics),
-        "regions": region_rows(result) if ok else [],
-        "lesions": lesion_rows(result) if ok else [],
-        "timings_s": {k: round(v, 6) for k, v in timings.items()},
-    }
-    if ok and keep is not None and "volume" in keep:
+    doc = _doc(case, config, fingerprint, result, pid, timings)
+    if isinstance(result, ScanResult) and keep is not None and "volume" in keep:
         from .outputs.artefacts import try_write_case_artefacts
 
         t0 = time.perf_counter()
@@ -208,17 +195,29 @@ def process_case(case: Case, config: Config, fingerprint: str,
     return doc
 
 
-def _failed_doc(case: Case, config: Config, fingerprint: str, code: str, message: str) -> dict:
-    from .outputs.tables import scan_row
+def _doc(case: Case, config: Config, fingerprint: str, result: ScanResult | CaseFailure,
+         patient_id: str, timings: dict[str, float]) -> dict[str, Any]:
+    """The result.json document of a case (one shape for scored and failed cases)."""
+    from .outputs.tables import lesion_rows, region_rows, scan_row
 
+    ok = isinstance(result, ScanResult)
+    return {
+        "schema": RESULT_SCHEMA, "case_id": case.case_id, "config_sha256": config.sha256(),
+        "fingerprint": fingerprint,
+        "scan": scan_row(result, patient_id=patient_id, source_path=case.display_path,
+                         extra=case.extra, settings=case_config(case, config).provenance(),
+                         demographics=config.privacy.demographics),
+        "regions": region_rows(result) if ok else [],
+        "lesions": lesion_rows(result) if ok else [],
+        "timings_s": {k: round(v, 6) for k, v in timings.items()},
+    }
+
+
+def _failed_doc(case: Case, config: Config, fingerprint: str, code: str, message: str) -> dict:
+    """The document of a case that failed outside run_case (its worker died, say)."""
     failure = CaseFailure(case_id=case.case_id, error_code=code, error=message,
                           path=case.display_path)
-    settings = case_config(case, config).provenance()
-    return {"schema": RESULT_SCHEMA, "case_id": case.case_id, "config_sha256": config.sha256(),
-            "fingerprint": fingerprint,
-            "scan": scan_row(failure, patient_id=case.patient_id or "",
-                             source_path=case.display_path, extra=case.extra, settings=settings),
-            "regions": [], "lesions": [], "timings_s": {}}
+    return _doc(case, config, fingerprint, failure, case.patient_id or "", {})
 
 
 def result_path(out: Path, case_id: str) -> Path:
