@@ -86,6 +86,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
+    if regions:
+        from .regions import as_region_mask
+
+        for name, m in regions:
+            if tuple(m.shape) != tuple(volume.shape):
+                raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
+        regions = [(name, as_region_mask(m)) for name, m in regions]
     scope = "whole_volume"
     if sc.scope == "bone_excluded":
         from .bone import bone_mask
@@ -223,7 +230,7 @@ def contrast_evidence(volume: CTVolume, regions) -> str:
         return f"ContrastBolusAgent is {agent!r}"
     for name, mask in regions or []:
         if name == "aorta" and mask.any():
-            med = float(np.median(volume.hu[mask]))
+            med = float(np.median(mask.values(volume.hu)))
             if med > AORTA_CONTRAST_MEDIAN_HU:
                 return f"median {med:.0f} HU inside the aorta mask"
     return ""
@@ -245,7 +252,7 @@ def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds
             f"scoring.contrast is lumen_adaptive but there is no region {sc.lumen_region!r} "
             "to measure the lumen in", hint="give the region mask with --regions (or the "
             "manifest's regions column), or set scoring.contrast: flag")
-    vals = volume.hu[mask].astype(np.float64)
+    vals = mask.values(volume.hu).astype(np.float64)
     med = float(np.median(vals))
     spread = 1.4826 * float(np.median(np.abs(vals - med)))
     thr = max(th.threshold_hu, med + sc.lumen_k * spread)
@@ -298,9 +305,6 @@ def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, w
 
     sc, rc = config.scoring, config.regions
     inc, drow, dcol = volume.spacing_mm
-    for name, m in regions:
-        if m.shape != volume.shape:
-            raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
     if kept is None:  # no calcium
         bands, lesion_labels = _kept_voxels(volume, config, th, whole.n_lesions, lesions)
     else:

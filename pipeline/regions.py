@@ -22,6 +22,68 @@ import numpy as np
 OUTSIDE = "outside"  # kept calcium in no region
 
 
+@dataclass(frozen=True, eq=False)
+class RegionMask:
+    """A region mask on the CT grid kept as its bounding box: ``crop`` is the mask inside
+    ``box``, False elsewhere. Memory follows the structure, not the scan, so the hundred-odd
+    masks of a TotalSegmentator run fit beside the CT (full 512 x 512 x 300 boolean masks
+    would take 79 MB each). Behaves as the full boolean array where numpy asks for one."""
+
+    shape: tuple[int, int, int]
+    box: tuple[slice, slice, slice]
+    crop: np.ndarray
+
+    @classmethod
+    def from_array(cls, mask: np.ndarray) -> "RegionMask":
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():
+            return cls(m.shape, (slice(0, 0),) * 3, np.zeros((0, 0, 0), dtype=bool))
+        box = []
+        for axis in range(3):
+            hit = np.flatnonzero(m.any(axis=tuple(a for a in range(3) if a != axis)))
+            box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+        return cls(m.shape, tuple(box), np.ascontiguousarray(m[tuple(box)]))  # type: ignore[arg-type]
+
+    def any(self) -> bool:
+        return bool(self.crop.any())
+
+    def sum(self) -> int:
+        return int(self.crop.sum())
+
+    def full(self) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=bool)
+        out[self.box] = self.crop
+        return out
+
+    def values(self, array: np.ndarray) -> np.ndarray:
+        """``array[mask]`` for an array of the CT's shape (or broadcastable to it)."""
+        return np.broadcast_to(array, self.shape)[self.box][self.crop]
+
+    def __array__(self, dtype=None, copy=None):
+        full = self.full()
+        return full if dtype is None else full.astype(dtype)
+
+
+def as_region_mask(mask) -> RegionMask:
+    return mask if isinstance(mask, RegionMask) else RegionMask.from_array(mask)
+
+
+def grow_region(region: RegionMask, spacing_mm, margin_mm: float) -> RegionMask:
+    """``region`` grown by ``margin_mm`` (Euclidean, in physical spacing), kept as a box."""
+    if margin_mm <= 0 or not region.any():
+        return region
+    from scipy import ndimage
+
+    pad = [int(np.ceil(margin_mm / s)) + 1 for s in spacing_mm]
+    lo = [max(b.start - p, 0) for b, p in zip(region.box, pad)]
+    hi = [min(b.stop + p, n) for b, p, n in zip(region.box, pad, region.shape)]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    padded = np.zeros([b - a for a, b in zip(lo, hi)], dtype=bool)
+    padded[tuple(slice(b.start - a, b.stop - a) for b, a in zip(region.box, lo))] = region.crop
+    dist = ndimage.distance_transform_edt(~padded, sampling=spacing_mm)
+    return RegionMask(region.shape, box, dist <= margin_mm)  # type: ignore[arg-type]
+
+
 def grow(mask: np.ndarray, spacing_mm, margin_mm: float) -> np.ndarray:
     """``mask`` grown by ``margin_mm`` (Euclidean, in physical spacing)."""
     if margin_mm <= 0 or not mask.any():
@@ -39,7 +101,7 @@ def grow(mask: np.ndarray, spacing_mm, margin_mm: float) -> np.ndarray:
     return out
 
 
-def combine(masks: list[tuple[str, np.ndarray]], *, spacing_mm, order: list[str],
+def combine(masks: list[tuple[str, RegionMask | np.ndarray]], *, spacing_mm, order: list[str],
             margins_mm: dict[str, float], default_margin_mm: float = 0.0,
             exclude: list[str]) -> tuple[np.ndarray, list[str]]:
     """One label volume (0 = no region, i = names[i - 1]) from the region masks."""
@@ -48,20 +110,23 @@ def combine(masks: list[tuple[str, np.ndarray]], *, spacing_mm, order: list[str]
     def excluded(name: str) -> bool:
         return any(fnmatchcase(name, pat) for pat in exclude)
 
-    regions = [(n, m) for n, m in masks if not excluded(n)]
+    given = [(n, as_region_mask(m)) for n, m in masks]
+    regions = [(n, m) for n, m in given if not excluded(n)]
     rank = {n: i for i, n in enumerate(order)}
-    regions.sort(key=lambda nm: (rank.get(nm[0], len(rank)), [n for n, _ in masks].index(nm[0])))
+    regions.sort(key=lambda nm: (rank.get(nm[0], len(rank)), [n for n, _ in given].index(nm[0])))
     if len(regions) > 65534:
         raise ValueError("too many regions")
-    labels = np.zeros(masks[0][1].shape if masks else (0, 0, 0), dtype=np.uint16)
+    labels = np.zeros(given[0][1].shape if given else (0, 0, 0), dtype=np.uint16)
     names = []
     for i, (name, m) in enumerate(regions, start=1):
-        g = grow(m, spacing_mm, margins_mm.get(name, default_margin_mm))
-        labels[g & (labels == 0)] = i
+        g = grow_region(m, spacing_mm, margins_mm.get(name, default_margin_mm))
+        sub = labels[g.box]
+        sub[g.crop & (sub == 0)] = i
         names.append(name)
-    for name, m in masks:
+    for name, m in given:
         if excluded(name):
-            labels[grow(m, spacing_mm, margins_mm.get(name, default_margin_mm))] = 0
+            g = grow_region(m, spacing_mm, margins_mm.get(name, default_margin_mm))
+            labels[g.box][g.crop] = 0
     return labels, names
 
 
@@ -128,11 +193,12 @@ def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:
     return origin_mm[2] + k * d[2, 0] + r * d[2, 1] + c * d[2, 2]
 
 
-def split_aorta(masks: list[tuple[str, np.ndarray]], z_mm: np.ndarray, *, mode: str,
-                plane_z_mm: float | None) -> list[tuple[str, np.ndarray]]:
+def split_aorta(masks: list[tuple[str, RegionMask]], z_mm: np.ndarray, *, mode: str,
+                plane_z_mm: float | None) -> list[tuple[str, RegionMask]]:
     """Replace 'aorta' by aorta_thoracic (cranial to the plane) and aorta_abdominal. With
     mode 'vertebrae' the plane is midway between the lowest voxel of vertebrae_T12 and the
     highest of vertebrae_L1 (the T12/L1 disc)."""
+    masks = [(n, as_region_mask(m)) for n, m in masks]
     named = dict(masks)
     if "aorta" not in named or mode == "none":
         return masks
@@ -140,14 +206,15 @@ def split_aorta(masks: list[tuple[str, np.ndarray]], z_mm: np.ndarray, *, mode: 
         if "vertebrae_T12" not in named or "vertebrae_L1" not in named:
             raise ValueError("split_aorta: vertebrae needs the masks vertebrae_T12 and "
                              "vertebrae_L1")
-        t12 = z_mm[np.broadcast_to(True, named["vertebrae_T12"].shape) & named["vertebrae_T12"]]
-        l1 = z_mm[np.broadcast_to(True, named["vertebrae_L1"].shape) & named["vertebrae_L1"]]
+        t12 = named["vertebrae_T12"].values(z_mm)
+        l1 = named["vertebrae_L1"].values(z_mm)
         if t12.size == 0 or l1.size == 0:
             raise ValueError("split_aorta: vertebrae_T12 or vertebrae_L1 is empty")
         plane_z_mm = (float(t12.min()) + float(l1.max())) / 2.0
-    zz = np.broadcast_to(z_mm, named["aorta"].shape)
-    thoracic = named["aorta"] & (zz >= plane_z_mm)
-    abdominal = named["aorta"] & (zz < plane_z_mm)
+    aorta = named["aorta"]
+    zz = np.broadcast_to(z_mm, aorta.shape)[aorta.box]
+    thoracic = RegionMask(aorta.shape, aorta.box, aorta.crop & (zz >= plane_z_mm))
+    abdominal = RegionMask(aorta.shape, aorta.box, aorta.crop & (zz < plane_z_mm))
     out = []
     for n, m in masks:
         if n == "aorta":

@@ -387,3 +387,21 @@ def test_localizers_and_projections_are_not_scored(tmp_path, image_type):
     assert [c.case_id for c in cases] == ["s"]
     assert notes == [{"path": "scout/s.dcm", "reason": notes[0]["reason"]}]
     assert "localizer or projection" in notes[0]["reason"]
+
+
+@pytest.mark.parametrize("spacing", ["0\\0", "3.04797e-202\\3.04797e-202", "1000\\1000"])
+def test_implausible_pixel_spacing_is_refused_by_name(tmp_path, spacing):
+    """Found by the header fuzzer: a PixelSpacing of 3e-202 mm made the pixel area 0."""
+    import pydicom
+
+    from pipeline.errors import GeometryError
+    from pipeline.io.dicom import index_tree, load_series
+    from sample_data.dicom_writer import SeriesSpec, write_series
+
+    write_series(tmp_path / "s", np.zeros((3, 8, 8)), SeriesSpec(signed=True, intercept=0.0))
+    for f in (tmp_path / "s").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.PixelSpacing = spacing.split("\\")
+        ds.save_as(f)
+    with pytest.raises(GeometryError, match="PixelSpacing"):
+        load_series(index_tree(tmp_path / "s")[0])

@@ -328,3 +328,35 @@ def test_bone_heuristic_leaves_the_vascular_truth(sample_data, sample_truth):
         assert r.whole.n_lesions == truth["n_lesions"]
         assert r.settings["scope"] == "bone_excluded"
         assert np.array_equal(vol.hu, before)
+
+
+def test_region_masks_are_kept_as_their_bounding_box():
+    """A small structure in a large scan costs its box, not the scan; growing and combining
+    on boxes equals doing it on full arrays."""
+    from pipeline.regions import RegionMask, combine, grow, grow_region
+
+    rng = np.random.default_rng(0)
+    shape = (30, 200, 200)
+    full = np.zeros(shape, bool)
+    full[10:14, 50:60, 120:126] = rng.random((4, 10, 6)) > 0.3
+    r = RegionMask.from_array(full)
+    assert r.crop.nbytes == 4 * 10 * 6 and np.array_equal(r.full(), full)
+    assert r.sum() == full.sum() and np.array_equal(np.asarray(r), full)
+    hu = rng.integers(-100, 500, shape)
+    assert np.array_equal(r.values(hu), hu[full])
+    spacing = (3.0, 0.7, 0.7)
+    for margin in (0.0, 1.0, 2.5, 4.0):
+        assert np.array_equal(grow_region(r, spacing, margin).full(), grow(full, spacing, margin))
+    other = np.zeros(shape, bool)
+    other[12:20, 55:90, 100:124] = True
+    kw = dict(spacing_mm=spacing, order=["b"], margins_mm={"a": 2.0}, exclude=["x"])
+    masks = [("a", full), ("b", other), ("x", np.roll(other, 5, axis=2))]
+    labels, names = combine([(n, RegionMask.from_array(m)) for n, m in masks], **kw)
+    # the rule on full arrays: b first (order), a grown by 2 mm, x removes its voxels
+    expected = np.zeros(shape, np.uint16)
+    expected[other] = 1
+    expected[grow(full, spacing, 2.0) & (expected == 0)] = 2
+    expected[masks[2][1]] = 0
+    assert names == ["b", "a"] and np.array_equal(labels, expected)
+    empty = RegionMask.from_array(np.zeros(shape, bool))
+    assert not empty.any() and empty.values(hu).size == 0

@@ -25,6 +25,10 @@ from ..errors import (
 )
 from .dicom_header import DicomHeader
 
+#: plausible voxel spacing, from sub-micrometre micro-CT to the coarsest clinical grid; values
+#: outside it (0, 3e-202, a metre) come from broken headers and would break the area arithmetic
+SPACING_RANGE_MM = (1e-4, 100.0)
+
 
 @dataclass(frozen=True)
 class SortedSeries:
@@ -63,9 +67,9 @@ def _check_consistent(headers: list[DicomHeader]) -> None:
         h = headers[bad_spacing[0]]
         raise InconsistentSeriesError(
             f"PixelSpacing {h.pixel_spacing} differs from {first.pixel_spacing}", path=h.path)
-    if np.any(spacings <= 0):
-        raise GeometryError(f"PixelSpacing {first.pixel_spacing} is not positive",
-                            path=first.path)
+    if np.any(spacings < SPACING_RANGE_MM[0]) or np.any(spacings > SPACING_RANGE_MM[1]):
+        raise GeometryError(f"PixelSpacing {first.pixel_spacing} mm is outside the plausible "
+                            f"{SPACING_RANGE_MM[0]:g}-{SPACING_RANGE_MM[1]:g} mm", path=first.path)
 
 
 def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol: float = 0.01,

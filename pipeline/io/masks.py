@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..regions import RegionMask
 from ..types import CTVolume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -72,8 +73,7 @@ def _same_grid(volume: CTVolume, img) -> np.ndarray | None:
     return None
 
 
-def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
-    """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines)."""
+def _read_mask(path: str):
     import nibabel as nib
 
     from ..errors import RegionError
@@ -87,6 +87,33 @@ def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
         data = data[..., 0]
     if data.ndim != 3:
         raise RegionError(f"mask shape {data.shape} is not 3-D", path=path)
+    return img, data
+
+
+def region_on_ct_grid(volume: CTVolume, path: str) -> RegionMask:
+    """A binary NIfTI mask (any non-zero voxel) on the CT grid. On the CT's own grid (any
+    axis order, as TotalSegmentator writes it) only the mask's bounding box is reordered, so
+    a mask costs its box; on another grid it is resampled like :func:`mask_on_ct_grid`."""
+    img, data = _read_mask(path)
+    order = _same_grid(volume, img)
+    if order is None:
+        return RegionMask.from_array(mask_on_ct_grid(volume, path) > 0)
+    nonzero = data != 0
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
+    if any(b.stop == 0 for b in box):
+        return RegionMask.from_array(np.zeros(volume.shape, dtype=bool))
+    crop = np.ascontiguousarray(nonzero[tuple(box)].transpose(order))
+    return RegionMask(tuple(volume.shape), tuple(box[a] for a in order), crop)  # type: ignore[arg-type]
+
+
+def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
+    """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines)."""
+    from ..errors import RegionError
+
+    img, data = _read_mask(path)
     data = data.astype(np.uint16 if data.dtype.kind in "iu" else np.float32)
     order = _same_grid(volume, img)
     if order is not None:
@@ -99,7 +126,7 @@ def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
 
 
 def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | None = None,
-                 ) -> list[tuple[str, np.ndarray]]:
+                 ) -> list[tuple[str, RegionMask]]:
     """Region masks from a folder of binary NIfTI masks (one per structure, named by file,
     as TotalSegmentator writes them) or from one label map with a label table (a JSON or
     YAML file beside it with the same stem, or given)."""
@@ -116,7 +143,7 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
         out = []
         for f in files:
             name = f.name[:-7] if f.name.lower().endswith(".nii.gz") else f.name[:-4]
-            out.append((name, mask_on_ct_grid(volume, str(f)) > 0))
+            out.append((name, region_on_ct_grid(volume, str(f))))
         return out
     if label_table is None:
         stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
@@ -135,10 +162,11 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
             raise RegionError("a label map needs a label table (label: name) in a JSON or YAML "
                               f"file named {stem}.json or {stem}.yaml beside it", path=str(p))
     labels = mask_on_ct_grid(volume, str(p))
-    return [(name, labels == value) for value, name in sorted(label_table.items())]
+    return [(name, RegionMask.from_array(labels == value))
+            for value, name in sorted(label_table.items())]
 
 
-def load_seg_regions(path: str, sop_instance_uids: list[str]) -> list[tuple[str, np.ndarray]]:
+def load_seg_regions(path: str, sop_instance_uids: list[str]) -> list[tuple[str, RegionMask]]:
     """Region masks from a DICOM SEG that references the CT's images: one mask per segment
     (named by its label), aligned to ``sop_instance_uids`` (the CT's slices in volume order).
     A SEG that references none of them belongs to another series: refused."""
@@ -175,5 +203,5 @@ def load_seg_regions(path: str, sop_instance_uids: list[str]) -> list[tuple[str,
         index = {u: i for i, u in enumerate(sop_instance_uids)}
         for j, u in enumerate(u for u in sop_instance_uids if u in referenced):
             full[index[u]] = arr[j, ..., 0] > 0
-        out.append((label, full))
+        out.append((label, RegionMask.from_array(full)))
     return out

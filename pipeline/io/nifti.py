@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import GeometryError, NotCTError
 from ..types import CTVolume, ScanMeta
+from .geometry import SPACING_RANGE_MM
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -51,8 +52,11 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5) -> CTVolu
     affine = np.asarray(img.affine, dtype=float)
     lps = RAS_TO_LPS @ affine[:3, :3]
     spacing = np.linalg.norm(lps, axis=0)
-    if np.any(spacing <= 0) or not np.all(np.isfinite(lps)):
-        raise GeometryError("the affine has a zero or non-finite axis", path=path)
+    if not np.all(np.isfinite(lps)) or np.any(spacing < SPACING_RANGE_MM[0]) or np.any(
+            spacing > SPACING_RANGE_MM[1]):
+        raise GeometryError(f"the affine's voxel spacing {np.round(spacing, 6).tolist()} mm is "
+                            f"zero, non-finite or outside {SPACING_RANGE_MM[0]:g}-"
+                            f"{SPACING_RANGE_MM[1]:g} mm", path=path)
     dirs = lps / spacing
     # orthogonality: a sheared grid is not a CT acquisition grid
     for a, b in ((0, 1), (0, 2), (1, 2)):
