@@ -189,10 +189,10 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("profile", ["coronary", "aortic", "microct", "default"])
+@pytest.mark.parametrize("profile", ["coronary", "aortic", "microct", "low_kvp", "default"])
 def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
     manifest = sample_data / "manifest.csv"
-    if profile == "microct":  # the profile's density threshold needs each scan's calibration
+    if profile in ("microct", "low_kvp"):  # a density threshold needs each scan's calibration
         rows = _rows(manifest)
         for r in rows:
             r["mass_calibration_mg_per_cm3_per_hu"] = "0.8"
@@ -229,6 +229,9 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
             assert float(s["volume_mm3"]) == pytest.approx(n * vol.voxel_volume_mm3, rel=1e-9)
     else:
         assert all(s["agatston"] != "" for s in scans)
+    if profile == "low_kvp":  # 100 mg HA/cm3 at c = 0.8: 125 HU, band 1 from there
+        assert all(float(s["threshold_hu"]) == 125.0 for s in scans)
+        assert all("kvp_not_120" not in s["quality_flags"] for s in scans)
     if profile == "aortic":
         # aorta split at the T12/L1 plane (midway between slices 19 and 20 of the 40-slice
         # phantoms), vertebrae excluded: the two parts hold exactly the aortic plaques,
