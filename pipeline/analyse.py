@@ -228,7 +228,10 @@ def contrast_evidence(volume: CTVolume, regions) -> str:
     agent = volume.meta.contrast_agent.strip()
     if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
         return f"ContrastBolusAgent is {agent!r}"
+    from .regions import as_region_mask
+
     for name, mask in regions or []:
+        mask = as_region_mask(mask)
         if name == "aorta" and mask.any():
             med = float(np.median(mask.values(volume.hu)))
             if med > AORTA_CONTRAST_MEDIAN_HU:
@@ -245,8 +248,10 @@ def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds
     a multiple of its SD); k is the config's choice. Density weights keep their HU meaning:
     a band starting below the threshold starts at it."""
     from .errors import ThresholdError
+    from .regions import as_region_mask
 
     mask = dict(regions or []).get(sc.lumen_region)
+    mask = None if mask is None else as_region_mask(mask)
     if mask is None or not mask.any():
         raise ThresholdError(
             f"scoring.contrast is lumen_adaptive but there is no region {sc.lumen_region!r} "
