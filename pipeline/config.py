@@ -33,6 +33,27 @@ PRESETS: dict[str, dict] = {
 }
 
 
+class CalibrationEntry(BaseModel):
+    """A mass calibration for the scans of one scanner or protocol, matched on the header."""
+
+    model_config = _STRICT
+
+    manufacturer: str | None = Field(
+        None, description="matches when this is in DICOM Manufacturer (any case); None = any")
+    model: str | None = Field(
+        None, description="matches when this is in ManufacturerModelName (any case); None = any")
+    kvp: float | None = Field(None, gt=0.0, description="matches this KVP (+-0.5); None = any")
+    c_mg_per_cm3_per_hu: float = Field(gt=0.0, description="mass calibration factor c")
+    water_hu: float = Field(0.0, description="HU of water in that calibration")
+
+    def matches(self, manufacturer: str, model: str, kvp: float | None) -> bool:
+        def has(part: str | None, text: str) -> bool:
+            return part is None or part.casefold() in (text or "").casefold()
+
+        return (has(self.manufacturer, manufacturer) and has(self.model, model)
+                and (self.kvp is None or (kvp is not None and abs(kvp - self.kvp) <= 0.5)))
+
+
 class ScoringConfig(BaseModel):
     """Measurement conventions (DESIGN.md, 'Measurement conventions')."""
 
@@ -77,6 +98,10 @@ class ScoringConfig(BaseModel):
     calibration_water_hu: float = Field(
         0.0, description="HU of water in the calibration scan (vascalc calibrate measures it); "
         "density = c * (HU - this)")
+    calibration_table: list[CalibrationEntry] = Field(
+        default_factory=list, description="calibrations per scanner or protocol, matched on "
+        "each series' header (first match wins; a manifest calibration wins over the table, "
+        "the table over mass_calibration_mg_per_cm3_per_hu)")
     agatston: bool = Field(
         True, description="compute Agatston, density score and risk categories; false for "
         "micro-CT, where the 1990 definition does not apply (those columns stay empty)")
@@ -100,6 +125,15 @@ class ScoringConfig(BaseModel):
         if isinstance(data, dict) and data.get("preset") in PRESETS:
             data = {**PRESETS[data["preset"]], **data}
         return data
+
+    def for_scanner(self, manufacturer: str, model: str, kvp: float | None) -> "ScoringConfig":
+        """This config with the calibration of the first matching calibration_table entry."""
+        for entry in self.calibration_table:
+            if entry.matches(manufacturer, model, kvp):
+                return self.model_copy(update={
+                    "mass_calibration_mg_per_cm3_per_hu": entry.c_mg_per_cm3_per_hu,
+                    "calibration_water_hu": entry.water_hu})
+        return self
 
     def increment_scale(self, increment_mm: float) -> float:
         """The factor on Agatston: slice increment / reference increment, or 1."""

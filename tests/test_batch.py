@@ -226,3 +226,22 @@ def test_dry_run_scores_nothing(cohort, tmp_path):
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "--dry-run")
     assert res.exit_code == 0 and "50 case(s) would be scored" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_calibration_table_matches_the_scanner_and_the_manifest_wins(cohort, tmp_path):
+    src = cohort / "cases" / "c00"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "scoring:\n  mass_calibration_mg_per_cm3_per_hu: 0.9\n  calibration_table:\n"
+        "    - {model: other scanner, c_mg_per_cm3_per_hu: 0.5}\n"
+        "    - {manufacturer: VASCALC, kvp: 100, c_mg_per_cm3_per_hu: 0.4}\n"
+        "    - {manufacturer: vascalc phantom, kvp: 120, c_mg_per_cm3_per_hu: 0.6, water_hu: 2}\n")
+    m = tmp_path / "m.csv"
+    m.write_text(f"case_id,path,mass_calibration_mg_per_cm3_per_hu\nA,{src},\nB,{src},0.75\n")
+    res = invoke("run", m, "--out", tmp_path / "o", "-c", cfg, "-j", "1")
+    assert res.exit_code == 0, res.output
+    rows = {r["case_id"]: r for r in read(tmp_path / "o" / "scans.csv")}
+    assert rows["A"]["manufacturer"].casefold().startswith("vascalc phantom")
+    assert (rows["A"]["mass_calibration_mg_per_cm3_per_hu"], rows["A"]["calibration_water_hu"]) \
+        == ("0.6", "2.0")
+    assert rows["B"]["mass_calibration_mg_per_cm3_per_hu"] == "0.75"

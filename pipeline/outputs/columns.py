@@ -41,7 +41,9 @@ _PROVENANCE = [
     _c("calibration_water_hu", "number", "HU", "HU of water in the calibration (0 unless "
        "scoring.calibration_water_hu sets it)"),
     _c("pipeline_version", "string", "", "vascalc version that computed the row"),
-    _c("config_sha256", "string", "", "sha256 of the resolved config (run.json holds it)"),
+    _c("config_sha256", "string", "", "sha256 of the config this row was scored with: the "
+       "run's (run.json), or with this case's calibration from the manifest or the "
+       "calibration table"),
 ]
 
 #: the provenance columns a scans row takes from the result's settings (or the config's)
