@@ -273,11 +273,14 @@ def _require(rows: list[dict], columns: tuple[str, ...], path: Path) -> None:
 def progression(
     table: Annotated[Path, typer.Argument(help="scans.csv (patient_id, study_date, scores).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    regions: Annotated[Optional[Path], typer.Option(
+        help="regions.csv of the same run: also pair each region (progression_regions.csv).")
+    ] = None,
 ) -> None:
     """Pair each patient's scans in date order; write progression.csv and its dictionary."""
-    from .outputs.columns import PROGRESSION
+    from .outputs.columns import PROGRESSION, PROGRESSION_REGIONS
     from .outputs.tables import to_csv, write_atomic
-    from .progression import pair_rows
+    from .progression import pair_region_rows, pair_rows
 
     rows = _read_table(table)
     _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
@@ -288,7 +291,18 @@ def progression(
     write_atomic(out / "progression.csv", to_csv(pairs, names))
     write_atomic(out / "progression_dictionary.csv", to_csv(
         [{"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
-         for c in PROGRESSION], ["name", "type", "unit", "meaning"]))
+         for c in (PROGRESSION_REGIONS if regions is not None else PROGRESSION)],
+        ["name", "type", "unit", "meaning"]))
+    if regions is not None:
+        reg_rows = _read_table(regions)
+        _require(reg_rows, ("case_id", "region", "volume_mm3"), regions)
+        reg_pairs, reg_notes = pair_region_rows(rows, reg_rows)
+        write_atomic(out / "progression_regions.csv",
+                     to_csv(reg_pairs, [c.name for c in PROGRESSION_REGIONS]))
+        typer.echo(f"{len(reg_pairs)} region pair(s) over {len({p['region'] for p in reg_pairs})} "
+                   f"region(s); {out / 'progression_regions.csv'}")
+        for n in reg_notes:
+            typer.echo(f"  left out {n['case_id']}: {n['reason']}")
     n_h = sum(1 for p in pairs if p["progression_hokanson"])
     n_r = sum(1 for p in pairs if p["progression_raggi"])
     typer.echo(f"{len(pairs)} pair(s) from {len({p['patient_id'] for p in pairs})} patient(s): "

@@ -78,6 +78,29 @@ def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
     return out, notes
 
 
+def pair_region_rows(scans: list[dict[str, Any]], regions: list[dict[str, Any]],
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Progression per region: each regions.csv row takes its scan's patient, date and scan
+    parameters (joined on case_id) and its own scores, and the rows of one region are paired
+    as :func:`pair_rows` pairs scans. A region present in one scan only is left unpaired."""
+    by_case = {r.get("case_id", ""): r for r in scans}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    notes: list[dict[str, str]] = []
+    for reg in regions:
+        scan = by_case.get(reg.get("case_id", ""))
+        if scan is None:
+            notes.append({"case_id": reg.get("case_id", ""),
+                          "reason": f"region {reg.get('region')}: case not in the scans table"})
+            continue
+        merged = {**scan, **{s: reg.get(s) for s in SCORES}}
+        grouped.setdefault(reg.get("region", ""), []).append(merged)
+    out = []
+    for name in sorted(grouped):
+        pairs, _ = pair_rows(grouped[name])
+        out += [{"region": name, **p} for p in pairs]
+    return out, notes
+
+
 def progression_row(pid: str, d1: dt.date, a: dict, d2: dt.date, b: dict) -> dict[str, Any]:
     days = (d2 - d1).days
     years = days / DAYS_PER_YEAR

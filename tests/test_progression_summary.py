@@ -151,3 +151,25 @@ def test_tables_without_the_needed_columns_are_usage_errors(tmp_path):
     assert invoke("progression", t, "--out", tmp_path / "o").exit_code == 2
     assert invoke("summary", t, "--out", tmp_path / "o").exit_code == 2
     assert invoke("summary", tmp_path / "missing.csv", "--out", tmp_path / "o").exit_code == 2
+
+
+def test_progression_per_region_on_the_two_timepoint_phantom(demo_scans, sample_truth, tmp_path):
+    """Without the spine, the aorta's plaques grow clearly: per-region pairing shows it."""
+    res = invoke("progression", demo_scans, "--out", tmp_path, "--regions",
+                 demo_scans.parent / "regions.csv")
+    assert res.exit_code == 0, res.output
+    pairs = {p["region"]: p for p in read(tmp_path / "progression_regions.csv")}
+    assert {"whole", "aorta", "LAD", "vertebrae_T12", "vertebrae_L1"} <= set(pairs)
+    for name in ("aorta", "LAD", "vertebrae_T12"):
+        v1 = sample_truth["P01_T1"]["regions"][name]["volume_mm3"]
+        v2 = sample_truth["P01_T2"]["regions"][name]["volume_mm3"]
+        p = pairs[name]
+        assert (p["case_id_1"], p["case_id_2"]) == ("P01_T1", "P01_T2")
+        assert float(p["volume_mm3_change"]) == pytest.approx(v2 - v1, rel=1e-9, abs=1e-9)
+        assert float(p["sqrt_volume_difference"]) == pytest.approx(math.sqrt(v2) - math.sqrt(v1))
+    assert pairs["vertebrae_T12"]["progression_hokanson"] == "false"  # the spine does not grow
+    assert pairs["aorta"]["progression_hokanson"] == "true"  # sqrt(693.8) - sqrt(391.0) = 6.6
+    whole = read(tmp_path / "progression.csv")[0]
+    assert pairs["whole"]["volume_mm3_change"] == whole["volume_mm3_change"]
+    dd = read(tmp_path / "progression_dictionary.csv")
+    assert [r["name"] for r in dd] == list(pairs["aorta"])

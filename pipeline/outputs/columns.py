@@ -179,3 +179,11 @@ PROGRESSION: tuple[Column, ...] = (
     _c("parameters_differ", "string", "",
        "scan parameters that differ between the scans (they bias the change)"),
 )
+
+
+#: progression per region (vascalc progression --regions): the region, then PROGRESSION
+PROGRESSION_REGIONS: tuple[Column, ...] = (
+    _c("region", "string", "", "region of regions.csv whose scores are paired (whole, a mask's "
+       "name, or outside)"),
+    *PROGRESSION,
+)
