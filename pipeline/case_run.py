@@ -57,7 +57,7 @@ def case_config(case: Case, config: Config) -> Config:
     return config.model_copy(update={"scoring": scoring})
 
 
-def _load_volume(case: Case, config: Config):
+def load_volume(case: Case, config: Config):
     """The case's CT volume (DICOM series, multi-frame file, NIfTI, or a zip of DICOM)."""
     from dataclasses import replace
 
@@ -130,7 +130,7 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
         if case.error is not None:
             raise _Preset(*case.error)
         t0 = time.perf_counter()
-        vol = _load_volume(case, config)
+        vol = load_volume(case, config)
         timings["load"] = time.perf_counter() - t0
         dicom_pid = vol.meta.patient_id
         region_masks = None

@@ -350,7 +350,8 @@ def summary(
 
 @app.command()
 def calibrate(
-    series: Annotated[Path, typer.Argument(help="The calibration phantom's CT series folder.")],
+    series: Annotated[Path, typer.Argument(
+        help="The calibration phantom's CT: a series folder, a DICOM file, a NIfTI or a zip.")],
     inserts: Annotated[Path, typer.Option(
         help="YAML list of inserts: name, density_mg_per_cm3 (0 = water), center_mm [x, y, z] "
              "in patient coordinates, radius_mm.")],
@@ -361,7 +362,9 @@ def calibrate(
 
     from .calibrate import Insert
     from .calibrate import calibrate as run_calibration
-    from .io.dicom import index_tree, load_series
+    from .case_run import load_volume
+    from .cases import Case
+    from .config import Config
     from .outputs.tables import write_atomic
 
     try:
@@ -373,7 +376,8 @@ def calibrate(
         _fail_usage(f"{inserts}: inserts must be a YAML list of name, density_mg_per_cm3, "
                     f"center_mm, radius_mm ({type(err).__name__}: {err})")
     try:
-        vol = load_series(index_tree(series)[0])
+        vol = load_volume(Case(case_id="calibration", path=str(series),
+                               display_path=str(series)), Config())
         cal = run_calibration(vol, ins)
     except VascalcError as err:
         typer.echo(f"error [{err.code}]: {err}", err=True)

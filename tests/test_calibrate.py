@@ -53,3 +53,24 @@ def test_an_insert_below_water_is_a_usage_error(tmp_path):
     res = CliRunner().invoke(app, ["calibrate", str(ph / "ct"), "--inserts",
                                    str(ph / "inserts.yaml"), "--out", str(ph / "cal.yaml")])
     assert res.exit_code == 2 and "not above water" in res.output
+
+
+def test_calibrate_reads_a_nifti_phantom(tmp_path):
+    """Micro-CT phantoms often come as NIfTI: the same phantom through its affine."""
+    import nibabel as nib
+
+    from pipeline.io.dicom import index_tree, load_series
+    from pipeline.io.masks import affine_ras
+
+    ph = phantom(tmp_path)
+    vol = load_series(index_tree(ph / "ct")[0])
+    hu = vol.hu.copy()
+    hu[:, :3, :3] = -1000  # air in a corner, far from the inserts, as around a real phantom
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(hu.transpose(2, 1, 0)),
+                             affine_ras(vol) @ np.eye(4)[[2, 1, 0, 3]].T), str(ph / "ct.nii.gz"))
+    res = CliRunner().invoke(app, ["calibrate", str(ph / "ct.nii.gz"), "--inserts",
+                                   str(ph / "inserts.yaml"), "--out", str(ph / "cal.yaml")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert load_config(ph / "cal.yaml").scoring.mass_calibration_mg_per_cm3_per_hu == \
+        pytest.approx(0.8, rel=0.01)
