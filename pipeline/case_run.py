@@ -74,7 +74,7 @@ def load_volume(case: Case, config: Config):
                 raise InputError(f"input path {case.display_path!r} does not exist",
                                  hint="fix the path in the manifest (relative to its folder)")
             if p.is_file() and is_nifti(p):
-                return load_nifti(p)
+                return load_nifti(p, require_hu=config.input.require_hu)
             if p.is_file() and p.suffix.lower() == ".zip":
                 import tempfile
 

@@ -243,6 +243,9 @@ class InputConfig(BaseModel):
     max_archive_bytes: int = Field(
         20 * 2**30, gt=0, description="cap on the bytes a zip archive may extract to")
     max_archive_files: int = Field(200_000, gt=0, description="cap on the files of a zip")
+    require_hu: bool = Field(
+        True, description="NIfTI input must reach below -100 (air or fat in HU), so masks "
+        "given as CTs are refused; false for volumes in other units (micro-CT)")
 
 
 class RegionsConfig(BaseModel):

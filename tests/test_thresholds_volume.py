@@ -311,3 +311,28 @@ def test_microct_profile_on_a_micrometre_phantom():
     # mass = 300 mg/cm3 x 1000 voxels of 8e-9 cm3
     assert r.whole.mass_mg == pytest.approx(300 * 1000 * 0.02 ** 3 / 1000)
     assert scan_row(r, settings={})["agatston"] is None
+
+
+def test_microct_nifti_in_scanner_units_runs_through_the_cli(tmp_path):
+    """A micro-CT NIfTI whose values are not HU (water reads 1000, nothing below 0): refused
+    by default as 'not a CT in HU', scored with the micro-CT profile and its calibration."""
+    import nibabel as nib
+    import yaml
+
+    data = np.full((40, 40, 14), 1000, np.int16)  # x, y, z
+    data[5:15, 5:15, 2:12] = 1600  # 300 mg HA/cm3 at c = 0.5 per unit above water
+    nib.save(nib.Nifti1Image(data, np.diag([-0.02, -0.02, 0.02, 1.0])), str(tmp_path / "m.nii.gz"))
+    cfg = yaml.safe_load((CONFIGS / "microct.yaml").read_text())
+    cfg["scoring"].update(mass_calibration_mg_per_cm3_per_hu=0.5, calibration_water_hu=1000.0)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", str(tmp_path / "m.nii.gz"), "--out", str(tmp_path / "d"),
+                              "-j", "1"], catch_exceptions=False)
+    assert res.exit_code == 1 and "NOT_CT_IMAGE" in res.output
+    res = runner.invoke(app, ["run", str(tmp_path / "m.nii.gz"), "--out", str(tmp_path / "o"),
+                              "-c", str(tmp_path / "c.yaml"), "-j", "1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    row = _rows(tmp_path / "o" / "scans.csv")[0]
+    assert float(row["threshold_hu"]) == 1200.0 and row["agatston"] == ""
+    assert float(row["volume_mm3"]) == pytest.approx(1000 * 0.02 ** 3)
+    assert float(row["mass_mg"]) == pytest.approx(300 * 1000 * 0.02 ** 3 / 1000)

@@ -37,7 +37,8 @@ def mask_like(path: str | os.PathLike) -> bool:
     return dtype.kind == "b" or (dtype.kind == "u" and dtype.itemsize == 1)
 
 
-def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5) -> CTVolume:
+def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
+               require_hu: bool = True) -> CTVolume:
     import nibabel as nib
 
     path = str(path)
@@ -78,9 +79,11 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5) -> CTVolu
     else:
         hu = data.astype(np.float32, copy=False)
     hu = np.ascontiguousarray(hu.transpose(order))
-    if hu.size and float(hu.min()) > -100:
+    if require_hu and hu.size and float(hu.min()) > -100:
         raise NotCTError(f"no value below -100 HU (range {hu.min()}..{hu.max()}): no air or fat, "
-                         "so this is not a CT in HU (a mask or a label map?)", path=path)
+                         "so this is not a CT in HU (a mask or a label map?)", path=path,
+                         hint="give the CT itself; for a volume in other units (micro-CT) set "
+                         "input.require_hu: false and calibrate it")
     hu.flags.writeable = False
     origin = RAS_TO_LPS @ affine[:3, 3]
     direction = tuple(tuple(float(x) for x in row) for row in dirs[:, order])
