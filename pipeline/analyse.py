@@ -16,6 +16,7 @@ from .config import Config
 from .errors import AnthropometryError
 from .score import (
     cac_drs,
+    density_score,
     interpolated_counts,
     interpolation_steps,
     mass_mg,
@@ -125,7 +126,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     water = sc.calibration_water_hu
     centroids = volume.index_to_patient(ls.centroid_index) if sl.n_lesions else np.zeros((0, 3))
     les_vol = volume_mm3(ls.n_voxels, vv)
-    les_mass = mass_mg(ls.sum_hu - water * ls.n_voxels, vv, c)
+    les_mass = mass_mg(ls.sum_hu, ls.n_voxels, vv, c, water)
     lesions = tuple(
         Lesion(lesion_id=i + 1, n_slices=int(ls.n_slices[i]), n_voxels=int(ls.n_voxels[i]),
                volume_mm3=float(les_vol[i]),
@@ -137,10 +138,12 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         for i in range(sl.n_lesions))
     total_voxels, total_sum_hu = ls.total_voxels, ls.total_sum_hu
     total_volume = float(volume_mm3(total_voxels, vv))
-    kept = None
-    if sc.volume_method == "interpolated" and sl.n_lesions and interpolation_steps(
-            volume.spacing_mm) > 1:  # with m = 1 the interpolated volume is the voxel count
-        kept = _kept_voxels(volume, config, th, sl.n_lesions, lesions)
+    # the kept voxels as a volume (bands, 3-D labels): only for regions or interpolation
+    interpolate = (sc.volume_method == "interpolated" and sl.n_lesions
+                   and interpolation_steps(volume.spacing_mm) > 1)  # m = 1: the voxel count
+    kept = _kept_voxels(volume, config, th, lesions) if regions or interpolate else None
+    counts, unit = None, vv  # volume of a kept voxel: itself, or its interpolated voxels
+    if interpolate:
         counts, unit = interpolated_counts(volume.hu, kept[0] > 0, spacing_mm=volume.spacing_mm,
                                            threshold_hu=th.threshold_hu)
         at = np.flatnonzero(counts)  # kept voxels only: the bincount stays small
@@ -149,7 +152,6 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         lesions = tuple(replace(le, volume_mm3=float(per_lesion[le.lesion_id - 1] * unit))
                         for le in lesions)
         total_volume = float(per_lesion.sum() * unit)
-        kept = (*kept, counts, unit)
     if sc.volume_threshold_hu is not None and sc.volume_threshold_hu != th.threshold_hu:
         # a preset that measures volume and mass at its own threshold (Philips: 112.5 HU)
         vsl = find_slice_lesions(
@@ -159,7 +161,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         total_voxels = int(vsl.area_px[vsl.kept].sum())
         total_sum_hu = float(vsl.sum_hu[vsl.kept].sum())
         total_volume = float(volume_mm3(total_voxels, vv))
-    total_mass = mass_mg(total_sum_hu - water * total_voxels, vv, c)
+    total_mass = mass_mg(total_sum_hu, total_voxels, vv, c, water)
     whole = RegionScore(region="whole", agatston=ls.total_agatston,
                         volume_mm3=total_volume,
                         mass_mg=None if total_mass is None else float(total_mass),
@@ -178,13 +180,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         flags.append("kvp_not_120")
     if bsa.source.startswith("implausible"):
         flags.append("bsa_implausible_dicom")
-    density = _density_score(sl, ls, volume, config) if sc.agatston else None
+    density = density_score(ls.total_agatston, ls.total_voxels, drow * dcol,
+                            sc.increment_scale(inc)) if sc.agatston else None
     whole = replace(whole, density_score=density)
     region_scores: tuple[RegionScore, ...] = ()
     if regions:
-        if kept is None and sl.n_lesions:
-            kept = _kept_voxels(volume, config, th, sl.n_lesions, lesions)
-        region_scores, lesions = _split(volume, config, th, regions, lesions, whole, kept, flags)
+        region_scores, lesions = _split(volume, config, regions, lesions, whole, kept,
+                                        counts, unit, flags)
     if keep is not None:
         keep.update(hu=volume.hu, thresholds=th)
         if kept is not None:
@@ -265,19 +267,7 @@ def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds
                       f"lumen_adaptive:{sc.lumen_region}")
 
 
-def _density_score(sl, ls, volume: CTVolume, config: Config) -> float | None:
-    """Agatston / total kept area, with the increment scaling removed: the area-weighted mean
-    density weight, 1-4 (Criqui MH et al., Calcium density of coronary artery plaque and risk
-    of incident cardiovascular events, JAMA 2014;311:271-278)."""
-    sc = config.scoring
-    inc, drow, dcol = volume.spacing_mm
-    area = float(sl.area_px[sl.kept].sum()) * drow * dcol
-    if area == 0:
-        return None
-    return ls.total_agatston / (area * sc.increment_scale(inc))
-
-
-def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, n_lesions: int, lesions):
+def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, lesions):
     """The kept voxels' density bands (uint8, 0 = not kept) and their 3-D lesion labels,
     checked voxel by voxel against the lesions the scoring found."""
     from scipy import ndimage
@@ -295,37 +285,30 @@ def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, n_lesions: in
     # scipy numbers 3-D components in raster order of their first voxel, as the kernel
     # numbers lesions; check it voxel by voxel before joining pieces to lesions by id
     sizes = np.bincount(lesion_labels.ravel(), minlength=n + 1)[1:]
-    if n != n_lesions or any(int(sizes[le.lesion_id - 1]) != le.n_voxels for le in lesions):
+    if n != len(lesions) or any(int(sizes[le.lesion_id - 1]) != le.n_voxels for le in lesions):
         raise AssertionError("the region pass and the scoring found different lesions")
     return bands, lesion_labels
 
 
-def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, whole, kept,
+def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, counts, unit,
            flags: list[str]):
     """Per-region scores and lesion pieces (pipeline.regions), checked against the totals.
-    ``kept`` is (bands, lesion labels) from :func:`_kept_voxels`, with the interpolated counts
-    and their unit volume when the interpolated volume was computed, or None without
-    calcium; quality flags are appended to ``flags``."""
+    ``kept`` is (bands, lesion labels) from :func:`_kept_voxels`; ``counts`` the interpolated
+    voxels of each kept voxel (None: each counts itself) and ``unit`` their volume; quality
+    flags are appended to ``flags``."""
     from .regions import OUTSIDE, combine, split_by_region
 
     sc, rc = config.scoring, config.regions
     inc, drow, dcol = volume.spacing_mm
-    if kept is None:  # no calcium
-        bands, lesion_labels = _kept_voxels(volume, config, th, whole.n_lesions, lesions)
-    else:
-        bands, lesion_labels = kept[:2]
-    counts, unit = kept[2:] if kept is not None and len(kept) == 4 else (
-        None, volume.voxel_volume_mm3)
-    named = dict(regions)
-    if rc.split_aorta == "vertebrae" and "aorta" in named and not all(
-            v in named and named[v].any() for v in ("vertebrae_T12", "vertebrae_L1")):
-        # e.g. a chest CT that stops above L1: the aorta stays whole, and the row says so
-        flags.append("aorta_not_split")
-    elif rc.split_aorta != "none":
+    bands, lesion_labels = kept
+    if rc.split_aorta != "none" and "aorta" in dict(regions):
         from .regions import split_aorta, voxel_z_mm
 
         z = voxel_z_mm(volume.shape, volume.origin_mm, volume.direction, volume.spacing_mm)
-        regions = split_aorta(regions, z, mode=rc.split_aorta, plane_z_mm=rc.split_aorta_z_mm)
+        regions, split = split_aorta(regions, z, mode=rc.split_aorta,
+                                     plane_z_mm=rc.split_aorta_z_mm)
+        if not split:
+            flags.append("aorta_not_split")
     labels, names = combine(regions, spacing_mm=volume.spacing_mm, order=rc.order,
                             margins_mm=rc.margin_mm, default_margin_mm=rc.default_margin_mm,
                             exclude=rc.exclude)
@@ -340,20 +323,20 @@ def _split(volume: CTVolume, config: Config, th: Thresholds, regions, lesions, w
     all_names = [OUTSIDE, *names]
     scores = []
     for i, name in enumerate(all_names):
-        m = mass_mg(float(sp.sum_hu[i]) - water * int(sp.n_voxels[i]), vv, c)
-        area_scaled = int(sp.n_voxels[i]) * drow * dcol * sc.increment_scale(inc)
+        m = mass_mg(float(sp.sum_hu[i]), int(sp.n_voxels[i]), vv, c, water)
         scores.append(RegionScore(region=name, agatston=float(sp.agatston[i]),
                                   volume_mm3=float(sp.volume_units[i] * unit),
                                   mass_mg=None if m is None else float(m),
                                   n_lesions=int(sp.n_lesions[i]), n_slice_lesions=None,
-                                  density_score=float(sp.agatston[i]) / area_scaled
-                                  if area_scaled > 0 and sc.agatston else None))
+                                  density_score=density_score(
+                                      float(sp.agatston[i]), int(sp.n_voxels[i]), drow * dcol,
+                                      sc.increment_scale(inc)) if sc.agatston else None))
     cen = volume.index_to_patient(sp.piece_centroid_index) if sp.piece_lesion.size else []
     by_id = {le.lesion_id: le for le in lesions}
     pieces = []
     for j in range(sp.piece_lesion.size):
         le = by_id[int(sp.piece_lesion[j])]
-        m = mass_mg(float(sp.piece_sum_hu[j]) - water * int(sp.piece_voxels[j]), vv, c)
+        m = mass_mg(float(sp.piece_sum_hu[j]), int(sp.piece_voxels[j]), vv, c, water)
         pieces.append(Lesion(
             lesion_id=le.lesion_id, n_slices=le.n_slices, n_voxels=int(sp.piece_voxels[j]),
             volume_mm3=float(sp.piece_volume_units[j] * unit),

@@ -138,10 +138,10 @@ def run_case(case: Case, config: Config, keep: dict | None = None,
             t1 = time.perf_counter()
             region_masks = _load_region_masks(case.regions, vol)
             timings["regions"] = time.perf_counter() - t1
-        if case.calibration is None and config.scoring.calibration_table:
+        if config.scoring.calibration_table:  # the scanner's row, under the manifest's values
             m = vol.meta
-            config = config.model_copy(update={"scoring": config.scoring.for_scanner(
-                m.manufacturer, m.model, m.kvp)})
+            config = case_config(case, config.model_copy(update={
+                "scoring": config.scoring.for_scanner(m.manufacturer, m.model, m.kvp)}))
         scored: dict[str, Any] = {}
         result = analyse(vol, config, case_id=case.case_id, anthropometry=case.anthropometry,
                          regions=region_masks, keep=scored if keep is not None else None)

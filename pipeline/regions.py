@@ -44,6 +44,12 @@ class RegionMask:
             box.append(slice(int(hit[0]), int(hit[-1]) + 1))
         return cls(m.shape, tuple(box), np.ascontiguousarray(m[tuple(box)]))  # type: ignore[arg-type]
 
+    def transposed(self, order) -> "RegionMask":
+        """The same mask with its axes reordered (axis i of the result is axis order[i])."""
+        return RegionMask(tuple(self.shape[a] for a in order),  # type: ignore[arg-type]
+                          tuple(self.box[a] for a in order),  # type: ignore[arg-type]
+                          np.ascontiguousarray(self.crop.transpose(order)))
+
     def any(self) -> bool:
         return bool(self.crop.any())
 
@@ -194,22 +200,20 @@ def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:
 
 
 def split_aorta(masks: list[tuple[str, RegionMask]], z_mm: np.ndarray, *, mode: str,
-                plane_z_mm: float | None) -> list[tuple[str, RegionMask]]:
-    """Replace 'aorta' by aorta_thoracic (cranial to the plane) and aorta_abdominal. With
-    mode 'vertebrae' the plane is midway between the lowest voxel of vertebrae_T12 and the
-    highest of vertebrae_L1 (the T12/L1 disc)."""
+                plane_z_mm: float | None) -> tuple[list[tuple[str, RegionMask]], bool]:
+    """Replace 'aorta' by aorta_thoracic (cranial to the plane) and aorta_abdominal, and say
+    whether it was split. With mode 'vertebrae' the plane is midway between the lowest voxel
+    of vertebrae_T12 and the highest of vertebrae_L1 (the T12/L1 disc); without both (a chest
+    CT that stops above L1, say) the aorta stays whole."""
     masks = [(n, as_region_mask(m)) for n, m in masks]
     named = dict(masks)
     if "aorta" not in named or mode == "none":
-        return masks
+        return masks, False
     if mode == "vertebrae":
-        if "vertebrae_T12" not in named or "vertebrae_L1" not in named:
-            raise ValueError("split_aorta: vertebrae needs the masks vertebrae_T12 and "
-                             "vertebrae_L1")
-        t12 = named["vertebrae_T12"].values(z_mm)
-        l1 = named["vertebrae_L1"].values(z_mm)
+        t12 = named["vertebrae_T12"].values(z_mm) if "vertebrae_T12" in named else np.empty(0)
+        l1 = named["vertebrae_L1"].values(z_mm) if "vertebrae_L1" in named else np.empty(0)
         if t12.size == 0 or l1.size == 0:
-            raise ValueError("split_aorta: vertebrae_T12 or vertebrae_L1 is empty")
+            return masks, False
         plane_z_mm = (float(t12.min()) + float(l1.max())) / 2.0
     aorta = named["aorta"]
     zz = np.broadcast_to(z_mm, aorta.shape)[aorta.box]
@@ -221,4 +225,4 @@ def split_aorta(masks: list[tuple[str, RegionMask]], z_mm: np.ndarray, *, mode: 
             out += [("aorta_thoracic", thoracic), ("aorta_abdominal", abdominal)]
         else:
             out.append((n, m))
-    return out
+    return out, True

@@ -100,11 +100,24 @@ def volume_mm3(n_voxels, voxel_volume_mm3: float):
     return n_voxels * voxel_volume_mm3
 
 
-def mass_mg(sum_hu, voxel_volume_mm3: float, calibration_mg_per_cm3_per_hu: float | None):
-    """Calcium mass (mg) = c x sum(HU) x voxel volume (cm^3); None when uncalibrated."""
+def mass_mg(sum_hu, n_voxels, voxel_volume_mm3: float,
+            calibration_mg_per_cm3_per_hu: float | None, water_hu: float = 0.0):
+    """Calcium mass (mg) = c x sum(HU - water HU) x voxel volume (cm^3) over ``n_voxels``
+    voxels whose HU sum to ``sum_hu``; None when uncalibrated."""
     if calibration_mg_per_cm3_per_hu is None:
         return None
-    return calibration_mg_per_cm3_per_hu * sum_hu * (voxel_volume_mm3 / 1000.0)
+    return (calibration_mg_per_cm3_per_hu * (sum_hu - water_hu * n_voxels)
+            * (voxel_volume_mm3 / 1000.0))
+
+
+def density_score(agatston: float, n_voxels: int, pixel_area_mm2: float,
+                  increment_scale: float) -> float | None:
+    """Agatston / (kept area x increment scaling): the area-weighted mean density weight, 1-4
+    (Criqui MH et al., Calcium density of coronary artery plaque and risk of incident
+    cardiovascular events, JAMA 2014;311:271-278); None without calcium. Each kept voxel is
+    one pixel of area on its slice."""
+    area = n_voxels * pixel_area_mm2 * increment_scale
+    return None if area <= 0 else agatston / area
 
 
 def risk_category(agatston: float, *, upper_bounds=(10.0, 100.0, 400.0)) -> str:

@@ -237,7 +237,8 @@ def test_calibration_table_matches_the_scanner_and_the_manifest_wins(cohort, tmp
         "    - {manufacturer: VASCALC, kvp: 100, c_mg_per_cm3_per_hu: 0.4}\n"
         "    - {manufacturer: vascalc phantom, kvp: 120, c_mg_per_cm3_per_hu: 0.6, water_hu: 2}\n")
     m = tmp_path / "m.csv"
-    m.write_text(f"case_id,path,mass_calibration_mg_per_cm3_per_hu\nA,{src},\nB,{src},0.75\n")
+    m.write_text("case_id,path,mass_calibration_mg_per_cm3_per_hu,calibration_water_hu\n"
+                 f"A,{src},,\nB,{src},0.75,\nC,{src},,-3\n")
     res = invoke("run", m, "--out", tmp_path / "o", "-c", cfg, "-j", "1")
     assert res.exit_code == 0, res.output
     rows = {r["case_id"]: r for r in read(tmp_path / "o" / "scans.csv")}
@@ -245,3 +246,6 @@ def test_calibration_table_matches_the_scanner_and_the_manifest_wins(cohort, tmp
     assert (rows["A"]["mass_calibration_mg_per_cm3_per_hu"], rows["A"]["calibration_water_hu"]) \
         == ("0.6", "2.0")
     assert rows["B"]["mass_calibration_mg_per_cm3_per_hu"] == "0.75"
+    # each manifest value wins over the table's on its own: C keeps the table's c
+    assert (rows["C"]["mass_calibration_mg_per_cm3_per_hu"], rows["C"]["calibration_water_hu"]) \
+        == ("0.6", "-3.0")

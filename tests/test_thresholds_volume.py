@@ -149,10 +149,15 @@ def test_interpolated_plane_exactly_at_the_threshold_counts():
 
 
 def test_isotropic_voxels_give_the_plain_count():
+    """m = 1 adds no planes: each kept voxel counts itself (analyse skips the pass then)."""
+    from pipeline.score import interpolated_counts, interpolation_steps
+
     hu = slab()
-    a = run(hu, Config(scoring={"volume_method": "interpolated"}), spacing=(0.5, 0.5, 0.5))
-    b = run(hu, Config(), spacing=(0.5, 0.5, 0.5))
-    assert a.whole.volume_mm3 == pytest.approx(b.whole.volume_mm3)
+    kept = hu >= 130
+    counts, unit = interpolated_counts(hu, kept, spacing_mm=(0.6, 0.5, 0.5), threshold_hu=130)
+    assert interpolation_steps((0.6, 0.5, 0.5)) == 1 and unit == pytest.approx(0.15)
+    assert np.array_equal(counts, kept.astype(counts.dtype))
+    assert interpolation_steps((3.0, 0.5, 0.7)) == 6  # the smaller pixel spacing sets m
 
 
 def test_interpolated_volume_adds_up_over_lesions_and_regions():

@@ -97,27 +97,24 @@ def region_on_ct_grid(volume: CTVolume, path: str) -> RegionMask:
     img, data = _read_mask(path)
     order = _same_grid(volume, img)
     if order is None:
-        return RegionMask.from_array(mask_on_ct_grid(volume, path) > 0)
-    nonzero = data != 0
-    box = []
-    for axis in range(3):
-        hit = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis)))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
-    if any(b.stop == 0 for b in box):
-        return RegionMask.from_array(np.zeros(volume.shape, dtype=bool))
-    crop = np.ascontiguousarray(nonzero[tuple(box)].transpose(order))
-    return RegionMask(tuple(volume.shape), tuple(box[a] for a in order), crop)  # type: ignore[arg-type]
+        return RegionMask.from_array(_resampled(volume, img, data, path) > 0)
+    return RegionMask.from_array(data != 0).transposed(order)
 
 
 def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
     """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines)."""
-    from ..errors import RegionError
-
     img, data = _read_mask(path)
-    data = data.astype(np.uint16 if data.dtype.kind in "iu" else np.float32)
     order = _same_grid(volume, img)
     if order is not None:
         return np.ascontiguousarray(data.transpose(order))
+    return _resampled(volume, img, data, path)
+
+
+def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray:
+    """``data`` on the CT grid through the affines; refused when it misses the CT."""
+    from ..errors import RegionError
+
+    data = data.astype(np.uint16 if data.dtype.kind in "iu" else np.float32)
     out = _resample_nearest(volume, data, np.asarray(img.affine, dtype=float))
     if data.any() and not out.any():
         raise RegionError("the mask does not overlap the CT volume (different patient "

@@ -36,9 +36,9 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
 
     rc, sc = config.report, config.scoring
     inc, drow, dcol = volume.spacing_mm
+    th = scored["thresholds"]
     bands = scored.get("bands")
     if bands is None:
-        th = scored["thresholds"]
         bands = density_band_mask(scored["hu"], pixel_area_mm2=drow * dcol,
                                   threshold_hu=th.threshold_hu,
                                   min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
@@ -65,9 +65,8 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         from ..io.dicom import patient_identity
 
         identity = patient_identity(volume.source_paths[0])
-    th = scored.get("thresholds")
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
-                     weight_hu=None if th is None else th.weight_hu)
+                     weight_hu=th.weight_hu)
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:
