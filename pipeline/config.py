@@ -100,8 +100,8 @@ class ScoringConfig(BaseModel):
         "density = c * (HU - this)")
     calibration_table: list[CalibrationEntry] = Field(
         default_factory=list, description="calibrations per scanner or protocol, matched on "
-        "each series' header (first match wins; a manifest calibration wins over the table, "
-        "the table over mass_calibration_mg_per_cm3_per_hu)")
+        "each series' header (first match wins; each manifest value wins over the table's, "
+        "the table over mass_calibration_mg_per_cm3_per_hu and calibration_water_hu)")
     agatston: bool = Field(
         True, description="compute Agatston, density score and risk categories; false for "
         "micro-CT, where the 1990 definition does not apply (those columns stay empty)")
