@@ -1,0 +1,82 @@
+"""Write the golden tables: ``python -m tests.golden.make_golden`` (the only writer of them).
+
+Each named run scores inputs through the public command (``vascalc run``) and keeps the tables
+a user reads (scans, regions, lesions, discovery, data dictionary) under tests/golden/<name>/.
+tests/test_golden.py reruns the same and compares byte for byte, so a refactoring that changes
+any number, column or row fails. Runs on ../shared/data are written only where it is present.
+Rewrite them only for a change whose new numbers you have checked against the definition.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TABLES = ("scans.csv", "regions.csv", "lesions.csv", "discovery.csv", "data_dictionary.csv")
+
+
+def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None]]:
+    """name -> (arguments after `vascalc run`, the data the run needs or None)."""
+    cfg = ROOT / "configs"
+    manifest = str(phantoms / "manifest.csv")
+    return {
+        "sample_default": ([manifest], None),
+        "sample_data_config": ([manifest, "--config", str(cfg / "sample_data.yaml")], None),
+        "sample_aortic": ([manifest, "--config", str(cfg / "aortic.yaml")], None),
+        "sample_coronary": ([manifest, "--config", str(cfg / "coronary.yaml")], None),
+        "sample_low_kvp": ([manifest, "--config", str(cfg / "low_kvp.yaml")], None),
+        "sample_tree": ([str(phantoms)], None),
+        "shared_dcm_qa_ct": ([str(shared / "dcm_qa_ct" / "In")], shared / "dcm_qa_ct"),
+        "shared_totalseg_ct": ([str(shared / "totalsegmentator_example" / "example_ct_dicom")],
+                               shared / "totalsegmentator_example"),
+    }
+
+
+def score(args: list[str], out: Path) -> None:
+    """One `vascalc run` in this process, serial, no reports (they are not tables)."""
+    from pipeline.cli import app
+
+    res = CliRunner().invoke(app, ["run", *args, "--out", str(out), "--jobs", "1",
+                                   "--no-report", "--quiet"], catch_exceptions=False)
+    if res.exit_code not in (0, 1):
+        raise RuntimeError(f"vascalc run {' '.join(args)} exited {res.exit_code}: {res.output}")
+
+
+def normalised(text: str, roots: dict[str, Path]) -> str:
+    """The table text with each input root replaced by a token (error texts name files)."""
+    for token, root in roots.items():
+        text = text.replace(str(root), token)
+    return text
+
+
+def main() -> int:
+    from sample_data.generate import generate
+
+    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
+    with tempfile.TemporaryDirectory() as tmp:
+        phantoms = Path(tmp) / "phantoms"
+        generate(phantoms)
+        for name, (args, needs) in runs(phantoms, shared).items():
+            if needs is not None and not needs.exists():
+                print(f"skip {name}: {needs} is absent")
+                continue
+            out = Path(tmp) / name
+            score(args, out)
+            dest = HERE / name
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            roots = {"$PHANTOMS": phantoms, "$SHARED": shared}
+            for t in TABLES:
+                (dest / t).write_text(normalised((out / t).read_text(), roots))
+            print(f"wrote {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
