@@ -149,14 +149,14 @@ def main() -> None:
     t_plain3, res3 = best(lambda: analyse(vol3, cfg, case_id="b"))
     t_interp, res_interp = best(lambda: analyse(vol3, cfg_interp, case_id="b"), repeats=2)
 
-    from pipeline.case_run import process_case
-    from pipeline.cases import Case
+    from pipeline.case import run_case
+    from pipeline.discovery import Case
     from pipeline.outputs.tables import to_csv
 
     def full():
         h, _ = index_tree(tmp)
-        doc = process_case(Case(case_id="b", path=str(tmp), display_path="b", headers=tuple(h)),
-                           cfg, "")
+        doc = run_case(Case(case_id="b", path=str(tmp), display_path="b", headers=tuple(h)),
+                       cfg, fingerprint="")
         return to_csv([doc["scan"]], list(doc["scan"])), to_csv(doc["lesions"], list(doc["lesions"][0]))
 
     t_full, _ = best(full)

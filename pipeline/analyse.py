@@ -7,13 +7,15 @@ The input volume is never modified.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from .bone import bone_mask
 from .bsa import FORMULAS, check_anthropometry
 from .config import Config
-from .errors import AnthropometryError
+from .errors import AnthropometryError, ContrastError, ThresholdError
+from .regions import OUTSIDE, as_region_mask, combine, split_aorta, split_by_region, voxel_z_mm
 from .score import (
     cac_drs,
     density_score,
@@ -24,19 +26,18 @@ from .score import (
     score_lesions,
     volume_mm3,
 )
-from .segment import find_slice_lesions
+from .segment import density_band_mask, find_slice_lesions
 from .thresholds import Thresholds
 from .thresholds import resolve as resolve_thresholds
-from .types import BSAResult, CTVolume, Lesion, RegionScore, ScanResult
-
-
-@dataclass(frozen=True, kw_only=True)
-class Anthropometry:
-    """Height and weight given outside the DICOM (a manifest); None = not given."""
-
-    height_cm: float | None = None
-    weight_kg: float | None = None
-    source: str = "manifest"
+from .types import (  # noqa: F401 - Anthropometry re-exported: analyse's input record
+    Anthropometry,
+    BSAResult,
+    CTVolume,
+    Lesion,
+    RegionScore,
+    ScanResult,
+    ScoredVoxels,
+)
 
 
 def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -> BSAResult:
@@ -78,26 +79,22 @@ def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -
 def analyse(volume: CTVolume, config: Config, *, case_id: str,
             anthropometry: Anthropometry | None = None,
             regions: list[tuple[str, np.ndarray]] | None = None,
-            keep: dict | None = None) -> ScanResult:
+            keep_voxels: bool = False) -> ScanResult:
     """Score one CT volume (and, given region masks on its grid, each region). Pure: reads
-    nothing, writes nothing, modifies nothing. Given a dict ``keep``, what the scoring used is
-    left in it for the report artefacts, so masks show exactly the scored calcium: 'hu' (the
-    scored HU, bone removed under scope bone_excluded), 'thresholds', and 'bands' and
-    'lesion_labels' when this pass computed them."""
+    nothing, writes nothing, modifies nothing. With ``keep_voxels`` the result also carries
+    the scored voxels (:class:`ScoredVoxels`: the scored HU, bone removed under scope
+    bone_excluded, the density bands and 3-D lesion labels at the scan's own thresholds), so
+    the artefacts show exactly the scored calcium."""
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
     if regions:
-        from .regions import as_region_mask
-
         for name, m in regions:
             if tuple(m.shape) != tuple(volume.shape):
                 raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
         regions = [(name, as_region_mask(m)) for name, m in regions]
     scope = "whole_volume"
     if sc.scope == "bone_excluded":
-        from .bone import bone_mask
-
         bone = bone_mask(volume.hu, volume.spacing_mm, threshold_hu=sc.bone_threshold_hu,
                          min_volume_cm3=sc.bone_min_volume_cm3, margin_mm=sc.bone_margin_mm)
         hu = np.where(bone, np.asarray(-1000, dtype=volume.hu.dtype), volume.hu)
@@ -107,8 +104,6 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     th = resolve_thresholds(sc, volume.meta.kvp)
     contrast = contrast_evidence(volume, regions)
     if contrast and sc.contrast == "refuse":
-        from .errors import ContrastError
-
         raise ContrastError(f"contrast-enhanced: {contrast}")
     if contrast and sc.contrast == "lumen_adaptive":
         th = lumen_threshold(volume, regions, sc, th)
@@ -141,7 +136,8 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     # the kept voxels as a volume (bands, 3-D labels): only for regions or interpolation
     interpolate = (sc.volume_method == "interpolated" and sl.n_lesions
                    and interpolation_steps(volume.spacing_mm) > 1)  # m = 1: the voxel count
-    kept = _kept_voxels(volume, config, th, lesions) if regions or interpolate else None
+    need_voxels = regions or interpolate or keep_voxels
+    kept = _kept_voxels(volume, config, th, lesions) if need_voxels else None
     counts, unit = None, vv  # volume of a kept voxel: itself, or its interpolated voxels
     if interpolate:
         counts, unit = interpolated_counts(volume.hu, kept[0] > 0, spacing_mm=volume.spacing_mm,
@@ -187,10 +183,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     if regions:
         region_scores, lesions = _split(volume, config, regions, lesions, whole, kept,
                                         counts, unit, flags)
-    if keep is not None:
-        keep.update(hu=volume.hu, thresholds=th)
-        if kept is not None:
-            keep.update(bands=kept[0], lesion_labels=kept[1])
+    voxels = None
+    if keep_voxels:
+        voxels = ScoredVoxels(hu=volume.hu, bands=kept[0], lesion_labels=kept[1],
+                              threshold_hu=th.threshold_hu, weight_hu=tuple(th.weight_hu))
     t2 = time.perf_counter()
     return ScanResult(
         case_id=case_id, meta=volume.meta, whole=whole, lesions=lesions, bsa=bsa,
@@ -206,6 +202,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         regions=region_scores,
         density_score=density,
         cac_drs_vessels=_cac_drs_vessels(region_scores, config),
+        voxels=voxels,
     )
 
 
@@ -230,7 +227,6 @@ def contrast_evidence(volume: CTVolume, regions) -> str:
     agent = volume.meta.contrast_agent.strip()
     if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
         return f"ContrastBolusAgent is {agent!r}"
-    from .regions import as_region_mask
 
     for name, mask in regions or []:
         mask = as_region_mask(mask)
@@ -249,8 +245,6 @@ def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds
     attenuation-adapted thresholds used for calcium on contrast CT (e.g. mean lumen HU plus
     a multiple of its SD); k is the config's choice. Density weights keep their HU meaning:
     a band starting below the threshold starts at it."""
-    from .errors import ThresholdError
-    from .regions import as_region_mask
 
     mask = dict(regions or []).get(sc.lumen_region)
     mask = None if mask is None else as_region_mask(mask)
@@ -270,9 +264,7 @@ def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds
 def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, lesions):
     """The kept voxels' density bands (uint8, 0 = not kept) and their 3-D lesion labels,
     checked voxel by voxel against the lesions the scoring found."""
-    from scipy import ndimage
-
-    from .segment import density_band_mask
+    from scipy import ndimage  # lazy: about 0.1 s of start-up that a plain scoring run skips
 
     sc = config.scoring
     inc, drow, dcol = volume.spacing_mm
@@ -296,14 +288,11 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
     ``kept`` is (bands, lesion labels) from :func:`_kept_voxels`; ``counts`` the interpolated
     voxels of each kept voxel (None: each counts itself) and ``unit`` their volume; quality
     flags are appended to ``flags``."""
-    from .regions import OUTSIDE, combine, split_by_region
 
     sc, rc = config.scoring, config.regions
     inc, drow, dcol = volume.spacing_mm
     bands, lesion_labels = kept
     if rc.split_aorta != "none" and "aorta" in dict(regions):
-        from .regions import split_aorta, voxel_z_mm
-
         z = voxel_z_mm(volume.shape, volume.origin_mm, volume.direction, volume.spacing_mm)
         regions, split = split_aorta(regions, z, mode=rc.split_aorta,
                                      plane_z_mm=rc.split_aorta_z_mm)

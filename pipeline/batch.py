@@ -1,4 +1,5 @@
-"""Run cases: serially, on a process pool, or on a Dask cluster; resume; rebuild the tables.
+"""Run many cases: resume, move cases to :func:`pipeline.case.run_case` (serially, on a
+process pool, or on a Dask cluster) and their documents back, then rebuild the tables.
 
 - A case that fails becomes a row with status=failed and never stops the others; a worker
   process that dies takes only its own case with it.
@@ -13,28 +14,25 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import platform
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import __version__
-from .case_run import (  # noqa: F401 - re-exported: the batch API
-    RESULT_SCHEMA,
-    _failed_doc,
-    case_config,
-    process_case,
-    read_result,
-    result_path,
-    run_case,
-)
-from .cases import Case
+from .case import failed_document, run_case
 from .config import Config
+from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .errors import InternalError, UsageError, WorkerDiedError
+from .outputs.tables import to_csv, write_atomic, write_json, write_tables
+from .result import read_result, result_path, reusable, table_rows, write_result
 
 log = logging.getLogger("vascalc")
 
@@ -43,7 +41,7 @@ log = logging.getLogger("vascalc")
 
 def _serial(todo, config, out):
     for case, fp in todo:
-        yield case, process_case(case, config, fp, out)
+        yield case, run_case(case, config, fingerprint=fp, out=out)
 
 
 def _pool(todo, config, jobs, out):
@@ -56,7 +54,8 @@ def _pool(todo, config, jobs, out):
         with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=_mp_context(),
                                  initializer=_worker_init) as ex:
             futures: dict[Future, tuple[Case, str]] = {
-                ex.submit(process_case, c, config, fp, out): (c, fp) for c, fp in pending}
+                ex.submit(run_case, c, config, fingerprint=fp, out=out): (c, fp)
+                for c, fp in pending}
             pending = []
             waiting = set(futures)
             while waiting:
@@ -69,7 +68,7 @@ def _pool(todo, config, jobs, out):
                         broken = True
                         attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
                         if attempts[case.case_id] >= 2:
-                            yield case, _failed_doc(
+                            yield case, failed_document(
                                 case, config, fp, WorkerDiedError.code,
                                 f"{case.display_path}: the worker process died twice while "
                                 "scoring this case (killed or out of memory) -> run it alone "
@@ -77,7 +76,7 @@ def _pool(todo, config, jobs, out):
                         else:
                             pending.append((case, fp))
                     except Exception as exc:  # noqa: BLE001
-                        yield case, _failed_doc(case, config, fp, InternalError.code,
+                        yield case, failed_document(case, config, fp, InternalError.code,
                                                 f"{case.display_path}: {type(exc).__name__}: {exc}")
         if broken:
             log.warning("a worker process died; retrying %d case(s) on a new pool", len(pending))
@@ -87,16 +86,13 @@ def _mp_context():
     """The cheapest safe way to start workers. On Linux with no other thread running, fork
     the parent after loading the kernel once (workers start at once, nothing re-imported);
     with threads running, forkserver with the pipeline preloaded; elsewhere, spawn."""
-    import multiprocessing as mp
-    import threading
-
     methods = mp.get_all_start_methods()
     if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
         _worker_init()
         return mp.get_context("fork")
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline.batch", "pipeline.case_run", "pipeline.io.dicom",
+        ctx.set_forkserver_preload(["pipeline.batch", "pipeline.case", "pipeline.io.dicom",
                                     "pipeline.kernel"])
         return ctx
     return mp.get_context("spawn")
@@ -104,7 +100,7 @@ def _mp_context():
 
 def _worker_init() -> None:
     try:
-        from .kernel import warm_up
+        from .kernel import warm_up  # lazy: numba is optional (the scipy engine needs none)
     except ImportError:  # numba missing: the scipy engine needs no warm-up
         return
     warm_up()
@@ -112,7 +108,7 @@ def _worker_init() -> None:
 
 def _dask(todo, config, out, *, scheduler: str | None, local_workers: int | None):
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster, as_completed  # optional extra
     except ImportError:
         raise UsageError("Dask is not installed", hint="pip install 'vascalc[dask]'") from None
     cluster = None
@@ -123,14 +119,14 @@ def _dask(todo, config, out, *, scheduler: str | None, local_workers: int | None
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(process_case, c, config, fp, out, pure=False,
+        futures = {client.submit(run_case, c, config, fingerprint=fp, out=out, pure=False,
                                  key=f"vascalc-{c.case_id}-{fp[:8]}"): (c, fp) for c, fp in todo}
         for fut in as_completed(list(futures)):
             case, fp = futures[fut]
             try:
                 yield case, fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker fails its case only
-                yield case, _failed_doc(case, config, fp, WorkerDiedError.code,
+                yield case, failed_document(case, config, fp, WorkerDiedError.code,
                                         f"{case.display_path}: {type(exc).__name__}: {exc}")
     finally:
         client.close()
@@ -169,8 +165,6 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
               scheduler: str | None = None, dask_local: int | None = None,
               on_case: Callable[[Case, dict, bool], None] | None = None) -> dict[str, Any]:
     """Run every case (reusing finished ones), then rebuild the tables and run.json."""
-    from .outputs.tables import write_json
-
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     t_start = time.perf_counter()
@@ -179,9 +173,8 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
     reused = 0
     for case in cases:
         fp = case.fingerprint()
-        old = None if force else read_result(result_path(out, case.case_id))
-        if (old is not None and old["scan"].get("status") == "ok"
-                and old.get("config_sha256") == sha and old.get("fingerprint") == fp):
+        old = None if force else reusable(out, case.case_id, config_sha256=sha, fingerprint=fp)
+        if old is not None:
             reused += 1
             if on_case:
                 on_case(case, old, True)
@@ -190,16 +183,13 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
     log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
     for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
                              out=out):
-        write_json(result_path(out, case.case_id), doc)
+        write_result(out, doc)
         log.info("case %s: %s", case.case_id, doc["scan"]["status"])
         if on_case:
             on_case(case, doc, False)
     summary = rebuild(out, [c.case_id for c in cases], config=config, argv=argv, notes=notes,
                       extra={"reused": reused})
     summary["executor"] = _executor_name(jobs, scheduler, dask_local)
-    from .cases import DISCOVERY_COLUMNS, discovery_rows
-    from .outputs.tables import to_csv, write_atomic
-
     write_atomic(out / "discovery.csv",
                  to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS))
     summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
@@ -228,31 +218,19 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
             argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
             extra: dict[str, Any] | None = None, parquet: bool | None = None) -> dict[str, Any]:
     """Rebuild every table from ``OUT/cases/<id>/result.json``, in case-id order."""
-    from .outputs.tables import write_tables
-
-    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": []}
-    extra_cols: list[str] = []
-    failures, stages = [], {}
-    for cid in sorted(case_ids):
-        doc = read_result(result_path(out, cid))
-        if doc is None:
-            raise InternalError(f"result of case {cid} is missing from {out}")
-        rows["scans"].append(doc["scan"])
-        rows["regions"].extend(doc.get("regions", []))
-        rows["lesions"].extend(doc.get("lesions", []))
-        for k in doc["scan"]:
-            if k not in extra_cols:
-                extra_cols.append(k)
-        if doc["scan"]["status"] != "ok":
-            failures.append({k: doc["scan"][k] for k in ("case_id", "error_code", "error")})
-        for k, v in doc.get("timings_s", {}).items():
+    docs = [read_result(result_path(out, cid)) for cid in sorted(case_ids)]
+    rows, covariate_columns = table_rows(docs)
+    failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
+                for d in docs if d["scan"]["status"] != "ok"]
+    stages: dict[str, float] = {}
+    for d in docs:
+        for k, v in d.get("timings_s", {}).items():
             stages[k] = stages.get(k, 0.0) + v
     use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
         else parquet
-    write_tables(out, rows, extra_cols, parquet=use_parquet)
+    write_tables(out, rows, covariate_columns, parquet=use_parquet)
     if config is not None and config.report.enabled:
-        from .outputs.report import index_html
-        from .outputs.tables import write_atomic
+        from .outputs.report import index_html  # lazy: only runs with reports need it
 
         write_atomic(out / "index.html", index_html(rows["scans"]))
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
@@ -272,8 +250,6 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version(), "vascalc": __version__}
     for dist in ("numpy", "scipy", "numba", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
         try:
@@ -283,5 +259,4 @@ def versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["execute", "process_case", "read_result", "rebuild", "run_batch", "run_case",
-           "select_shard"]
+__all__ = ["execute", "rebuild", "run_batch", "select_shard"]

@@ -6,16 +6,33 @@ why, the others are written); 2 usage or config error (nothing was run).
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
 import logging
+import shutil
 import sys
-import time
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 
 from . import __version__
+from .batch import default_jobs, run_batch, select_shard
+from .calibrate import Insert
+from .calibrate import calibrate as run_calibration
+from .config import Config, load_config
+from .console import Progress
+from .discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows
 from .errors import VascalcError
+from .io.load import load_ct
+from .merge import merge_outputs
+from .outputs.columns import PROGRESSION, PROGRESSION_REGIONS
+from .outputs.tables import to_csv, write_atomic
+from .progression import pair_region_rows, pair_rows
+from .summary import long_table, summarise_groups
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Vascular calcification on CT: Agatston, volume, mass, Calc/BSA.")
@@ -67,64 +84,6 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-class _Progress:
-    """A rich progress bar on a terminal; plain lines otherwise; nothing when quiet."""
-
-    def __init__(self, total: int, quiet: bool):
-        self.quiet, self.done, self.failed, self.reused = quiet, 0, 0, 0
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[failed]} failed"),
-                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                                TimeRemainingColumn(), transient=False, auto_refresh=False)
-            self.task = self.bar.add_task("cases", total=total, failed=0, rate="")
-            self.bar.start()
-        self.total = total
-        self.t0 = time.perf_counter()
-
-    def __call__(self, case, doc, reused: bool) -> None:
-        scan = doc["scan"]
-        self.done += 1
-        self.reused += reused
-        ok = scan["status"] == "ok"
-        self.failed += not ok
-        if self.bar is not None:
-            elapsed = max(time.perf_counter() - self.t0, 1e-9)
-            self.bar.update(self.task, advance=1, failed=self.failed,
-                            rate=f"{(self.done - self.reused) / elapsed:.2f} cases/s")
-            self.bar.refresh()  # no refresh thread: workers may be forked safely
-            if not ok:
-                self.bar.console.print(f"FAILED {case.case_id}: [{scan['error_code']}] "
-                                       f"{scan['error']}", markup=False, highlight=False)
-            return
-        if self.quiet:
-            return
-        n = f"[{self.done}/{self.total}]"
-        if reused:
-            typer.echo(f"{n} done   {case.case_id} (reused: same config and input)")
-        elif ok:
-            mass = "" if scan["mass_mg"] is None else f", mass {scan['mass_mg']:.1f} mg"
-            ag = "" if scan["agatston"] is None else f"Agatston {scan['agatston']:.1f}, "
-            typer.echo(f"{n} ok     {case.case_id}: {ag}volume "
-                       f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions")
-        else:
-            typer.echo(f"{n} FAILED {case.case_id}: [{scan['error_code']}] {scan['error']}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(
@@ -152,10 +111,6 @@ def run(
     log_level: Annotated[str, typer.Option(help="Log level of OUT/vascalc.log.")] = "info",
 ) -> None:
     """Score every case; write scans/regions/lesions tables, data dictionary, run.json."""
-    from .batch import default_jobs, run_batch, select_shard
-    from .cases import collect_cases
-    from .config import load_config
-
     if log_level.lower() not in LOG_LEVELS:
         _fail_usage(f"--log-level {log_level!r}; allowed: {', '.join(LOG_LEVELS)}")
     if scheduler and dask_local:
@@ -175,14 +130,10 @@ def run(
                         "case its masks in a manifest 'regions' column)")
         if not regions.exists():
             _fail_usage(f"--regions {str(regions)!r} does not exist")
-        import dataclasses
-
         cases = [dataclasses.replace(cases[0], regions=str(regions))]
     cases = select_shard(cases, shard_t)
     if dry_run:
         _print_discovery(cases, notes)
-        import shutil
-
         shutil.rmtree(out / ".work", ignore_errors=True)
         if out.exists() and not any(out.iterdir()):
             out.rmdir()
@@ -191,7 +142,7 @@ def run(
     n_jobs = jobs or default_jobs()
     if not quiet:
         typer.echo(f"vascalc {__version__}: {len(cases)} case(s), {n_jobs} job(s) -> {out}")
-    progress = _Progress(len(cases), quiet)
+    progress = Progress(len(cases), quiet)
     try:
         summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, jobs=n_jobs,
                             force=force, scheduler=scheduler, dask_local=dask_local,
@@ -203,8 +154,6 @@ def run(
         progress.close()
         logging.getLogger("vascalc").removeHandler(handler)
         handler.close()
-        import shutil
-
         shutil.rmtree(out / ".work", ignore_errors=True)  # archives extracted for this run
     c = summary["counts"]
     typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
@@ -220,11 +169,6 @@ def scan(
         "--out", "-o", help="Also write DIR/discovery.csv.")] = None,
 ) -> None:
     """List what was found and what would be scored, without scoring."""
-    import tempfile
-
-    from .cases import collect_cases
-    from .config import load_config
-
     try:
         cfg = load_config(config)
         with tempfile.TemporaryDirectory(prefix="vascalc-scan-") as work:
@@ -233,16 +177,11 @@ def scan(
         _fail_usage(str(err), err.code)
     _print_discovery(cases, notes)
     if out is not None:
-        from .cases import DISCOVERY_COLUMNS, discovery_rows
-        from .outputs.tables import to_csv, write_atomic
-
         write_atomic(out / "discovery.csv",
                      to_csv(discovery_rows(cases, notes), DISCOVERY_COLUMNS))
 
 
 def _print_discovery(cases, notes) -> None:
-    from .cases import discovery_rows
-
     for r in discovery_rows(cases, notes):
         typer.echo(f"{r['status']:<11}{r['case_id'] or '-':<28}{r['images']:>6}  {r['path']}"
                    + (f"  ({r['reason']})" if r["reason"] else ""))
@@ -250,8 +189,6 @@ def _print_discovery(cases, notes) -> None:
 
 
 def _read_table(path: Path) -> list[dict]:
-    import csv
-
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
@@ -278,10 +215,6 @@ def progression(
     ] = None,
 ) -> None:
     """Pair each patient's scans in date order; write progression.csv and its dictionary."""
-    from .outputs.columns import PROGRESSION, PROGRESSION_REGIONS
-    from .outputs.tables import to_csv, write_atomic
-    from .progression import pair_region_rows, pair_rows
-
     rows = _read_table(table)
     _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
     if "study_date" not in rows[0] and "scan_date" not in rows[0]:
@@ -320,11 +253,6 @@ def summary(
     figures: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
 ) -> None:
     """Cohort summary: counts, median/IQR of each score, zero-calcium share, categories."""
-    import json
-
-    from .outputs.tables import to_csv, write_atomic
-    from .summary import long_table, summarise_groups
-
     rows = _read_table(table)
     _require(rows, ("case_id", "status", "agatston", "volume_mm3"), table)
     if group and group not in rows[0]:
@@ -335,7 +263,7 @@ def summary(
     write_atomic(out / "summary.csv", to_csv(long_table(groups),
                                              ["group", "measure", "statistic", "value"]))
     if figures:
-        from .outputs import figures as fig
+        from .outputs import figures as fig  # lazy: matplotlib, for this command only
 
         out.mkdir(parents=True, exist_ok=True)
         fig.agatston_distribution(rows, out / "agatston_log_distribution.png")
@@ -358,15 +286,6 @@ def calibrate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Config snippet to write (YAML).")],
 ) -> None:
     """Measure a calibration phantom; write the mass calibration factor c as a config snippet."""
-    import yaml
-
-    from .calibrate import Insert
-    from .calibrate import calibrate as run_calibration
-    from .case_run import load_volume
-    from .cases import Case
-    from .config import Config
-    from .outputs.tables import write_atomic
-
     try:
         items = yaml.safe_load(inserts.read_text())
         ins = [Insert(name=str(i["name"]), density_mg_per_cm3=float(i["density_mg_per_cm3"]),
@@ -376,8 +295,7 @@ def calibrate(
         _fail_usage(f"{inserts}: inserts must be a YAML list of name, density_mg_per_cm3, "
                     f"center_mm, radius_mm ({type(err).__name__}: {err})")
     try:
-        vol = load_volume(Case(case_id="calibration", path=str(series),
-                               display_path=str(series)), Config())
+        vol = load_ct(series, Config())
         cal = run_calibration(vol, ins)
     except VascalcError as err:
         typer.echo(f"error [{err.code}]: {err}", err=True)
@@ -405,8 +323,6 @@ def merge(
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],
 ) -> None:
     """Combine the outputs of shard runs (--shard I/N) into one set of tables."""
-    from .merge import merge_outputs
-
     try:
         summary = merge_outputs(parts, out)
     except VascalcError as err:

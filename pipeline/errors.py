@@ -53,6 +53,13 @@ class NoInputError(UsageError):
     hint = "point vascalc at a folder that holds a CT DICOM series, or at a manifest CSV"
 
 
+class ResultError(UsageError):
+    """A case's result.json is missing, unreadable, or of another vascalc's schema version."""
+
+    code = "RESULT_INVALID"
+    hint = "rerun the case into this output folder (vascalc run ... --force) with this vascalc"
+
+
 # --- per-case failures (exit code 1: the case row says why, others are written) ---------
 class InputError(VascalcError):
     """The case's input is missing or unusable (e.g. a manifest path that does not exist)."""

@@ -11,13 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .batch import read_result, rebuild, result_path
-from .errors import UsageError
+from .batch import rebuild
+from .config import config_from_dict
+from .errors import ResultError, UsageError
+from .outputs.tables import write_json
+from .result import read_result, write_result
 
 
 def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
-    from .outputs.tables import write_json
-
     runs = []
     for part in parts:
         run_json = part / "run.json"
@@ -34,19 +35,18 @@ def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
     docs: dict[str, dict] = {}
     for part in parts:
         for res in sorted((part / "cases").glob("*/result.json")):
-            doc = read_result(res)
-            if doc is None:
-                raise UsageError(f"{res} is unreadable", hint="rerun that shard")
+            try:
+                doc = read_result(res)
+            except ResultError as err:
+                raise UsageError(str(err).split(" -> ")[0], hint="rerun that shard") from None
             cid = doc["case_id"]
             if cid in docs and docs[cid]["scan"] != doc["scan"]:
                 raise UsageError(f"case {cid} has different results in two parts ({res})",
                                  hint="give each shard's output once")
             docs[cid] = doc
     configs = [r.get("config") for r in runs]
-    for cid, doc in docs.items():
-        write_json(result_path(out, cid), doc)
-    from .config import config_from_dict
-
+    for doc in docs.values():
+        write_result(out, doc)
     config = config_from_dict(configs[0]) if configs[0] else None
     summary = rebuild(out, sorted(docs), config=config, argv=None)
     summary["merged_from"] = [str(p) for p in parts]

@@ -138,6 +138,30 @@ class BSAResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Anthropometry:
+    """Height and weight given outside the DICOM (a manifest); None = not given."""
+
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    source: str = "manifest"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ScoredVoxels:
+    """What the scoring counted, voxel by voxel, for the artefacts (masks, SEG, key images):
+    ``hu`` is the HU that was scored (bone set to -1000 under scope bone_excluded), ``bands``
+    the density weight (1-4) of each kept voxel (0 = not kept) and ``lesion_labels`` its 3-D
+    lesion id (the ``lesion_id`` of lesions.csv; 0 = none), at ``threshold_hu`` with density
+    weights starting at ``weight_hu``."""
+
+    hu: np.ndarray
+    bands: np.ndarray
+    lesion_labels: np.ndarray
+    threshold_hu: float
+    weight_hu: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScanResult:
     """Everything the outputs need for one successfully scored case."""
 
@@ -157,6 +181,8 @@ class ScanResult:
     regions: tuple[RegionScore, ...] = ()  # per region (and 'outside') when masks were given
     density_score: float | None = None  # Agatston / (area x scaling); None without calcium
     cac_drs_vessels: str = ""  # N1-N4 when coronary vessel regions were given
+    #: the scored voxels, when analyse was asked to keep them (for the artefacts)
+    voxels: ScoredVoxels | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -263,7 +263,7 @@ def test_localizer_and_outlier_images_are_excluded_with_the_reason(tmp_path):
     shutil.copy(paths[0], extra)
     edit(extra, ImageOrientationPatient=[1, 0, 0, 0, 0, -1], SOPInstanceUID="1.2.3.4.5",
          ImageType=["ORIGINAL", "PRIMARY", "AXIAL"])
-    from pipeline.cases import cases_from_tree
+    from pipeline.discovery import cases_from_tree
 
     cases, notes = cases_from_tree(tmp_path, Config())
     assert len(cases) == 1 and len(cases[0].headers) == N
@@ -278,7 +278,7 @@ def test_two_acquisitions_in_one_series_are_split(tmp_path):
         ds = pydicom.dcmread(p)
         ds.SeriesInstanceUID = pydicom.dcmread(a[0]).SeriesInstanceUID
         ds.save_as(p)
-    from pipeline.cases import cases_from_tree
+    from pipeline.discovery import cases_from_tree
 
     cases, _ = cases_from_tree(tmp_path, Config())
     assert sorted(len(c.headers) for c in cases) == [N, N]
@@ -381,7 +381,7 @@ def test_localizers_and_projections_are_not_scored(tmp_path, image_type):
     shutil.copy(paths[0], scout / "s.dcm")
     edit(scout / "s.dcm", ImageType=image_type, SeriesInstanceUID="1.2.3.9",
          SOPInstanceUID="1.2.3.9.1")
-    from pipeline.cases import cases_from_tree
+    from pipeline.discovery import cases_from_tree
 
     cases, notes = cases_from_tree(tmp_path, Config())
     assert [c.case_id for c in cases] == ["s"]

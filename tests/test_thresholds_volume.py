@@ -14,7 +14,7 @@ from pipeline.analyse import analyse
 from pipeline.cli import app
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, ThresholdError
-from pipeline.outputs.tables import region_rows, scan_row
+from pipeline.result import region_rows, scan_row
 from pipeline.types import ScanMeta
 from tests.conftest import volume
 

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
+from ..io.dicom import patient_identity, read_datasets
+from ..io.masks import nifti_bytes
 from ..types import CTVolume, ScanResult
+from . import figures
+from .dicom_out import measurement_report, segmentation, to_bytes
+from .report import case_html, html_to_pdf
 from .tables import write_atomic
 
 log = logging.getLogger("vascalc")
@@ -24,26 +29,15 @@ def _patient_index(volume: CTVolume, xyz) -> int:
 
 
 def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
-                         config: Config, scored: dict) -> list[str]:
-    """Write what the config asks for; returns the names written. ``scored`` is what
-    :func:`pipeline.analyse.analyse` left in its ``keep`` dict: the masks are built from the
-    scored HU at the scan's own thresholds, so they hold exactly the scored calcium."""
-    from scipy import ndimage
-
-    from ..segment import density_band_mask
-    from . import figures
-    from .report import case_html, html_to_pdf
-
-    rc, sc = config.report, config.scoring
-    inc, drow, dcol = volume.spacing_mm
-    th = scored["thresholds"]
-    bands = scored.get("bands")
-    if bands is None:
-        bands = density_band_mask(scored["hu"], pixel_area_mm2=drow * dcol,
-                                  threshold_hu=th.threshold_hu,
-                                  min_lesion_area_mm2=sc.min_area_mm2(drow * dcol),
-                                  weight_hu=th.weight_hu,
-                                  slice_connectivity=sc.slice_connectivity)
+                         config: Config) -> list[str]:
+    """Write what the config asks for; returns the names written. The masks are the scored
+    voxels that :func:`pipeline.analyse.analyse` kept in ``result.voxels`` (the scored HU at
+    the scan's own thresholds), so they hold exactly the scored calcium."""
+    rc = config.report
+    scored = result.voxels
+    if scored is None:
+        raise ValueError("the result carries no scored voxels (analyse(..., keep_voxels=True))")
+    bands = scored.bands
     written: list[str] = []
     largest = sorted(result.lesions, key=lambda le: -le.volume_mm3)[:rc.key_images]
     slices, seen = [], set()
@@ -62,24 +56,17 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         written.append(name)
     identity: dict[str, str] = {}
     if rc.identity == "full" and volume.source_paths:
-        from ..io.dicom import patient_identity
-
         identity = patient_identity(volume.source_paths[0])
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
-                     weight_hu=th.weight_hu)
+                     weight_hu=scored.weight_hu)
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:
         write_atomic(case_dir / "report.pdf", html_to_pdf(text))
         written.append("report.pdf")
     if rc.nifti:
-        from ..io.masks import nifti_bytes
-
         kept = bands > 0
-        labels = scored.get("lesion_labels")
-        if labels is None:
-            labels, _ = ndimage.label(kept, ndimage.generate_binary_structure(
-                3, {6: 1, 18: 2, 26: 3}[sc.lesion_connectivity]))
+        labels = scored.lesion_labels
         write_atomic(case_dir / "calcium_mask.nii.gz", nifti_bytes(kept.astype(np.uint8),
                                                                     volume))
         write_atomic(case_dir / "lesion_labels.nii.gz", nifti_bytes(labels.astype(np.int32),
@@ -88,9 +75,6 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     # SEG and SR reference single-frame source images; NIfTI and multi-frame input get none
     dicom_ok = bool(volume.source_paths) and "multi_frame" not in volume.quality_flags
     if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
-        from ..io.dicom import read_datasets
-        from .dicom_out import measurement_report, segmentation, to_bytes
-
         sources = read_datasets(list(volume.source_paths))
         seg = None
         if rc.dicom_seg:

@@ -1,5 +1,5 @@
-"""Tidy tables: scans, regions and lesions as CSV and Parquet, the data dictionary, the
-Frictionless datapackage.json, and per-case result.json.
+"""Tidy tables: scans, regions and lesions as CSV and Parquet, the data dictionary and the
+Frictionless datapackage.json, from rows built by :mod:`pipeline.result`.
 
 One row per scan (ok or failed), per (scan, region) and per lesion; every row echoes the case
 id and the provenance (scikit-image ``regionprops_table``, pyradiomics ``generalinfo.py``). A
@@ -19,9 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from .. import __version__
-from ..types import CaseFailure, ScanResult
-from .columns import PRIMARY_KEYS, PROVENANCE_KEYS, TABLES, Column, names
+from .columns import PRIMARY_KEYS, TABLES, Column, names
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -39,85 +37,6 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def _num(v: float | None) -> float | None:
-    if v is None:
-        return None
-    if not math.isfinite(v):
-        raise ValueError(f"refusing to write a non-finite number {v!r}")
-    return float(v)
-
-
-def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: str = "",
-             extra: dict[str, Any] | None = None, settings: dict[str, Any],
-             demographics: bool = False) -> dict[str, Any]:
-    """One scans row. Provenance comes from the result's own settings; for a failed case,
-    from ``settings`` (Config.provenance()), so failed rows carry it too."""
-    row: dict[str, Any] = {n: None for n in names("scans")}
-    row.update(case_id=r.case_id, patient_id=patient_id, source_path=source_path)
-    provenance = r.settings if isinstance(r, ScanResult) else settings
-    row.update({k: provenance.get(k) for k in PROVENANCE_KEYS})
-    row["pipeline_version"] = __version__
-    if isinstance(r, CaseFailure):
-        row.update(status="failed", error_code=r.error_code, error=r.error)
-    else:
-        m, w, b = r.meta, r.whole, r.bsa
-        inc, drow, dcol = r.spacing_mm
-        row.update(
-            study_date=m.study_date, patient_age=m.patient_age if demographics else "",
-            patient_sex=m.patient_sex if demographics else "",
-            series_instance_uid=m.series_instance_uid, status="ok",
-            error_code="", error="", scope=r.settings["scope"],
-            agatston=_num(w.agatston), volume_mm3=_num(w.volume_mm3), mass_mg=_num(w.mass_mg),
-            mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
-            density_score=r.density_score,
-            n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
-            risk_category=r.risk_category, cac_drs=r.cac_drs, cac_drs_vessels=r.cac_drs_vessels,
-            height_cm=_num(b.height_cm), weight_kg=_num(b.weight_kg), bsa_m2=_num(b.bsa_m2),
-            bsa_formula=b.formula, bsa_source=b.source,
-            volume_per_bsa_mm3_m2=_num(r.volume_per_bsa_mm3_m2),
-            slice_thickness_mm=m.slice_thickness_mm, slice_increment_mm=_num(inc),
-            pixel_spacing_mm=f"{drow:g}x{dcol:g}", pixel_spacing_row_mm=drow,
-            pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1],
-            n_cols=r.shape[2], kvp=m.kvp, manufacturer=m.manufacturer, model=m.model,
-            kernel=m.kernel, quality_flags=";".join(r.quality_flags),
-        )
-        if not r.settings.get("agatston", True):
-            row.update(agatston=None, density_score=None, risk_category="", cac_drs="",
-                       cac_drs_vessels="")
-    for k, v in (extra or {}).items():
-        if k not in row:
-            row[k] = v
-    return row
-
-
-def region_rows(r: ScanResult) -> list[dict[str, Any]]:
-    """'whole' first, then each region and 'outside' (kept calcium in no region)."""
-    bsa = r.bsa.bsa_m2
-    ag = r.settings.get("agatston", True)
-    rows = []
-    for reg in (r.whole, *r.regions):
-        rows.append({"case_id": r.case_id, "region": reg.region,
-                     "scope": r.settings["scope"] if reg is r.whole else "region",
-                     "agatston": reg.agatston if ag else None, "volume_mm3": reg.volume_mm3,
-                     "mass_mg": reg.mass_mg, "density_score": reg.density_score,
-                     "n_lesions": reg.n_lesions,
-                     "n_slice_lesions": reg.n_slice_lesions,
-                     "volume_per_bsa_mm3_m2": None if bsa is None else reg.volume_mm3 / bsa})
-    return rows
-
-
-def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
-    ag = r.settings.get("agatston", True)
-    return [
-        {"case_id": r.case_id, "lesion_id": le.lesion_id, "region": le.region,
-         "n_slices": le.n_slices, "n_voxels": le.n_voxels, "volume_mm3": le.volume_mm3,
-         "mass_mg": le.mass_mg, "agatston": le.agatston if ag else None, "peak_hu": le.peak_hu,
-         "mean_hu": le.mean_hu, "centroid_x_mm": le.centroid_x_mm,
-         "centroid_y_mm": le.centroid_y_mm, "centroid_z_mm": le.centroid_z_mm}
-        for le in r.lesions
-    ]
 
 
 def _fmt(v: Any) -> str:

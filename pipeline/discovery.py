@@ -1,4 +1,5 @@
-"""Cases: from a folder tree (every CT series is a case) or a manifest CSV.
+"""Discovery: what to score. Cases from a folder tree (every CT series is a case), a zip of
+one, or a manifest CSV, and the discovery list of what was not scored and why.
 
 A manifest has columns case_id and path (a series folder or file, relative to the manifest)
 and optionally patient_id, height_cm, weight_kg, mass_calibration_mg_per_cm3_per_hu,
@@ -13,13 +14,20 @@ import csv
 import hashlib
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .analyse import Anthropometry
 from .bsa import check_anthropometry
 from .config import Config
-from .errors import AnthropometryError, ManifestError, NoInputError
+from .errors import AnthropometryError, ArchiveError, ManifestError, NoInputError
+from .io.archive import extract_zip
+from .io.dicom import ct_image_problem, index_tree
+from .io.dicom_header import DicomHeader
+from .io.nifti import is_nifti, mask_like
+from .io.stacks import split_stacks
+from .outputs.columns import names as column_names
+from .types import Anthropometry
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
@@ -33,7 +41,7 @@ class Case:
     case_id: str
     path: str  # series folder or file
     display_path: str  # relative to what the user gave, for rows and logs
-    headers: tuple = ()
+    headers: tuple[DicomHeader, ...] = ()
     patient_id: str | None = None  # from the manifest; None = take it from DICOM
     anthropometry: Anthropometry | None = None
     calibration: float | None = None  # manifest mass calibration; None = the config's
@@ -49,26 +57,40 @@ class Case:
         p = Path(self.path)
         if p.is_file():
             return [str(p)]
-        if not p.is_dir():
-            return []
-        return sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        return _files_under(p)
 
     def fingerprint(self) -> str:
-        """sha256 over the case's inputs: each file's relative path, size and mtime, and the
-        manifest values that change the result. Equal fingerprints: nothing to redo."""
+        """sha256 over the case's inputs: each file's relative path, size and mtime (of the
+        series and of its region masks), and the manifest values that change the result.
+        Equal fingerprints: nothing to redo."""
         h = hashlib.sha256()
-        base = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
-        for f in self.files():
-            try:
-                st = os.stat(f)
-            except OSError:
-                h.update(f"{f}\0missing\n".encode())
-                continue
-            h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        _hash_files(h, self.path, self.files())
+        if self.regions:
+            h.update(b"regions\n")
+            _hash_files(h, self.regions, _files_under(Path(self.regions)))
         a = self.anthropometry
         h.update(repr((self.case_id, self.patient_id, a and (a.height_cm, a.weight_kg),
                        self.calibration, self.water_hu, sorted(self.extra.items()))).encode())
         return h.hexdigest()
+
+
+def _files_under(p: Path) -> list[str]:
+    if p.is_file():
+        return [str(p)]
+    if not p.is_dir():
+        return []
+    return sorted(str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+
+
+def _hash_files(h, root: str, files: list[str]) -> None:
+    base = root if os.path.isdir(root) else os.path.dirname(root)
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            h.update(f"{f}\0missing\n".encode())
+            continue
+        h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
 
 
 def safe_case_id(text: str) -> str:
@@ -91,42 +113,6 @@ def _unique(ids: list[str]) -> list[str]:
             seen[i] = 1
             out.append(i)
     return out
-
-
-def split_stacks(headers: list, *, min_slices: int = 3) -> tuple[list[list], list[tuple[str, str]]]:
-    """Split CT images into stacks: by SeriesInstanceUID, then by orientation and matrix
-    size, then, where one position holds several images, by AcquisitionNumber. Stacks with
-    fewer than ``min_slices`` images inside a larger series are outliers (localizer-like):
-    returned as (path, reason) notes."""
-    by_key: dict[tuple, list] = {}
-    for h in headers:
-        orient = tuple(round(x, 3) for x in h.orientation) if h.orientation else None
-        uid = h.series_uid or f"(no SeriesInstanceUID) {Path(h.path).parent}"
-        by_key.setdefault((uid, orient, h.rows, h.cols), []).append(h)
-    stacks: list[list] = []
-    for hs in by_key.values():
-        positions = [tuple(round(x, 2) for x in h.position) if h.position else None for h in hs]
-        same_place = len(set(positions)) < len(positions)
-        uids_differ = len({h.sop_instance_uid for h in hs}) == len(hs)
-        acqs = {h.acquisition_number for h in hs}
-        if same_place and uids_differ and len(acqs) > 1:
-            for acq in sorted(acqs, key=lambda a: (a is None, a)):
-                stacks.append([h for h in hs if h.acquisition_number == acq])
-        else:
-            stacks.append(hs)
-    notes: list[tuple[str, str]] = []
-    series_size: dict[str, int] = {}
-    for st in stacks:
-        series_size[st[0].series_uid] = series_size.get(st[0].series_uid, 0) + len(st)
-    kept = []
-    for st in stacks:
-        if len(st) < min_slices and series_size[st[0].series_uid] > len(st):
-            for h in st:
-                notes.append((h.path, f"outlier of its series ({len(st)} image(s) with another "
-                                      "orientation, matrix or acquisition; localizer-like)"))
-        else:
-            kept.append(st)
-    return kept, notes
 
 
 def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[tuple[str, str]]]:
@@ -169,8 +155,6 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     """Every CT stack under ``root`` is a case. Returns the cases and a discovery list of
     what was not scored and why (non-DICOM files, non-CT objects, localizers, outliers,
     stacks the selection left out)."""
-    from .io.dicom import ct_image_problem, index_tree
-    from .io.nifti import is_nifti, mask_like
 
     headers, skipped = index_tree(root)
     notes = []
@@ -257,6 +241,12 @@ def cases_from_manifest(manifest: Path) -> list[Case]:
                             path=str(manifest))
     if not rows:
         raise ManifestError("the manifest has no rows", path=str(manifest))
+    clash = [c for c in columns if c not in MANIFEST_KNOWN and c in column_names("scans")]
+    if clash:
+        raise ManifestError(
+            f"column(s) {', '.join(clash)} are vascalc output columns of scans.csv; a manifest "
+            "column with that name would be lost", path=str(manifest),
+            hint="rename them (e.g. manifest_" + clash[0] + ") and join them back after the run")
     cases, seen = [], {}
     for i, row in enumerate(rows, start=2):
         cid = (row.get("case_id") or "").strip()
@@ -307,8 +297,6 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
                   ) -> tuple[list[Case], list[dict[str, str]]]:
     """Cases from each input: a manifest (.csv), a zip archive (extracted safely into
     ``work_dir``), a folder tree, or one DICOM file."""
-    from .errors import ArchiveError
-    from .io.archive import extract_zip
 
     cases: list[Case] = []
     notes: list[dict[str, str]] = []
@@ -340,8 +328,7 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
             notes.extend(n)
     if not cases:
         raise NoInputError(f"no CT series found in {', '.join(str(i) for i in inputs)}")
-    ids = [c.case_id for c in cases]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in Counter(c.case_id for c in cases).items() if n > 1)
     if dup:
         raise NoInputError(f"case ids occur twice across the inputs: {', '.join(dup)}",
                            hint="give each input once, or use a manifest with unique case_id")
