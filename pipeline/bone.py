@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .regions import grow
+
 
 def bone_mask(hu: np.ndarray, spacing_mm, *, threshold_hu: float = 200.0,
               min_volume_cm3: float = 5.0, margin_mm: float = 1.0) -> np.ndarray:
-    from scipy import ndimage
-
-    from .regions import grow
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
 
     dense = hu >= threshold_hu
     labels, n = ndimage.label(dense, np.ones((3, 3, 3), dtype=bool))

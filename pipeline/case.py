@@ -20,6 +20,7 @@ from .config import Config
 from .discovery import Case
 from .errors import InternalError, OutOfMemoryError, VascalcError
 from .io.load import load_ct, load_region_masks
+from .outputs.artefacts import try_write_case_artefacts
 from .result import document, result_path, table_patient_id, with_artefacts
 from .settings import resolve_settings
 from .types import CaseFailure, ScanResult
@@ -83,9 +84,6 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
                                f"{InternalError.hint}", settings=settings, dicom_pid=dicom_pid,
                                timings=timings)
     if reports:
-        # lazy: matplotlib, highdicom and xhtml2pdf cost start-up only runs with reports pay
-        from .outputs.artefacts import try_write_case_artefacts
-
         t0 = time.perf_counter()
         written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
                                                   volume, result, doc, settings)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .bsa import FORMULAS
@@ -223,7 +225,6 @@ class SelectionConfig(BaseModel):
 
     @model_validator(mode="after")
     def _regexes(self) -> "SelectionConfig":
-        import re
 
         for name in ("series_description_regex", "kernel_regex"):
             pattern = getattr(self, name)
@@ -378,7 +379,6 @@ def load_config(path: str | Path | None) -> Config:
     """Read a YAML config; ``None`` gives the defaults."""
     if path is None:
         return Config()
-    import yaml
 
     p = Path(path)
     try:

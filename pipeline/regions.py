@@ -16,6 +16,7 @@ Rules (README, 'Regions'):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def grow_region(region: RegionMask, spacing_mm, margin_mm: float) -> RegionMask:
     """``region`` grown by ``margin_mm`` (Euclidean, in physical spacing), kept as a box."""
     if margin_mm <= 0 or not region.any():
         return region
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
 
     pad = [int(np.ceil(margin_mm / s)) + 1 for s in spacing_mm]
     lo = [max(b.start - p, 0) for b, p in zip(region.box, pad)]
@@ -94,7 +95,7 @@ def grow(mask: np.ndarray, spacing_mm, margin_mm: float) -> np.ndarray:
     """``mask`` grown by ``margin_mm`` (Euclidean, in physical spacing)."""
     if margin_mm <= 0 or not mask.any():
         return mask.copy()
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
 
     pad = [int(np.ceil(margin_mm / s)) + 1 for s in spacing_mm]
     idx = np.argwhere(mask)
@@ -111,7 +112,6 @@ def combine(masks: list[tuple[str, RegionMask | np.ndarray]], *, spacing_mm, ord
             margins_mm: dict[str, float], default_margin_mm: float = 0.0,
             exclude: list[str]) -> tuple[np.ndarray, list[str]]:
     """One label volume (0 = no region, i = names[i - 1]) from the region masks."""
-    from fnmatch import fnmatchcase
 
     def excluded(name: str) -> bool:
         return any(fnmatchcase(name, pat) for pat in exclude)

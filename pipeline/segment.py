@@ -61,7 +61,7 @@ class SliceLesions:
 
 
 def _structure_2d(connectivity: int) -> np.ndarray:
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
 
     if connectivity == 8:
         return np.ones((3, 3), dtype=bool)
@@ -96,7 +96,7 @@ def find_slice_lesions(
         raise ValueError(f"engine must be 'auto', 'numba' or 'scipy', got {engine!r}")
     if engine != "scipy":
         try:
-            from .kernel import scan_slice_lesions
+            from .kernel import scan_slice_lesions  # lazy: numba is optional (and slow to load)
         except ImportError:
             if engine == "numba":
                 raise
@@ -134,9 +134,9 @@ def find_slice_lesions_scipy(
 ) -> SliceLesions:
     """Reference implementation: scipy.ndimage.label slice by slice, statistics over the
     foreground voxels, slice lesions linked through their touching voxels."""
-    from scipy import ndimage
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
+    from scipy.sparse import coo_matrix  # lazy: scipy, only for the passes that need it
+    from scipy.sparse.csgraph import connected_components  # lazy: scipy, only for the passes that need it
 
     structure = _structure_2d(slice_connectivity)
     offsets = _LINK_OFFSETS[lesion_connectivity]
@@ -239,7 +239,7 @@ def density_band_mask(hu: np.ndarray, *, pixel_area_mm2: float, threshold_hu: fl
     """uint8 volume: 0 outside the kept lesions, else the density weight (1-4) of the slice
     lesion each voxel belongs to. The same lesion set as :func:`find_slice_lesions` (same
     definitions, scipy labelling), for images, masks and DICOM SEG."""
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
 
     structure = _structure_2d(slice_connectivity)
     min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)

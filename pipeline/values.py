@@ -15,3 +15,38 @@ def finite_float(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+# --- DICOM header values as read (text, lists, numbers in strings) ---------------------
+
+def header_text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return "\\".join(str(x) for x in v).strip()
+    return str(v).strip()
+
+
+def header_numbers(v: Any, n: int) -> tuple[float, ...] | None:
+    items = v if isinstance(v, list) else (str(v).split("\\") if v not in (None, "") else [])
+    try:
+        out = tuple(float(x) for x in items)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(math.isfinite(x) for x in out) else None
+
+
+def header_integer(v: Any, default: int) -> int:
+    if v is None or isinstance(v, list) or v == "":
+        return default
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return default
+
+
+def header_date(da: str) -> str:
+    da = da.strip()
+    if len(da) == 8 and da.isdigit():
+        return f"{da[:4]}-{da[4:6]}-{da[6:]}"
+    return ""

@@ -31,6 +31,7 @@ from ..errors import (
     GeometryError,
     MissingRescaleError,
     NotCTError,
+    NotDicomError,
 )
 from ..types import CTVolume, ScanMeta
 from .dicom_header import _FAST_SYNTAXES, DicomHeader, read_header
@@ -52,7 +53,7 @@ def ct_image_problem(h: DicomHeader) -> str | None:
         return "DICOMDIR (media directory), not an image"
     if h.sop_class_uid not in _CT_SOP_CLASSES:
         try:
-            from pydicom.uid import UID
+            from pydicom.uid import UID  # lazy: pydicom, only where the fast path cannot read the file
 
             name = UID(h.sop_class_uid).name if h.sop_class_uid else "no SOP class"
         except ValueError:
@@ -91,7 +92,7 @@ def _read_fast(h: DicomHeader, out: np.ndarray) -> None:
 
 
 def _read_pydicom(h: DicomHeader) -> np.ndarray:
-    import pydicom
+    import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     try:
         with warnings.catch_warnings():
@@ -109,7 +110,7 @@ def _read_pydicom(h: DicomHeader) -> np.ndarray:
 
 def _read_sitk(h: DicomHeader) -> np.ndarray:
     """Decode one compressed file with SimpleITK; returns HU (rescale applied by GDCM)."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # lazy: SimpleITK, the last-resort decoder
 
     try:
         reader = sitk.ImageFileReader()
@@ -287,7 +288,6 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
 def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[str, str]]]:
     """Headers of every DICOM file under ``root`` (a folder or one file), read once; and
     (path, reason) for files that are not readable DICOM (hidden files are skipped)."""
-    from ..errors import NotDicomError
 
     root = Path(root)
     files = [root] if root.is_file() else sorted(
@@ -307,7 +307,7 @@ def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[s
 def read_datasets(paths: list[str]):
     """Headers (no pixel data: highdicom needs none) of source images, in the given order,
     for DICOM SEG and SR."""
-    import pydicom
+    import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -316,7 +316,7 @@ def read_datasets(paths: list[str]):
 
 def patient_identity(path: str) -> dict[str, str]:
     """Patient name, id and birth date of a file, for reports configured with identity."""
-    import pydicom
+    import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

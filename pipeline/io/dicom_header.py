@@ -13,15 +13,19 @@ a truncated block, a malformed element) sends the file to pydicom, which reads i
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import NotDicomError
 from ..types import ScanMeta
 from ..values import finite_float
+from ..values import header_date as _iso_date
+from ..values import header_integer as _integer
+from ..values import header_numbers as _numbers
+from ..values import header_text as _text
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -236,10 +240,8 @@ def _pydicom_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int
 
 
 def _pydicom_values_inner(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int]:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    from ..errors import NotDicomError
+    import pydicom  # lazy: pydicom, only where the fast path cannot read the file
+    from pydicom.errors import InvalidDicomError  # lazy: pydicom, as above
 
     with open(path, "rb") as fp:
         try:
@@ -293,43 +295,6 @@ def _pydicom_values_inner(path: str) -> tuple[dict[str, Any], dict[str, Any], in
     return meta, vals, offset, length
 
 
-def _text(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, list):
-        return "\\".join(str(x) for x in v).strip()
-    return str(v).strip()
-
-
-def _number(v: Any) -> float | None:
-    return finite_float(v)
-
-
-def _numbers(v: Any, n: int) -> tuple[float, ...] | None:
-    items = v if isinstance(v, list) else (str(v).split("\\") if v not in (None, "") else [])
-    try:
-        out = tuple(float(x) for x in items)
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n and all(math.isfinite(x) for x in out) else None
-
-
-def _integer(v: Any, default: int) -> int:
-    if v is None or isinstance(v, list) or v == "":
-        return default
-    try:
-        return int(float(v))
-    except (TypeError, ValueError):
-        return default
-
-
-def _iso_date(da: str) -> str:
-    da = da.strip()
-    if len(da) == 8 and da.isdigit():
-        return f"{da[:4]}-{da[4:6]}-{da[6:]}"
-    return ""
-
-
 def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
     """Read one file's header. Raises NotDicomError for files that are not readable DICOM
     and OSError for unreadable ones."""
@@ -341,8 +306,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
     except (_Fallback, struct.error, UnicodeDecodeError):
         meta, v, offset, length = _pydicom_values(path)
     syntax = meta.get("TransferSyntaxUID", "")
-    size = _number(v.get("PatientSize"))
-    weight = _number(v.get("PatientWeight"))
+    size = finite_float(v.get("PatientSize"))
+    weight = finite_float(v.get("PatientWeight"))
     scan = ScanMeta(
         patient_id=_text(v.get("PatientID")),
         study_instance_uid=_text(v.get("StudyInstanceUID")),
@@ -350,9 +315,9 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         study_date=_iso_date(_text(v.get("StudyDate")) or _text(v.get("SeriesDate"))),
         manufacturer=_text(v.get("Manufacturer")),
         model=_text(v.get("ManufacturerModelName")),
-        kvp=_number(v.get("KVP")),
+        kvp=finite_float(v.get("KVP")),
         kernel=_text(v.get("ConvolutionKernel")).replace("\\", " "),
-        slice_thickness_mm=_number(v.get("SliceThickness")),
+        slice_thickness_mm=finite_float(v.get("SliceThickness")),
         patient_size_m=size if size else None,
         patient_weight_kg=weight if weight else None,
         patient_age=_text(v.get("PatientAge")),
@@ -395,8 +360,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         samples_per_pixel=_integer(v.get("SamplesPerPixel"), 1),
         photometric=_text(v.get("PhotometricInterpretation")).upper(),
         n_frames=_integer(v.get("NumberOfFrames"), 1),
-        slope=_number(v.get("RescaleSlope")),
-        intercept=_number(v.get("RescaleIntercept")),
+        slope=finite_float(v.get("RescaleSlope")),
+        intercept=finite_float(v.get("RescaleIntercept")),
         transfer_syntax=syntax,
         pixel_offset=offset if syntax in _FAST_SYNTAXES else -1,
         pixel_length=length,

@@ -6,10 +6,18 @@ converted to NIfTI's RAS+ (diag(-1, -1, 1)), so the mask overlays the CT in any 
 
 from __future__ import annotations
 
-import numpy as np
+import gzip
+import json
+import warnings
+from pathlib import Path
 
+import numpy as np
+import yaml
+
+from ..errors import RegionError
 from ..regions import RegionMask
 from ..types import CTVolume
+from .nifti import RAS_TO_LPS
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -24,9 +32,8 @@ def affine_ras(volume: CTVolume) -> np.ndarray:
 
 def nifti_bytes(array: np.ndarray, volume: CTVolume) -> bytes:
     """A gzipped NIfTI-1 of ``array`` (slice, row, col) on the grid of ``volume``."""
-    import gzip
 
-    import nibabel as nib
+    import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
     img = nib.Nifti1Image(np.ascontiguousarray(array), affine_ras(volume))
     img.header.set_xyzt_units("mm")
@@ -60,7 +67,6 @@ def _resample_nearest(volume: CTVolume, data: np.ndarray, affine: np.ndarray) ->
 
 def _same_grid(volume: CTVolume, img) -> np.ndarray | None:
     """The axis order that maps the mask array onto the CT array when both share one grid."""
-    from .nifti import RAS_TO_LPS
 
     aff = np.asarray(img.affine, dtype=float)
     ct = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
@@ -74,9 +80,7 @@ def _same_grid(volume: CTVolume, img) -> np.ndarray | None:
 
 
 def _read_mask(path: str):
-    import nibabel as nib
-
-    from ..errors import RegionError
+    import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
     try:
         img = nib.load(path)
@@ -112,7 +116,6 @@ def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
 
 def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray:
     """``data`` on the CT grid through the affines; refused when it misses the CT."""
-    from ..errors import RegionError
 
     data = data.astype(np.uint16 if data.dtype.kind in "iu" else np.float32)
     out = _resample_nearest(volume, data, np.asarray(img.affine, dtype=float))
@@ -127,10 +130,6 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
     """Region masks from a folder of binary NIfTI masks (one per structure, named by file,
     as TotalSegmentator writes them) or from one label map with a label table (a JSON or
     YAML file beside it with the same stem, or given)."""
-    import json
-    from pathlib import Path
-
-    from ..errors import RegionError
 
     p = Path(path)
     if p.is_dir():
@@ -148,7 +147,7 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
             table = p.with_name(stem + ext)
             if table.exists():
                 text = table.read_text()
-                raw = json.loads(text) if ext == ".json" else __import__("yaml").safe_load(text)
+                raw = json.loads(text) if ext == ".json" else yaml.safe_load(text)
                 try:
                     label_table = {int(k): str(v) for k, v in raw.items()}
                 except (AttributeError, ValueError):
@@ -167,11 +166,8 @@ def load_seg_regions(path: str, sop_instance_uids: list[str]) -> list[tuple[str,
     """Region masks from a DICOM SEG that references the CT's images: one mask per segment
     (named by its label), aligned to ``sop_instance_uids`` (the CT's slices in volume order).
     A SEG that references none of them belongs to another series: refused."""
-    import warnings
 
-    import highdicom as hd
-
-    from ..errors import RegionError
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
 
     try:
         with warnings.catch_warnings():

@@ -49,7 +49,7 @@ _float = finite_float
 
 def frame_headers(h: DicomHeader) -> list[DicomHeader]:
     """One DicomHeader per frame of a multi-frame CT file (``frame`` set, n_frames 1)."""
-    import pydicom
+    import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     try:
         with warnings.catch_warnings():
@@ -89,7 +89,7 @@ def frame_headers(h: DicomHeader) -> list[DicomHeader]:
 
 def decode_frames(path: str):
     """All frames' stored values, (frames, rows, cols), decoded by pydicom's plugins."""
-    import pydicom
+    import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     try:
         with warnings.catch_warnings():

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ..errors import GeometryError, NotCTError
+from ..errors import DecodeError, GeometryError, NotCTError
 from ..types import CTVolume, ScanMeta
 from .geometry import SPACING_RANGE_MM
 
@@ -31,7 +31,7 @@ def is_nifti(path: str | os.PathLike) -> bool:
 
 def mask_like(path: str | os.PathLike) -> bool:
     """Header-only guess that a NIfTI is a mask or label map (unsigned 8-bit or boolean)."""
-    import nibabel as nib
+    import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
     dtype = nib.load(str(path)).get_data_dtype()
     return dtype.kind == "b" or (dtype.kind == "u" and dtype.itemsize == 1)
@@ -39,13 +39,12 @@ def mask_like(path: str | os.PathLike) -> bool:
 
 def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
                require_hu: bool = True) -> CTVolume:
-    import nibabel as nib
+    import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
     path = str(path)
     try:
         img = nib.load(path)
     except Exception as err:  # noqa: BLE001 - nibabel raises many kinds for bad files
-        from ..errors import DecodeError
 
         raise DecodeError(f"not a readable NIfTI file ({err})", path=path) from None
     if len(img.shape) != 3 and not (len(img.shape) == 4 and img.shape[3] == 1):

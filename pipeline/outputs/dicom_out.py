@@ -11,6 +11,7 @@ pathologic calcification, one segment per density weight (PS3.3 C.8.20).
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -22,15 +23,15 @@ BAND_LABELS = {1: "calcium 130-199 HU peak", 2: "calcium 200-299 HU peak",
 
 
 def _uid_from(*parts: str) -> str:
-    from pydicom.uid import generate_uid
+    from pydicom.uid import generate_uid  # lazy: pydicom, only where the fast path cannot read the file
 
     return generate_uid(prefix=None, entropy_srcs=["vascalc", __version__, *parts])
 
 
 def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: str):
     """A binary SEG, one segment per density weight present (None when there is none)."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+    from pydicom.sr.codedict import codes  # lazy: pydicom, only where the fast path cannot read the file
 
     present = [b for b in (1, 2, 3, 4) if np.any(bands == b)]
     if not present:
@@ -62,9 +63,9 @@ def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: 
 def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id: str,
                        config_sha: str):
     """A Comprehensive 3D SR with the scan's Agatston score, volume and mass."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-    from pydicom.sr.coding import Code
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+    from pydicom.sr.codedict import codes  # lazy: pydicom, only where the fast path cannot read the file
+    from pydicom.sr.coding import Code  # lazy: pydicom, only where the fast path cannot read the file
 
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -103,7 +104,6 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
 
 
 def to_bytes(ds) -> bytes:
-    import io
 
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..progression import _date, _num
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib, for figures only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib, for figures only
 
     return plt
 
@@ -84,7 +87,6 @@ SOFT_TISSUE_WINDOW = (-160.0, 240.0)  # width 400, level 40 HU
 
 
 def _png(fig) -> bytes:
-    import io
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -93,8 +95,7 @@ def _png(fig) -> bytes:
 
 
 def _overlay(ax, img, bands, aspect: float) -> None:
-    import numpy as np
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap  # lazy: matplotlib, for figures only
 
     ax.imshow(np.clip(img, *SOFT_TISSUE_WINDOW), cmap="gray", aspect=aspect,
               vmin=SOFT_TISSUE_WINDOW[0], vmax=SOFT_TISSUE_WINDOW[1], interpolation="nearest")

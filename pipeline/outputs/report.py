@@ -11,8 +11,12 @@ smoking, cholesterol, blood pressure, treatment) that vascalc is not given.
 from __future__ import annotations
 
 import base64
+import gc
 import html
+import io
 import json
+import logging
+import warnings
 from typing import Any
 
 FLAG_TEXT = {
@@ -143,12 +147,8 @@ projection; calcium coloured by density weight: yellow 1, orange 2, red 3, magen
 
 def html_to_pdf(text: str) -> bytes:
     """The PDF of a report, rendered from its HTML by xhtml2pdf (pure Python)."""
-    import gc
-    import io
-    import logging
-    import warnings
 
-    from xhtml2pdf import pisa
+    from xhtml2pdf import pisa  # lazy: xhtml2pdf, for PDF reports only
 
     logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
     buf = io.BytesIO()

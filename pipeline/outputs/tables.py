@@ -104,9 +104,9 @@ def _parquet_bytes(csv_text: str, cols: list[Column]) -> bytes:
     """Parquet of a CSV table we just wrote, typed from the registry. Going through
     pyarrow's CSV reader keeps the two files equal value for value (and does not import
     pandas, which building arrays from Python objects would)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # lazy: pyarrow, for Parquet only
+    import pyarrow.csv as pcsv  # lazy: pyarrow, for Parquet only
+    import pyarrow.parquet as pq  # lazy: pyarrow, for Parquet only
 
     types = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
              "boolean": pa.bool_(), "date": pa.date32()}

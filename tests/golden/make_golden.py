@@ -32,6 +32,7 @@ def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None
         "sample_coronary": ([manifest, "--config", str(cfg / "coronary.yaml")], None),
         "sample_low_kvp": ([manifest, "--config", str(cfg / "low_kvp.yaml")], None),
         "sample_tree": ([str(phantoms)], None),
+        "sample_philips": ([manifest, "--config", str(HERE / "philips.yaml")], None),
         "shared_dcm_qa_ct": ([str(shared / "dcm_qa_ct" / "In")], shared / "dcm_qa_ct"),
         "shared_totalseg_ct": ([str(shared / "totalsegmentator_example" / "example_ct_dicom")],
                                shared / "totalsegmentator_example"),
