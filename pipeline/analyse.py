@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
 from .bone import bone_mask
 from .bsa import FORMULAS, check_anthropometry
 from .config import Config
-from .errors import AnthropometryError, ContrastError, ThresholdError
-from .regions import OUTSIDE, as_region_mask, combine, split_aorta, split_by_region, voxel_z_mm
+from .contrast import AORTA_CONTRAST_MEDIAN_HU, contrast_evidence, lumen_median_hu, lumen_threshold
+from .errors import AnthropometryError, ContrastError
+from .regions import (
+    OUTSIDE,
+    as_region_mask,
+    combine,
+    merge_territories,
+    region_class,
+    split_aorta,
+    split_by_region,
+    voxel_z_mm,
+)
+from .scopes import aggregate, resolve_scope, risk_basis
 from .score import (
     cac_drs,
     density_score,
@@ -79,12 +91,13 @@ def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -
 def analyse(volume: CTVolume, config: Config, *, case_id: str,
             anthropometry: Anthropometry | None = None,
             regions: list[tuple[str, np.ndarray]] | None = None,
-            keep_voxels: bool = False) -> ScanResult:
+            region_source: str = "", keep_voxels: bool = False) -> ScanResult:
     """Score one CT volume (and, given region masks on its grid, each region). Pure: reads
     nothing, writes nothing, modifies nothing. With ``keep_voxels`` the result also carries
     the scored voxels (:class:`ScoredVoxels`: the scored HU, bone removed under scope
     bone_excluded, the density bands and 3-D lesion labels at the scan's own thresholds), so
-    the artefacts show exactly the scored calcium."""
+    the artefacts show exactly the scored calcium. The headline covers the scope
+    (:mod:`pipeline.scopes`); ``region_source`` says where the region masks came from."""
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
@@ -163,7 +176,6 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                         mass_mg=None if total_mass is None else float(total_mass),
                         n_lesions=sl.n_lesions, n_slice_lesions=ls.n_slice_lesions)
     bsa = resolve_bsa(volume, config, anthropometry)
-    per_bsa = None if bsa.bsa_m2 is None else whole.volume_mm3 / bsa.bsa_m2
     flags = list(volume.quality_flags)
     if c is None:
         flags.append("mass_uncalibrated")
@@ -179,20 +191,38 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     density = density_score(ls.total_agatston, ls.total_voxels, drow * dcol,
                             sc.increment_scale(inc)) if sc.agatston else None
     whole = replace(whole, density_score=density)
+    big = sum(le.volume_mm3 for le in lesions if le.volume_mm3 >= sc.bone_min_volume_cm3 * 1e3)
     region_scores: tuple[RegionScore, ...] = ()
+    aggregates: dict[str, RegionScore] = {}
     if regions:
-        region_scores, lesions = _split(volume, config, regions, lesions, whole, kept,
-                                        counts, unit, flags)
+        region_scores, lesions, aggregates = _split(volume, config, regions, lesions, whole, kept,
+                                                    counts, unit, flags)
+    classes = {r.region: r.region_class for r in region_scores
+               if r.region_class in ("coronary", "vascular", "bone", "other")}
+    scope, scope_regions = resolve_scope(
+        scope if sc.scope in ("whole_volume", "bone_excluded") else sc.scope, classes,
+        fov_is_coronary=sc.fov_is_coronary, has_regions=bool(regions))
+    headline = aggregates[scope] if scope_regions else replace(whole, region=scope)
+    if scope == "bone_excluded":
+        flags.append("bone_heuristic")  # README, 'Scopes': what the heuristic misses and takes
+    if scope in ("whole_volume", "bone_excluded") and whole.volume_mm3 > 0:
+        bone = sum(r.volume_mm3 for r in region_scores if r.region_class == "bone")
+        if max(big, bone) > 0.5 * whole.volume_mm3:
+            flags.append("bone_dominated")  # most of the headline is bone-like structure
+    coronary_scope = scope == "coronary" and sc.agatston
     voxels = None
     if keep_voxels:
         voxels = ScoredVoxels(hu=volume.hu, bands=kept[0], lesion_labels=kept[1],
                               threshold_hu=th.threshold_hu, weight_hu=tuple(th.weight_hu))
     t2 = time.perf_counter()
+    rk = config.risk
     return ScanResult(
         case_id=case_id, meta=volume.meta, whole=whole, lesions=lesions, bsa=bsa,
-        volume_per_bsa_mm3_m2=per_bsa,
-        risk_category=risk_category(whole.agatston, upper_bounds=config.risk.agatston_upper_bounds),
-        cac_drs=cac_drs(whole.agatston, lower_bounds=config.risk.cac_drs_lower_bounds),
+        volume_per_bsa_mm3_m2=None if bsa.bsa_m2 is None else headline.volume_mm3 / bsa.bsa_m2,
+        risk_category=risk_category(headline.agatston, upper_bounds=rk.agatston_upper_bounds)
+        if coronary_scope else "",
+        cac_drs=cac_drs(headline.agatston, lower_bounds=rk.cac_drs_lower_bounds)
+        if coronary_scope else "",
         settings={**config.provenance(), "scope": scope, "min_lesion_area_mm2": min_area,
                   "threshold_hu": th.threshold_hu, "threshold_source": th.source,
                   "agatston": sc.agatston},
@@ -200,8 +230,12 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         quality_flags=tuple(flags),
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
-        density_score=density,
-        cac_drs_vessels=_cac_drs_vessels(region_scores, config),
+        density_score=headline.density_score,
+        cac_drs_vessels=_cac_drs_vessels(region_scores, config) if coronary_scope else "",
+        scope=scope, headline=headline, scope_regions=scope_regions,
+        region_source=region_source if regions else "",
+        risk_basis=risk_basis(scope, agatston=sc.agatston, regions=scope_regions),
+        vascular=aggregates.get("vascular"), coronary=aggregates.get("coronary"),
         voxels=voxels,
     )
 
@@ -216,49 +250,6 @@ def _cac_drs_vessels(region_scores, config: Config) -> str:
         return ""
     n = sum(1 for r in given if r.agatston > 0)
     return f"N{n}" if n else ""
-
-
-AORTA_CONTRAST_MEDIAN_HU = 100.0  # unenhanced blood reads about 40 HU
-
-
-def contrast_evidence(volume: CTVolume, regions) -> str:
-    """Why the scan looks contrast-enhanced ('' when it does not): the header's
-    ContrastBolusAgent, or a median above 100 HU inside a region named 'aorta'."""
-    agent = volume.meta.contrast_agent.strip()
-    if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
-        return f"ContrastBolusAgent is {agent!r}"
-
-    for name, mask in regions or []:
-        mask = as_region_mask(mask)
-        if name == "aorta" and mask.any():
-            med = float(np.median(mask.values(volume.hu)))
-            if med > AORTA_CONTRAST_MEDIAN_HU:
-                return f"median {med:.0f} HU inside the aorta mask"
-    return ""
-
-
-def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds:
-    """The threshold raised above contrast in the lumen: max(threshold, median + k x spread)
-    of the HU inside the region ``sc.lumen_region`` as given (not grown), spread = 1.4826 x
-    median absolute deviation (equal to the SD for normal noise, and not inflated by wall
-    calcium inside the mask). A threshold set from the lumen, in the spirit of the
-    attenuation-adapted thresholds used for calcium on contrast CT (e.g. mean lumen HU plus
-    a multiple of its SD); k is the config's choice. Density weights keep their HU meaning:
-    a band starting below the threshold starts at it."""
-
-    mask = dict(regions or []).get(sc.lumen_region)
-    mask = None if mask is None else as_region_mask(mask)
-    if mask is None or not mask.any():
-        raise ThresholdError(
-            f"scoring.contrast is lumen_adaptive but there is no region {sc.lumen_region!r} "
-            "to measure the lumen in", hint="give the region mask with --regions (or the "
-            "manifest's regions column), or set scoring.contrast: flag")
-    vals = mask.values(volume.hu).astype(np.float64)
-    med = float(np.median(vals))
-    spread = 1.4826 * float(np.median(np.abs(vals - med)))
-    thr = max(th.threshold_hu, med + sc.lumen_k * spread)
-    return Thresholds(thr, tuple(max(b, thr) for b in th.weight_hu),  # type: ignore[arg-type]
-                      f"lumen_adaptive:{sc.lumen_region}")
 
 
 def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, lesions):
@@ -284,10 +275,11 @@ def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, lesions):
 
 def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, counts, unit,
            flags: list[str]):
-    """Per-region scores and lesion pieces (pipeline.regions), checked against the totals.
-    ``kept`` is (bands, lesion labels) from :func:`_kept_voxels`; ``counts`` the interpolated
-    voxels of each kept voxel (None: each counts itself) and ``unit`` their volume; quality
-    flags are appended to ``flags``."""
+    """Per-region scores and lesion pieces (pipeline.regions), checked against the totals,
+    and the coronary and vascular aggregates (pipeline.scopes). ``kept`` is (bands, lesion
+    labels) from :func:`_kept_voxels`; ``counts`` the interpolated voxels of each kept voxel
+    (None: each counts itself) and ``unit`` their volume; quality flags are appended to
+    ``flags``: the aorta not split, contrast in a vascular region's lumen."""
 
     sc, rc = config.scoring, config.regions
     inc, drow, dcol = volume.spacing_mm
@@ -298,6 +290,7 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
                                      plane_z_mm=rc.split_aorta_z_mm)
         if not split:
             flags.append("aorta_not_split")
+    regions = merge_territories(regions, rc.territories)
     labels, names = combine(regions, spacing_mm=volume.spacing_mm, order=rc.order,
                             margins_mm=rc.margin_mm, default_margin_mm=rc.default_margin_mm,
                             exclude=rc.exclude)
@@ -310,10 +303,18 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
     vv = volume.voxel_volume_mm3
     c, water = sc.mass_calibration_mg_per_cm3_per_hu, sc.calibration_water_hu
     all_names = [OUTSIDE, *names]
+    given = dict(regions)
+    cls = {OUTSIDE: OUTSIDE} | {n: region_class(n, coronary=rc.coronary, vascular=rc.vascular,
+                                                bone=rc.bone) for n in names}
+    lumen = {n: lumen_median_hu(volume, given[n]) for n in names
+             if cls[n] in ("vascular", "coronary")}
+    flags.extend(f"contrast_filled:{n}" for n, med in lumen.items()
+                 if med is not None and med > AORTA_CONTRAST_MEDIAN_HU)
     scores = []
     for i, name in enumerate(all_names):
         m = mass_mg(float(sp.sum_hu[i]), int(sp.n_voxels[i]), vv, c, water)
         scores.append(RegionScore(region=name, agatston=float(sp.agatston[i]),
+                                  region_class=cls[name], lumen_median_hu=lumen.get(name),
                                   volume_mm3=float(sp.volume_units[i] * unit),
                                   mass_mg=None if m is None else float(m),
                                   n_lesions=int(sp.n_lesions[i]), n_slice_lesions=None,
@@ -334,4 +335,11 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
             mean_hu=float(sp.piece_sum_hu[j] / sp.piece_voxels[j]),
             centroid_x_mm=float(cen[j][0]), centroid_y_mm=float(cen[j][1]),
             centroid_z_mm=float(cen[j][2]), region=all_names[int(sp.piece_region[j])]))
-    return tuple(scores), tuple(pieces)
+    agg = partial(aggregate, sp, unit=unit, voxel_volume_mm3=vv, c=c, water_hu=water,
+                  pixel_area_mm2=drow * dcol, scale=sc.increment_scale(inc), agatston=sc.agatston)
+    aggregates = {}
+    for scope, members in (("coronary", ("coronary",)), ("vascular", ("coronary", "vascular"))):
+        idx = [i for i, n in enumerate(all_names) if cls[n] in members]
+        if idx:
+            aggregates[scope] = agg(scope, idx)
+    return tuple(scores), tuple(pieces), aggregates

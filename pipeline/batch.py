@@ -219,7 +219,7 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
             extra: dict[str, Any] | None = None, parquet: bool | None = None) -> dict[str, Any]:
     """Rebuild every table from ``OUT/cases/<id>/result.json``, in case-id order."""
     docs = [read_result(result_path(out, cid)) for cid in sorted(case_ids)]
-    rows, covariate_columns = table_rows(docs)
+    rows, covariate_columns, regions = table_rows(docs)
     failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
                 for d in docs if d["scan"]["status"] != "ok"]
     stages: dict[str, float] = {}
@@ -228,7 +228,7 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
             stages[k] = stages.get(k, 0.0) + v
     use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
         else parquet
-    write_tables(out, rows, covariate_columns, parquet=use_parquet)
+    write_tables(out, rows, covariate_columns, regions, parquet=use_parquet)
     if config is not None and config.report.enabled:
         from .outputs.report import index_html  # lazy: only runs with reports need it
 

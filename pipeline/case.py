@@ -60,12 +60,12 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
         dicom_pid = volume.meta.patient_id
         settings = resolve_settings(config, calibration=case.calibration,
                                     water_hu=case.water_hu, meta=volume.meta)
-        masks = None
+        masks, source = None, ""
         if case.regions:
             with _timed(timings, "regions"):
-                masks = load_region_masks(case.regions, volume)
+                masks, source = load_region_masks(case.regions, volume, config)
         result = analyse(volume, settings, case_id=case.case_id, anthropometry=case.anthropometry,
-                         regions=masks, keep_voxels=reports)
+                         regions=masks, region_source=source, keep_voxels=reports)
         timings.update(result.timings_s)
         doc = _document(case, config, settings, fingerprint, result, dicom_pid, timings)
     except VascalcError as err:

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .bsa import FORMULAS
+from .config_regions import RegionsConfig
 from .errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -78,9 +79,13 @@ class ScoringConfig(BaseModel):
     scale_by_increment: bool = Field(True, description="apply the increment / 3 mm scaling")
     slice_connectivity: Literal[4, 8] = Field(8, description="2-D connectivity of a slice lesion")
     lesion_connectivity: Literal[6, 18, 26] = Field(26, description="3-D connectivity of a lesion")
-    scope: Literal["whole_volume", "bone_excluded"] = Field(
-        "whole_volume", description="scan-level scores over the whole volume, or with large "
-        "dense structures (bone) removed by the heuristic of pipeline.bone")
+    scope: Literal["auto", "coronary", "vascular", "bone_excluded", "whole_volume"] = Field(
+        "auto", description="what the headline scores cover: coronary or vascular regions, "
+        "all calcium without bone (heuristic) or with it; auto = the narrowest the case's "
+        "regions allow (README, 'Scopes')")
+    fov_is_coronary: bool = Field(
+        False, description="the user declares the whole field of view coronary (a phantom, a "
+        "cropped coronary scan): scope coronary then counts all its calcium")
     bone_threshold_hu: float = Field(200.0, description="bone heuristic: dense voxels >= this")
     bone_min_volume_cm3: float = Field(
         5.0, gt=0.0, description="bone heuristic: dense 3-D components at least this large")
@@ -247,36 +252,6 @@ class InputConfig(BaseModel):
     require_hu: bool = Field(
         True, description="NIfTI input must reach below -100 (air or fat in HU), so masks "
         "given as CTs are refused; false for volumes in other units (micro-CT)")
-
-
-class RegionsConfig(BaseModel):
-    """How region masks (vascalc run --regions, or a manifest 'regions' column) are used."""
-
-    model_config = _STRICT
-
-    order: list[str] = Field(
-        default_factory=list, description="priority where grown regions overlap (first wins)")
-    margin_mm: dict[str, float] = Field(
-        default_factory=dict, description="per-region growth in mm (calcium sits in the wall)")
-    default_margin_mm: float = Field(0.0, ge=0.0, description="growth of other regions, mm")
-    exclude: list[str] = Field(
-        default_factory=list, description="masks that remove their voxels from every region "
-        "(shell patterns, e.g. vertebrae_*)")
-    split_aorta: Literal["none", "plane", "vertebrae"] = Field(
-        "none", description="split 'aorta' into aorta_thoracic and aorta_abdominal")
-    split_aorta_z_mm: float | None = Field(
-        None, description="patient z (mm) of the split plane when split_aorta is 'plane'")
-    coronary_vessels: list[str] = Field(
-        ["LM", "LAD", "LCX", "RCA"], description="region names counted for CAC-DRS N1-N4")
-
-    @model_validator(mode="after")
-    def _margins(self) -> "RegionsConfig":
-        bad = {k: v for k, v in self.margin_mm.items() if not 0 <= v <= 50}
-        if bad:
-            raise ValueError(f"regions.margin_mm must be within 0-50 mm, got {bad}")
-        if self.split_aorta == "plane" and self.split_aorta_z_mm is None:
-            raise ValueError("regions.split_aorta: plane needs regions.split_aorta_z_mm")
-        return self
 
 
 class ReportConfig(BaseModel):

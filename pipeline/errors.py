@@ -166,6 +166,13 @@ class ThresholdError(InputError):
             "mass_calibration_mg_per_cm3_per_hu), or set scoring.kvp_select: off")
 
 
+class ScopeError(InputError):
+    """The scope asked for cannot be measured on this case (e.g. vascular without regions)."""
+
+    code = "SCOPE_UNRESOLVED"
+    hint = "give the case's region masks, or choose a scope the case allows (scoring.scope)"
+
+
 class RegionError(InputError):
     """A region mask is unreadable, lacks its label table, or does not overlap the CT."""
 

@@ -30,7 +30,8 @@ from typing import Any
 from .values import finite_float
 
 SCORES = ("agatston", "volume_mm3", "mass_mg", "volume_per_bsa_mm3_m2")
-PARAMETERS = ("slice_thickness_mm", "slice_increment_mm", "kvp", "kernel", "threshold_hu",
+PARAMETERS = ("scope", "scope_regions", "slice_thickness_mm", "slice_increment_mm", "kvp", "kernel",
+              "threshold_hu",
               "threshold_source", "min_lesion_area_mm2", "volume_method",
               "mass_calibration_mg_per_cm3_per_hu", "calibration_water_hu", "config_sha256")
 HOKANSON_SQRT_VOLUME = 2.5  # mm^(3/2)

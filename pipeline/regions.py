@@ -75,6 +75,54 @@ def as_region_mask(mask) -> RegionMask:
     return mask if isinstance(mask, RegionMask) else RegionMask.from_array(mask)
 
 
+def union(masks: list[RegionMask]) -> RegionMask:
+    """The voxels of any of ``masks`` (all on one grid), kept as one box."""
+    full = [m for m in masks if m.any()]
+    if not full:
+        return masks[0]
+    lo = [min(m.box[a].start for m in full) for a in range(3)]
+    hi = [max(m.box[a].stop for m in full) for a in range(3)]
+    crop = np.zeros([b - a for a, b in zip(lo, hi)], dtype=bool)
+    for m in full:
+        crop[tuple(slice(b.start - a, b.stop - a) for b, a in zip(m.box, lo))] |= m.crop
+    return RegionMask(full[0].shape, tuple(slice(a, b) for a, b in zip(lo, hi)),  # type: ignore[arg-type]
+                      crop)
+
+
+def matches(name: str, patterns) -> bool:
+    """Whether the region ``name`` matches one of the shell ``patterns`` (case-sensitive)."""
+    return any(fnmatchcase(name, pat) for pat in patterns)
+
+
+def merge_territories(masks: list[tuple[str, RegionMask]], territories: dict[str, list[str]],
+                      ) -> list[tuple[str, RegionMask]]:
+    """Masks grouped into territories: each mask joins the first territory with a pattern it
+    matches (a territory is the union of its masks, in the order of ``territories``); a mask no
+    pattern matches keeps its own name, after the territories, in the order given."""
+    if not territories:
+        return masks
+    groups: dict[str, list[RegionMask]] = {t: [] for t in territories}
+    own: list[tuple[str, RegionMask]] = []
+    for name, m in masks:
+        target = next((t for t, pats in territories.items() if matches(name, pats)), None)
+        if target is None:
+            own.append((name, m))
+        else:
+            groups[target].append(m)
+    return [(t, union(ms)) for t, ms in groups.items() if ms] + own
+
+
+def region_class(name: str, *, coronary, vascular, bone) -> str:
+    """'coronary', 'vascular', 'bone' or 'other' for a region name (README, 'Scopes'): a name
+    is coronary when it matches a coronary and a vascular pattern, vascular when it matches a
+    vascular pattern, bone when it matches a bone pattern (and no vascular one)."""
+    if matches(name, vascular):
+        return "coronary" if matches(name, coronary) else "vascular"
+    if matches(name, bone):
+        return "bone"
+    return "other"
+
+
 def grow_region(region: RegionMask, spacing_mm, margin_mm: float) -> RegionMask:
     """``region`` grown by ``margin_mm`` (Euclidean, in physical spacing), kept as a box."""
     if margin_mm <= 0 or not region.any():
@@ -114,7 +162,7 @@ def combine(masks: list[tuple[str, RegionMask | np.ndarray]], *, spacing_mm, ord
     """One label volume (0 = no region, i = names[i - 1]) from the region masks."""
 
     def excluded(name: str) -> bool:
-        return any(fnmatchcase(name, pat) for pat in exclude)
+        return matches(name, exclude)
 
     given = [(n, as_region_mask(m)) for n, m in masks]
     regions = [(n, m) for n, m in given if not excluded(n)]

@@ -22,7 +22,7 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .errors import ResultError
-from .outputs.columns import PROVENANCE_KEYS, names
+from .outputs.columns import PROVENANCE_KEYS, WIDE_MEASURES, names
 from .outputs.tables import write_json
 from .types import CaseFailure, ScanResult
 
@@ -66,20 +66,26 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         row = dict.fromkeys(names("scans"))
         row.update(common, status="failed", error_code=r.error_code, error=r.error)
         return _checked(row, "scans")
-    m, w, b = r.meta, r.whole, r.bsa
+    m, b = r.meta, r.bsa
+    w = r.headline or r.whole
     inc, drow, dcol = r.spacing_mm
     ag = r.settings.get("agatston", True)
     row = dict(
         common, study_date=m.study_date, patient_age=m.patient_age if demographics else "",
         patient_sex=m.patient_sex if demographics else "",
         series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
-        scope=r.settings["scope"],
+        scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
+        region_source=r.region_source,
         agatston=_num(w.agatston) if ag else None, volume_mm3=_num(w.volume_mm3),
         mass_mg=_num(w.mass_mg), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
         density_score=r.density_score if ag else None,
         n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
         risk_category=r.risk_category if ag else "", cac_drs=r.cac_drs if ag else "",
-        cac_drs_vessels=r.cac_drs_vessels if ag else "",
+        cac_drs_vessels=r.cac_drs_vessels if ag else "", risk_basis=r.risk_basis,
+        **_scope_columns("vascular", r.vascular, b.bsa_m2, ag),
+        **_scope_columns("coronary", r.coronary, b.bsa_m2, ag),
+        all_calcium_agatston=_num(r.whole.agatston) if ag else None,
+        all_calcium_volume_mm3=_num(r.whole.volume_mm3), all_calcium_mass_mg=_num(r.whole.mass_mg),
         height_cm=_num(b.height_cm), weight_kg=_num(b.weight_kg), bsa_m2=_num(b.bsa_m2),
         bsa_formula=b.formula, bsa_source=b.source,
         volume_per_bsa_mm3_m2=_num(r.volume_per_bsa_mm3_m2),
@@ -92,13 +98,30 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     return _checked(row, "scans")
 
 
+def _scope_columns(scope: str, score, bsa_m2: float | None, ag: bool) -> dict[str, Any]:
+    """The scans columns of one scope's aggregate (empty when the case has no such regions)."""
+    if score is None:
+        return dict.fromkeys(f"{scope}_{k}" for k in ("agatston", "volume_mm3", "mass_mg",
+                                                     "n_lesions", "volume_per_bsa_mm3_m2"))
+    return {f"{scope}_agatston": _num(score.agatston) if ag else None,
+            f"{scope}_volume_mm3": _num(score.volume_mm3), f"{scope}_mass_mg": _num(score.mass_mg),
+            f"{scope}_n_lesions": score.n_lesions,
+            f"{scope}_volume_per_bsa_mm3_m2": None if bsa_m2 is None
+            else _num(score.volume_mm3 / bsa_m2)}
+
+
+def _whole_scope(r: ScanResult) -> str:
+    return "bone_excluded" if r.settings.get("scope") == "bone_excluded" else "whole_volume"
+
+
 def region_rows(r: ScanResult) -> list[dict[str, Any]]:
     """'whole' first, then each region and 'outside' (kept calcium in no region)."""
     bsa = r.bsa.bsa_m2
     ag = r.settings.get("agatston", True)
     return [_checked({
-        "case_id": r.case_id, "region": reg.region,
-        "scope": r.settings["scope"] if reg is r.whole else "region",
+        "case_id": r.case_id, "region": reg.region, "region_class": reg.region_class,
+        "lumen_median_hu": _num(reg.lumen_median_hu),
+        "scope": _whole_scope(r) if reg is r.whole else "region",
         "agatston": _num(reg.agatston) if ag else None, "volume_mm3": _num(reg.volume_mm3),
         "mass_mg": _num(reg.mass_mg), "density_score": reg.density_score,
         "n_lesions": reg.n_lesions, "n_slice_lesions": reg.n_slice_lesions,
@@ -108,8 +131,10 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
 
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
     ag = r.settings.get("agatston", True)
+    cls = {reg.region: reg.region_class for reg in (r.whole, *r.regions)}
     return [_checked({
         "case_id": r.case_id, "lesion_id": le.lesion_id, "region": le.region,
+        "region_class": cls.get(le.region, "whole"),
         "n_slices": le.n_slices, "n_voxels": le.n_voxels, "volume_mm3": _num(le.volume_mm3),
         "mass_mg": _num(le.mass_mg), "agatston": _num(le.agatston) if ag else None,
         "peak_hu": _num(le.peak_hu), "mean_hu": _num(le.mean_hu),
@@ -201,15 +226,26 @@ def reusable(out: Path, case_id: str, *, config_sha256: str, fingerprint: str,
     return None
 
 
-def table_rows(docs: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """The rows of scans, regions and lesions from documents (in the order given), and the
-    covariate columns in the order they first occur."""
-    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": []}
+def table_rows(docs: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], list[str],
+                                                     list[str]]:
+    """The rows of scans, regions, lesions and the wide per-scan region table from documents
+    (in the order given); the covariate columns and the regions, each in the order they first
+    occur."""
+    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": [],
+                                             "regions_wide": []}
     covariate_columns: list[str] = []
+    regions: list[str] = []
     for doc in docs:
         cov = doc.get("covariates", {})
         rows["scans"].append({**doc["scan"], **cov})
         rows["regions"].extend(doc.get("regions", []))
         rows["lesions"].extend(doc.get("lesions", []))
         covariate_columns.extend(k for k in cov if k not in covariate_columns)
-    return rows, covariate_columns
+        if doc["scan"]["status"] == "ok":
+            wide: dict[str, Any] = {"case_id": doc["case_id"]}
+            for reg in doc.get("regions", []):
+                if reg["region"] not in regions:
+                    regions.append(reg["region"])
+                wide.update({f"{reg['region']}_{m.name}": reg[m.name] for m in WIDE_MEASURES})
+            rows["regions_wide"].append(wide)
+    return rows, covariate_columns, regions

@@ -124,6 +124,9 @@ class RegionScore:
     n_lesions: int
     n_slice_lesions: int | None
     density_score: float | None = None  # mean density weight 1-4; None without calcium
+    #: whole, coronary, vascular, bone, other or outside (pipeline.regions.region_class)
+    region_class: str = "whole"
+    lumen_median_hu: float | None = None  # median HU in the mask as given (vascular regions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +184,14 @@ class ScanResult:
     regions: tuple[RegionScore, ...] = ()  # per region (and 'outside') when masks were given
     density_score: float | None = None  # Agatston / (area x scaling); None without calcium
     cac_drs_vessels: str = ""  # N1-N4 when coronary vessel regions were given
+    #: the scope the headline covers (pipeline.scopes), its score, and the regions it sums
+    scope: str = "whole_volume"
+    headline: RegionScore | None = None  # None: the same as ``whole``
+    scope_regions: tuple[str, ...] = ()
+    region_source: str = ""  # how the region masks were given ('' = none)
+    risk_basis: str = ""  # why risk_category and cac_drs are filled or empty
+    vascular: RegionScore | None = None  # over the vascular regions, when there are some
+    coronary: RegionScore | None = None  # over the coronary regions, when there are some
     #: the scored voxels, when analyse was asked to keep them (for the artefacts)
     voxels: ScoredVoxels | None = field(default=None, compare=False, repr=False)
 

@@ -46,12 +46,19 @@ def test_demo_matches_phantom_truth(demo, sample_truth):
     rows = {r["case_id"]: r for r in read_csv(out / "scans.csv")}
     assert set(rows) == set(sample_truth) == {"P01_T1", "P01_T2", "P02", "P03", "P04"}
     for cid, t in sample_truth.items():
-        r, w = rows[cid], t["whole_volume"]
-        assert r["status"] == "ok"
-        assert float(r["agatston"]) == pytest.approx(w["agatston"], rel=1e-6, abs=1e-9)
-        assert float(r["volume_mm3"]) == pytest.approx(w["volume_mm3"], rel=1e-6, abs=1e-9)
-        assert float(r["mass_mg"]) == pytest.approx(w["mass_mg"], rel=1e-6, abs=1e-9)
-        assert int(r["n_lesions"]) == w["n_lesions"]
+        # the headline is the vascular scope (aorta and LAD masks): the vascular truth; all
+        # calcium in the field of view (spine included) is beside it
+        r, v, w = rows[cid], t["vascular_only"], t["whole_volume"]
+        assert r["status"] == "ok" and r["scope"] == "vascular"
+        assert float(r["agatston"]) == pytest.approx(v["agatston"], rel=1e-6, abs=1e-9)
+        assert float(r["volume_mm3"]) == pytest.approx(v["volume_mm3"], rel=1e-6, abs=1e-9)
+        assert float(r["mass_mg"]) == pytest.approx(v["mass_mg"], rel=1e-6, abs=1e-9)
+        assert int(r["n_lesions"]) == v["n_lesions"]
+        assert float(r["vascular_agatston"]) == float(r["agatston"])
+        assert float(r["all_calcium_agatston"]) == pytest.approx(w["agatston"], rel=1e-6)
+        assert float(r["all_calcium_volume_mm3"]) == pytest.approx(w["volume_mm3"], rel=1e-6)
+        assert float(r["all_calcium_mass_mg"]) == pytest.approx(w["mass_mg"], rel=1e-6)
+        assert r["risk_category"] == r["cac_drs"] == r["cac_drs_vessels"] == ""
         assert float(r["slice_increment_mm"]) == t["increment_mm"]
         assert float(r["mass_calibration_mg_per_cm3_per_hu"]) == 0.8
 
@@ -86,7 +93,8 @@ def test_demo_regions_match_phantom_truth(demo, sample_truth):
             assert float(g["volume_mm3"]) == pytest.approx(want["volume_mm3"], rel=1e-9, abs=1e-9)
             assert float(g["mass_mg"]) == pytest.approx(want["mass_mg"], rel=1e-9, abs=1e-9)
             assert int(g["n_lesions"]) == want["n_lesions"], (cid, name)
-        assert scans[cid]["cac_drs_vessels"] == ("N1" if "LAD" in t["regions"] else "")
+        assert scans[cid]["coronary_agatston"] == ("" if "LAD" not in t["regions"] else
+                                                   f"{t['regions']['LAD']['agatston']:.12g}")
     lesions = [r for r in read_csv(out / "lesions.csv") if r["case_id"] == "P01_T1"]
     by_region = {}
     for r in lesions:
@@ -110,7 +118,7 @@ def test_demo_bsa_sources(demo):
     assert rows["P04"]["status"] == "ok" and rows["P04"]["bsa_m2"] == ""
     assert rows["P04"]["volume_per_bsa_mm3_m2"] == ""
     assert rows["P04"]["bsa_source"].startswith("missing")
-    assert rows["P04"]["risk_category"] == "0" and rows["P04"]["cac_drs"] == "A0"
+    assert rows["P04"]["risk_category"] == rows["P04"]["cac_drs"] == ""  # scope vascular
     # demographics only because the sample config asks for them
     assert (rows["P02"]["patient_age"], rows["P02"]["patient_sex"]) == ("054Y", "F")
 

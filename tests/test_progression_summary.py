@@ -113,19 +113,20 @@ def test_progression_on_the_two_timepoint_phantom(demo_scans, sample_truth, tmp_
     pairs = read(tmp_path / "progression.csv")
     assert len(pairs) == 1
     p = pairs[0]
-    v1 = sample_truth["P01_T1"]["whole_volume"]["volume_mm3"]
-    v2 = sample_truth["P01_T2"]["whole_volume"]["volume_mm3"]
+    # scans.csv headlines the vascular scope (aorta + LAD): the spine is not in it
+    v1 = sample_truth["P01_T1"]["vascular_only"]["volume_mm3"]
+    v2 = sample_truth["P01_T2"]["vascular_only"]["volume_mm3"]
     days = (dt.date(2025, 1, 20) - dt.date(2024, 1, 15)).days
     assert (p["case_id_1"], p["case_id_2"], int(p["interval_days"])) == ("P01_T1", "P01_T2", days)
     assert float(p["volume_mm3_change"]) == pytest.approx(v2 - v1, rel=1e-9)
     assert float(p["volume_mm3_change_per_year"]) == pytest.approx((v2 - v1) / (days / 365.25))
     assert float(p["sqrt_volume_difference"]) == pytest.approx(math.sqrt(v2) - math.sqrt(v1))
-    assert p["progression_hokanson"] == "false"  # 1.45 < 2.5: the spine dominates the volume
+    assert p["progression_hokanson"] == "true"  # sqrt(720.3) - sqrt(402.8) = 6.8 >= 2.5
     annual = (v2 / v1) ** (365.25 / days) - 1
     assert float(p["volume_annual_relative_change"]) == pytest.approx(annual)
-    assert p["progression_raggi"] == "false" and p["parameters_differ"] == ""
-    a1 = sample_truth["P01_T1"]["whole_volume"]["agatston"]
-    a2 = sample_truth["P01_T2"]["whole_volume"]["agatston"]
+    assert p["progression_raggi"] == "true" and p["parameters_differ"] == ""  # 78 % a year
+    a1 = sample_truth["P01_T1"]["vascular_only"]["agatston"]
+    a2 = sample_truth["P01_T2"]["vascular_only"]["agatston"]
     assert float(p["agatston_relative_change"]) == pytest.approx((a2 - a1) / a1)
     dd = read(tmp_path / "progression_dictionary.csv")
     assert [r["name"] for r in dd] == list(pairs[0])
@@ -135,7 +136,7 @@ def test_summary_on_the_phantoms(demo_scans, sample_truth, tmp_path):
     res = invoke("summary", demo_scans, "--out", tmp_path, "--group", "timepoint")
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "summary.json").read_text())
-    ag = sorted(t["whole_volume"]["agatston"] for t in sample_truth.values())
+    ag = sorted(t["vascular_only"]["agatston"] for t in sample_truth.values())
     assert s["all"]["scores"]["agatston"]["median"] == pytest.approx(ag[2])
     assert s["all"]["zero_calcium"] == {"n": 1, "share": 0.2}  # P04
     assert s["all"]["n_patients"] == 4 and s["timepoint=2"]["n_scans"] == 1
@@ -169,7 +170,8 @@ def test_progression_per_region_on_the_two_timepoint_phantom(demo_scans, sample_
         assert float(p["sqrt_volume_difference"]) == pytest.approx(math.sqrt(v2) - math.sqrt(v1))
     assert pairs["vertebrae_T12"]["progression_hokanson"] == "false"  # the spine does not grow
     assert pairs["aorta"]["progression_hokanson"] == "true"  # sqrt(693.8) - sqrt(391.0) = 6.6
-    whole = read(tmp_path / "progression.csv")[0]
-    assert pairs["whole"]["volume_mm3_change"] == whole["volume_mm3_change"]
+    w1, w2 = (sample_truth[c]["whole_volume"]["volume_mm3"] for c in ("P01_T1", "P01_T2"))
+    assert float(pairs["whole"]["volume_mm3_change"]) == pytest.approx(w2 - w1, rel=1e-9)
+    assert pairs["whole"]["progression_hokanson"] == "false"  # 1.45: the spine hides it
     dd = read(tmp_path / "progression_dictionary.csv")
     assert [r["name"] for r in dd] == list(pairs["aorta"])

@@ -215,7 +215,7 @@ def test_the_siemens_contrast_example_is_flagged():
 
 
 def test_the_unenhanced_totalsegmentator_nifti_is_not_flagged():
-    from pipeline.analyse import contrast_evidence
+    from pipeline.contrast import contrast_evidence
     from pipeline.io.nifti import load_nifti
 
     # this NIfTI example's aortic lumen reads about 40 HU: blood without contrast

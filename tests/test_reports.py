@@ -72,11 +72,13 @@ def test_sr_reads_back_with_the_scores_codes_identity_and_references(reported):
             walk(it.get("ContentSequence", []))
 
     walk(sr.ContentSequence)
-    assert flat[("SCT", "450360000")][0] == pytest.approx(float(row["agatston"]), rel=1e-6)
+    # a vascular headline is not a coronary artery calcium score: no SCT 450360000 (the
+    # coronary scope's SR carries it: test_scopes)
+    assert row["scope"] == "vascular" and ("SCT", "450360000") not in flat
     assert flat[("DCM", "122660")] == (pytest.approx(float(row["volume_mm3"]), rel=1e-6), "mm3")
     assert flat[("DCM", "122661")] == (pytest.approx(float(row["mass_mg"]), rel=1e-6), "mg")
     text = sr.to_json()
-    assert "112055" in json.dumps(text) and "112056" in json.dumps(text)
+    assert "112055" not in json.dumps(text) and "112056" in json.dumps(text)
     assert sr.PatientID == "PHANTOM-01" and str(sr.PatientName) == "Phantom^Digital"
     refs = {s.SeriesInstanceUID for st in sr.CurrentRequestedProcedureEvidenceSequence
             for s in st.ReferencedSeriesSequence}
@@ -94,7 +96,8 @@ def test_seg_reads_back_with_the_kept_voxels(reported):
                       "calcium 300-399 HU peak", "calcium >= 400 HU peak"]
     arr = seg.pixel_array  # frames x rows x cols x segments or labels
     voxel_mm3 = 0.7 * 0.7 * 3.0
-    assert int(np.count_nonzero(arr)) == round(float(row["volume_mm3"]) / voxel_mm3)
+    # the SEG holds every kept calcium voxel (the candidates of every region, bone included)
+    assert int(np.count_nonzero(arr)) == round(float(row["all_calcium_volume_mm3"]) / voxel_mm3)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == row["series_instance_uid"]
 
 
@@ -104,9 +107,11 @@ def test_nifti_mask_and_labels_match_the_tables(reported):
     labels = nib.load(reported / "cases" / "P01_T1" / "lesion_labels.nii.gz")
     voxel_mm3 = float(np.prod(mask.header.get_zooms()))
     assert int(np.asarray(mask.dataobj).sum()) * voxel_mm3 == pytest.approx(
-        float(row["volume_mm3"]))
+        float(row["all_calcium_volume_mm3"]))
     lab = np.asarray(labels.dataobj)
-    assert lab.max() == int(row["n_lesions"])
+    whole = next(r for r in read(reported / "regions.csv")
+                 if r["case_id"] == "P01_T1" and r["region"] == "whole")
+    assert lab.max() == int(whole["n_lesions"])
     pieces: dict[int, list] = {}
     for r in read(reported / "lesions.csv"):
         if r["case_id"] == "P01_T1":
@@ -171,8 +176,8 @@ def test_report_in_a_real_browser(reported):
             page.screenshot(path=str(ARTEFACTS / "report_P01_T1.png"), full_page=True)
             page.goto((reported / "index.html").as_uri())
             first = page.inner_text("#t tbody tr:first-child td:first-child")
-            page.click("th:nth-child(3)")  # sort by agatston
-            page.click("th:nth-child(3)")
+            page.click("th:nth-child(4)")  # sort by agatston (after case, status, scope)
+            page.click("th:nth-child(4)")
             after = page.inner_text("#t tbody tr:first-child td:first-child")
             assert (first, after) != ("", "") and after == "P01_T2"  # the largest score
             errors = [c for c in console if c[0] in ("error", "pageerror")]
@@ -192,8 +197,11 @@ def test_pdf_pages_and_text(reported, tmp_path):
     assert 1 <= len(pages) <= 4
     text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
                           check=True, timeout=120).stdout.decode("utf-8")
-    for needle in ("Vascular calcification report", "P01_T1", "15,633.0", "CAC-DRS A3"):
+    for needle in ("Vascular calcification report", "P01_T1", "Vascular calcium (LAD, aorta)",
+                   "Agatston 345.0", "No risk category: empty: scope vascular"):
         assert needle in text
+    assert "CAC-DRS A" not in text and "risk category 0" not in text  # vascular: no risk
+    assert "no risk category or CAC-DRS (defined for coronary calcium only)" in text
 
 
 def test_masks_hold_exactly_the_scored_calcium_under_other_thresholds_and_scopes(

@@ -186,9 +186,13 @@ def test_lesion_rows_sum_to_scan_totals_and_centroids():
 
 
 def test_empty_volume_scores_zero_not_nan():
-    r = score(np.zeros((3, 8, 8)))
+    r = score(np.zeros((3, 8, 8)), cfg=Config(scoring={"fov_is_coronary": True}))
     assert (r.whole.agatston, r.whole.volume_mm3, r.whole.n_lesions) == (0.0, 0.0, 0)
-    assert r.risk_category == "0" and r.cac_drs == "A0"
+    assert r.scope == "coronary" and r.risk_category == "0" and r.cac_drs == "A0"
+    # the same volume not declared coronary: all calcium in the field of view, no risk
+    r = score(np.zeros((3, 8, 8)))
+    assert r.scope == "whole_volume" and r.risk_category == r.cac_drs == ""
+    assert r.risk_basis.startswith("empty: scope whole_volume")
 
 
 @pytest.mark.parametrize("ag,cat,drs", [

@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..config import Config
 from ..errors import InputError
+from ..label_tables import LABEL_TABLES
 from ..regions import RegionMask
 from ..types import CTVolume
 from .archive import extract_zip
@@ -95,11 +96,12 @@ CT_INPUTS: tuple[InputKind, ...] = (
 REGION_INPUTS: tuple[InputKind, ...] = (
     InputKind("dicom_seg", "DICOM SEG referencing the CT's images",
               lambda p: p.suffix.lower() == ".dcm" or (p.is_file() and _is_dicom_file(p)),
-              lambda p, volume: load_seg_regions(str(p), list(volume.source_uids))),
+              lambda p, volume, table: load_seg_regions(str(p), list(volume.source_uids))),
     InputKind("nifti_masks", "folder of binary NIfTI masks, one per structure (TotalSegmentator)",
-              Path.is_dir, lambda p, volume: load_regions(volume, str(p))),
-    InputKind("label_map", "NIfTI label map with its label table (stem.json or stem.yaml)",
-              lambda p: True, lambda p, volume: load_regions(volume, str(p))),
+              Path.is_dir, lambda p, volume, table: load_regions(volume, str(p))),
+    InputKind("label_map", "NIfTI label map with its label table (stem.json or stem.yaml "
+              "beside it, or regions.label_table)", lambda p: True,
+              lambda p, volume, table: load_regions(volume, str(p), label_table=table)),
 )
 
 
@@ -125,10 +127,23 @@ def load_ct(path: str | Path, config: Config, *, display_path: str | None = None
     return kind.load(p, config, display)  # type: ignore[return-value]
 
 
-def load_region_masks(path: str | Path, volume: CTVolume) -> list[tuple[str, RegionMask]]:
-    """The region masks at ``path`` on ``volume``'s grid (first matching kind of
-    :data:`REGION_INPUTS`)."""
+def load_region_masks(path: str | Path, volume: CTVolume, config: Config,
+                      ) -> tuple[list[tuple[str, RegionMask]], str]:
+    """The region masks at ``path`` on ``volume``'s grid, and the kind that read them (the
+    first matching kind of :data:`REGION_INPUTS`; a label map read through the config's
+    label table says which)."""
     p = Path(path)
     kind = _kind(REGION_INPUTS, p)
     assert kind is not None  # the last kind matches every path
-    return kind.load(p, volume)  # type: ignore[return-value]
+    name = config.regions.label_table
+    table = LABEL_TABLES[name] if name else None
+    masks = kind.load(p, volume, table)
+    source = kind.name
+    if kind.name == "label_map" and name and not _has_table_file(p):
+        source = f"label_map:{name}"
+    return masks, source  # type: ignore[return-value]
+
+
+def _has_table_file(p: Path) -> bool:
+    stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
+    return any(p.with_name(stem + ext).exists() for ext in (".json", ".yaml", ".yml"))

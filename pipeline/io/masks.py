@@ -128,8 +128,9 @@ def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray
 def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | None = None,
                  ) -> list[tuple[str, RegionMask]]:
     """Region masks from a folder of binary NIfTI masks (one per structure, named by file,
-    as TotalSegmentator writes them) or from one label map with a label table (a JSON or
-    YAML file beside it with the same stem, or given)."""
+    as TotalSegmentator writes them) or from one label map with a label table: a JSON or
+    YAML file beside it with the same stem, else ``label_table`` (the config's, e.g.
+    TotalSegmentator's v2 classes for its --ml output)."""
 
     p = Path(path)
     if p.is_dir():
@@ -141,8 +142,9 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
             name = f.name[:-7] if f.name.lower().endswith(".nii.gz") else f.name[:-4]
             out.append((name, region_on_ct_grid(volume, str(f))))
         return out
-    if label_table is None:
-        stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
+    stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
+    beside = [p.with_name(stem + ext) for ext in (".json", ".yaml", ".yml")]
+    if label_table is None or any(t.exists() for t in beside):
         for ext in (".json", ".yaml", ".yml"):
             table = p.with_name(stem + ext)
             if table.exists():
@@ -156,10 +158,32 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
                 break
         else:
             raise RegionError("a label map needs a label table (label: name) in a JSON or YAML "
-                              f"file named {stem}.json or {stem}.yaml beside it", path=str(p))
+                              f"file named {stem}.json or {stem}.yaml beside it, or "
+                              "regions.label_table in the config (e.g. totalsegmentator_v2)",
+                              path=str(p))
     labels = mask_on_ct_grid(volume, str(p))
-    return [(name, RegionMask.from_array(labels == value))
-            for value, name in sorted(label_table.items())]
+    return label_map_regions(labels, label_table)
+
+
+def label_map_regions(labels: np.ndarray, label_table: dict[int, str],
+                      ) -> list[tuple[str, RegionMask]]:
+    """One mask per entry of ``label_table`` (label value -> name) from a label volume, each
+    cut from its own bounding box (one pass over the volume, not one per label)."""
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
+
+    values = labels if labels.dtype.kind in "iu" else np.rint(labels).astype(np.int32)
+    top = int(values.max()) if values.size else 0
+    boxes = ndimage.find_objects(values, max_label=top) if top > 0 else []
+    empty = RegionMask(labels.shape, (slice(0, 0),) * 3, np.zeros((0, 0, 0), dtype=bool))
+    out = []
+    for value, name in sorted(label_table.items()):
+        box = boxes[value - 1] if 0 < value <= len(boxes) else None
+        if box is None:
+            out.append((name, empty))
+        else:
+            out.append((name, RegionMask(labels.shape, tuple(box),  # type: ignore[arg-type]
+                                         np.ascontiguousarray(values[box] == value))))
+    return out
 
 
 def load_seg_regions(path: str, sop_instance_uids: list[str]) -> list[tuple[str, RegionMask]]:

@@ -39,7 +39,11 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         raise ValueError("the result carries no scored voxels (analyse(..., keep_voxels=True))")
     bands = scored.bands
     written: list[str] = []
-    largest = sorted(result.lesions, key=lambda le: -le.volume_mm3)[:rc.key_images]
+    # key images through the largest lesions of the headline's scope (its regions' pieces),
+    # so a vascular report never opens on a vertebra
+    scoped = [le for le in result.lesions
+              if not result.scope_regions or le.region in result.scope_regions]
+    largest = sorted(scoped, key=lambda le: -le.volume_mm3)[:rc.key_images]
     slices, seen = [], set()
     for le in largest:
         k = _patient_index(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))

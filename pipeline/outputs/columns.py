@@ -61,22 +61,31 @@ SCANS: tuple[Column, ...] = tuple([
     _c("status", "string", "", "ok or failed"),
     _c("error_code", "string", "", "stable error code when failed (README lists them)"),
     _c("error", "string", "", "what was wrong, with the file, and what to do"),
-    _c("scope", "string", "", "what the scan-level scores cover: whole_volume, or "
-       "bone_excluded (scoring.scope); per-region scores are in regions.csv"),
-    _c("agatston", "number", "", "Agatston score, scaled by slice increment / 3 mm; empty "
-       "when scoring.agatston is false (micro-CT)"),
-    _c("volume_mm3", "number", "mm3", "calcium volume by volume_method"),
-    _c("mass_mg", "number", "mg", "calcium mass c * sum(HU - water HU) * voxel volume; empty if "
-       "uncalibrated"),
+    _c("scope", "string", "", "what the headline scores (agatston, volume_mm3, mass_mg, "
+       "density_score, n_lesions, volume_per_bsa_mm3_m2, risk) cover: coronary, vascular, "
+       "bone_excluded or whole_volume (README, 'Scopes')"),
+    _c("scope_regions", "string", "", "semicolon-separated regions the headline sums (empty: "
+       "the whole field of view)"),
+    _c("region_source", "string", "", "how the case's region masks were given: nifti_masks, "
+       "label_map, label_map:<table>, dicom_seg; empty without regions"),
+    _c("agatston", "number", "", "Agatston score over the scope, scaled by slice increment / "
+       "3 mm; empty when scoring.agatston is false (micro-CT)"),
+    _c("volume_mm3", "number", "mm3", "calcium volume over the scope, by volume_method"),
+    _c("mass_mg", "number", "mg", "calcium mass over the scope, c * sum(HU - water HU) * voxel "
+       "volume; empty if uncalibrated"),
     _c("mass_status", "string", "", "calibrated or uncalibrated"),
     _c("density_score", "number", "", "mean density weight (1-4) of the kept calcium: Agatston "
        "/ (area x increment scaling) (Criqui et al., JAMA 2014); empty without calcium"),
-    _c("n_lesions", "integer", "", "3-D lesions (26-connected components of kept voxels)"),
-    _c("n_slice_lesions", "integer", "", "kept 2-D slice lesions"),
-    _c("risk_category", "string", "", "Agatston category: 0, 1-10, 11-100, 101-400, >400"),
-    _c("cac_drs", "string", "", "CAC-DRS Agatston category: A0, A1, A2, A3"),
+    _c("n_lesions", "integer", "", "3-D lesions (26-connected components of kept voxels) "
+       "with a voxel in the scope"),
+    _c("n_slice_lesions", "integer", "", "kept 2-D slice lesions (whole-volume scopes only)"),
+    _c("risk_category", "string", "", "Agatston category: 0, 1-10, 11-100, 101-400, >400; "
+       "coronary scope only (risk_basis says why it is empty)"),
+    _c("cac_drs", "string", "", "CAC-DRS Agatston category: A0, A1, A2, A3; coronary scope only"),
     _c("cac_drs_vessels", "string", "", "CAC-DRS vessel modifier N1-N4 (coronary vessels "
-       "with calcium); empty without coronary regions"),
+       "with calcium); coronary scope with vessel regions only"),
+    _c("risk_basis", "string", "", "what risk_category and cac_drs rest on, or why they are "
+       "empty"),
     _c("height_cm", "number", "cm", "height used for BSA"),
     _c("weight_kg", "number", "kg", "weight used for BSA"),
     _c("bsa_m2", "number", "m2", "body surface area; empty when height or weight is missing"),
@@ -96,6 +105,27 @@ SCANS: tuple[Column, ...] = tuple([
     _c("model", "string", "", "DICOM ManufacturerModelName"),
     _c("kernel", "string", "", "DICOM ConvolutionKernel"),
     _c("quality_flags", "string", "", "semicolon-separated quality codes; empty when none"),
+    _c("vascular_agatston", "number", "",
+       "Agatston score over the vascular regions (each voxel once); empty without such regions"),
+    _c("vascular_volume_mm3", "number", "mm3", "calcium volume over the vascular regions (each voxel once)"),
+    _c("vascular_mass_mg", "number", "mg",
+       "calcium mass over the vascular regions (each voxel once); empty if uncalibrated"),
+    _c("vascular_n_lesions", "integer", "",
+       "3-D lesions with a voxel in the vascular regions (each voxel once)"),
+    _c("vascular_volume_per_bsa_mm3_m2", "number", "mm3/m2", "vascular_volume_mm3 / bsa_m2"),
+    _c("coronary_agatston", "number", "",
+       "Agatston score over the coronary regions; empty without such regions"),
+    _c("coronary_volume_mm3", "number", "mm3", "calcium volume over the coronary regions"),
+    _c("coronary_mass_mg", "number", "mg",
+       "calcium mass over the coronary regions; empty if uncalibrated"),
+    _c("coronary_n_lesions", "integer", "", "3-D lesions with a voxel in the coronary regions"),
+    _c("coronary_volume_per_bsa_mm3_m2", "number", "mm3/m2", "coronary_volume_mm3 / bsa_m2"),
+    _c("all_calcium_agatston", "number", "", "Agatston score of all calcium in the field of "
+       "view, bone included (bone removed by the heuristic under scope bone_excluded)"),
+    _c("all_calcium_volume_mm3", "number", "mm3", "volume of all calcium in the field of view "
+       "(as all_calcium_agatston)"),
+    _c("all_calcium_mass_mg", "number", "mg", "mass of all calcium in the field of view "
+       "(as all_calcium_agatston); empty if uncalibrated"),
     _c("source_path", "string", "", "series folder or file, relative to the input given"),
     *_PROVENANCE,
 ])
@@ -105,6 +135,8 @@ LESIONS: tuple[Column, ...] = (
     _c("lesion_id", "integer", "", "lesion number within the case, 1.. in raster order"),
     _c("region", "string", "", "whole, or with region masks the region of this piece: a "
        "lesion crossing regions has one row per region, split by voxel"),
+    _c("region_class", "string", "", "class of the region: coronary, vascular, bone, other, "
+       "outside, or whole without regions"),
     _c("n_slices", "integer", "", "slices the lesion spans"),
     _c("n_voxels", "integer", "", "kept voxels in the lesion"),
     _c("volume_mm3", "number", "mm3", "lesion volume"),
@@ -121,8 +153,10 @@ REGIONS: tuple[Column, ...] = (
     _c("case_id", "string", "", "case identifier (joins scans.csv)"),
     _c("region", "string", "", "whole (the whole volume), a region mask's name, or outside "
        "(kept calcium in no region)"),
-    _c("scope", "string", "", "for 'whole' the scan's scope (whole_volume or bone_excluded); "
-       "region for the others"),
+    _c("scope", "string", "", "for 'whole' whole_volume or bone_excluded (all calcium in the "
+       "field of view); region for the others"),
+    _c("region_class", "string", "", "whole; coronary, vascular, bone or other (regions.coronary, "
+       "regions.vascular, regions.bone); outside (kept calcium in no region)"),
     _c("agatston", "number", "", "Agatston score within the region"),
     _c("volume_mm3", "number", "mm3", "calcium volume within the region"),
     _c("mass_mg", "number", "mg", "calcium mass within the region; empty if uncalibrated"),
@@ -131,6 +165,18 @@ REGIONS: tuple[Column, ...] = (
     _c("n_lesions", "integer", "", "3-D lesions within the region"),
     _c("n_slice_lesions", "integer", "", "kept slice lesions (whole volume only)"),
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
+    _c("lumen_median_hu", "number", "HU", "median HU inside the vascular region's mask as given "
+       "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>)"),
+)
+
+#: measures of each region in the wide per-scan table (regions_wide.csv): column
+#: '<region>_<measure>', one row per scored scan
+WIDE_MEASURES: tuple[Column, ...] = (
+    _c("agatston", "number", "", "Agatston score within the region"),
+    _c("volume_mm3", "number", "mm3", "calcium volume within the region"),
+    _c("mass_mg", "number", "mg", "calcium mass within the region; empty if uncalibrated"),
+    _c("n_lesions", "integer", "", "3-D lesions within the region"),
+    _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2"),
 )
 
 TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "regions": REGIONS, "lesions": LESIONS}
@@ -138,7 +184,7 @@ TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "regions": REGIONS, "le
 #: primary keys of each table (datapackage.json); every other table's case_id refers to scans
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "scans": ("case_id",), "regions": ("case_id", "region"),
-    "lesions": ("case_id", "lesion_id", "region")}
+    "lesions": ("case_id", "lesion_id", "region"), "regions_wide": ("case_id",)}
 
 
 def names(table: str) -> list[str]:

@@ -23,7 +23,7 @@ BAND_LABELS = {1: "calcium 130-199 HU peak", 2: "calcium 200-299 HU peak",
 
 
 def _uid_from(*parts: str) -> str:
-    from pydicom.uid import generate_uid  # lazy: pydicom, only where the fast path cannot read the file
+    from pydicom.uid import generate_uid  # lazy: pydicom's SR codes, for SR only
 
     return generate_uid(prefix=None, entropy_srcs=["vascalc", __version__, *parts])
 
@@ -31,7 +31,7 @@ def _uid_from(*parts: str) -> str:
 def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: str):
     """A binary SEG, one segment per density weight present (None when there is none)."""
     import highdicom as hd  # lazy: highdicom, for SEG/SR only
-    from pydicom.sr.codedict import codes  # lazy: pydicom, only where the fast path cannot read the file
+    from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
 
     present = [b for b in (1, 2, 3, 4) if np.any(bands == b)]
     if not present:
@@ -62,10 +62,12 @@ def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: 
 
 def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id: str,
                        config_sha: str):
-    """A Comprehensive 3D SR with the scan's Agatston score, volume and mass."""
+    """A Comprehensive 3D SR with the scan's headline volume and mass, and its Agatston score
+    under SCT 450360000 (coronary artery calcium score) only when the headline is coronary:
+    a vascular or whole-volume Agatston is not a coronary calcium score."""
     import highdicom as hd  # lazy: highdicom, for SEG/SR only
-    from pydicom.sr.codedict import codes  # lazy: pydicom, only where the fast path cannot read the file
-    from pydicom.sr.coding import Code  # lazy: pydicom, only where the fast path cannot read the file
+    from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
+    from pydicom.sr.coding import Code  # lazy: pydicom's SR codes, for SR only
 
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -74,7 +76,7 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
     context = hd.sr.ObservationContext(observer_person_context=None,
                                        observer_device_context=observer)
     measurements = []
-    if scan.get("agatston") is not None:
+    if scan.get("agatston") is not None and scan.get("scope") == "coronary":
         measurements.append(hd.sr.Measurement(
             name=codes.SCT.CoronaryArteryCalciumScore, value=float(scan["agatston"]),
             unit=Code("1", "UCUM", "no units"), method=codes.DCM.AgatstonScoringMethod))
@@ -88,7 +90,8 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
             unit=Code("mg", "UCUM", "milligram"), method=codes.DCM.MassScoringMethod))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_uid_from(case_id, "tracking"), identifier=f"{case_id} whole volume"),
+            uid=_uid_from(case_id, "tracking"),
+            identifier=f"{case_id} {(scan.get('scope') or 'whole_volume').replace('_', ' ')}"),
         algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
         measurements=measurements)
     report = hd.sr.MeasurementReport(

@@ -37,13 +37,39 @@ FLAG_TEXT = {
     "nifti_input": "Read from NIfTI: no DICOM identity or acquisition details.",
     "outlier_images_excluded": "Images of another orientation or matrix were left out.",
     "bsa_implausible_dicom": "Height or weight in the DICOM header is implausible: no BSA.",
+    "bone_heuristic": "Bone was removed by a heuristic (large dense structures): on a real "
+                      "body CT it left 43 % of the bone calcium and took 16 % of the aorta's "
+                      "(README, 'Scopes'); region masks are exact.",
+    "bone_dominated": "Most of this calcium is bone-like (large dense structures such as the "
+                      "spine, ribs or skull): it is not a vascular score.",
 }
+
+#: the headline's title per scope (README, 'Scopes')
+SCOPE_TITLE = {
+    "coronary": "Coronary calcium",
+    "vascular": "Vascular calcium",
+    "bone_excluded": "All calcium in the field of view, bone removed by a heuristic (not a "
+                     "vascular score)",
+    "whole_volume": "All calcium in the field of view, includes bone (not a vascular score)",
+}
+#: region classes in the order the report lists them: territories first, bone and the rest
+#: apart as not vascular
+CLASS_ORDER = {"coronary": 0, "vascular": 1, "bone": 2, "other": 3, "outside": 4, "whole": 5}
+
+
+def flag_text(flag: str) -> str:
+    """What a quality flag means, in words."""
+    if flag.startswith("contrast_filled:"):
+        return (f"Contrast in the lumen of {flag.split(':', 1)[1]} (median above 100 HU): its "
+                "130 HU calcium includes contrast-filled lumen, not only calcium.")
+    return FLAG_TEXT.get(flag, flag)
 
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;font-size:11pt;color:#222;margin:24px}
 h1{font-size:16pt;margin:0 0 4px 0}h2{font-size:12pt;margin:18px 0 6px 0;color:#3a5f8a}
 table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #bbb;padding:3px 8px;
 text-align:left}th{background:#eef2f7}.big{font-size:14pt;font-weight:bold}
+.scope{font-size:12pt;margin:2px 0}
 .flags{border:2px solid #c0504d;background:#fdf0ef;padding:6px 10px;margin:10px 0}
 .ok{border:1px solid #7aa37a;background:#f1f8f1;padding:6px 10px;margin:10px 0}
 .method{font-size:9pt;color:#555}img{margin:4px}
@@ -62,6 +88,12 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return "<table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(v, 2 if '(m2)' in k else 1)}</td></tr>"
         for k, v in rows) + "</table>"
+
+
+def _class_text(cls: str) -> str:
+    return {"coronary": "coronary", "vascular": "vascular", "bone": "bone (not vascular)",
+            "other": "other structure (not vascular)",
+            "outside": "in no region (not vascular)", "whole": "all calcium"}.get(cls, cls)
 
 
 def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity: dict[str, str],
@@ -85,13 +117,17 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
               ("Calcium mass (mg)", s.get("mass_mg")), ("Lesions", s.get("n_lesions")),
               ("Calc/BSA (mm3/m2)", s.get("volume_per_bsa_mm3_m2")),
               ("BSA (m2)", s.get("bsa_m2"))]
+    ordered = sorted(doc.get("regions", []),
+                     key=lambda r: CLASS_ORDER.get(r.get("region_class", "other"), 3))
     regions = "".join(
-        f"<tr><td>{html.escape(r['region'])}</td><td>{_fmt(r['agatston'])}</td>"
+        f"<tr><td>{html.escape(r['region'])}</td>"
+        f"<td>{html.escape(_class_text(r.get('region_class', '')))}</td>"
+        f"<td>{_fmt(r['agatston'])}</td>"
         f"<td>{_fmt(r['volume_mm3'])}</td><td>{_fmt(r['mass_mg'])}</td>"
         f"<td>{_fmt(r['n_lesions'])}</td><td>{_fmt(r['volume_per_bsa_mm3_m2'])}</td></tr>"
-        for r in doc.get("regions", []))
+        for r in ordered)
     flag_box = ('<div class="flags"><b>Quality flags</b><ul>' + "".join(
-        f"<li><code>{html.escape(f)}</code>: {html.escape(FLAG_TEXT.get(f, f))}</li>"
+        f"<li><code>{html.escape(f)}</code>: {html.escape(flag_text(f))}</li>"
         for f in flags) + "</ul></div>") if flags else \
         '<div class="ok">No quality flags.</div>'
     sc = config.get("scoring", {})
@@ -109,18 +145,27 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         f"({html.escape(str(s.get('threshold_source') or 'config'))}); slice lesions on each "
         f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {scoring_rule}"
         f"volume = {volume_rule}; mass = c x sum(HU - water HU) x voxel volume with c = "
-        f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU); risk category "
-        "0 / 1-10 / 11-100 / 101-400 / &gt;400 (Rumberger 1999); CAC-DRS (Hecht 2018). Scope: "
-        f"{html.escape(s.get('scope') or '')}. No 10-year risk or percentile: the published "
+        f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU); "
+        + ("risk category 0 / 1-10 / 11-100 / 101-400 / &gt;400 (Rumberger 1999); CAC-DRS "
+           "(Hecht 2018)" if s.get("risk_category") else
+           "no risk category or CAC-DRS (defined for coronary calcium only)")
+        + f". Scope: {html.escape(s.get('scope') or '')}. No 10-year risk or percentile: the published "
         "methods need inputs vascalc is not given. vascalc "
         f"{html.escape(str(s.get('pipeline_version')))}, config sha256 "
         f"{html.escape(str(s.get('config_sha256')))}.")
+    scope = s.get("scope") or ""
+    covers = (f" ({html.escape(', '.join((s.get('scope_regions') or '').split(';')))})"
+              if s.get("scope_regions") else "")
+    vessels = f"/{s['cac_drs_vessels']}" if s.get("cac_drs_vessels") else ""
+    risk = (f" &middot; risk category {_fmt(s.get('risk_category'))} &middot; CAC-DRS "
+            f"{_fmt(s.get('cac_drs'))}{html.escape(vessels)}" if s.get("risk_category") else "")
     headline = (
-        f"<p class=\"big\">Agatston {_fmt(s.get('agatston'))} &middot; risk category "
-        f"{_fmt(s.get('risk_category'))} &middot; CAC-DRS {_fmt(s.get('cac_drs'))}</p>"
-        if agatston_on else
-        f"<p class=\"big\">Calcium volume {_fmt(s.get('volume_mm3'))} mm3 (no Agatston score: "
-        "scoring.agatston is false)</p>")
+        f"<p class=\"scope\">{html.escape(SCOPE_TITLE.get(scope, scope))}{covers}</p>"
+        + (f"<p class=\"big\">Agatston {_fmt(s.get('agatston'))}{risk}</p>" if agatston_on
+           else f"<p class=\"big\">Calcium volume {_fmt(s.get('volume_mm3'))} mm3 (no Agatston "
+                "score: scoring.agatston is false)</p>")
+        + (f"<p>No risk category: {html.escape(s.get('risk_basis') or '')}.</p>"
+           if agatston_on and not s.get("risk_category") else ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/>
 <title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style></head>
@@ -132,7 +177,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 {headline}
 {_table(totals)}
 <h2>Regions</h2>
-<table><tr><th>region</th><th>Agatston</th><th>volume (mm3)</th><th>mass (mg)</th>
+<table><tr><th>region</th><th>class</th><th>Agatston</th><th>volume (mm3)</th><th>mass (mg)</th>
 <th>lesions</th><th>Calc/BSA (mm3/m2)</th></tr>{regions}</table>
 <h2>Scan</h2>
 {_table(params)}
@@ -164,7 +209,7 @@ def html_to_pdf(text: str) -> bytes:
 
 
 def index_html(scans: list[dict[str, Any]]) -> str:
-    cols = ["case_id", "status", "agatston", "volume_mm3", "mass_mg", "n_lesions",
+    cols = ["case_id", "status", "scope", "agatston", "volume_mm3", "mass_mg", "n_lesions",
             "risk_category", "cac_drs", "volume_per_bsa_mm3_m2", "quality_flags", "error_code"]
     head = "".join(f'<th onclick="sortBy({i})">{c}</th>' for i, c in enumerate(cols))
     body = []

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from .columns import PRIMARY_KEYS, TABLES, Column, names
+from .columns import PRIMARY_KEYS, TABLES, WIDE_MEASURES, Column, names
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -65,22 +65,38 @@ def _extra_columns(extra: Iterable[str]) -> list[Column]:
             for n in extra if n not in names("scans")]
 
 
-def table_columns(extra_scan_columns: Iterable[str] = ()) -> dict[str, list[Column]]:
-    cols = {t: list(c) for t, c in TABLES.items()}
-    cols["scans"] += _extra_columns(extra_scan_columns)
+def wide_columns(regions: Iterable[str]) -> list[Column]:
+    """The columns of regions_wide.csv: case_id, then '<region>_<measure>' per region."""
+    cols = [Column("case_id", "string", "", "case identifier (joins scans.csv)")]
+    for reg in regions:
+        cols += [Column(f"{reg}_{m.name}", m.type, m.unit, f"{reg}: {m.meaning[0].lower()}"
+                        f"{m.meaning[1:]} (regions.csv)") for m in WIDE_MEASURES]
     return cols
 
 
-def data_dictionary(extra_scan_columns: Iterable[str] = ()) -> str:
+def table_columns(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None,
+                  ) -> dict[str, list[Column]]:
+    """The columns of every table; with ``regions``, also the wide per-scan region table."""
+    cols = {t: list(c) for t, c in TABLES.items()}
+    cols["scans"] += _extra_columns(extra_scan_columns)
+    if regions is not None:
+        cols["regions_wide"] = wide_columns(regions)
+    return cols
+
+
+def data_dictionary(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None,
+                    ) -> str:
     rows = [{"table": t, "name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
-            for t, cols in table_columns(extra_scan_columns).items() for c in cols]
+            for t, cols in table_columns(extra_scan_columns, regions).items() for c in cols]
     return to_csv(rows, ["table", "name", "type", "unit", "meaning"])
 
 
-def datapackage(extra_scan_columns: Iterable[str] = (), *, parquet: bool) -> dict[str, Any]:
+def datapackage(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None, *,
+                parquet: bool) -> dict[str, Any]:
     """A Frictionless tabular data package describing the CSV tables, with keys."""
     resources = []
-    for table, cols in table_columns(extra_scan_columns).items():
+    tables = table_columns(extra_scan_columns, regions)
+    for table, cols in tables.items():
         schema: dict[str, Any] = {
             "fields": [{"name": c.name, "type": c.type, "description": c.meaning,
                         **({"unit": c.unit} if c.unit else {})} for c in cols],
@@ -96,7 +112,7 @@ def datapackage(extra_scan_columns: Iterable[str] = (), *, parquet: bool) -> dic
     doc: dict[str, Any] = {"profile": "tabular-data-package", "name": "vascalc-results",
                            "title": "vascalc calcium scores", "resources": resources}
     if parquet:
-        doc["x_parquet"] = {t: f"{t}.parquet" for t in TABLES}
+        doc["x_parquet"] = {t: f"{t}.parquet" for t in tables}
     return doc
 
 
@@ -121,9 +137,10 @@ def _parquet_bytes(csv_text: str, cols: list[Column]) -> bytes:
 
 
 def write_tables(out: Path, rows: dict[str, list[dict[str, Any]]],
-                 extra_scan_columns: list[str], *, parquet: bool = True) -> dict[str, Path]:
+                 extra_scan_columns: list[str], regions: list[str], *,
+                 parquet: bool = True) -> dict[str, Path]:
     """Write every table as CSV (and Parquet), the data dictionary and datapackage.json."""
-    cols = table_columns(extra_scan_columns)
+    cols = table_columns(extra_scan_columns, regions)
     paths: dict[str, Path] = {}
     for table, tcols in cols.items():
         paths[table] = out / f"{table}.csv"
@@ -132,8 +149,9 @@ def write_tables(out: Path, rows: dict[str, list[dict[str, Any]]],
         if parquet:
             write_atomic(out / f"{table}.parquet", _parquet_bytes(text, tcols))
     paths["data_dictionary"] = out / "data_dictionary.csv"
-    write_atomic(paths["data_dictionary"], data_dictionary(extra_scan_columns))
-    write_json(out / "datapackage.json", datapackage(extra_scan_columns, parquet=parquet))
+    write_atomic(paths["data_dictionary"], data_dictionary(extra_scan_columns, regions))
+    write_json(out / "datapackage.json", datapackage(extra_scan_columns, regions,
+                                                     parquet=parquet))
     return paths
 
 

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-TABLES = ("scans.csv", "regions.csv", "lesions.csv", "discovery.csv", "data_dictionary.csv")
+TABLES = ("scans.csv", "regions.csv", "lesions.csv", "regions_wide.csv", "discovery.csv",
+          "data_dictionary.csv")
 
 
 def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None]]:
@@ -33,6 +34,7 @@ def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None
         "sample_low_kvp": ([manifest, "--config", str(cfg / "low_kvp.yaml")], None),
         "sample_tree": ([str(phantoms)], None),
         "sample_philips": ([manifest, "--config", str(HERE / "philips.yaml")], None),
+        "sample_coronary_scope": ([manifest, "--config", str(HERE / "coronary_scope.yaml")], None),
         "shared_dcm_qa_ct": ([str(shared / "dcm_qa_ct" / "In")], shared / "dcm_qa_ct"),
         "shared_totalseg_ct": ([str(shared / "totalsegmentator_example" / "example_ct_dicom")],
                                shared / "totalsegmentator_example"),
@@ -47,6 +49,9 @@ def score(args: list[str], out: Path) -> None:
                                    "--no-report", "--quiet"], catch_exceptions=False)
     if res.exit_code not in (0, 1):
         raise RuntimeError(f"vascalc run {' '.join(args)} exited {res.exit_code}: {res.output}")
+    if ",INTERNAL," in (out / "scans.csv").read_text():
+        raise RuntimeError(f"vascalc run {' '.join(args)}: a case failed with a bug (INTERNAL); "
+                           "golden tables are never written from a bug")
 
 
 def normalised(text: str, roots: dict[str, Path]) -> str:
