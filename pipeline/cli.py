@@ -318,6 +318,43 @@ def calibrate(
 
 
 @app.command()
+def segment(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Folder trees, series folders, NIfTI files or manifest CSVs (as for run).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Segmentation cache folder.")],
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="The profile you will run with (its classes are segmented), "
+                               "e.g. configs/totalsegmentator.yaml.")] = None,
+    fast: Annotated[bool, typer.Option(
+        "--fast/--full", help="TotalSegmentator's 3 mm model (fast on a CPU) or 1.5 mm.")] = True,
+    device: Annotated[str, typer.Option(help="cpu, gpu, or gpu:N.")] = "cpu",
+) -> None:
+    """Run TotalSegmentator on every case (cached per input); write a manifest for run."""
+    from .segmentation.totalsegmentator import api, segment_cases  # lazy: optional extra
+
+    try:
+        cfg = load_config(config)
+        run_ts = api()
+        cases, _ = collect_cases(list(inputs), cfg, work_dir=out / "inputs")
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+
+    def show(case, seg, error) -> None:
+        what = f"FAILED: {error}" if seg is None else ("reused" if seg.reused else "segmented")
+        typer.echo(f"{case.case_id}: {what}")
+
+    manifest, status = segment_cases(cases, cfg, out, fast=fast, device=device, run=run_ts,
+                                     on_case=show)
+    columns = list(dict.fromkeys(k for row in manifest for k in row))
+    write_atomic(out / "manifest.csv", to_csv(manifest, columns))
+    write_atomic(out / "segmentation.csv", to_csv(status, list(status[0])))
+    n_bad = sum(1 for s in status if s["status"] != "ok")
+    typer.echo(f"{len(status) - n_bad} segmented, {n_bad} failed; score them with: vascalc run "
+               f"{out / 'manifest.csv'} --config configs/totalsegmentator.yaml --out RESULTS")
+    raise typer.Exit(1 if n_bad else 0)
+
+
+@app.command()
 def merge(
     parts: Annotated[list[Path], typer.Argument(help="Output folders of shard runs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],

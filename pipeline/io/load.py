@@ -10,6 +10,7 @@ is decided here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -141,7 +142,19 @@ def load_region_masks(path: str | Path, volume: CTVolume, config: Config,
     source = kind.name
     if kind.name == "label_map" and name and not _has_table_file(p):
         source = f"label_map:{name}"
-    return masks, source  # type: ignore[return-value]
+    return masks, _segmenter(p) or source  # type: ignore[return-value]
+
+
+def _segmenter(p: Path) -> str:
+    """'TotalSegmentator 2.x total (fast)' for a map that vascalc segment wrote (its
+    provenance.json beside it); '' otherwise."""
+    try:
+        doc = json.loads((p.parent / "provenance.json").read_text())
+        opts = doc["options"]
+        return (f"{doc['segmenter']} {doc.get('segmenter_version') or '(version unknown)'} "
+                f"task {opts['task']}{' fast' if opts.get('fast') else ''}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def _has_table_file(p: Path) -> bool:

@@ -30,12 +30,16 @@ def affine_ras(volume: CTVolume) -> np.ndarray:
     return aff
 
 
-def nifti_bytes(array: np.ndarray, volume: CTVolume) -> bytes:
-    """A gzipped NIfTI-1 of ``array`` (slice, row, col) on the grid of ``volume``."""
+def nifti_bytes(array: np.ndarray, volume: CTVolume, *, xyz: bool = False) -> bytes:
+    """A gzipped NIfTI-1 of ``array`` (slice, row, col) on the grid of ``volume``; with ``xyz``
+    stored as (col, row, slice), the axis order DICOM converters and segmenters write."""
 
     import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
-    img = nib.Nifti1Image(np.ascontiguousarray(array), affine_ras(volume))
+    aff = affine_ras(volume)
+    if xyz:
+        array, aff = array.transpose(2, 1, 0), aff[:, [2, 1, 0, 3]]
+    img = nib.Nifti1Image(np.ascontiguousarray(array), aff)
     img.header.set_xyzt_units("mm")
     return gzip.compress(img.to_bytes(), mtime=0)
 
