@@ -194,9 +194,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     big = sum(le.volume_mm3 for le in lesions if le.volume_mm3 >= sc.bone_min_volume_cm3 * 1e3)
     region_scores: tuple[RegionScore, ...] = ()
     aggregates: dict[str, RegionScore] = {}
+    region_map: tuple = (None, (), ())
     if regions:
-        region_scores, lesions, aggregates = _split(volume, config, regions, lesions, whole, kept,
-                                                    counts, unit, flags)
+        region_scores, lesions, aggregates, region_map = _split(
+            volume, config, regions, lesions, whole, kept, counts, unit, flags)
     classes = {r.region: r.region_class for r in region_scores
                if r.region_class in ("coronary", "vascular", "bone", "other")}
     scope, scope_regions = resolve_scope(
@@ -213,7 +214,9 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     voxels = None
     if keep_voxels:
         voxels = ScoredVoxels(hu=volume.hu, bands=kept[0], lesion_labels=kept[1],
-                              threshold_hu=th.threshold_hu, weight_hu=tuple(th.weight_hu))
+                              threshold_hu=th.threshold_hu, weight_hu=tuple(th.weight_hu),
+                              region_labels=region_map[0], region_names=region_map[1],
+                              region_classes=region_map[2])
     t2 = time.perf_counter()
     rk = config.risk
     return ScanResult(
@@ -342,4 +345,5 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
         idx = [i for i, n in enumerate(all_names) if cls[n] in members]
         if idx:
             aggregates[scope] = agg(scope, idx)
-    return tuple(scores), tuple(pieces), aggregates
+    return (tuple(scores), tuple(pieces), aggregates,
+            (labels, tuple(names), tuple(cls[n] for n in names)))

@@ -162,6 +162,11 @@ class ScoredVoxels:
     lesion_labels: np.ndarray
     threshold_hu: float
     weight_hu: tuple[float, float, float, float]
+    #: with regions: each voxel's region (0 = outside, i = region_names[i - 1]) and the class
+    #: of each region name (coronary, vascular, bone, other), for territory colours
+    region_labels: np.ndarray | None = None
+    region_names: tuple[str, ...] = ()
+    region_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

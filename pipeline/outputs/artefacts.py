@@ -51,9 +51,13 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
             seen.add(k)
             slices.append((k, f"slice {k + 1}: lesion {le.lesion_id}, "
                               f"{le.volume_mm3:.0f} mm3"))
-    images = figures.key_images(volume.hu, bands, slices, volume.spacing_mm)
-    images.append(("maximum intensity projection", figures.mip_image(volume.hu, bands,
-                                                                     volume.spacing_mm)))
+    regions, colouring = scored.region_labels, None
+    if regions is not None:  # territory colours, with a legend
+        colouring = figures.territory_colouring(scored.region_names, scored.region_classes)
+    images = figures.key_images(volume.hu, bands, slices, volume.spacing_mm, regions=regions,
+                                colouring=colouring)
+    images.append(("maximum intensity projection", figures.mip_image(
+        volume.hu, bands, volume.spacing_mm, regions=regions, colouring=colouring)))
     for i, (_, png) in enumerate(images):
         name = "mip.png" if i == len(images) - 1 else f"key_image_{i + 1}.png"
         write_atomic(case_dir / name, png)
@@ -62,7 +66,7 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     if rc.identity == "full" and volume.source_paths:
         identity = patient_identity(volume.source_paths[0])
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
-                     weight_hu=scored.weight_hu)
+                     weight_hu=scored.weight_hu, territories=colouring is not None)
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,37 +95,98 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _overlay(ax, img, bands, aspect: float) -> None:
+#: territory colours: vascular and coronary territories take these in turn; bone, other
+#: structures and calcium in no region are drawn in muted colours (not vascular)
+TERRITORY_COLOURS = ("#e8112d", "#ff8c00", "#ffd700", "#c71585", "#00c8ff", "#7cfc00",
+                     "#ff69b4", "#1e90ff")
+APART_COLOURS = {"bone": "#d9d9d9", "other": "#6b8e23", "outside": "#8a6bbf"}
+
+
+@dataclass(frozen=True)
+class Colouring:
+    """How kept voxels are coloured: ``index`` (same shape as the image, 0 = none) into
+    ``colours``, with ``legend`` (label, colour) pairs."""
+
+    colours: tuple[str, ...]
+    legend: tuple[tuple[str, str], ...]
+
+
+def territory_colouring(names: tuple[str, ...], classes: tuple[str, ...]) -> Colouring:
+    """Colour index per region label (0 = outside) and the legend: each vascular or coronary
+    territory its own colour; bone, other structures and 'outside' muted, marked not vascular."""
+    colours = [APART_COLOURS["outside"]]
+    legend = []
+    k = 0
+    for name, cls in zip(names, classes):
+        if cls in ("vascular", "coronary"):
+            c = TERRITORY_COLOURS[k % len(TERRITORY_COLOURS)]
+            k += 1
+            legend.append((name, c))
+        else:
+            c = APART_COLOURS.get(cls, APART_COLOURS["other"])
+        colours.append(c)
+    legend += [(f"{cls} (not vascular)", c) for cls, c in APART_COLOURS.items()
+               if cls in classes or cls == "outside"]
+    return Colouring(tuple(colours), tuple(legend))
+
+
+def _overlay(ax, img, index, aspect: float, colouring: Colouring | None = None) -> None:
+    """The image in the soft-tissue window, kept voxels coloured: by density band (index =
+    band 1-4) or, with ``colouring``, by territory (index = region label + 1)."""
     from matplotlib.colors import ListedColormap  # lazy: matplotlib, for figures only
+    from matplotlib.patches import Patch  # lazy: matplotlib, for figures only
 
     ax.imshow(np.clip(img, *SOFT_TISSUE_WINDOW), cmap="gray", aspect=aspect,
               vmin=SOFT_TISSUE_WINDOW[0], vmax=SOFT_TISSUE_WINDOW[1], interpolation="nearest")
-    ax.imshow(np.ma.masked_equal(bands, 0), cmap=ListedColormap(BAND_COLOURS), vmin=0.5,
-              vmax=4.5, aspect=aspect, interpolation="nearest", alpha=0.85)
+    colours = BAND_COLOURS if colouring is None else colouring.colours
+    ax.imshow(np.ma.masked_equal(index, 0), cmap=ListedColormap(colours), vmin=0.5,
+              vmax=len(colours) + 0.5, aspect=aspect, interpolation="nearest", alpha=0.85)
+    if colouring is not None and colouring.legend:
+        ax.legend(handles=[Patch(color=c, label=n) for n, c in colouring.legend],
+                  loc="lower left", fontsize=6, framealpha=0.7)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def key_images(hu, bands, slices: list[tuple[int, str]], spacing_mm) -> list[tuple[str, bytes]]:
-    """Axial slices (soft-tissue window) with calcium coloured by density band."""
+def _index(bands, regions):
+    """Per voxel: the density band (1-4), or with ``regions`` (a label array) its region
+    label + 1; 0 where no calcium was kept."""
+    if regions is None:
+        return bands
+    return np.where(bands > 0, regions.astype(np.int32) + 1, 0)
+
+
+def key_images(hu, bands, slices: list[tuple[int, str]], spacing_mm, *, regions=None,
+               colouring: Colouring | None = None) -> list[tuple[str, bytes]]:
+    """Axial slices (soft-tissue window) with calcium coloured by density band, or by
+    territory when ``regions`` (the region label volume) and its ``colouring`` are given."""
     plt = _plt()
     out = []
     for k, title in slices:
         fig, ax = plt.subplots(figsize=(4, 4), dpi=90)
-        _overlay(ax, hu[k].astype(float), bands[k], aspect=spacing_mm[1] / spacing_mm[2])
+        _overlay(ax, hu[k].astype(float), _index(bands[k], None if regions is None
+                                                 else regions[k]),
+                 aspect=spacing_mm[1] / spacing_mm[2], colouring=colouring)
         ax.set_title(title, fontsize=9)
         fig.tight_layout()
         out.append((title, _png(fig)))
     return out
 
 
-def mip_image(hu, bands, spacing_mm) -> bytes:
-    """Coronal maximum intensity projection (along the rows) with the densest band."""
+def mip_image(hu, bands, spacing_mm, *, regions=None, colouring: Colouring | None = None) -> bytes:
+    """Coronal maximum intensity projection (along the rows): the densest band, or the region
+    of the densest kept voxel along each ray."""
     plt = _plt()
     mip = hu.max(axis=1).astype(float)
-    band = bands.max(axis=1)
+    if regions is None:
+        index = bands.max(axis=1)
+    else:
+        kept_hu = np.where(bands > 0, hu, np.iinfo(np.int16).min).astype(np.float32)
+        ray = kept_hu.argmax(axis=1)[:, None, :]
+        index = np.where(bands.max(axis=1) > 0,
+                         np.take_along_axis(regions, ray, axis=1)[:, 0, :].astype(np.int32) + 1, 0)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=90)
-    _overlay(ax, mip, band, aspect=spacing_mm[0] / spacing_mm[2])
+    _overlay(ax, mip, index, aspect=spacing_mm[0] / spacing_mm[2], colouring=colouring)
     ax.set_title("maximum intensity projection", fontsize=9)
     fig.tight_layout()
     return _png(fig)

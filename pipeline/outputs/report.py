@@ -97,7 +97,7 @@ def _class_text(cls: str) -> str:
 
 
 def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity: dict[str, str],
-              config: dict[str, Any], weight_hu=None) -> str:
+              config: dict[str, Any], weight_hu=None, territories: bool = False) -> str:
     """The per-case report. ``weight_hu``: the density bands the scan was scored with (from a
     kVp table, say); the config's when not given."""
     s = doc["scan"]
@@ -166,6 +166,12 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
                 "score: scoring.agatston is false)</p>")
         + (f"<p>No risk category: {html.escape(s.get('risk_basis') or '')}.</p>"
            if agatston_on and not s.get("risk_category") else ""))
+    key_text = (
+        "Axial slices through the largest lesions of the headline's scope (soft-tissue window) "
+        "and a maximum intensity projection; " + (
+            "calcium coloured by territory (legend in each image; bone, other structures and "
+            "calcium in no region in muted colours: not vascular)." if territories else
+            "calcium coloured by density weight: yellow 1, orange 2, red 3, magenta 4."))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/>
 <title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style></head>
@@ -182,8 +188,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 <h2>Scan</h2>
 {_table(params)}
 <h2>Key images</h2>
-<p>Axial slices through the largest lesions (soft-tissue window) and a maximum intensity
-projection; calcium coloured by density weight: yellow 1, orange 2, red 3, magenta 4.</p>
+<p>{key_text}</p>
 <div>{imgs}</div>
 <h2>Method</h2><p class="method">{method}</p>
 </body></html>
