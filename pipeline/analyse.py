@@ -331,7 +331,8 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
         le = by_id[int(sp.piece_lesion[j])]
         m = mass_mg(float(sp.piece_sum_hu[j]), int(sp.piece_voxels[j]), vv, c, water)
         pieces.append(Lesion(
-            lesion_id=le.lesion_id, n_slices=le.n_slices, n_voxels=int(sp.piece_voxels[j]),
+            lesion_id=le.lesion_id, n_slices=int(sp.piece_slices[j]),
+            n_voxels=int(sp.piece_voxels[j]),
             volume_mm3=float(sp.piece_volume_units[j] * unit),
             mass_mg=None if m is None else float(m),
             agatston=float(sp.piece_agatston[j]), peak_hu=float(sp.piece_peak[j]),

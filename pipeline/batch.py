@@ -13,15 +13,20 @@ process pool, or on a Dask cluster) and their documents back, then rebuild the t
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import logging
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -30,8 +35,8 @@ from . import __version__
 from .case import failed_document, run_case
 from .config import Config
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
-from .errors import InternalError, UsageError, WorkerDiedError
-from .outputs.tables import to_csv, write_atomic, write_json, write_tables
+from .errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
+from .outputs.tables import json_text, table_files, to_csv, write_all
 from .result import read_result, result_path, reusable, table_rows, write_result
 
 log = logging.getLogger("vascalc")
@@ -44,42 +49,65 @@ def _serial(todo, config, out):
         yield case, run_case(case, config, fingerprint=fp, out=out)
 
 
+def _run_marked(started: str, case: Case, config: Config, fp: str, out: Path | None) -> dict:
+    """run_case in a worker, with a marker file while it runs: when a worker dies, the cases
+    whose markers remain were running in it (the others never started)."""
+    marker = Path(started) / case.case_id
+    marker.touch()
+    doc = run_case(case, config, fingerprint=fp, out=out)
+    marker.unlink()
+    return doc
+
+
 def _pool(todo, config, jobs, out):
-    """A process pool; if a worker dies (killed, out of memory), the cases it may have been
-    running are retried once on a new pool, then reported as failed rows."""
-    pending = list(todo)
-    attempts: dict[str, int] = {}
+    """A process pool. If a worker dies (killed, out of memory), only the cases that were
+    running in the pool at that moment are suspects: each is retried alone in a pool of one
+    worker, and fails as WORKER_DIED only when it dies there too; cases that had not started
+    are requeued as they were. So one bad case never fails the innocent ones."""
+    pending, attempts, alone = list(todo), {}, set()
     while pending:
-        broken = False
-        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=_mp_context(),
-                                 initializer=_worker_init) as ex:
-            futures: dict[Future, tuple[Case, str]] = {
-                ex.submit(run_case, c, config, fingerprint=fp, out=out): (c, fp)
-                for c, fp in pending}
-            pending = []
-            waiting = set(futures)
-            while waiting:
-                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    case, fp = futures[fut]
-                    try:
-                        yield case, fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
-                        if attempts[case.case_id] >= 2:
-                            yield case, failed_document(
-                                case, config, fp, WorkerDiedError.code,
-                                f"{case.display_path}: the worker process died twice while "
-                                "scoring this case (killed or out of memory) -> run it alone "
-                                "with --jobs 1 to see why")
-                        else:
-                            pending.append((case, fp))
-                    except Exception as exc:  # noqa: BLE001
-                        yield case, failed_document(case, config, fp, InternalError.code,
+        shared = [p for p in pending if p[0].case_id not in alone]
+        batches = ([shared] if shared else []) + [[p] for p in pending if p[0].case_id in alone]
+        pending = []
+        for batch in batches:
+            pending += yield from _one_pool(batch, config, jobs, out, attempts, alone)
+        if pending:
+            log.warning("a worker process died; retrying %d case(s)", len(pending))
+
+
+def _one_pool(batch, config, jobs, out, attempts: dict[str, int], alone: set[str]):
+    """Run ``batch`` on one pool; yields finished documents, returns the cases to retry."""
+    retry = []
+    with tempfile.TemporaryDirectory(prefix="vascalc-running-") as started, \
+            ProcessPoolExecutor(max_workers=min(jobs, len(batch)), mp_context=_mp_context(),
+                                initializer=_worker_start) as ex:
+        futures: dict[Future, tuple[Case, str]] = {
+            ex.submit(_run_marked, started, c, config, fp, out): (c, fp) for c, fp in batch}
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for fut in done:
+                case, fp = futures[fut]
+                try:
+                    yield case, fut.result()
+                except BrokenProcessPool:
+                    if not (Path(started) / case.case_id).exists():
+                        retry.append((case, fp))  # it never started: not a suspect
+                        continue
+                    attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
+                    if attempts[case.case_id] >= 2:
+                        yield case, failed_document(
+                            case, config, fp, WorkerDiedError.code,
+                            f"{case.display_path}: the worker process died twice while "
+                            "scoring this case, the second time alone (killed or out of "
+                            "memory) -> run it alone with --jobs 1 to see why")
+                    else:
+                        alone.add(case.case_id)
+                        retry.append((case, fp))
+                except Exception as exc:  # noqa: BLE001
+                    yield case, failed_document(case, config, fp, InternalError.code,
                                                 f"{case.display_path}: {type(exc).__name__}: {exc}")
-        if broken:
-            log.warning("a worker process died; retrying %d case(s) on a new pool", len(pending))
+    return retry
 
 
 def _mp_context():
@@ -96,6 +124,20 @@ def _mp_context():
                                     "pipeline.kernel"])
         return ctx
     return mp.get_context("spawn")
+
+
+def _worker_start() -> None:
+    """A pool worker's start: die with the parent (a SIGKILLed run must not leave workers
+    holding memory and the caller's stdout), then warm the kernel."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            if os.getppid() == 1:  # the parent died before prctl took effect
+                os._exit(1)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+    _worker_init()
 
 
 def _worker_init() -> None:
@@ -163,9 +205,55 @@ def select_shard(cases: list[Case], shard: tuple[int, int] | None) -> list[Case]
 def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] | None = None,
               notes: list[dict[str, str]] | None = None, jobs: int = 1, force: bool = False,
               scheduler: str | None = None, dask_local: int | None = None,
-              on_case: Callable[[Case, dict, bool], None] | None = None) -> dict[str, Any]:
-    """Run every case (reusing finished ones), then rebuild the tables and run.json."""
-    out.mkdir(parents=True, exist_ok=True)
+              on_case: Callable[[Case, dict, bool], None] | None = None,
+              shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Run every case (reusing finished ones), then rebuild the tables and run.json (which
+    lists the run's case ids and its shard, for merge)."""
+    with output_lock(out):
+        summary = _run_batch(cases, config, out, argv=argv, notes=notes, jobs=jobs, force=force,
+                             scheduler=scheduler, dask_local=dask_local, on_case=on_case,
+                             shard=shard)
+    return summary
+
+
+_HELD: set[str] = set()  # output folders this process holds the lock of
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold OUT/.vascalc.lock for the run: a second run into the same folder is refused by
+    name (it would delete the first one's temporary files and interleave its results).
+    Re-entrant within one process (the CLI holds it around discovery and the run)."""
+    key = str(out.resolve())
+    if key in _HELD:
+        yield
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fh = open(out / ".vascalc.lock", "a+", encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"cannot use the output folder: {err.strerror}", path=str(out)) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            raise BusyOutputError(f"another vascalc run is writing here ({fh.read().strip()})",
+                                  path=str(out)) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_local, on_case,
+               shard):
     _remove_stale_temporaries(out)
     t_start = time.perf_counter()
     sha = config.sha256()
@@ -183,17 +271,24 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
     log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
     for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
                              out=out):
-        write_result(out, doc)
+        try:
+            write_result(out, doc)
+        except OSError as err:
+            raise OutputError(f"cannot write the result of case {case.case_id}: {err.strerror}",
+                              path=str(out)) from None
         log.info("case %s: %s", case.case_id, doc["scan"]["status"])
         if on_case:
             on_case(case, doc, False)
-    summary = rebuild(out, [c.case_id for c in cases], config=config, argv=argv, notes=notes,
-                      extra={"reused": reused})
+    summary, files = rebuild(out, [c.case_id for c in cases], config=config, argv=argv,
+                             notes=notes, extra={"reused": reused},
+                             ran={c.case_id for c, _ in todo})
     summary["executor"] = _executor_name(jobs, scheduler, dask_local)
-    write_atomic(out / "discovery.csv",
-                 to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS))
+    summary["case_ids"] = sorted(c.case_id for c in cases)
+    summary["shard"] = None if shard is None else f"{shard[0]}/{shard[1]}"
+    files[out / "discovery.csv"] = to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS)
     summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
-    write_json(out / "run.json", summary)
+    files[out / "run.json"] = json_text(summary)
+    write_all(files)  # the tables, discovery.csv and run.json of one run: all or none
     return summary
 
 
@@ -216,23 +311,28 @@ def _executor_name(jobs, scheduler, dask_local) -> str:
 
 def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
             argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
-            extra: dict[str, Any] | None = None, parquet: bool | None = None) -> dict[str, Any]:
-    """Rebuild every table from ``OUT/cases/<id>/result.json``, in case-id order."""
+            extra: dict[str, Any] | None = None, parquet: bool | None = None,
+            ran: set[str] | None = None) -> tuple[dict[str, Any], dict[Path, str | bytes]]:
+    """The run summary and every table file, rebuilt from ``OUT/cases/<id>/result.json`` in
+    case-id order (the caller writes the files with :func:`write_all`). Stage timings sum the
+    cases in ``ran`` (this invocation's; None: all), never earlier runs' reused cases."""
     docs = [read_result(result_path(out, cid)) for cid in sorted(case_ids)]
     rows, covariate_columns, regions = table_rows(docs)
     failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
                 for d in docs if d["scan"]["status"] != "ok"]
     stages: dict[str, float] = {}
     for d in docs:
+        if ran is not None and d["case_id"] not in ran:
+            continue
         for k, v in d.get("timings_s", {}).items():
             stages[k] = stages.get(k, 0.0) + v
     use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
         else parquet
-    write_tables(out, rows, covariate_columns, regions, parquet=use_parquet)
+    files = table_files(out, rows, covariate_columns, regions, parquet=use_parquet)
     if config is not None and config.report.enabled:
         from .outputs.report import index_html  # lazy: only runs with reports need it
 
-        write_atomic(out / "index.html", index_html(rows["scans"]))
+        files[out / "index.html"] = index_html(rows["scans"])
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
     return {
         "vascalc_version": __version__,
@@ -246,7 +346,7 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
         "failures": failures,
         "not_scored": notes or [],
         "timings_s": {k: round(v, 4) for k, v in sorted(stages.items())},
-    }
+    }, files
 
 
 def versions() -> dict[str, str]:

@@ -12,6 +12,7 @@ import logging
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -58,6 +59,9 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
             volume = load_ct(case.path, config, display_path=case.display_path,
                              headers=case.headers)
         dicom_pid = volume.meta.patient_id
+        if case.flags:  # what discovery saw: a split series, outliers, unreadable files
+            volume = replace(volume, quality_flags=volume.quality_flags + tuple(
+                f for f in case.flags if f not in volume.quality_flags))
         settings = resolve_settings(config, calibration=case.calibration,
                                     water_hu=case.water_hu, meta=volume.meta)
         masks, source = None, ""

@@ -17,22 +17,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-import yaml
 
 from . import __version__
-from .batch import default_jobs, run_batch, select_shard
+from .batch import default_jobs, output_lock, run_batch, select_shard
 from .calibrate import Insert
 from .calibrate import calibrate as run_calibration
 from .config import Config, load_config
 from .console import Progress
 from .discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows
-from .errors import VascalcError
+from .errors import OutputError, VascalcError
 from .io.load import load_ct
 from .merge import merge_outputs
 from .outputs.columns import PROGRESSION, PROGRESSION_REGIONS
 from .outputs.tables import to_csv, write_atomic
 from .progression import pair_region_rows, pair_rows
 from .summary import long_table, summarise_groups
+from .values import safe_yaml
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Vascular calcification on CT: Agatston, volume, mass, Calc/BSA.")
@@ -121,9 +121,31 @@ def run(
         if report is not None:
             cfg = cfg.model_copy(update={"report": cfg.report.model_copy(
                 update={"enabled": report})})
-        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work")
+        if dry_run:
+            with tempfile.TemporaryDirectory(prefix="vascalc-dry-run-") as work:
+                cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))
+            _print_discovery(select_shard(cases, shard_t), notes)
+            raise typer.Exit(0)
+        if out.exists() and not out.is_dir():
+            raise OutputError("--out is an existing file, not a folder", path=str(out))
+        with output_lock(out):  # one run per output folder, from discovery to the tables
+            _run(inputs, out, cfg, jobs=jobs, force=force, scheduler=scheduler,
+                 dask_local=dask_local, shard_t=shard_t, regions=regions, quiet=quiet,
+                 log_level=log_level)
     except VascalcError as err:
         _fail_usage(str(err), err.code)
+
+
+def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regions, quiet,
+         log_level) -> None:
+    warned: list[str] = []
+    try:
+        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work", warnings=warned)
+    except VascalcError as err:
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        _fail_usage(str(err), err.code)
+    for w in warned:
+        typer.echo(f"warning: {w}", err=True)
     if regions is not None:
         if len(cases) != 1:
             _fail_usage(f"--regions applies to one case; {len(cases)} were found (give each "
@@ -132,12 +154,6 @@ def run(
             _fail_usage(f"--regions {str(regions)!r} does not exist")
         cases = [dataclasses.replace(cases[0], regions=str(regions))]
     cases = select_shard(cases, shard_t)
-    if dry_run:
-        _print_discovery(cases, notes)
-        shutil.rmtree(out / ".work", ignore_errors=True)
-        if out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        raise typer.Exit(0)
     handler = _setup_logging(out, log_level)
     n_jobs = jobs or default_jobs()
     if not quiet:
@@ -146,7 +162,7 @@ def run(
     try:
         summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, jobs=n_jobs,
                             force=force, scheduler=scheduler, dask_local=dask_local,
-                            on_case=progress)
+                            on_case=progress, shard=shard_t)
     except VascalcError as err:
         progress.close()
         _fail_usage(str(err), err.code)
@@ -287,15 +303,16 @@ def calibrate(
 ) -> None:
     """Measure a calibration phantom; write the mass calibration factor c as a config snippet."""
     try:
-        items = yaml.safe_load(inserts.read_text())
+        items = safe_yaml(inserts.read_text())
         ins = [Insert(name=str(i["name"]), density_mg_per_cm3=float(i["density_mg_per_cm3"]),
                       center_mm=tuple(float(x) for x in i["center_mm"]),  # type: ignore[arg-type]
                       radius_mm=float(i["radius_mm"])) for i in items]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+    except (OSError, KeyError, TypeError, ValueError) as err:
         _fail_usage(f"{inserts}: inserts must be a YAML list of name, density_mg_per_cm3, "
                     f"center_mm, radius_mm ({type(err).__name__}: {err})")
     try:
-        vol = load_ct(series, Config())
+        # a calibration phantom may be reconstructed without air around it: no HU air check
+        vol = load_ct(series, Config(input={"require_hu": False}))
         cal = run_calibration(vol, ins)
     except VascalcError as err:
         typer.echo(f"error [{err.code}]: {err}", err=True)

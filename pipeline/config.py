@@ -14,14 +14,16 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .bsa import FORMULAS
 from .config_regions import RegionsConfig
 from .errors import ConfigError
+from .values import safe_yaml
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+#: unknown keys refused, records frozen, and no NaN or infinity in any number (a NaN
+#: threshold compares false with every HU; an infinite increment makes Agatston 0)
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 #: Vendor scoring conventions as compared by van Praagh GD et al., Med Phys 2021
@@ -185,6 +187,15 @@ class RiskConfig(BaseModel):
         (10.0, 100.0, 400.0), description="0 | (0, 10] | (10, 100] | (100, 400] | > 400")
     cac_drs_lower_bounds: tuple[float, float] = Field(
         (100.0, 300.0), description="A0 = 0, A1 below the first, A2 below the second, A3 above")
+
+    @model_validator(mode="after")
+    def _ascending(self) -> "RiskConfig":
+        for name in ("agatston_upper_bounds", "cac_drs_lower_bounds"):
+            bounds = getattr(self, name)
+            if any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
+                raise ValueError(f"risk.{name} must be positive and strictly ascending, got "
+                                 f"{list(bounds)}")
+        return self
 
 
 class BSAConfig(BaseModel):
@@ -361,9 +372,9 @@ def load_config(path: str | Path | None) -> Config:
     except OSError as err:
         raise ConfigError(f"cannot read config file: {err.strerror}", path=str(p)) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", path=str(p)) from None
+        data = safe_yaml(text)
+    except ValueError as err:
+        raise ConfigError(str(err), path=str(p)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

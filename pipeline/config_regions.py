@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .label_tables import LABEL_TABLES
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+#: unknown keys refused, records frozen, and no NaN or infinity in any number (a NaN
+#: threshold compares false with every HU; an infinite increment makes Agatston 0)
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 #: region names (shell patterns) whose calcium is coronary: the four main arteries
 CORONARY_DEFAULT = ["LM", "LAD", "LCX", "RCA", "coronary_*"]

@@ -1,37 +1,28 @@
 """Discovery: what to score. Cases from a folder tree (every CT series is a case), a zip of
-one, or a manifest CSV, and the discovery list of what was not scored and why.
-
-A manifest has columns case_id and path (a series folder or file, relative to the manifest)
-and optionally patient_id, height_cm, weight_kg, mass_calibration_mg_per_cm3_per_hu,
-calibration_water_hu and regions; any
-other column (age, sex, scan_date, timepoint, clinical covariates) is carried unchanged into
-scans.csv. Validation errors name the line, the value and what is allowed.
+one, or a manifest CSV (read by :mod:`pipeline.manifest`), and the discovery list of what was
+not scored and why. Discovery flags what it sees that the scan alone cannot show: a series
+split into stacks, outlier images left out, a DICOM file in the folder that could not be read.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bsa import check_anthropometry
 from .config import Config
-from .errors import AnthropometryError, ArchiveError, ManifestError, NoInputError
+from .errors import ArchiveError, NoInputError
 from .io.archive import extract_zip
-from .io.dicom import ct_image_problem, index_tree
+from .io.dicom import CT_SOP_CLASSES, ct_image_problem, index_tree
 from .io.dicom_header import DicomHeader
 from .io.nifti import is_nifti, mask_like
 from .io.stacks import split_stacks
-from .outputs.columns import names as column_names
+from .manifest import read_manifest
 from .types import Anthropometry
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
-                  "mass_calibration_mg_per_cm3_per_hu", "calibration_water_hu", "regions")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +40,8 @@ class Case:
     extra: dict[str, str] = field(default_factory=dict)
     error: tuple[str, str] | None = None  # (code, message) found before scoring, e.g. archives
     regions: str | None = None  # region masks: a folder of NIfTI masks or a label map
+    #: quality flags discovery found for the case (series split, outliers, unreadable files)
+    flags: tuple[str, ...] = ()
 
     def files(self) -> list[str]:
         """The files of the case (indexed ones, else every file under its path)."""
@@ -159,6 +152,9 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     headers, skipped = index_tree(root)
     notes = []
     nifti_cases: list[Case] = []
+    # folders holding a DICOM file that could not be read whole: a slice may be missing there
+    broken = {os.path.dirname(p) for p, _ in skipped if _has_preamble(p)}
+    broken |= {os.path.dirname(h.path) for h in headers if _incomplete_ct(h)}
     for p, r in skipped:
         if is_nifti(p):
             try:
@@ -185,6 +181,9 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
         else:
             cts.append(h)
     stacks, outliers = split_stacks(cts, min_slices=config.selection.min_slices)
+    by_path = {h.path: h for h in cts}
+    with_outliers = {_series_key(by_path[p]) for p, _ in outliers}
+    split = Counter(_series_key(st[0]) for st in stacks)
     stacks, unselected = select_stacks(stacks, config)
     notes.extend({"path": _rel(p, root), "reason": r} for p, r in outliers + unselected)
     groups = sorted(stacks, key=lambda hs: min(h.path for h in hs))
@@ -200,11 +199,35 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     cases = [Case(case_id=cid, path=c.path, display_path=c.display_path)
              for cid, c in zip(ids[len(raw_ids):], nifti_cases)]
     for cid, hs, folder in zip(ids, groups, folders):
+        key = _series_key(hs[0])
+        flags = tuple(f for f, on in (
+            ("outlier_images_excluded", key in with_outliers),
+            ("series_split", split[key] > 1),
+            ("unreadable_files_in_folder", any(os.path.dirname(h.path) in broken for h in hs)),
+        ) if on)
         cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
-                          headers=tuple(hs)))
+                          headers=tuple(hs), flags=flags))
     notes.sort(key=lambda n: n["path"])
     cases.sort(key=lambda c: c.case_id)
     return cases, notes
+
+
+def _series_key(h: DicomHeader) -> tuple[str, str]:
+    return h.series_uid, h.meta.patient_id
+
+
+def _has_preamble(path: str) -> bool:
+    """A DICOM Part 10 file (its 'DICM' marker) that the header pass could not read."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _incomplete_ct(h: DicomHeader) -> bool:
+    """A CT image object whose header stops short (a truncated file): no Modality or size."""
+    return h.sop_class_uid in CT_SOP_CLASSES and (not h.modality or h.rows <= 0 or h.cols <= 0)
 
 
 def _rel(path: str | Path, root: Path) -> str:
@@ -215,88 +238,16 @@ def _rel(path: str | Path, root: Path) -> str:
         return str(path)
 
 
-def _float_or_none(value: str, column: str, line: int, manifest: Path) -> float | None:
-    value = (value or "").strip()
-    if value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ManifestError(f"line {line}: {column}={value!r} is not a number",
-                            path=str(manifest)) from None
-
-
-def cases_from_manifest(manifest: Path) -> list[Case]:
-    """Read and validate a manifest CSV (paths relative to the manifest's folder)."""
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ManifestError(f"cannot read manifest: {err}", path=str(manifest)) from None
-    missing = [c for c in ("case_id", "path") if c not in columns]
-    if missing:
-        raise ManifestError(f"missing column(s) {', '.join(missing)}; found {columns}",
-                            path=str(manifest))
-    if not rows:
-        raise ManifestError("the manifest has no rows", path=str(manifest))
-    clash = [c for c in columns if c not in MANIFEST_KNOWN and c in column_names("scans")]
-    if clash:
-        raise ManifestError(
-            f"column(s) {', '.join(clash)} are vascalc output columns of scans.csv; a manifest "
-            "column with that name would be lost", path=str(manifest),
-            hint="rename them (e.g. manifest_" + clash[0] + ") and join them back after the run")
-    cases, seen = [], {}
-    for i, row in enumerate(rows, start=2):
-        cid = (row.get("case_id") or "").strip()
-        if not _SAFE_ID.match(cid):
-            raise ManifestError(
-                f"line {i}: case_id {cid!r} is not a safe name (letters, digits, '.', '_', '-'; "
-                "starting with a letter or digit; at most 64 characters)", path=str(manifest))
-        if cid in seen:
-            raise ManifestError(f"line {i}: case_id {cid!r} already used on line {seen[cid]}",
-                                path=str(manifest))
-        seen[cid] = i
-        rel = (row.get("path") or "").strip()
-        if not rel:
-            raise ManifestError(f"line {i}: path is empty", path=str(manifest))
-        h = _float_or_none(row.get("height_cm", ""), "height_cm", i, manifest)
-        w = _float_or_none(row.get("weight_kg", ""), "weight_kg", i, manifest)
-        try:
-            if h is not None:
-                check_anthropometry(h, w if w is not None else 70.0, source=f"line {i}")
-            if w is not None:
-                check_anthropometry(h if h is not None else 170.0, w, source=f"line {i}")
-        except AnthropometryError as err:
-            raise ManifestError(str(err).split(" -> ")[0], path=str(manifest)) from None
-        cal = _float_or_none(row.get("mass_calibration_mg_per_cm3_per_hu", ""),
-                             "mass_calibration_mg_per_cm3_per_hu", i, manifest)
-        if cal is not None and not (0 < cal < 10):
-            raise ManifestError(f"line {i}: mass_calibration_mg_per_cm3_per_hu={cal:g} is outside "
-                                "(0, 10) mg/(cm3*HU)", path=str(manifest))
-        water = _float_or_none(row.get("calibration_water_hu", ""), "calibration_water_hu", i,
-                               manifest)
-        if water is not None and not -1000 < water < 1000:
-            raise ManifestError(f"line {i}: calibration_water_hu={water:g} is outside (-1000, "
-                                "1000) HU", path=str(manifest))
-        pid = (row.get("patient_id") or "").strip() or None
-        extra = {k: (v if v is not None else "") for k, v in row.items()
-                 if k is not None and k not in MANIFEST_KNOWN}
-        target = Path(rel) if Path(rel).is_absolute() else manifest.parent / rel
-        reg = (row.get("regions") or "").strip()
-        reg_path = None if not reg else str(Path(reg) if Path(reg).is_absolute()
-                                            else manifest.parent / reg)
-        cases.append(Case(case_id=cid, path=str(target), display_path=rel, patient_id=pid,
-                          anthropometry=Anthropometry(height_cm=h, weight_kg=w),
-                          calibration=cal, water_hu=water, extra=extra, regions=reg_path))
-    return cases
+def cases_from_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[Case]:
+    """The cases of a manifest CSV (pipeline.manifest reads and validates it)."""
+    return [Case(**row) for row in read_manifest(manifest, warnings=warnings)]
 
 
 def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None = None,
+                  warnings: list[str] | None = None,
                   ) -> tuple[list[Case], list[dict[str, str]]]:
     """Cases from each input: a manifest (.csv), a zip archive (extracted safely into
-    ``work_dir``), a folder tree, or one DICOM file."""
+    ``work_dir``), a folder tree, or one DICOM file. Manifest warnings go to ``warnings``."""
 
     cases: list[Case] = []
     notes: list[dict[str, str]] = []
@@ -304,18 +255,26 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
         if not inp.exists():
             raise NoInputError(f"input {str(inp)!r} does not exist")
         if inp.is_file() and inp.suffix.lower() == ".csv":
-            cases.extend(cases_from_manifest(inp))
+            cases.extend(cases_from_manifest(inp, warnings=warnings))
         elif inp.is_file() and inp.suffix.lower() == ".zip":
-            digest = hashlib.sha256(str(inp.resolve()).encode()).hexdigest()[:8]
+            # the folder is named by the archive's path, size and time: a changed archive is
+            # never read from an extraction a killed run left behind; it is always fresh
+            st = inp.stat()
+            digest = hashlib.sha256(f"{inp.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+                                    ).hexdigest()[:8]
             dest = (work_dir or Path(".vascalc-work")) / f"{safe_case_id(inp.stem)}-{digest}"
+            shutil.rmtree(dest, ignore_errors=True)
             try:
                 extract_zip(inp, dest, max_bytes=config.input.max_archive_bytes,
                             max_files=config.input.max_archive_files)
             except ArchiveError as err:
+                shutil.rmtree(dest, ignore_errors=True)  # a bomb's partial output goes at once
                 cases.append(Case(case_id=safe_case_id(inp.stem), path=str(inp),
                                   display_path=inp.name, error=(err.code, str(err))))
                 continue
             c, n = cases_from_tree(dest, config)
+            if not c:
+                shutil.rmtree(dest, ignore_errors=True)  # nothing to score: nothing kept
             for case in c:
                 cid = safe_case_id(f"{inp.stem}_{case.case_id}")
                 cases.append(Case(case_id=cid, path=case.path,

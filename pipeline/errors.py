@@ -60,6 +60,21 @@ class ResultError(UsageError):
     hint = "rerun the case into this output folder (vascalc run ... --force) with this vascalc"
 
 
+class OutputError(UsageError):
+    """The output folder cannot be written (not a folder, no permission, disk full)."""
+
+    code = "OUTPUT_UNWRITABLE"
+    hint = ("choose a writable --out folder (or free space); finished cases are kept and a "
+            "rerun reuses them")
+
+
+class BusyOutputError(UsageError):
+    """Another vascalc run is writing into the same output folder."""
+
+    code = "OUTPUT_BUSY"
+    hint = "wait for the other run to finish, or give this run another --out folder"
+
+
 # --- per-case failures (exit code 1: the case row says why, others are written) ---------
 class InputError(VascalcError):
     """The case's input is missing or unusable (e.g. a manifest path that does not exist)."""
@@ -88,6 +103,14 @@ class MissingRescaleError(InputError):
     code = "MISSING_RESCALE"
     hint = ("the file has no RescaleSlope/RescaleIntercept, so Hounsfield units cannot be "
             "computed; re-export the series from the scanner or PACS with the CT Image module")
+
+
+class ImplausibleHUError(InputError):
+    """The values are not plausible Hounsfield units (slope <= 0, no air, out of range)."""
+
+    code = "HU_IMPLAUSIBLE"
+    hint = ("check the rescale (RescaleSlope/Intercept) and PixelRepresentation, and that the "
+            "series is a CT in HU; for volumes in other units set input.require_hu: false")
 
 
 class MissingTagError(InputError):

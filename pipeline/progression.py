@@ -42,16 +42,29 @@ DAYS_PER_YEAR = 365.25
 _num = finite_float
 
 
+#: the date a scan is placed by: the manifest's scan_date when given (de-identified DICOM
+#: often has shifted or constant StudyDates), else DICOM StudyDate
+DATE_KEYS = ("scan_date", "study_date")
+
+
 def _date(row: dict[str, Any]) -> dt.date | None:
-    for key in ("study_date", "scan_date"):
+    return _dated(row)[0]
+
+
+def _dated(row: dict[str, Any]) -> tuple[dt.date | None, str]:
+    """The scan's date and the column it came from."""
+    for key in DATE_KEYS:
         v = (row.get(key) or "").strip()
         if v:
             try:
-                return dt.date.fromisoformat(v)
+                return dt.date.fromisoformat(v), key
             except ValueError:
                 if len(v) == 8 and v.isdigit():
-                    return dt.date(int(v[:4]), int(v[4:6]), int(v[6:]))
-    return None
+                    try:
+                        return dt.date(int(v[:4]), int(v[4:6]), int(v[6:])), key
+                    except ValueError:
+                        pass
+    return None, ""
 
 
 def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -65,7 +78,9 @@ def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
             notes.append({"case_id": cid, "reason": "scan failed"})
             continue
         pid = (r.get("patient_id") or "").strip()
-        d = _date(r)
+        d, source = _dated(r)
+        if d is not None:
+            r = {**r, "_date_source": source}
         if not pid or d is None:
             notes.append({"case_id": cid, "reason": "no patient_id" if not pid else
                           "no study_date or scan_date"})
@@ -107,8 +122,11 @@ def progression_row(pid: str, d1: dt.date, a: dict, d2: dt.date, b: dict) -> dic
     years = days / DAYS_PER_YEAR
     row: dict[str, Any] = {"patient_id": pid, "case_id_1": a.get("case_id"),
                            "case_id_2": b.get("case_id"), "date_1": d1.isoformat(),
-                           "date_2": d2.isoformat(), "interval_days": days,
-                           "interval_years": years}
+                           "date_2": d2.isoformat(),
+                           "date_source": ";".join(sorted({a.get("_date_source", ""),
+                                                           b.get("_date_source", "")} - {""})),
+                           "interval_days": days, "interval_years": years,
+                           "interval_flag": "same_date" if days <= 0 else ""}
     for s in SCORES:
         x, y = _num(a.get(s)), _num(b.get(s))
         row[f"{s}_1"], row[f"{s}_2"] = x, y

@@ -202,6 +202,7 @@ class RegionSplit:
     piece_sum_hu: np.ndarray
     piece_peak: np.ndarray
     piece_centroid_index: np.ndarray  # (n, 3)
+    piece_slices: np.ndarray  # slices each piece spans (its own, not its whole lesion's)
 
 
 def split_by_region(hu: np.ndarray, bands: np.ndarray, lesion_labels: np.ndarray,
@@ -230,13 +231,15 @@ def split_by_region(hu: np.ndarray, bands: np.ndarray, lesion_labels: np.ndarray
     p_peak = np.full(pieces.size, -np.inf)
     np.maximum.at(p_peak, inv, h)
     k, r, c = np.unravel_index(idx, hu.shape)
+    on_slice = np.unique(inv.astype(np.int64) * hu.shape[0] + k)  # (piece, slice) pairs
+    p_slices = np.bincount(on_slice // hu.shape[0], minlength=pieces.size)
     cen = np.stack([np.bincount(inv, weights=a, minlength=pieces.size) for a in (k, r, c)],
                    axis=1) / np.maximum(p_vox, 1)[:, None]
     return RegionSplit(names=names, agatston=agat, n_voxels=nvox, volume_units=vol_units,
                        sum_hu=shu, n_lesions=nles, piece_lesion=pieces // nreg,
                        piece_region=pieces % nreg, piece_agatston=p_ag, piece_voxels=p_vox,
                        piece_volume_units=p_units, piece_sum_hu=p_hu,
-                       piece_peak=p_peak, piece_centroid_index=cen)
+                       piece_peak=p_peak, piece_centroid_index=cen, piece_slices=p_slices)
 
 
 def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:

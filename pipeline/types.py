@@ -49,10 +49,10 @@ class ScanMeta:
 class CTVolume:
     """A CT volume in Hounsfield units on a regular grid.
 
-    ``hu`` is int16 when the rescale was integral (slope 1, integer intercept), else float32,
-    and is made read-only. ``direction`` is a 3x3 matrix whose columns are the unit vectors, in
-    patient LPS, of increasing slice, row and column index; ``origin_mm`` is the patient
-    position of voxel (0, 0, 0).
+    ``hu`` is int16 when the rescale was integral (slope 1, integer intercept), else float64
+    (exact decimal HU of the definition), and is made read-only. ``direction`` is a 3x3
+    matrix whose columns are the unit vectors, in patient LPS, of increasing slice, row and
+    column index; ``origin_mm`` is the patient position of voxel (0, 0, 0).
     """
 
     hu: np.ndarray

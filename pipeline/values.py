@@ -50,3 +50,27 @@ def header_date(da: str) -> str:
     if len(da) == 8 and da.isdigit():
         return f"{da[:4]}-{da[4:6]}-{da[6:]}"
     return ""
+
+
+# --- YAML written by people: configs, label tables, insert lists ----------------------------
+
+#: a config or a table is a few kilobytes; this cap stops a file that is not one
+YAML_MAX_BYTES = 1 << 20
+
+
+def safe_yaml(text: str):
+    """``text`` parsed by YAML's safe loader, refusing anchors and aliases (a kilobyte of
+    nested aliases expands to gigabytes: the 'billion laughs') and texts over
+    :data:`YAML_MAX_BYTES`. Raises ValueError with the reason."""
+    import yaml  # lazy: PyYAML, for the files that are YAML
+
+    if len(text.encode("utf-8", errors="replace")) > YAML_MAX_BYTES:
+        raise ValueError(f"over {YAML_MAX_BYTES // 1024} KiB: not a config")
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ValueError("YAML anchors and aliases (&, *) are not allowed here: "
+                                 "write each value out")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"not valid YAML: {err}") from None

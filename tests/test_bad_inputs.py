@@ -31,6 +31,7 @@ def hu_volume():
     """Soft tissue with one 4x4-pixel plaque of 350 HU on slices 2-3 (0.5 mm pixels:
     4 mm^2 per slice, weight 3; Agatston = 2 x 4 x 3 x 3/3 = 24; volume = 32 x 0.75 mm3)."""
     hu = np.full((N, 16, 16), 40.0)
+    hu[:, 0, :] = -1000  # air along one edge, as in every CT field of view
     hu[2:4, 6:10, 6:10] = 350
     return hu
 

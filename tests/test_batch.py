@@ -44,6 +44,7 @@ def cohort(tmp_path_factory) -> Path:
     series = []
     for k in range(5):
         hu = np.where(rng.random((6, 24, 24)) < 0.08, rng.choice([150, 250, 350, 450]), 20.0)
+        hu[:, 0, :] = -1000  # air along one edge, as in every CT field of view
         folder = root / "src" / f"s{k}"
         write_series(folder, hu, SeriesSpec(seed=f"s{k}", patient_id=f"P{k}"))
         series.append(folder)

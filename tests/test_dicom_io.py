@@ -51,8 +51,8 @@ def test_non_integer_rescale_gives_float_hu(tmp_path):
     hu[:, 3, 3] = 250.5
     write_series(tmp_path, hu, SeriesSpec(slope=0.5, intercept=-1024.0))
     vol = load(tmp_path)
-    assert vol.hu.dtype == np.float32
-    assert np.array_equal(vol.hu, hu.astype(np.float32))
+    assert vol.hu.dtype == np.float64
+    assert np.array_equal(vol.hu, hu)
 
 
 def test_increment_from_positions_not_thickness_and_descending_positions(tmp_path):
@@ -89,6 +89,7 @@ def test_high_bits_beyond_bits_stored_are_masked(tmp_path):
 
 def test_signed_12_bit_values_are_sign_extended(tmp_path):
     hu = np.full((2, 4, 4), -5.0)
+    hu[:, 0, 0] = -1000  # air
     hu[:, 1, 1] = 1000
     paths = write_series(tmp_path, hu, SeriesSpec(bits_stored=12, signed=True, intercept=0.0),
                          shuffle_names=False)

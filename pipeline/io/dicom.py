@@ -21,6 +21,7 @@ assumption of that path is checked per file; anything else falls back to pydicom
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 from ..errors import (
     DecodeError,
     GeometryError,
+    ImplausibleHUError,
     MissingRescaleError,
     NotCTError,
     NotDicomError,
@@ -39,7 +41,7 @@ from .geometry import SortedSeries, _check_consistent, sort_slices  # noqa: F401
 from .multiframe import ENHANCED_CT, decode_frames, frame_headers
 
 _UNCOMPRESSED = _FAST_SYNTAXES | {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
-_CT_SOP_CLASSES = {
+CT_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
@@ -51,7 +53,7 @@ def ct_image_problem(h: DicomHeader) -> str | None:
     """Why a file is not a CT image slice this reader scores, or None."""
     if h.sop_class_uid == _MEDIA_DIRECTORY:
         return "DICOMDIR (media directory), not an image"
-    if h.sop_class_uid not in _CT_SOP_CLASSES:
+    if h.sop_class_uid not in CT_SOP_CLASSES:
         try:
             from pydicom.uid import UID  # lazy: pydicom, only where the fast path cannot read the file
 
@@ -175,8 +177,44 @@ def _apply_padding(stored: np.ndarray, h: DicomHeader, icpt: float, slope: float
     return True, None
 
 
+#: HU plausibility (README, 'Geometry and pixel values'): a CT field of view holds air or fat
+#: below this (as for NIfTI input) ...
+HU_MUST_REACH_BELOW = -100.0
+#: ... and no value beyond these (extended-scale metal reaches about 30,000 HU; stored values
+#: read with the wrong sign or a wild slope land far outside)
+HU_PLAUSIBLE_RANGE = (-10000.0, 35000.0)
+#: RescaleSlope outside this range is not a CT rescale
+SLOPE_RANGE = (1e-4, 1e3)
+#: HU are rounded to this many decimals after the rescale, so that decimal slopes and
+#: intercepts give the exact decimal HU of the definition (0.9 x 1278 - 1020.2 = 130, not
+#: 129.99999999999997) and band edges are kept as the definition says
+HU_DECIMALS = 9
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+#: rows and columns per slice beyond this are a corrupt header, not a CT (micro-CT: ~4000)
+MAX_MATRIX = 16384
+
+
+def check_hu(hu: np.ndarray, path: str, *, require_hu: bool) -> None:
+    """Refuse values that are not plausible HU (see the constants above)."""
+    lo, hi = float(hu.min()), float(hu.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ImplausibleHUError("non-finite values after the rescale", path=path)
+    if not require_hu:
+        return
+    if lo < HU_PLAUSIBLE_RANGE[0] or hi > HU_PLAUSIBLE_RANGE[1]:
+        raise ImplausibleHUError(
+            f"values from {lo:g} to {hi:g} HU are outside {HU_PLAUSIBLE_RANGE[0]:g} to "
+            f"{HU_PLAUSIBLE_RANGE[1]:g} HU (signed data labelled unsigned? a wrong rescale?)",
+            path=path)
+    if lo >= HU_MUST_REACH_BELOW:
+        raise ImplausibleHUError(
+            f"the lowest value is {lo:g} HU: a CT field of view holds air or fat below "
+            f"{HU_MUST_REACH_BELOW:g} HU (another modality labelled CT? a mask?)", path=path)
+
+
 def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol: float = 0.01,
-                gantry_tilt: str = "score", max_obliquity_deg: float = 45.0) -> CTVolume:
+                gantry_tilt: str = "score", max_obliquity_deg: float = 45.0,
+                require_hu: bool = True) -> CTVolume:
     """Load one CT series (its headers already indexed) into a CTVolume in HU.
 
     Quality flags name what was handled: ``monochrome1`` (HU do not depend on the
@@ -208,6 +246,22 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
             raise MissingRescaleError(f"{' and '.join(missing)} missing", path=h.path)
         if h.slope == 0:
             raise MissingRescaleError("RescaleSlope is 0", path=h.path)
+        if not SLOPE_RANGE[0] <= h.slope <= SLOPE_RANGE[1]:
+            raise ImplausibleHUError(f"RescaleSlope {h.slope:g} is outside {SLOPE_RANGE[0]:g} to "
+                                     f"{SLOPE_RANGE[1]:g} (a CT rescale is positive)", path=h.path)
+        if not (0 < h.rows <= MAX_MATRIX and 0 < h.cols <= MAX_MATRIX):
+            raise DecodeError(f"a matrix of {h.rows} x {h.cols} pixels is outside 1 to "
+                              f"{MAX_MATRIX} per side (a corrupt header?)", path=h.path)
+        declared = h.rows * h.cols * max(h.bits_allocated, 8) // 8
+        if (h.transfer_syntax in _FAST_SYNTAXES and h.n_frames == 1
+                and h.pixel_length not in (0, _UNDEFINED_LENGTH) and h.pixel_length < declared):
+            raise DecodeError(f"{h.rows} x {h.cols} pixels of {h.bits_allocated} bits need "
+                              f"{declared} bytes; the pixel data holds {h.pixel_length}",
+                              path=h.path, hint="the file is incomplete or its header is wrong")
+        if h.transfer_syntax in _UNCOMPRESSED and h.pixel_length == _UNDEFINED_LENGTH:
+            raise DecodeError("encapsulated (compressed) pixel data under the uncompressed "
+                              f"transfer syntax {h.transfer_syntax}", path=h.path,
+                              hint="re-export the file with its true transfer syntax")
     if any(h.photometric == "MONOCHROME1" for h in headers):
         flags.append("monochrome1")
     if any(h.rescale_type not in ("", "HU") for h in headers):
@@ -223,7 +277,7 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     integral = all(h.slope == 1.0 and float(h.intercept).is_integer() for h in hs)
     # integral rescale: HU in place in one int16 volume; else one int16 slice buffer
     raw = np.empty((n if integral else 1, rows, cols), dtype=np.int16)
-    out: np.ndarray = raw if integral else np.empty((n, rows, cols), dtype=np.float32)
+    out: np.ndarray = raw if integral else np.empty((n, rows, cols), dtype=np.float64)
     padded = False
     for k, h in enumerate(hs):
         icpt, slope = float(h.intercept), float(h.slope)  # type: ignore[arg-type]
@@ -267,15 +321,16 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
                 if pad_mask is not None:
                     raw[k][pad_mask] = int(AIR_HU)
                 continue
-            # HU not integral or not within int16: the series continues in float32
-            out = np.empty((n, rows, cols), dtype=np.float32)
+            # HU not integral or not within int16: the series continues in float64
+            out = np.empty((n, rows, cols), dtype=np.float64)
             out[:k] = raw[:k]
             integral = False
-        out[k] = stored.astype(np.float32) * np.float32(slope) + np.float32(icpt)
+        out[k] = np.round(stored.astype(np.float64) * slope + icpt, HU_DECIMALS)
         if pad_mask is not None:
             out[k][pad_mask] = AIR_HU
     if padded:
         flags.append("pixel_padding")
+    check_hu(out, os.path.dirname(hs[0].path) or hs[0].path, require_hu=require_hu)
     out.flags.writeable = False
     first = hs[0]
     meta = ScanMeta(**{**first.meta.__dict__, "n_files": n})
@@ -287,13 +342,12 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
 
 def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[str, str]]]:
     """Headers of every DICOM file under ``root`` (a folder or one file), read once; and
-    (path, reason) for files that are not readable DICOM (hidden files are skipped)."""
-
+    (path, reason) for files that are not readable DICOM. Hidden files are skipped; symbolic
+    links to folders are followed (each folder once); FIFOs, sockets and devices are listed,
+    never opened (reading a FIFO would wait forever)."""
     root = Path(root)
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files, skipped = ([root], []) if root.is_file() else walk_files(root)
     headers: list[DicomHeader] = []
-    skipped: list[tuple[str, str]] = []
     for p in files:
         try:
             headers.append(read_header(p))
@@ -302,6 +356,35 @@ def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[s
         except OSError as err:
             skipped.append((str(p), f"unreadable: {err.strerror}"))
     return headers, skipped
+
+
+def walk_files(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Regular files under ``root`` in sorted order, following folder links once each; and
+    (path, reason) for entries that are not regular files."""
+    files: list[Path] = []
+    other: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or a second link to one folder
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            if name.startswith("."):
+                continue
+            p = Path(folder) / name
+            try:
+                mode = p.stat().st_mode
+            except OSError as err:  # a dangling link
+                other.append((str(p), f"unreadable: {err.strerror}"))
+                continue
+            if stat.S_ISREG(mode):
+                files.append(p)
+            else:
+                other.append((str(p), "not a regular file (FIFO, socket or device): not read"))
+    return sorted(files), other
 
 
 def read_datasets(paths: list[str]):

@@ -96,6 +96,11 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
             and abs(row_cos @ col_cos) < 1e-3):
         raise GeometryError(f"ImageOrientationPatient {tuple(iop)} is not two orthonormal "
                             "direction cosines", path=first.path)
+    # values written with few digits (0.9995 for 1): made exactly orthonormal, so that the
+    # increment along the normal, and every area and volume, is not scaled by their error
+    row_cos = row_cos / np.linalg.norm(row_cos)
+    col_cos = col_cos - (col_cos @ row_cos) * row_cos
+    col_cos = col_cos / np.linalg.norm(col_cos)
     normal = np.cross(row_cos, col_cos)
     obliquity = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
     if obliquity > max_obliquity_deg:

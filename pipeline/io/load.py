@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import InputError, RegionError
 from ..label_tables import LABEL_TABLES
 from ..regions import RegionMask
 from ..types import CTVolume
@@ -54,7 +54,8 @@ def _is_dicom_file(p: Path) -> bool:
 def _series(headers: list[DicomHeader], config: Config) -> CTVolume:
     g = config.geometry
     return load_series(headers, abs_tol_mm=g.spacing_tolerance_mm, rel_tol=g.spacing_tolerance_rel,
-                       gantry_tilt=g.gantry_tilt, max_obliquity_deg=g.max_obliquity_deg)
+                       gantry_tilt=g.gantry_tilt, max_obliquity_deg=g.max_obliquity_deg,
+                       require_hu=config.input.require_hu)
 
 
 def _one_stack(root: Path, config: Config, display: str) -> CTVolume:
@@ -122,9 +123,11 @@ def load_ct(path: str | Path, config: Config, *, display_path: str | None = None
     if not p.exists():
         raise InputError(f"input path {display!r} does not exist",
                          hint="fix the path in the manifest (relative to its folder)")
+    if not (p.is_dir() or p.is_file()):
+        raise InputError(f"input path {display!r} is not a folder or a regular file (a FIFO or "
+                         "device is never read)")
     kind = _kind(CT_INPUTS, p)
-    if kind is None:
-        raise InputError(f"input path {display!r} is neither a file nor a folder")
+    assert kind is not None  # 'dicom' matches every folder and file
     return kind.load(p, config, display)  # type: ignore[return-value]
 
 
@@ -134,6 +137,9 @@ def load_region_masks(path: str | Path, volume: CTVolume, config: Config,
     first matching kind of :data:`REGION_INPUTS`; a label map read through the config's
     label table says which)."""
     p = Path(path)
+    if not (p.is_dir() or p.is_file()):  # a FIFO or device would block the reader forever
+        raise RegionError("not a folder or a regular file" if p.exists() else "does not exist",
+                          path=str(p), hint="give a folder of NIfTI masks, a label map or a SEG")
     kind = _kind(REGION_INPUTS, p)
     assert kind is not None  # the last kind matches every path
     name = config.regions.label_table

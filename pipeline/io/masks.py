@@ -12,11 +12,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import RegionError
 from ..regions import RegionMask
 from ..types import CTVolume
+from ..values import safe_yaml
 from .nifti import RAS_TO_LPS
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -152,11 +152,11 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
         for ext in (".json", ".yaml", ".yml"):
             table = p.with_name(stem + ext)
             if table.exists():
-                text = table.read_text()
-                raw = json.loads(text) if ext == ".json" else yaml.safe_load(text)
                 try:
+                    text = table.read_text(encoding="utf-8")
+                    raw = json.loads(text) if ext == ".json" else safe_yaml(text)
                     label_table = {int(k): str(v) for k, v in raw.items()}
-                except (AttributeError, ValueError):
+                except (OSError, UnicodeDecodeError, AttributeError, TypeError, ValueError):
                     raise RegionError("the label table must map label numbers to names",
                                       path=str(table)) from None
                 break

@@ -68,11 +68,20 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
     slice_axis = int(np.argmax(np.abs(dirs[2, :])))
     others = [a for a in range(3) if a != slice_axis]
     order = [slice_axis, *others]
-    data = np.asanyarray(img.dataobj)
+    try:
+        data = np.asanyarray(img.dataobj)  # a truncated file fails here, not at nib.load
+    except Exception as err:  # noqa: BLE001 - nibabel and gzip raise many kinds
+        raise DecodeError(f"cannot read the NIfTI voxel data ({type(err).__name__}: {err})",
+                          path=path, hint="the file is incomplete or corrupt; copy it again"
+                          ) from None
     if data.ndim == 4:
         data = data[..., 0]
     if data.dtype.kind not in "iuf":
         raise NotCTError(f"NIfTI data type {data.dtype} is not numeric", path=path)
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise DecodeError(f"{int(np.size(data) - np.isfinite(data).sum())} voxel(s) are NaN or "
+                          "infinite: not a CT in HU", path=path,
+                          hint="fix or re-export the volume (a voxel must hold a number)")
     if data.dtype.kind in "iu" and data.size and data.min() >= -32768 and data.max() <= 32767:
         hu = data.astype(np.int16, copy=False)
     else:

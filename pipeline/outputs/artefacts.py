@@ -5,6 +5,8 @@ lesion_labels.nii.gz. A failure here is logged and flagged; it never loses the s
 from __future__ import annotations
 
 import logging
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..types import CTVolume, ScanResult
 from . import figures
-from .dicom_out import measurement_report, segmentation, to_bytes
+from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
 from .report import case_html, html_to_pdf
 from .tables import write_atomic
 
@@ -29,8 +31,9 @@ def _patient_index(volume: CTVolume, xyz) -> int:
 
 
 def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
-                         config: Config) -> list[str]:
-    """Write what the config asks for; returns the names written. The masks are the scored
+                         config: Config, written: list[str] | None = None) -> list[str]:
+    """Write what the config asks for; returns the names written (appended to ``written`` as
+    each file lands, so a failure part-way still lists what exists). The masks are the scored
     voxels that :func:`pipeline.analyse.analyse` kept in ``result.voxels`` (the scored HU at
     the scan's own thresholds), so they hold exactly the scored calcium."""
     rc = config.report
@@ -38,7 +41,7 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     if scored is None:
         raise ValueError("the result carries no scored voxels (analyse(..., keep_voxels=True))")
     bands = scored.bands
-    written: list[str] = []
+    written = [] if written is None else written
     # key images through the largest lesions of the headline's scope (its regions' pieces),
     # so a vascular report never opens on a vertebra
     scoped = [le for le in result.lesions
@@ -83,25 +86,54 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     # SEG and SR reference single-frame source images; NIfTI and multi-frame input get none
     dicom_ok = bool(volume.source_paths) and "multi_frame" not in volume.quality_flags
     if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
-        sources = read_datasets(list(volume.source_paths))
+        sources = prepare_sources(read_datasets(list(volume.source_paths)))
         seg = None
-        if rc.dicom_seg:
-            seg = segmentation(sources, bands, case_id=result.case_id,
-                               config_sha=config.sha256())
-            if seg is not None:
-                write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
-                written.append("calcium.seg.dcm")
-        if rc.dicom_sr:
-            sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
-                                    config_sha=config.sha256())
-            write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
-            written.append("scores.sr.dcm")
+        with warnings.catch_warnings(record=True) as caught:  # to the log, not the console
+            warnings.simplefilter("always")
+            if rc.dicom_seg:
+                seg = segmentation(sources, bands, case_id=result.case_id,
+                                   config_sha=config.sha256())
+                if seg is not None:
+                    write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
+                    written.append("calcium.seg.dcm")
+            if rc.dicom_sr:
+                sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
+                                        config_sha=config.sha256())
+                write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
+                written.append("scores.sr.dcm")
+        for w in {str(w.message) for w in caught}:
+            log.debug("case %s: SEG/SR: %s", result.case_id, w)
     return written
 
 
-def try_write_case_artefacts(case_dir: Path, *args: Any) -> tuple[list[str], str]:
+def try_write_case_artefacts(case_dir: Path, volume: CTVolume, *args: Any,
+                             ) -> tuple[list[str], str]:
+    """The artefacts, never raising: a failure is logged and returned as a message with the
+    patient's identity taken out (names, ids and dates never reach a log or a table)."""
+    written: list[str] = []
     try:
-        return write_case_artefacts(case_dir, *args), ""
+        return write_case_artefacts(case_dir, volume, *args, written=written), ""
     except Exception as err:  # noqa: BLE001 - the scores stand; the row says what failed
-        log.exception("case %s: report artefacts failed", case_dir.name)
-        return [], f"{type(err).__name__}: {err}"
+        secrets = _identity_values(volume)
+        message = _scrub(f"{type(err).__name__}: {err}", secrets)
+        log.error("case %s: report artefacts failed: %s", case_dir.name, message)
+        log.debug("%s", _scrub("".join(traceback.format_exc()), secrets))
+        return written, message
+
+
+def _identity_values(volume: CTVolume) -> list[str]:
+    if not volume.source_paths:
+        return []
+    try:
+        return [v for v in patient_identity(volume.source_paths[0]).values() if len(v) >= 2]
+    except Exception:  # noqa: BLE001 - unreadable now: nothing to take out
+        return []
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "<identity removed>")
+        for part in value.replace("^", " ").split():
+            if len(part) >= 3:
+                text = text.replace(part, "<identity removed>")
+    return text

@@ -137,7 +137,8 @@ LESIONS: tuple[Column, ...] = (
        "lesion crossing regions has one row per region, split by voxel"),
     _c("region_class", "string", "", "class of the region: coronary, vascular, bone, other, "
        "outside, or whole without regions"),
-    _c("n_slices", "integer", "", "slices the lesion spans"),
+    _c("n_slices", "integer", "", "slices the lesion spans (with regions: slices this region's "
+       "piece of it spans)"),
     _c("n_voxels", "integer", "", "kept voxels in the lesion"),
     _c("volume_mm3", "number", "mm3", "lesion volume"),
     _c("mass_mg", "number", "mg", "lesion mass; empty if uncalibrated"),
@@ -213,8 +214,12 @@ PROGRESSION: tuple[Column, ...] = (
     _c("case_id_2", "string", "", "later scan (joins scans.csv)"),
     _c("date_1", "date", "", "date of the earlier scan"),
     _c("date_2", "date", "", "date of the later scan"),
+    _c("date_source", "string", "", "scan_date (the manifest's, preferred) or study_date "
+       "(DICOM StudyDate), as the scans were placed"),
     _c("interval_days", "integer", "d", "days between the scans"),
     _c("interval_years", "number", "year", "interval_days / 365.25"),
+    _c("interval_flag", "string", "", "same_date when both scans carry one date (the "
+       "per-year changes and Raggi's rate are then empty: no interval to divide by)"),
     *_score_columns(),
     _c("sqrt_volume_difference", "number", "mm^1.5",
        "sqrt(volume_2) - sqrt(volume_1) (Hokanson et al., AJR 2004)"),

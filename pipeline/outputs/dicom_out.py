@@ -11,7 +11,9 @@ pathologic calcification, one segment per density weight (PS3.3 C.8.20).
 
 from __future__ import annotations
 
+import datetime
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,51 @@ from .. import __version__
 
 BAND_LABELS = {1: "calcium 130-199 HU peak", 2: "calcium 200-299 HU peak",
                3: "calcium 300-399 HU peak", 4: "calcium >= 400 HU peak"}
+
+
+#: Type 2 attributes (present, may be empty) of the Patient and General Study modules that
+#: SEG and SR copy from their sources; anonymised data often lacks them (PS3.3 C.7.1.1,
+#: C.7.2.1)
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+         "StudyID", "AccessionNumber", "ReferringPhysicianName")
+_DATE_KEYS = ("PatientBirthDate", "StudyDate")
+
+
+def _valid_da(value: str) -> bool:
+    try:
+        datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except (ValueError, TypeError):
+        return False
+    return len(value) == 8 and value.isdigit()
+
+
+def _valid_tm(value: str) -> bool:
+    return bool(re.fullmatch(r"([01]\d|2[0-3])([0-5]\d([0-5]\d(\.\d{1,6})?)?)?", value))
+
+
+def prepare_sources(datasets: list) -> list:
+    """The source headers made fit to be copied by SEG and SR, as the standard allows: a
+    missing Type 2 attribute becomes present and empty, a date or time that is not a valid DA
+    or TM becomes empty, PatientSex other than M/F/O becomes empty, and SOPClassUID or
+    SOPInstanceUID found only in the file meta is copied into the dataset."""
+    for ds in datasets:
+        meta = getattr(ds, "file_meta", None)
+        for key, meta_key in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                              ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+            if not ds.get(key) and meta is not None and meta.get(meta_key):
+                setattr(ds, key, meta.get(meta_key))
+        for key in TYPE2:
+            if key not in ds:
+                setattr(ds, key, "")
+        for key in _DATE_KEYS:
+            value = str(ds.get(key) or "")
+            if value and not _valid_da(value):
+                setattr(ds, key, "")
+        if str(ds.get("StudyTime") or "") and not _valid_tm(str(ds.StudyTime)):
+            ds.StudyTime = ""
+        if str(ds.get("PatientSex") or "") not in ("", "M", "F", "O"):
+            ds.PatientSex = ""
+    return datasets
 
 
 def _uid_from(*parts: str) -> str:

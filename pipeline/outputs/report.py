@@ -37,6 +37,10 @@ FLAG_TEXT = {
     "nifti_input": "Read from NIfTI: no DICOM identity or acquisition details.",
     "outlier_images_excluded": "Images of another orientation or matrix were left out.",
     "bsa_implausible_dicom": "Height or weight in the DICOM header is implausible: no BSA.",
+    "series_split": "The series was split (images of another matrix, orientation or "
+                    "acquisition): this case holds part of it.",
+    "unreadable_files_in_folder": "A DICOM file in the series folder could not be read whole: "
+                                  "a slice may be missing from this case.",
     "bone_heuristic": "Bone was removed by a heuristic (large dense structures): on a real "
                       "body CT it left 43 % of the bone calcium and took 16 % of the aorta's "
                       "(README, 'Scopes'); region masks are exact.",

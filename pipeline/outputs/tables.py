@@ -15,28 +15,63 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import OutputError
 from .columns import PRIMARY_KEYS, TABLES, WIDE_MEASURES, Column, names
+
+
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+#: file mode of everything vascalc writes: 0666 under the user's umask, as open() gives (a
+#: temporary file alone would be 0600 and hide the tables from the user's group)
+FILE_MODE = 0o666 & ~_umask()
+
+
+def _staged(path: Path, data: str | bytes) -> str:
+    """``data`` in a temporary file beside ``path``, fsynced, with the normal file mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename,
     so a reader (or a run killed at any instant) sees the old file or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.replace(_staged(path, data), path)
+
+
+def write_all(files: dict[Path, str | bytes]) -> None:
+    """Write a set of files all or none: every file is staged first, and only when all are
+    staged (a full disk fails here) are they renamed into place. Raises OutputError."""
+    staged: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        for path, data in files.items():
+            staged.append((_staged(path, data), path))
+    except OSError as err:
+        for tmp, _ in staged:
             os.unlink(tmp)
-        raise
+        raise OutputError(f"cannot write {err.filename or 'the tables'}: {err.strerror}; no "
+                          "table was changed", path=str(next(iter(files)).parent)) from None
+    for tmp, path in staged:
+        os.replace(tmp, path)
 
 
 def _fmt(v: Any) -> str:
@@ -60,9 +95,33 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def _extra_columns(extra: Iterable[str]) -> list[Column]:
-    return [Column(n, "string", "", "carried unchanged from the manifest")
+def _extra_columns(extra: Iterable[str], types: dict[str, str] | None = None) -> list[Column]:
+    types = types or {}
+    return [Column(n, types.get(n, "string"), "", "carried unchanged from the manifest"
+                   + ("" if n not in types else f" ({types[n]}: every value given is one)"))
             for n in extra if n not in names("scans")]
+
+
+def covariate_types(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, str]:
+    """The type of each carried manifest column: integer or number when every non-empty value
+    is one (so CSV readers and the Parquet file agree), else string."""
+    out = {}
+    for col in columns:
+        values = [str(r.get(col)).strip() for r in rows if r.get(col) not in (None, "")]
+        if values and all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in values):
+            out[col] = "integer"
+        elif values and all(_is_number(v) for v in values):
+            out[col] = "number"
+        else:
+            out[col] = "string"
+    return out
+
+
+def _is_number(v: str) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except ValueError:
+        return False
 
 
 def wide_columns(regions: Iterable[str]) -> list[Column]:
@@ -75,27 +134,29 @@ def wide_columns(regions: Iterable[str]) -> list[Column]:
 
 
 def table_columns(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None,
-                  ) -> dict[str, list[Column]]:
-    """The columns of every table; with ``regions``, also the wide per-scan region table."""
+                  types: dict[str, str] | None = None) -> dict[str, list[Column]]:
+    """The columns of every table; with ``regions``, also the wide per-scan region table;
+    ``types`` of the carried manifest columns (string when not given)."""
     cols = {t: list(c) for t, c in TABLES.items()}
-    cols["scans"] += _extra_columns(extra_scan_columns)
+    cols["scans"] += _extra_columns(extra_scan_columns, types)
     if regions is not None:
         cols["regions_wide"] = wide_columns(regions)
     return cols
 
 
 def data_dictionary(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None,
-                    ) -> str:
+                    types: dict[str, str] | None = None) -> str:
     rows = [{"table": t, "name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
-            for t, cols in table_columns(extra_scan_columns, regions).items() for c in cols]
+            for t, cols in table_columns(extra_scan_columns, regions, types).items()
+            for c in cols]
     return to_csv(rows, ["table", "name", "type", "unit", "meaning"])
 
 
 def datapackage(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None, *,
-                parquet: bool) -> dict[str, Any]:
+                parquet: bool, types: dict[str, str] | None = None) -> dict[str, Any]:
     """A Frictionless tabular data package describing the CSV tables, with keys."""
     resources = []
-    tables = table_columns(extra_scan_columns, regions)
+    tables = table_columns(extra_scan_columns, regions, types)
     for table, cols in tables.items():
         schema: dict[str, Any] = {
             "fields": [{"name": c.name, "type": c.type, "description": c.meaning,
@@ -136,24 +197,28 @@ def _parquet_bytes(csv_text: str, cols: list[Column]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_tables(out: Path, rows: dict[str, list[dict[str, Any]]],
-                 extra_scan_columns: list[str], regions: list[str], *,
-                 parquet: bool = True) -> dict[str, Path]:
-    """Write every table as CSV (and Parquet), the data dictionary and datapackage.json."""
-    cols = table_columns(extra_scan_columns, regions)
-    paths: dict[str, Path] = {}
+def table_files(out: Path, rows: dict[str, list[dict[str, Any]]],
+                extra_scan_columns: list[str], regions: list[str], *,
+                parquet: bool = True) -> dict[Path, str | bytes]:
+    """Every table as CSV (and Parquet), the data dictionary and datapackage.json, as the
+    files to write (:func:`write_all` writes them all or none)."""
+    types = covariate_types(rows.get("scans", []), extra_scan_columns)
+    cols = table_columns(extra_scan_columns, regions, types)
+    files: dict[Path, str | bytes] = {}
     for table, tcols in cols.items():
-        paths[table] = out / f"{table}.csv"
         text = to_csv(rows.get(table, []), [c.name for c in tcols])
-        write_atomic(paths[table], text)
+        files[out / f"{table}.csv"] = text
         if parquet:
-            write_atomic(out / f"{table}.parquet", _parquet_bytes(text, tcols))
-    paths["data_dictionary"] = out / "data_dictionary.csv"
-    write_atomic(paths["data_dictionary"], data_dictionary(extra_scan_columns, regions))
-    write_json(out / "datapackage.json", datapackage(extra_scan_columns, regions,
-                                                     parquet=parquet))
-    return paths
+            files[out / f"{table}.parquet"] = _parquet_bytes(text, tcols)
+    files[out / "data_dictionary.csv"] = data_dictionary(extra_scan_columns, regions, types)
+    files[out / "datapackage.json"] = json_text(datapackage(extra_scan_columns, regions,
+                                                            parquet=parquet, types=types))
+    return files
+
+
+def json_text(doc: Any) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
 def write_json(path: Path, doc: Any) -> None:
-    write_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    write_atomic(path, json_text(doc))
