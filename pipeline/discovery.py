@@ -218,6 +218,8 @@ def _series_key(h: DicomHeader) -> tuple[str, str]:
 
 def _has_preamble(path: str) -> bool:
     """A DICOM Part 10 file (its 'DICM' marker) that the header pass could not read."""
+    if not os.path.isfile(path):  # a FIFO or device: never opened
+        return False
     try:
         with open(path, "rb") as fh:
             return fh.read(132)[128:132] == b"DICM"

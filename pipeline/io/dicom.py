@@ -30,8 +30,6 @@ import numpy as np
 from ..errors import (
     DecodeError,
     GeometryError,
-    ImplausibleHUError,
-    MissingRescaleError,
     NotCTError,
     NotDicomError,
 )
@@ -39,6 +37,7 @@ from ..types import CTVolume, ScanMeta
 from .dicom_header import _FAST_SYNTAXES, DicomHeader, read_header
 from .geometry import SortedSeries, _check_consistent, sort_slices  # noqa: F401 - re-exported
 from .multiframe import ENHANCED_CT, decode_frames, frame_headers
+from .plausibility import HU_DECIMALS, check_header, check_hu
 
 _UNCOMPRESSED = _FAST_SYNTAXES | {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 CT_SOP_CLASSES = {
@@ -177,41 +176,6 @@ def _apply_padding(stored: np.ndarray, h: DicomHeader, icpt: float, slope: float
     return True, None
 
 
-#: HU plausibility (README, 'Geometry and pixel values'): a CT field of view holds air or fat
-#: below this (as for NIfTI input) ...
-HU_MUST_REACH_BELOW = -100.0
-#: ... and no value beyond these (extended-scale metal reaches about 30,000 HU; stored values
-#: read with the wrong sign or a wild slope land far outside)
-HU_PLAUSIBLE_RANGE = (-10000.0, 35000.0)
-#: RescaleSlope outside this range is not a CT rescale
-SLOPE_RANGE = (1e-4, 1e3)
-#: HU are rounded to this many decimals after the rescale, so that decimal slopes and
-#: intercepts give the exact decimal HU of the definition (0.9 x 1278 - 1020.2 = 130, not
-#: 129.99999999999997) and band edges are kept as the definition says
-HU_DECIMALS = 9
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-#: rows and columns per slice beyond this are a corrupt header, not a CT (micro-CT: ~4000)
-MAX_MATRIX = 16384
-
-
-def check_hu(hu: np.ndarray, path: str, *, require_hu: bool) -> None:
-    """Refuse values that are not plausible HU (see the constants above)."""
-    lo, hi = float(hu.min()), float(hu.max())
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ImplausibleHUError("non-finite values after the rescale", path=path)
-    if not require_hu:
-        return
-    if lo < HU_PLAUSIBLE_RANGE[0] or hi > HU_PLAUSIBLE_RANGE[1]:
-        raise ImplausibleHUError(
-            f"values from {lo:g} to {hi:g} HU are outside {HU_PLAUSIBLE_RANGE[0]:g} to "
-            f"{HU_PLAUSIBLE_RANGE[1]:g} HU (signed data labelled unsigned? a wrong rescale?)",
-            path=path)
-    if lo >= HU_MUST_REACH_BELOW:
-        raise ImplausibleHUError(
-            f"the lowest value is {lo:g} HU: a CT field of view holds air or fat below "
-            f"{HU_MUST_REACH_BELOW:g} HU (another modality labelled CT? a mask?)", path=path)
-
-
 def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol: float = 0.01,
                 gantry_tilt: str = "score", max_obliquity_deg: float = 45.0,
                 require_hu: bool = True) -> CTVolume:
@@ -240,28 +204,7 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
         problem = ct_image_problem(h)
         if problem:
             raise NotCTError(problem, path=h.path)
-        if h.slope is None or h.intercept is None:
-            missing = [n for n, v in (("RescaleSlope", h.slope), ("RescaleIntercept", h.intercept))
-                       if v is None]
-            raise MissingRescaleError(f"{' and '.join(missing)} missing", path=h.path)
-        if h.slope == 0:
-            raise MissingRescaleError("RescaleSlope is 0", path=h.path)
-        if not SLOPE_RANGE[0] <= h.slope <= SLOPE_RANGE[1]:
-            raise ImplausibleHUError(f"RescaleSlope {h.slope:g} is outside {SLOPE_RANGE[0]:g} to "
-                                     f"{SLOPE_RANGE[1]:g} (a CT rescale is positive)", path=h.path)
-        if not (0 < h.rows <= MAX_MATRIX and 0 < h.cols <= MAX_MATRIX):
-            raise DecodeError(f"a matrix of {h.rows} x {h.cols} pixels is outside 1 to "
-                              f"{MAX_MATRIX} per side (a corrupt header?)", path=h.path)
-        declared = h.rows * h.cols * max(h.bits_allocated, 8) // 8
-        if (h.transfer_syntax in _FAST_SYNTAXES and h.n_frames == 1
-                and h.pixel_length not in (0, _UNDEFINED_LENGTH) and h.pixel_length < declared):
-            raise DecodeError(f"{h.rows} x {h.cols} pixels of {h.bits_allocated} bits need "
-                              f"{declared} bytes; the pixel data holds {h.pixel_length}",
-                              path=h.path, hint="the file is incomplete or its header is wrong")
-        if h.transfer_syntax in _UNCOMPRESSED and h.pixel_length == _UNDEFINED_LENGTH:
-            raise DecodeError("encapsulated (compressed) pixel data under the uncompressed "
-                              f"transfer syntax {h.transfer_syntax}", path=h.path,
-                              hint="re-export the file with its true transfer syntax")
+        check_header(h)
     if any(h.photometric == "MONOCHROME1" for h in headers):
         flags.append("monochrome1")
     if any(h.rescale_type not in ("", "HU") for h in headers):
@@ -383,7 +326,7 @@ def walk_files(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
             if stat.S_ISREG(mode):
                 files.append(p)
             else:
-                other.append((str(p), "not a regular file (FIFO, socket or device): not read"))
+                other.append((str(p), "not a regular file (a FIFO, socket or device), not read"))
     return sorted(files), other
 
 
