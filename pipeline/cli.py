@@ -22,10 +22,10 @@ from . import __version__
 from .batch import default_jobs, output_lock, run_batch, select_shard
 from .calibrate import Insert
 from .calibrate import calibrate as run_calibration
-from .config import Config, load_config
+from .config import HASH_SALT_ENV, Config, load_config
 from .console import Progress
 from .discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows
-from .errors import OutputError, VascalcError
+from .errors import ConfigError, OutputError, VascalcError
 from .io.load import load_ct
 from .merge import merge_outputs
 from .outputs.columns import PROGRESSION, PROGRESSION_REGIONS
@@ -121,6 +121,11 @@ def run(
         if report is not None:
             cfg = cfg.model_copy(update={"report": cfg.report.model_copy(
                 update={"enabled": report})})
+        if cfg.privacy.patient_id == "hash" and cfg.privacy.secret() is None:
+            raise ConfigError("privacy.patient_id: hash needs the study's secret key: "
+                              "privacy.hash_salt in the config, or the environment variable "
+                              f"{HASH_SALT_ENV} (16 characters or more)",
+                              hint="set one, or choose privacy.patient_id: omit or keep")
         if dry_run:
             with tempfile.TemporaryDirectory(prefix="vascalc-dry-run-") as work:
                 cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -284,10 +285,23 @@ class PrivacyConfig(BaseModel):
     model_config = _STRICT
 
     patient_id: Literal["hash", "keep", "omit"] = Field(
-        "hash", description="DICOM PatientID in tables: salted hash, as is, or left empty")
-    hash_salt: str = Field("vascalc", description="salt for the patient id hash; set per study")
+        "omit", description="DICOM PatientID in tables: keyed hash (needs a study secret), as "
+        "is, or left empty")
+    hash_salt: str | None = Field(
+        None, exclude=True, min_length=16, description="the study's secret key of the patient "
+        "id hash (at least 16 characters; never written to run.json); or the environment "
+        "variable VASCALC_HASH_SALT")
     demographics: bool = Field(
         False, description="write DICOM PatientAge and PatientSex into scans.csv")
+
+    def secret(self) -> str | None:
+        """The hash key: the config's, else $VASCALC_HASH_SALT (16 characters or more)."""
+        key = self.hash_salt or os.environ.get(HASH_SALT_ENV, "")
+        return key if len(key) >= 16 else None
+
+
+#: environment variable that may hold the study secret of the patient id hash
+HASH_SALT_ENV = "VASCALC_HASH_SALT"
 
 
 class OutputConfig(BaseModel):
@@ -325,8 +339,12 @@ class Config(BaseModel):
                 "config_sha256": self.sha256()}
 
     def sha256(self) -> str:
-        """Digest of the resolved config (sorted JSON), recorded in every row."""
+        """Digest of the resolved config (sorted JSON), recorded in every row. The hash key is
+        not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        key = self.privacy.secret() if self.privacy.patient_id == "hash" else None
+        if key:
+            text += "\0" + hashlib.sha256(("vascalc-key\0" + key).encode()).hexdigest()
         return hashlib.sha256(text.encode()).hexdigest()
 
 

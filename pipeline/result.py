@@ -14,6 +14,7 @@ the trailing columns of scans.csv.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 from pathlib import Path
@@ -144,7 +145,8 @@ def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
 
 def table_patient_id(manifest_id: str | None, dicom_id: str, config: Config) -> str:
     """The patient id a table carries: the manifest's, else DICOM PatientID as
-    ``privacy.patient_id`` says (salted sha256, as is, or empty)."""
+    ``privacy.patient_id`` says: HMAC-SHA256 keyed with the study's secret (never a public
+    salt: ids from a few characters reverse by enumeration), as is, or empty."""
     if manifest_id is not None:
         return manifest_id
     mode = config.privacy.patient_id
@@ -152,7 +154,10 @@ def table_patient_id(manifest_id: str | None, dicom_id: str, config: Config) -> 
         return ""
     if mode == "keep":
         return dicom_id
-    digest = hashlib.sha256(f"{config.privacy.hash_salt}\x00{dicom_id}".encode()).hexdigest()
+    key = config.privacy.secret()
+    if key is None:
+        raise ValueError("privacy.patient_id is hash but no study secret is set")
+    digest = hmac.new(key.encode(), dicom_id.encode(), hashlib.sha256).hexdigest()
     return "p-" + digest[:16]
 
 

@@ -154,12 +154,21 @@ def test_run_json_and_case_results(demo):
     assert res["scan"]["case_id"] == "P03" and res["lesions"]
 
 
-def test_folder_input_derives_safe_case_ids_and_hashes_patient_ids(sample_data, tmp_path):
-    res = invoke("run", sample_data, "--out", tmp_path / "o")
+def test_folder_input_derives_safe_case_ids_and_hashes_patient_ids(sample_data, tmp_path,
+                                                                   monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("privacy:\n  patient_id: hash\n")
+    res = invoke("run", sample_data, "--out", tmp_path / "o", "-c", cfg)
+    assert res.exit_code == 2 and "secret key" in res.output  # never a public salt
+    monkeypatch.setenv("VASCALC_HASH_SALT", "a-study-secret-of-32-characters!")
+    res = invoke("run", sample_data, "--out", tmp_path / "o", "-c", cfg)
     assert res.exit_code == 0, res.output
+    assert "a-study-secret" not in (tmp_path / "o" / "run.json").read_text()
     rows = read_csv(tmp_path / "o" / "scans.csv")
     assert sorted(r["case_id"] for r in rows) == [
         "P01_T1_dicom", "P01_T2_dicom", "P02_dicom", "P03_dicom", "P04_dicom"]
+    ids = {r["case_id"]: r["patient_id"] for r in rows}
+    assert ids["P01_T1_dicom"] == ids["P01_T2_dicom"] != ids["P02_dicom"]  # joinable
     for r in rows:
         assert r["patient_id"].startswith("p-") and "PHANTOM" not in r["patient_id"]
         assert r["mass_mg"] == "" and r["mass_status"] == "uncalibrated"

@@ -20,17 +20,20 @@ from pipeline.errors import InternalError, VascalcError
 from pipeline.io.dicom import index_tree, load_series
 from sample_data.dicom_writer import SeriesSpec, write_series
 
-ANY_NUMBER = st.one_of(st.sampled_from(["0", "-1", "1e9", "abc", "", "nan", "inf", "1\\2"]),
+ANY_NUMBER = st.one_of(st.sampled_from(["0", "-1", "1e9", "1e30", "1e-9", "0.9", "-1020.2",
+                                        "abc", "", "nan", "inf", "1\\2"]),
                        st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: f"{f:.6g}"))
 MUTATIONS = {
     "PixelSpacing": st.one_of(st.lists(ANY_NUMBER, min_size=0, max_size=3), st.none()),
-    "ImageOrientationPatient": st.one_of(st.lists(ANY_NUMBER, min_size=0, max_size=7),
-                                         st.none()),
+    "ImageOrientationPatient": st.one_of(
+        st.lists(ANY_NUMBER, min_size=0, max_size=7), st.none(),
+        st.sampled_from([["1", "0", "0", "0", "0.9995", "0"], ["0.9995", "0", "0", "0", "1", "0"],
+                         ["1", "0", "0", "0", "0.97", "0.2"]])),
     "ImagePositionPatient": st.one_of(st.lists(ANY_NUMBER, min_size=0, max_size=4), st.none()),
     "RescaleSlope": st.one_of(ANY_NUMBER, st.none()),
     "RescaleIntercept": st.one_of(ANY_NUMBER, st.none()),
-    "Rows": st.one_of(st.integers(0, 40), st.none()),
-    "Columns": st.one_of(st.integers(0, 40), st.none()),
+    "Rows": st.one_of(st.integers(0, 40), st.sampled_from([65535]), st.none()),
+    "Columns": st.one_of(st.integers(0, 40), st.sampled_from([65535]), st.none()),
     "BitsAllocated": st.sampled_from([0, 1, 8, 12, 16, 32, 64]),
     "BitsStored": st.sampled_from([0, 1, 8, 12, 16, 17, 40]),
     "PixelRepresentation": st.sampled_from([0, 1, 2]),
@@ -38,7 +41,12 @@ MUTATIONS = {
     "NumberOfFrames": st.one_of(st.sampled_from(["0", "1", "2", "x"]), st.none()),
     "PhotometricInterpretation": st.sampled_from(["MONOCHROME2", "MONOCHROME1", "RGB", ""]),
     "Modality": st.sampled_from(["CT", "MR", ""]),
-    "PixelData": st.sampled_from([b"", b"\x00" * 10, None]),
+    "PixelData": st.sampled_from([b"", b"\x00" * 10, None,
+                                  b"\xfe\xff\x00\xe0\x00\x00\x00\x00" + b"\x00" * 520]),
+    "PatientID": st.sampled_from(["A", "B", ""]),
+    "SeriesInstanceUID": st.sampled_from(["1.2.3", "1.2.3.4"]),
+    "PatientBirthDate": st.sampled_from(["19X01301", "20250231", ""]),
+    "RescaleType": st.sampled_from(["HU", "US", ""]),
 }
 
 
@@ -46,6 +54,7 @@ MUTATIONS = {
 def template():
     folder = Path(tempfile.mkdtemp(prefix="vascalc-fuzz-"))
     hu = np.full((4, 16, 16), 20.0)
+    hu[:, 0, :] = -1000  # air, as in every CT field of view
     hu[1:3, 5:9, 5:9] = 400
     write_series(folder, hu, SeriesSpec(pixel_spacing_mm=(0.5, 0.5)), shuffle_names=False)
     yield folder
