@@ -126,6 +126,9 @@ def run(
                               "privacy.hash_salt in the config, or the environment variable "
                               f"{HASH_SALT_ENV} (16 characters or more)",
                               hint="set one, or choose privacy.patient_id: omit or keep")
+        if cfg.privacy.patient_id == "hash":  # the key travels with the config to workers
+            cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(
+                update={"hash_salt": cfg.privacy.secret()})})
         if dry_run:
             with tempfile.TemporaryDirectory(prefix="vascalc-dry-run-") as work:
                 cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))

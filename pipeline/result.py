@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from .config import Config
 from .errors import ResultError
 from .outputs.columns import PROVENANCE_KEYS, WIDE_MEASURES, names
 from .outputs.tables import write_json
+from .score import RISK_LABELS
 from .types import CaseFailure, ScanResult
 
 #: version of the result.json layout; a document of another version is not read
@@ -43,6 +45,15 @@ def _num(v: float | None) -> float | None:
     if not math.isfinite(v):
         raise ValueError(f"refusing to write a non-finite number {v!r}")
     return float(v)
+
+
+def age_years(age: str) -> float | None:
+    """A DICOM Age String (nnnD, nnnW, nnnM or nnnY; PS3.5 6.2) in years, or None."""
+    m = re.fullmatch(r"(\d{3})([DWMY])", (age or "").strip())
+    if m is None:
+        return None
+    n = int(m.group(1))
+    return {"D": n / 365.25, "W": n / 52.1775, "M": n / 12.0, "Y": float(n)}[m.group(2)]
 
 
 def _checked(row: dict[str, Any], table: str) -> dict[str, Any]:
@@ -74,6 +85,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     row = dict(
         common, study_date=m.study_date, patient_age=m.patient_age if demographics else "",
         patient_sex=m.patient_sex if demographics else "",
+        patient_age_years=age_years(m.patient_age) if demographics else None,
         series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
         scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
         region_source=r.region_source,
@@ -81,7 +93,9 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         mass_mg=_num(w.mass_mg), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
         density_score=r.density_score if ag else None,
         n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
-        risk_category=r.risk_category if ag else "", cac_drs=r.cac_drs if ag else "",
+        risk_category=r.risk_category if ag else "",
+        risk_category_order=RISK_LABELS.index(r.risk_category) if ag and r.risk_category
+        else None, cac_drs=r.cac_drs if ag else "",
         cac_drs_vessels=r.cac_drs_vessels if ag else "", risk_basis=r.risk_basis,
         **_scope_columns("vascular", r.vascular, b.bsa_m2, ag),
         **_scope_columns("coronary", r.coronary, b.bsa_m2, ag),

@@ -30,7 +30,9 @@ import numpy as np
 
 from .segment import SliceLesions
 
-RISK_LABELS = ("0", "1-10", "11-100", "101-400", ">400")
+#: spelled so that spreadsheets keep them as text ('1-10' becomes a date in Excel); the
+#: categories' order is the column risk_category_order (0-4)
+RISK_LABELS = ("0", "1 to 10", "11 to 100", "101 to 400", ">400")
 CAC_DRS_LABELS = ("A0", "A1", "A2", "A3")
 
 
@@ -121,7 +123,7 @@ def density_score(agatston: float, n_voxels: int, pixel_area_mm2: float,
 
 
 def risk_category(agatston: float, *, upper_bounds=(10.0, 100.0, 400.0)) -> str:
-    """'0', '1-10', '11-100', '101-400' or '>400' (bounds inclusive above; any score > 0 and
+    """'0', '1 to 10', '11 to 100', '101 to 400' or '>400' (bounds inclusive above; any score > 0 and
     <= 10 is '1-10')."""
     if not np.isfinite(agatston) or agatston < 0:
         raise ValueError(f"Agatston score must be finite and >= 0, got {agatston!r}")

@@ -72,7 +72,8 @@ def long_table(groups: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"group": g, "measure": "zero_calcium", "statistic": "share",
                      "value": s["zero_calcium"]["share"]})
         for k, n in s["risk_category"].items():
-            rows.append({"group": g, "measure": f"risk_category_{k}", "statistic": "n",
+            slug = k.replace(" ", "_").replace(">", "over_")
+            rows.append({"group": g, "measure": f"risk_category_{slug}", "statistic": "n",
                          "value": n})
         for k, n in s["cac_drs"].items():
             rows.append({"group": g, "measure": f"cac_drs_{k}", "statistic": "n", "value": n})

@@ -83,8 +83,8 @@ def test_failed_undated_and_single_scans_are_noted_and_parameters_compared():
 def test_summary_hand_values():
     rows = [row(str(i), f"P{i}", "2020-01-01", v, agatston=a,
                 risk_category=rc, cac_drs=d)
-            for i, (v, a, rc, d) in enumerate([(0, 0, "0", "A0"), (10, 5, "1-10", "A1"),
-                                                (20, 50, "11-100", "A1"),
+            for i, (v, a, rc, d) in enumerate([(0, 0, "0", "A0"), (10, 5, "1 to 10", "A1"),
+                                                (20, 50, "11 to 100", "A1"),
                                                 (40, 500, ">400", "A3")])]
     rows.append({"case_id": "x", "status": "failed", "agatston": "", "volume_mm3": ""})
     s = summarise(rows)
@@ -92,7 +92,7 @@ def test_summary_hand_values():
     v = s["scores"]["volume_mm3"]
     assert (v["median"], v["q1"], v["q3"]) == (15.0, 7.5, 25.0)  # type 7 quantiles
     assert s["zero_calcium"] == {"n": 1, "share": 0.25}
-    assert s["risk_category"] == {"0": 1, "1-10": 1, "11-100": 1, "101-400": 0, ">400": 1}
+    assert s["risk_category"] == {"0": 1, "1 to 10": 1, "11 to 100": 1, "101 to 400": 0, ">400": 1}
     assert s["cac_drs"] == {"A0": 1, "A1": 2, "A2": 0, "A3": 1}
     g = summarise_groups(rows, "patient_id")
     assert g["patient_id=P3"]["scores"]["agatston"]["median"] == 500.0

@@ -128,7 +128,7 @@ def test_headline_sums_the_scope_and_risk_needs_coronary_calcium():
     assert r.risk_category == r.cac_drs == "" and "coronary calcium only" in r.risk_basis
     c = analyse(vol, Config(scoring={"scope": "coronary"}), case_id="s", regions=masks)
     assert c.headline.agatston == reg["LAD"].agatston == pytest.approx(2 * 4 * 0.25 * 2)
-    assert (c.risk_category, c.cac_drs, c.cac_drs_vessels) == ("1-10", "A1", "N1")
+    assert (c.risk_category, c.cac_drs, c.cac_drs_vessels) == ("1 to 10", "A1", "N1")
     assert c.risk_basis == "coronary regions: LAD"
     w = analyse(vol, Config(scoring={"scope": "whole_volume"}), case_id="s", regions=masks)
     assert w.headline.agatston == w.whole.agatston and "bone_dominated" in w.quality_flags
@@ -154,7 +154,7 @@ def test_coronary_scope_report_and_sr_carry_the_coronary_score(sample_data, tmp_
     assert code == 0, out
     row = rows(tmp_path / "o" / "scans.csv")[0]
     assert (row["scope"], row["scope_regions"], row["risk_category"], row["cac_drs_vessels"]) == (
-        "coronary", "LAD", "11-100", "N1")
+        "coronary", "LAD", "11 to 100", "N1")
     case = next((tmp_path / "o" / "cases").iterdir())
     sr = hd.sr.srread(case / "scores.sr.dcm")
     nums = {}
@@ -169,7 +169,7 @@ def test_coronary_scope_report_and_sr_carry_the_coronary_score(sample_data, tmp_
     walk(sr.ContentSequence)
     assert nums["450360000"] == pytest.approx(float(row["agatston"]))
     html = (case / "report.html").read_text()
-    assert "Coronary calcium (LAD)" in html and "risk category 11-100" in html
+    assert "Coronary calcium (LAD)" in html and "risk category 11 to 100" in html
 
 
 # --- real CT and TotalSegmentator's own outputs (../shared/data) ---------------------------

@@ -56,6 +56,9 @@ SCANS: tuple[Column, ...] = tuple([
        "manifest patient_id, else DICOM PatientID as the config's privacy.patient_id says"),
     _c("study_date", "date", "", "DICOM StudyDate (yyyy-mm-dd)"),
     _c("patient_age", "string", "", "DICOM PatientAge (e.g. 061Y); empty unless privacy.demographics"),
+    _c("patient_age_years", "number", "year", "patient_age in years (D/W/M/Y units of the DICOM "
+       "AS value converted: days / 365.25, weeks / 52.1775, months / 12); empty unless "
+       "privacy.demographics"),
     _c("patient_sex", "string", "", "DICOM PatientSex (M, F, O); empty unless privacy.demographics"),
     _c("series_instance_uid", "string", "", "DICOM SeriesInstanceUID of the scored series"),
     _c("status", "string", "", "ok or failed"),
@@ -79,8 +82,11 @@ SCANS: tuple[Column, ...] = tuple([
     _c("n_lesions", "integer", "", "3-D lesions (26-connected components of kept voxels) "
        "with a voxel in the scope"),
     _c("n_slice_lesions", "integer", "", "kept 2-D slice lesions (whole-volume scopes only)"),
-    _c("risk_category", "string", "", "Agatston category: 0, 1-10, 11-100, 101-400, >400; "
+    _c("risk_category", "string", "", "Agatston category: 0, 1 to 10, 11 to 100, 101 to 400, "
+       ">400 (spelled so spreadsheets keep it as text); "
        "coronary scope only (risk_basis says why it is empty)"),
+    _c("risk_category_order", "integer", "", "order of risk_category: 0 (0) to 4 (>400); "
+       "coronary scope only"),
     _c("cac_drs", "string", "", "CAC-DRS Agatston category: A0, A1, A2, A3; coronary scope only"),
     _c("cac_drs_vessels", "string", "", "CAC-DRS vessel modifier N1-N4 (coronary vessels "
        "with calcium); coronary scope with vessel regions only"),

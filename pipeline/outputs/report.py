@@ -150,7 +150,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {scoring_rule}"
         f"volume = {volume_rule}; mass = c x sum(HU - water HU) x voxel volume with c = "
         f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU); "
-        + ("risk category 0 / 1-10 / 11-100 / 101-400 / &gt;400 (Rumberger 1999); CAC-DRS "
+        + ("risk category 0 / 1 to 10 / 11 to 100 / 101 to 400 / &gt;400 (Rumberger 1999); CAC-DRS "
            "(Hecht 2018)" if s.get("risk_category") else
            "no risk category or CAC-DRS (defined for coronary calcium only)")
         + f". Scope: {html.escape(s.get('scope') or '')}. No 10-year risk or percentile: the published "
