@@ -46,10 +46,13 @@ def test_every_case_has_its_artefacts_and_the_index_links_them(reported):
         d = reported / "cases" / cid
         doc = json.loads((d / "result.json").read_text())
         assert "artefact_error" not in doc
-        for name in ("report.html", "report.pdf", "mip.png", "calcium_mask.nii.gz",
+        for name in ("report.html", "report.pdf", "calcium_mask.nii.gz",
                      "lesion_labels.nii.gz", "scores.sr.dcm"):
             assert (d / name).stat().st_size > 0, (cid, name)
-        assert (d / "calcium.seg.dcm").exists() == (cid != "P04")  # P04 has no calcium
+        # P04 has no calcium: no SEG, no key image, no empty MIP; the report says why
+        assert (d / "calcium.seg.dcm").exists() == (cid != "P04")
+        assert (d / "mip.png").exists() == (cid != "P04")
+        assert ("No calcium was found" in (d / "report.html").read_text()) == (cid == "P04")
     index = (reported / "index.html").read_text()
     assert all(f'href="cases/{cid}/report.html"' in index for cid in scans(reported))
 

@@ -24,10 +24,15 @@ from .tables import write_atomic
 log = logging.getLogger("vascalc")
 
 
-def _patient_index(volume: CTVolume, xyz) -> int:
+#: a coronal MIP of fewer slices is a strip that shows nothing: left out, with no gap
+MIP_MIN_SLICES = 16
+
+
+def _patient_ijk(volume: CTVolume, xyz) -> tuple[int, float, float]:
+    """The slice index (nearest) and the fractional row and column of a patient position."""
     d = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
     ijk = np.linalg.solve(d, np.asarray(xyz, dtype=float) - np.asarray(volume.origin_mm))
-    return int(np.clip(np.rint(ijk[0]), 0, volume.shape[0] - 1))
+    return int(np.clip(np.rint(ijk[0]), 0, volume.shape[0] - 1)), float(ijk[1]), float(ijk[2])
 
 
 def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
@@ -47,63 +52,83 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     scoped = [le for le in result.lesions
               if not result.scope_regions or le.region in result.scope_regions]
     largest = sorted(scoped, key=lambda le: -le.volume_mm3)[:rc.key_images]
-    slices, seen = [], set()
+    slices: dict[int, tuple[str, list]] = {}
     for le in largest:
-        k = _patient_index(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
-        if k not in seen:
-            seen.add(k)
-            slices.append((k, f"slice {k + 1}: lesion {le.lesion_id}, "
-                              f"{le.volume_mm3:.0f} mm3"))
+        k, r, c = _patient_ijk(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
+        radius = float(np.sqrt(le.n_voxels / max(le.n_slices, 1) / np.pi)) + 6.0
+        if k not in slices:
+            z = float(volume.index_to_patient(np.array([[k, 0, 0]]))[0, 2])
+            slices[k] = (f"slice {k + 1} of {volume.shape[0]}, z {z:.1f} mm: lesion "
+                         f"{le.lesion_id}, {le.volume_mm3:.0f} mm3", [])
+        slices[k][1].append((r, c, radius))
     regions, colouring = scored.region_labels, None
     if regions is not None:  # territory colours, with a legend
         colouring = figures.territory_colouring(scored.region_names, scored.region_classes)
-    images = figures.key_images(volume.hu, bands, slices, volume.spacing_mm, regions=regions,
-                                colouring=colouring)
-    images.append(("maximum intensity projection", figures.mip_image(
-        volume.hu, bands, volume.spacing_mm, regions=regions, colouring=colouring)))
-    for i, (_, png) in enumerate(images):
-        name = "mip.png" if i == len(images) - 1 else f"key_image_{i + 1}.png"
+    images = figures.key_images(volume.hu, bands, [(k, t, m) for k, (t, m) in slices.items()],
+                                volume.spacing_mm, regions=regions, colouring=colouring,
+                                direction=volume.direction)
+    names = [f"key_image_{i + 1}.png" for i in range(len(images))]
+    if largest and volume.shape[0] >= MIP_MIN_SLICES:  # a MIP of a few slices shows nothing
+        images.append(("coronal maximum intensity projection", figures.mip_image(
+            volume.hu, bands, volume.spacing_mm, regions=regions, colouring=colouring)))
+        names.append("mip.png")
+    for name, (_, png) in zip(names, images):
         write_atomic(case_dir / name, png)
         written.append(name)
+    failures: list[Exception] = []
+    if rc.nifti:
+        try:
+            kept = bands > 0
+            write_atomic(case_dir / "calcium_mask.nii.gz",
+                         nifti_bytes(kept.astype(np.uint8), volume))
+            write_atomic(case_dir / "lesion_labels.nii.gz",
+                         nifti_bytes(scored.lesion_labels.astype(np.int32), volume))
+            written += ["calcium_mask.nii.gz", "lesion_labels.nii.gz"]
+        except Exception as err:  # noqa: BLE001 - the report says so, then it is raised
+            failures.append(err)
+    # SEG and SR reference single-frame source images; NIfTI and multi-frame input get none
+    dicom_ok = bool(volume.source_paths) and "multi_frame" not in volume.quality_flags
+    if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
+        try:
+            _write_dicom(case_dir, volume, result, doc, config, bands, written)
+        except Exception as err:  # noqa: BLE001 - the report says so, then it is raised
+            failures.append(err)
+    # the report last, so that its flag box shows what failed before it
     identity: dict[str, str] = {}
     if rc.identity == "full" and volume.source_paths:
         identity = patient_identity(volume.source_paths[0])
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
-                     weight_hu=scored.weight_hu, territories=colouring is not None)
+                     weight_hu=scored.weight_hu, territories=colouring is not None,
+                     extra_flags=("report_failed",) if failures else ())
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:
         write_atomic(case_dir / "report.pdf", html_to_pdf(text))
         written.append("report.pdf")
-    if rc.nifti:
-        kept = bands > 0
-        labels = scored.lesion_labels
-        write_atomic(case_dir / "calcium_mask.nii.gz", nifti_bytes(kept.astype(np.uint8),
-                                                                    volume))
-        write_atomic(case_dir / "lesion_labels.nii.gz", nifti_bytes(labels.astype(np.int32),
-                                                                     volume))
-        written += ["calcium_mask.nii.gz", "lesion_labels.nii.gz"]
-    # SEG and SR reference single-frame source images; NIfTI and multi-frame input get none
-    dicom_ok = bool(volume.source_paths) and "multi_frame" not in volume.quality_flags
-    if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
-        sources = prepare_sources(read_datasets(list(volume.source_paths)))
-        seg = None
-        with warnings.catch_warnings(record=True) as caught:  # to the log, not the console
-            warnings.simplefilter("always")
-            if rc.dicom_seg:
-                seg = segmentation(sources, bands, case_id=result.case_id,
-                                   config_sha=config.sha256())
-                if seg is not None:
-                    write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
-                    written.append("calcium.seg.dcm")
-            if rc.dicom_sr:
-                sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
-                                        config_sha=config.sha256())
-                write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
-                written.append("scores.sr.dcm")
-        for w in {str(w.message) for w in caught}:
-            log.debug("case %s: SEG/SR: %s", result.case_id, w)
+    if failures:
+        raise failures[0]
     return written
+
+
+def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
+                 config: Config, bands: np.ndarray, written: list[str]) -> None:
+    rc = config.report
+    sources = prepare_sources(read_datasets(list(volume.source_paths)))
+    seg = None
+    with warnings.catch_warnings(record=True) as caught:  # to the log, not the console
+        warnings.simplefilter("always")
+        if rc.dicom_seg:
+            seg = segmentation(sources, bands, case_id=result.case_id, config_sha=config.sha256())
+            if seg is not None:
+                write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
+                written.append("calcium.seg.dcm")
+        if rc.dicom_sr:
+            sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
+                                    config_sha=config.sha256())
+            write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
+            written.append("scores.sr.dcm")
+    for w in {str(w.message) for w in caught}:
+        log.debug("case %s: SEG/SR: %s", result.case_id, w)
 
 
 def try_write_case_artefacts(case_dir: Path, volume: CTVolume, *args: Any,

@@ -156,18 +156,48 @@ def _index(bands, regions):
     return np.where(bands > 0, regions.astype(np.int32) + 1, 0)
 
 
-def key_images(hu, bands, slices: list[tuple[int, str]], spacing_mm, *, regions=None,
-               colouring: Colouring | None = None) -> list[tuple[str, bytes]]:
-    """Axial slices (soft-tissue window) with calcium coloured by density band, or by
-    territory when ``regions`` (the region label volume) and its ``colouring`` are given."""
+def _letters(vector) -> str:
+    """The patient direction (LPS) a unit vector points to: L/R, P/A, H/F of its largest part
+    (DICOM PS3.3 C.7.6.1.1.1)."""
+    axis = int(np.argmax(np.abs(vector)))
+    return ("LR", "PA", "HF")[axis][0 if vector[axis] > 0 else 1]
+
+
+def _annotate(ax, shape, spacing_row: float, spacing_col: float, row_dir, col_dir) -> None:
+    """Orientation letters on the four edges and a 20 mm scale bar."""
+    n_rows, n_cols = shape
+    style = dict(color="white", fontsize=10, fontweight="bold", ha="center", va="center")
+    flip = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+    right, down = _letters(col_dir), _letters(row_dir)
+    ax.text(n_cols * 0.03, n_rows / 2, flip[right], **style)
+    ax.text(n_cols * 0.97, n_rows / 2, right, **style)
+    ax.text(n_cols / 2, n_rows * 0.04, flip[down], **style)
+    ax.text(n_cols / 2, n_rows * 0.96, down, **style)
+    bar = 20.0 / spacing_col  # 20 mm in columns
+    x0, y0 = n_cols * 0.62, n_rows * 0.92
+    ax.plot([x0, x0 + bar], [y0, y0], color="white", linewidth=3)
+    ax.text(x0 + bar / 2, y0 - n_rows * 0.035, "20 mm", color="white", fontsize=8, ha="center")
+
+
+def key_images(hu, bands, slices: list[tuple[int, str, list]], spacing_mm, *, regions=None,
+               colouring: Colouring | None = None, direction=None) -> list[tuple[str, bytes]]:
+    """Axial slices (soft-tissue window, 600 px) with calcium coloured by density band, or by
+    territory when ``regions`` and its ``colouring`` are given; each lesion of ``slices``'
+    markers ((row, col, radius) in pixels) circled, orientation letters and a scale bar."""
+    from matplotlib.patches import Circle  # lazy: matplotlib, for figures only
+
     plt = _plt()
+    d = np.asarray(direction if direction is not None else np.eye(3), dtype=float)
     out = []
-    for k, title in slices:
-        fig, ax = plt.subplots(figsize=(4, 4), dpi=90)
+    for k, title, markers in slices:
+        fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
         _overlay(ax, hu[k].astype(float), _index(bands[k], None if regions is None
                                                  else regions[k]),
                  aspect=spacing_mm[1] / spacing_mm[2], colouring=colouring)
-        ax.set_title(title, fontsize=9)
+        for r, c, radius in markers:
+            ax.add_patch(Circle((c, r), radius, fill=False, color="#00ff66", linewidth=1.5))
+        _annotate(ax, hu.shape[1:], spacing_mm[1], spacing_mm[2], d[:, 1], d[:, 2])
+        ax.set_title(title, fontsize=10)
         fig.tight_layout()
         out.append((title, _png(fig)))
     return out
@@ -185,7 +215,7 @@ def mip_image(hu, bands, spacing_mm, *, regions=None, colouring: Colouring | Non
         ray = kept_hu.argmax(axis=1)[:, None, :]
         index = np.where(bands.max(axis=1) > 0,
                          np.take_along_axis(regions, ray, axis=1)[:, 0, :].astype(np.int32) + 1, 0)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=90)
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
     _overlay(ax, mip, index, aspect=spacing_mm[0] / spacing_mm[2], colouring=colouring)
     ax.set_title("maximum intensity projection", fontsize=9)
     fig.tight_layout()

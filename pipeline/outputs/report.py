@@ -61,6 +61,10 @@ SCOPE_TITLE = {
 CLASS_ORDER = {"coronary": 0, "vascular": 1, "bone": 2, "other": 3, "outside": 4, "whole": 5}
 
 
+#: key image size in the report, in points: two per row on an A4 page (about 480 pt wide)
+IMAGE_PT = 228
+
+
 def flag_text(flag: str) -> str:
     """What a quality flag means, in words."""
     if flag.startswith("contrast_filled:"):
@@ -73,7 +77,9 @@ body{font-family:Helvetica,Arial,sans-serif;font-size:11pt;color:#222;margin:24p
 h1{font-size:16pt;margin:0 0 4px 0}h2{font-size:12pt;margin:18px 0 6px 0;color:#3a5f8a}
 table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #bbb;padding:3px 8px;
 text-align:left}th{background:#eef2f7}.big{font-size:14pt;font-weight:bold}
-.scope{font-size:12pt;margin:2px 0}
+.scope{font-size:12pt;margin:2px 0}.ruo{color:#a33;font-weight:bold;font-size:9pt}
+table.grid td{border:none;padding:2pt;vertical-align:top}.cap{font-size:8pt}
+@page{size:a4 portrait;margin:1.6cm}.keep{page-break-inside:avoid;-pdf-keep-with-next:true}
 .flags{border:2px solid #c0504d;background:#fdf0ef;padding:6px 10px;margin:10px 0}
 .ok{border:1px solid #7aa37a;background:#f1f8f1;padding:6px 10px;margin:10px 0}
 .method{font-size:9pt;color:#555}img{margin:4px}
@@ -100,27 +106,50 @@ def _class_text(cls: str) -> str:
             "outside": "in no region (not vascular)", "whole": "all calcium"}.get(cls, cls)
 
 
+def _image_grid(images: list[tuple[str, bytes]]) -> str:
+    """Key images two to a row, each sized in points so that a row fits an A4 page's text
+    width (about 480 pt) in the PDF and a screen alike; each image with its caption."""
+    cells = [f'<td><img alt="{html.escape(title)}" width="{IMAGE_PT}pt" '
+             f'height="{IMAGE_PT}pt" src="data:image/png;base64,'
+             f'{base64.b64encode(png).decode()}"/><br/><span class="cap">{html.escape(title)}'
+             "</span></td>" for title, png in images]
+    rows = ["<tr>" + "".join(cells[i:i + 2]) + "</tr>" for i in range(0, len(cells), 2)]
+    return f'<table class="grid">{"".join(rows)}</table>'
+
+
+def _said(value: Any, why: str) -> Any:
+    """The value, or the reason it is absent (a report never shows a bare placeholder)."""
+    return why if value in (None, "") else value
+
+
 def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity: dict[str, str],
-              config: dict[str, Any], weight_hu=None, territories: bool = False) -> str:
+              config: dict[str, Any], weight_hu=None, territories: bool = False,
+              extra_flags: tuple[str, ...] = ()) -> str:
     """The per-case report. ``weight_hu``: the density bands the scan was scored with (from a
-    kVp table, say); the config's when not given."""
+    kVp table, say); the config's when not given. ``extra_flags``: what went wrong while the
+    other artefacts were written (shown in the flag box as the row will show them)."""
     s = doc["scan"]
     flags = [f for f in (s.get("quality_flags") or "").split(";") if f]
-    imgs = "".join(
-        f'<img alt="{html.escape(title)}" width="300" '
-        f'src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
-        for title, png in images)
+    flags += [f for f in extra_flags if f not in flags]
+    imgs = _image_grid(images) if images else (
+        "<p>No calcium was found at or above the threshold: there is no lesion to show.</p>")
     who = [("Case", s["case_id"])] + [(k, v) for k, v in identity.items()]
-    who += [("Study date", s.get("study_date"))]
-    params = [("Manufacturer / model", f"{s.get('manufacturer') or '-'} / {s.get('model') or '-'}"),
-              ("kVp", s.get("kvp")), ("Kernel", s.get("kernel")),
-              ("Slice thickness (mm)", s.get("slice_thickness_mm")),
+    who += [("Study date", _said(s.get("study_date"), "not recorded"))]
+    nr = "not recorded"
+    params = [("Manufacturer / model", f"{s.get('manufacturer') or nr} / {s.get('model') or nr}"),
+              ("kVp", _said(s.get("kvp"), nr)), ("Kernel", _said(s.get("kernel"), nr)),
+              ("Slice thickness (mm)", _said(s.get("slice_thickness_mm"), nr)),
               ("Slice increment (mm)", s.get("slice_increment_mm")),
               ("Pixel spacing (mm)", s.get("pixel_spacing_mm")), ("Slices", s.get("n_slices"))]
-    totals = [("Agatston score", s.get("agatston")), ("Calcium volume (mm3)", s.get("volume_mm3")),
-              ("Calcium mass (mg)", s.get("mass_mg")), ("Lesions", s.get("n_lesions")),
-              ("Calc/BSA (mm3/m2)", s.get("volume_per_bsa_mm3_m2")),
-              ("BSA (m2)", s.get("bsa_m2"))]
+    no_bsa = f"not computed: {s.get('bsa_source') or 'no height or weight'}"
+    totals = [("Agatston score", _said(s.get("agatston"), "not computed (scoring.agatston: "
+                                       "false)")),
+              ("Calcium volume (mm3)", s.get("volume_mm3")),
+              ("Calcium mass (mg)", _said(s.get("mass_mg"), "not computed: no scanner "
+                                          "calibration (c) was configured")),
+              ("Lesions", s.get("n_lesions")),
+              ("Calc/BSA (mm3/m2)", _said(s.get("volume_per_bsa_mm3_m2"), no_bsa)),
+              ("BSA (m2)", _said(s.get("bsa_m2"), no_bsa))]
     ordered = sorted(doc.get("regions", []),
                      key=lambda r: CLASS_ORDER.get(r.get("region_class", "other"), 3))
     regions = "".join(
@@ -148,8 +177,12 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         f"Calcium: HU &gt;= {_fmt(s.get('threshold_hu'))} "
         f"({html.escape(str(s.get('threshold_source') or 'config'))}); slice lesions on each "
         f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {scoring_rule}"
-        f"volume = {volume_rule}; mass = c x sum(HU - water HU) x voxel volume with c = "
-        f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU); "
+        f"volume = {volume_rule}; "
+        + (f"mass = c x sum(HU - water HU) x voxel volume with c = "
+           f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU) and water "
+           f"{_fmt(s.get('calibration_water_hu'))} HU; "
+           if s.get("mass_calibration_mg_per_cm3_per_hu") not in (None, "") else
+           "mass not computed (no scanner calibration c was configured); ")
         + ("risk category 0 / 1 to 10 / 11 to 100 / 101 to 400 / &gt;400 (Rumberger 1999); CAC-DRS "
            "(Hecht 2018)" if s.get("risk_category") else
            "no risk category or CAC-DRS (defined for coronary calcium only)")
@@ -181,6 +214,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 <title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style></head>
 <body>
 <h1>Vascular calcification report</h1>
+<p class="ruo">For research use only. Not for diagnostic use.</p>
 {_table(who)}
 {flag_box}
 <h2>Result</h2>
@@ -191,10 +225,13 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 <th>lesions</th><th>Calc/BSA (mm3/m2)</th></tr>{regions}</table>
 <h2>Scan</h2>
 {_table(params)}
-<h2>Key images</h2>
+<div class="keep"><h2>Key images</h2>
 <p>{key_text}</p>
-<div>{imgs}</div>
+{imgs}</div>
 <h2>Method</h2><p class="method">{method}</p>
+<p class="ruo">For research use only. Not for diagnostic use. vascalc
+{html.escape(str(s.get('pipeline_version')))}, config sha256
+{html.escape(str(s.get('config_sha256')))}.</p>
 </body></html>
 """
 
