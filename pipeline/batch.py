@@ -330,9 +330,14 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
         else parquet
     files = table_files(out, rows, covariate_columns, regions, parquet=use_parquet)
     if config is not None and config.report.enabled:
-        from .outputs.report import index_html  # lazy: only runs with reports need it
+        # lazy: only runs with reports need them (matplotlib, xhtml2pdf)
+        from .outputs.patient_report import patient_files, patient_folder
+        from .outputs.report import index_html
 
-        files[out / "index.html"] = index_html(rows["scans"])
+        files.update(patient_files(out, rows["scans"], pdf=config.report.pdf))
+        patients = {r["patient_id"]: patient_folder(r["patient_id"]) for r in rows["scans"]
+                    if (r.get("patient_id") or "").strip()}
+        files[out / "index.html"] = index_html(rows["scans"], patients)
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
     return {
         "vascalc_version": __version__,

@@ -179,10 +179,22 @@ def test_report_in_a_real_browser(reported):
             page.screenshot(path=str(ARTEFACTS / "report_P01_T1.png"), full_page=True)
             page.goto((reported / "index.html").as_uri())
             first = page.inner_text("#t tbody tr:first-child td:first-child")
-            page.click("th:nth-child(4)")  # sort by agatston (after case, status, scope)
-            page.click("th:nth-child(4)")
+            page.click("th:nth-child(5)")  # sort by agatston (case, patient, status, scope)
+            page.click("th:nth-child(5)")
             after = page.inner_text("#t tbody tr:first-child td:first-child")
             assert (first, after) != ("", "") and after == "P01_T2"  # the largest score
+            page.fill("#ft", "P03")  # the text filter leaves one case
+            shown = page.evaluate("Array.from(document.querySelectorAll('#t tbody tr'))"
+                                  ".filter(r => r.style.display !== 'none').length")
+            assert shown == 1
+            page.screenshot(path=str(ARTEFACTS / "index.png"), full_page=True)
+            page.goto((reported / "patients" / "PHANTOM-01" / "report.html").as_uri())
+            images = page.evaluate(
+                "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            assert len(images) == 1 and all(ok and w > 0 for _, ok, w in images), images
+            body = page.inner_text("body")
+            assert "P01_T1" in body and "P01_T2" in body and "Hokanson" in body
+            page.screenshot(path=str(ARTEFACTS / "patient_PHANTOM-01.png"), full_page=True)
             errors = [c for c in console if c[0] in ("error", "pageerror")]
             assert errors == []
         finally:
@@ -234,3 +246,56 @@ def test_masks_hold_exactly_the_scored_calcium_under_other_thresholds_and_scopes
     seg = pydicom.dcmread(case / "calcium.seg.dcm")
     assert int(np.count_nonzero(seg.pixel_array)) * voxel_mm3 == pytest.approx(
         float(row["volume_mm3"]))
+
+
+def _pdf_layout(pdf: Path, work: Path) -> tuple[list[tuple[float, float]], list[dict]]:
+    """Pages (width, height) and image placements of a PDF, from poppler's pdftohtml."""
+    import xml.etree.ElementTree as ET
+
+    work.mkdir(parents=True, exist_ok=True)
+    xml = subprocess.run(["pdftohtml", "-xml", "-stdout", "-q", str(pdf), "doc"], cwd=work,
+                         capture_output=True, check=True, timeout=120).stdout
+    root = ET.fromstring(xml)
+    pages, images = [], []
+    for page in root.iter("page"):
+        pages.append((float(page.get("width")), float(page.get("height"))))
+        for img in page.iter("image"):
+            images.append({k: float(img.get(k)) for k in ("top", "left", "width", "height")}
+                          | {"page": len(pages)})
+    return pages, images
+
+
+@pytest.mark.skipif(shutil.which("pdftohtml") is None,
+                    reason="poppler-utils (pdftohtml) not installed; .ci/run installs it")
+def test_every_pdf_image_lies_inside_its_page(reported, tmp_path):
+    for case in sorted((reported / "cases").iterdir()):
+        pages, images = _pdf_layout(case / "report.pdf", tmp_path / case.name)
+        assert 1 <= len(pages) <= 4, case.name
+        n_png = len(list(case.glob("key_image_*.png"))) + (case / "mip.png").exists()
+        assert len(images) == n_png, case.name  # every image placed, none lost
+        for im in images:
+            w, h = pages[im["page"] - 1]
+            assert 0 <= im["left"] and im["left"] + im["width"] <= w, (case.name, im)
+            assert 0 <= im["top"] and im["top"] + im["height"] <= h, (case.name, im)
+    for patient in sorted((reported / "patients").iterdir()):
+        pages, images = _pdf_layout(patient / "report.pdf", tmp_path / patient.name)
+        for im in images:
+            w, h = pages[im["page"] - 1]
+            assert im["left"] + im["width"] <= w and im["top"] + im["height"] <= h
+
+
+def test_every_report_field_is_filled_or_says_why(reported):
+    """No bare placeholder in any case report: every table cell of the case, result and scan
+    tables holds a value or the reason it has none (P04: no height or weight, no calcium)."""
+    import re
+
+    for case in sorted((reported / "cases").iterdir()):
+        text = (case / "report.html").read_text()
+        head = text.split("<h2>Regions</h2>")[0] + text.split("<h2>Scan</h2>")[1].split(
+            "<h2>Key images</h2>")[0]
+        cells = re.findall(r"<td>(.*?)</td>", head, flags=re.S)
+        assert cells and all(c.strip() not in ("", "-") for c in cells), (case.name, cells)
+        assert "For research use only" in text and "config sha256" in text
+    p04 = (reported / "cases" / "P04" / "report.html").read_text()
+    assert "not computed: missing: no height and weight" in p04
+    assert "No calcium was found" in p04

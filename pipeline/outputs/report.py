@@ -14,7 +14,6 @@ import base64
 import gc
 import html
 import io
-import json
 import logging
 import warnings
 from typing import Any
@@ -254,24 +253,42 @@ def html_to_pdf(text: str) -> bytes:
     return buf.getvalue()
 
 
-def index_html(scans: list[dict[str, Any]]) -> str:
-    cols = ["case_id", "status", "scope", "agatston", "volume_mm3", "mass_mg", "n_lesions",
-            "risk_category", "cac_drs", "volume_per_bsa_mm3_m2", "quality_flags", "error_code"]
+def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = None) -> str:
+    """The run's index: every case with its scope, headline measures, flags, and for a failed
+    case its error code and message; sortable by any column, filterable by status, scope and
+    text (a flag, a case); links to each case's report and each patient's."""
+    patients = patients or {}
+    cols = ["case_id", "patient", "status", "scope", "agatston", "volume_mm3", "mass_mg",
+            "n_lesions", "risk_category", "cac_drs", "volume_per_bsa_mm3_m2", "quality_flags",
+            "error_code", "error"]
     head = "".join(f'<th onclick="sortBy({i})">{c}</th>' for i, c in enumerate(cols))
     body = []
     for s in scans:
         cid = html.escape(s["case_id"])
-        cells = [f'<a href="cases/{cid}/report.html">{cid}</a>'] + [
-            _fmt(s.get(c), 1) for c in cols[1:]]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    data = json.dumps(cols)
+        pid = s.get("patient_id") or ""
+        pcell = (f'<a href="patients/{html.escape(patients[pid])}/report.html">'
+                 f'{html.escape(pid)}</a>' if pid in patients else "")
+        cells = [f'<a href="cases/{cid}/report.html">{cid}</a>', pcell] + [
+            _fmt(s.get(c), 1) for c in cols[2:]]
+        body.append(f'<tr data-status="{html.escape(s.get("status") or "")}" '
+                    f'data-scope="{html.escape(s.get("scope") or "")}">'
+                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    n_failed = sum(1 for s in scans if s.get("status") != "ok")
+    scopes = sorted({s.get("scope") or "" for s in scans} - {""})
+    options = "".join(f'<option value="{html.escape(x)}">{html.escape(x)}</option>'
+                      for x in scopes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/><title>vascalc results</title>
 <style>{CSS} th{{cursor:pointer}}</style></head><body>
-<h1>vascalc results</h1><p>{len(scans)} case(s). Click a column to sort.</p>
+<h1>vascalc results</h1>
+<p class="ruo">For research use only. Not for diagnostic use.</p>
+<p>{len(scans)} case(s), {n_failed} failed. Click a column to sort; filter below.</p>
+<p><label>status <select id="fs" onchange="filt()"><option value="">all</option>
+<option value="ok">ok</option><option value="failed">failed</option></select></label>
+<label>scope <select id="fc" onchange="filt()"><option value="">all</option>{options}</select>
+</label> <label>text (flag, case, error) <input id="ft" oninput="filt()"/></label></p>
 <table id="t"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <script>
-const columns = {data};
 let asc = true;
 function sortBy(i) {{
   const tb = document.querySelector('#t tbody');
@@ -281,6 +298,15 @@ function sortBy(i) {{
   rows.sort((a, b) => {{ const x = key(a), y = key(b);
     return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); }});
   asc = !asc; rows.forEach(r => tb.appendChild(r));
+}}
+function filt() {{
+  const st = document.getElementById('fs').value, sc = document.getElementById('fc').value;
+  const tx = document.getElementById('ft').value.toLowerCase();
+  for (const r of document.querySelectorAll('#t tbody tr')) {{
+    const ok = (!st || r.dataset.status === st) && (!sc || r.dataset.scope === sc)
+      && (!tx || r.innerText.toLowerCase().includes(tx));
+    r.style.display = ok ? '' : 'none';
+  }}
 }}
 </script></body></html>
 """
