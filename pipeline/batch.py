@@ -330,9 +330,8 @@ def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
         else parquet
     files = table_files(out, rows, covariate_columns, regions, parquet=use_parquet)
     if config is not None and config.report.enabled:
-        # lazy: only runs with reports need them (matplotlib, xhtml2pdf)
-        from .outputs.patient_report import patient_files, patient_folder
-        from .outputs.report import index_html
+        from .outputs.patient_report import patient_files, patient_folder  # lazy: reports only
+        from .outputs.report import index_html  # lazy: reports only (xhtml2pdf, matplotlib)
 
         files.update(patient_files(out, rows["scans"], pdf=config.report.pdf))
         patients = {r["patient_id"]: patient_folder(r["patient_id"]) for r in rows["scans"]
