@@ -174,14 +174,18 @@ def test_coronary_scope_report_and_sr_carry_the_coronary_score(sample_data, tmp_
 
 # --- real CT and TotalSegmentator's own outputs (../shared/data) ---------------------------
 
+def scored_with_profile(ct: Path, seg: Path, out: Path, config: Path = PROFILE):
+    """Score ``ct`` with the regions ``seg`` through a profile: its scan row and region rows."""
+    code, text = run(ct, "--regions", seg, "--out", out, "-c", config)
+    assert code == 0, text
+    return rows(out / "scans.csv")[0], {r["region"]: r for r in rows(out / "regions.csv")}
+
+
 @pytest.mark.shared_data
 def test_siemens_body_ct_with_totalsegmentator_labels_headlines_no_bone(tmp_path):
     ct = shared_path("totalsegmentator_example", "example_ct_dicom")
     seg = shared_path("totalsegmentator_example", "example_seg_dicom.nii.gz")
-    code, out = run(ct, "--regions", seg, "--out", tmp_path / "o", "-c", PROFILE)
-    assert code == 0, out
-    scan = rows(tmp_path / "o" / "scans.csv")[0]
-    regs = {r["region"]: r for r in rows(tmp_path / "o" / "regions.csv")}
+    scan, regs = scored_with_profile(ct, seg, tmp_path / "o")
     assert scan["scope"] == "vascular" and scan["region_source"] == "label_map:totalsegmentator_v2"
     summed = scan["scope_regions"].split(";")
     assert summed and all(regs[n]["region_class"] == "vascular" for n in summed)
@@ -210,9 +214,8 @@ def test_bone_heuristic_limits_as_the_readme_states(tmp_path):
     cfg.write_text(PROFILE.read_text().replace("scope: vascular", "scope: bone_excluded"))
     vol = {}
     for name, c in (("all", PROFILE), ("heuristic", cfg)):
-        assert run(ct, "--regions", seg, "--out", tmp_path / name, "-c", c)[0] == 0
-        vol[name] = {r["region"]: float(r["volume_mm3"])
-                     for r in rows(tmp_path / name / "regions.csv")}
+        _, regs = scored_with_profile(ct, seg, tmp_path / name, c)
+        vol[name] = {k: float(r["volume_mm3"]) for k, r in regs.items()}
     assert round(vol["all"]["bone"]) == 130604 and round(vol["heuristic"]["bone"]) == 56017
     removed = 1 - vol["heuristic"]["aorta"] / vol["all"]["aorta"]
     assert removed == pytest.approx(0.155, abs=0.005)
@@ -223,10 +226,7 @@ def test_bone_heuristic_limits_as_the_readme_states(tmp_path):
 def test_totalsegmentator_mask_folder_as_it_comes(tmp_path):
     ct = shared_path("totalsegmentator_example", "example_ct_sm.nii.gz")
     seg = shared_path("totalsegmentator_example", "example_seg_fast")
-    code, out = run(ct, "--regions", seg, "--out", tmp_path / "o", "-c", PROFILE)
-    assert code == 0, out
-    scan = rows(tmp_path / "o" / "scans.csv")[0]
-    regs = {r["region"]: r for r in rows(tmp_path / "o" / "regions.csv")}
+    scan, regs = scored_with_profile(ct, seg, tmp_path / "o")
     assert scan["region_source"] == "nifti_masks"
     assert {"bone", "iliac", "cardiac"} <= set(regs)
     assert regs["bone"]["region_class"] == "bone" and "bone" not in scan["scope_regions"]

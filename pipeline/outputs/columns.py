@@ -46,6 +46,19 @@ _PROVENANCE = [
        "calibration table"),
 ]
 
+def _scope_aggregate_columns(scope: str, what: str) -> list[Column]:
+    """The scans columns of one scope's aggregate (README, 'Scopes')."""
+    return [
+        _c(f"{scope}_agatston", "number", "", f"Agatston score over {what}; empty without "
+           "such regions"),
+        _c(f"{scope}_volume_mm3", "number", "mm3", f"calcium volume over {what}"),
+        _c(f"{scope}_mass_mg", "number", "mg", f"calcium mass over {what}; empty if "
+           "uncalibrated"),
+        _c(f"{scope}_n_lesions", "integer", "", f"3-D lesions with a voxel in {what}"),
+        _c(f"{scope}_volume_per_bsa_mm3_m2", "number", "mm3/m2", f"{scope}_volume_mm3 / bsa_m2"),
+    ]
+
+
 #: the provenance columns a scans row takes from the result's settings (or the config's)
 PROVENANCE_KEYS: tuple[str, ...] = tuple(c.name for c in _PROVENANCE
                                          if c.name != "pipeline_version")
@@ -111,21 +124,8 @@ SCANS: tuple[Column, ...] = tuple([
     _c("model", "string", "", "DICOM ManufacturerModelName"),
     _c("kernel", "string", "", "DICOM ConvolutionKernel"),
     _c("quality_flags", "string", "", "semicolon-separated quality codes; empty when none"),
-    _c("vascular_agatston", "number", "",
-       "Agatston score over the vascular regions (each voxel once); empty without such regions"),
-    _c("vascular_volume_mm3", "number", "mm3", "calcium volume over the vascular regions (each voxel once)"),
-    _c("vascular_mass_mg", "number", "mg",
-       "calcium mass over the vascular regions (each voxel once); empty if uncalibrated"),
-    _c("vascular_n_lesions", "integer", "",
-       "3-D lesions with a voxel in the vascular regions (each voxel once)"),
-    _c("vascular_volume_per_bsa_mm3_m2", "number", "mm3/m2", "vascular_volume_mm3 / bsa_m2"),
-    _c("coronary_agatston", "number", "",
-       "Agatston score over the coronary regions; empty without such regions"),
-    _c("coronary_volume_mm3", "number", "mm3", "calcium volume over the coronary regions"),
-    _c("coronary_mass_mg", "number", "mg",
-       "calcium mass over the coronary regions; empty if uncalibrated"),
-    _c("coronary_n_lesions", "integer", "", "3-D lesions with a voxel in the coronary regions"),
-    _c("coronary_volume_per_bsa_mm3_m2", "number", "mm3/m2", "coronary_volume_mm3 / bsa_m2"),
+    *_scope_aggregate_columns("vascular", "the vascular regions (each voxel once)"),
+    *_scope_aggregate_columns("coronary", "the coronary regions"),
     _c("all_calcium_agatston", "number", "", "Agatston score of all calcium in the field of "
        "view, bone included (bone removed by the heuristic under scope bone_excluded)"),
     _c("all_calcium_volume_mm3", "number", "mm3", "volume of all calcium in the field of view "
