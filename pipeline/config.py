@@ -308,7 +308,8 @@ class OutputConfig(BaseModel):
     model_config = _STRICT
 
     case_id_from: Literal["folder", "series_uid"] = Field(
-        "folder", description="derive case ids from the series folder path or from a UID hash")
+        "folder", description="derive case ids from the series folder's own last two names "
+        "(more when two would collide; a NIfTI file's name), or from a UID hash")
     parquet: bool = Field(True, description="also write the tables as Parquet (pyarrow)")
 
 

@@ -144,7 +144,37 @@ def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[
     return kept, notes
 
 
-def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[str, str]]]:
+def path_ids(paths: list[tuple[str, ...]], depths: list[int]) -> list[str]:
+    """Case ids from paths' own last components: ``depths[i]`` of them joined by '_' (two
+    for a series folder, whose name alone is often 'dicom' or 'CT'; one for a NIfTI file),
+    more where two cases would share an id. They do not depend on the root folder given, so a
+    rerun from another root resumes and joins on the same ids (README, 'Outputs')."""
+    depth = list(depths)
+    while True:
+        ids = ["_".join(p[-d:]) for p, d in zip(paths, depth)]
+        count = Counter(ids)
+        grow = [i for i, x in enumerate(ids) if count[x] > 1 and depth[i] < len(paths[i])]
+        if not grow:
+            return [safe_case_id(x) if x else "" for x in ids]
+        for i in grow:
+            depth[i] += 1
+
+
+def _parts(path: str, within: Path | None) -> tuple[str, ...]:
+    """The components of ``path``: relative to ``within`` (an extraction folder), else all."""
+    if within is not None:
+        rel = os.path.relpath(path, within)
+        return () if rel == "." else Path(rel).parts
+    return Path(os.path.abspath(path)).parts[1:]
+
+
+def _nifti_stem(path: str) -> str:
+    name = os.path.basename(path)
+    return name[:-7] if name.lower().endswith(".nii.gz") else os.path.splitext(name)[0]
+
+
+def cases_from_tree(root: Path, config: Config, *, within: Path | None = None,
+                    ) -> tuple[list[Case], list[dict[str, str]]]:
     """Every CT stack under ``root`` is a case. Returns the cases and a discovery list of
     what was not scored and why (non-DICOM files, non-CT objects, localizers, outliers,
     stacks the selection left out)."""
@@ -165,11 +195,7 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
                 notes.append({"path": _rel(p, root), "reason": "NIfTI mask or label map "
                               "(8-bit unsigned), not a CT"})
             else:
-                rel = _rel(p, root)
-                stem = rel[:-7] if rel.lower().endswith(".nii.gz") else rel[:-4]
-                nifti_cases.append(Case(case_id=safe_case_id(stem if stem != "." else
-                                                             Path(p).name), path=str(p),
-                                        display_path=rel))
+                nifti_cases.append(Case(case_id="", path=str(p), display_path=_rel(p, root)))
         else:
             notes.append({"path": _rel(p, root),
                           "reason": r.split(": ", 1)[-1].split(" -> ")[0]})
@@ -188,14 +214,14 @@ def cases_from_tree(root: Path, config: Config) -> tuple[list[Case], list[dict[s
     notes.extend({"path": _rel(p, root), "reason": r} for p, r in outliers + unselected)
     groups = sorted(stacks, key=lambda hs: min(h.path for h in hs))
     folders = [os.path.commonpath([os.path.dirname(h.path) for h in hs]) for hs in groups]
-    raw_ids = []
-    for hs, folder in zip(groups, folders):
-        if config.output.case_id_from == "series_uid":
-            raw_ids.append("s-" + hashlib.sha256(hs[0].series_uid.encode()).hexdigest()[:16])
-        else:
-            rel = _rel(folder, root)
-            raw_ids.append(safe_case_id(rel if rel != "." else Path(folder).name))
-    ids = _unique(raw_ids + [c.case_id for c in nifti_cases])
+    parts = [_parts(f, within) for f in folders] + [
+        (*_parts(os.path.dirname(c.path), within), _nifti_stem(c.path)) for c in nifti_cases]
+    named = path_ids(parts, [2] * len(folders) + [1] * len(nifti_cases))
+    raw_ids = named[:len(folders)]
+    if config.output.case_id_from == "series_uid":
+        raw_ids = ["s-" + hashlib.sha256(hs[0].series_uid.encode()).hexdigest()[:16]
+                   for hs in groups]
+    ids = _unique(raw_ids + named[len(folders):])
     cases = [Case(case_id=cid, path=c.path, display_path=c.display_path)
              for cid, c in zip(ids[len(raw_ids):], nifti_cases)]
     for cid, hs, folder in zip(ids, groups, folders):
@@ -274,11 +300,11 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
                 cases.append(Case(case_id=safe_case_id(inp.stem), path=str(inp),
                                   display_path=inp.name, error=(err.code, str(err))))
                 continue
-            c, n = cases_from_tree(dest, config)
+            c, n = cases_from_tree(dest, config, within=dest)
             if not c:
                 shutil.rmtree(dest, ignore_errors=True)  # nothing to score: nothing kept
             for case in c:
-                cid = safe_case_id(f"{inp.stem}_{case.case_id}")
+                cid = safe_case_id(f"{inp.stem}_{case.case_id}" if case.case_id else inp.stem)
                 cases.append(Case(case_id=cid, path=case.path,
                                   display_path=f"{inp.name}!/{case.display_path}",
                                   headers=case.headers))

@@ -294,7 +294,9 @@ def test_patient_ids_never_become_paths(tmp_path):
     written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     assert all(str(p).startswith(("in/", "deep/out/")) for p in written)
     rows = (read_rows(out / "scans.csv"))
-    assert rows[0]["case_id"] == "in" and "Smith" not in (out / "scans.csv").read_text()
+    # the id is the series folder's own last two names: never a DICOM string
+    assert rows[0]["case_id"] == f"{tmp_path.name}_in"
+    assert "Smith" not in (out / "scans.csv").read_text()
     assert "Smith" not in (out / "vascalc.log").read_text()
 
 
@@ -327,7 +329,8 @@ def test_zip_path_traversal_is_refused_as_a_failed_row(tmp_path):
     assert res.exit_code == 1
     rows = {r["case_id"]: r for r in read_rows(tmp_path / "o" / "scans.csv")}
     assert rows["evil"]["error_code"] == "ARCHIVE_INVALID"
-    assert "outside" in rows["evil"]["error"] and rows["good"]["status"] == "ok"
+    good = f"{tmp_path.name}_good"
+    assert "outside" in rows["evil"]["error"] and rows[good]["status"] == "ok"
     assert not list(tmp_path.parent.rglob("escaped.dcm"))
 
 
@@ -365,6 +368,7 @@ def test_a_batch_mixing_good_and_bad_cases_writes_every_good_result(tmp_path):
                                    "-j", "2"], catch_exceptions=False)
     assert res.exit_code == 1
     rows = {r["case_id"]: r for r in read_rows(tmp_path / "o" / "scans.csv")}
+    rows = {k.removeprefix("in_"): v for k, v in rows.items()}  # ids: the last two names
     assert {k: v["status"] for k, v in rows.items()} == {
         "good0": "ok", "good1": "ok", "good2": "ok", "bad_rescale": "failed",
         "bad_gap": "failed"}
@@ -385,7 +389,7 @@ def test_localizers_and_projections_are_not_scored(tmp_path, image_type):
     from pipeline.discovery import cases_from_tree
 
     cases, notes = cases_from_tree(tmp_path, Config())
-    assert [c.case_id for c in cases] == ["s"]
+    assert [c.case_id for c in cases] == [f"{tmp_path.name}_s"]
     assert notes == [{"path": "scout/s.dcm", "reason": notes[0]["reason"]}]
     assert "localizer or projection" in notes[0]["reason"]
 

@@ -190,8 +190,8 @@ def test_a_failed_case_is_a_row_and_the_others_are_written(sample_data, tmp_path
     res = invoke("run", tree, "--out", tmp_path / "o")
     assert res.exit_code == 1
     rows = {r["case_id"]: r for r in read_csv(tmp_path / "o" / "scans.csv")}
-    assert rows["good"]["status"] == "ok"
-    bad = rows["bad"]
+    assert rows["in_good"]["status"] == "ok"
+    bad = rows["in_bad"]
     assert bad["status"] == "failed" and bad["error_code"] == "MISSING_RESCALE"
     assert victim.name in bad["error"] and "RescaleIntercept" in bad["error"]
     for col in ("agatston", "volume_mm3", "mass_mg", "n_lesions", "bsa_m2", "risk_category"):

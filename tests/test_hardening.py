@@ -386,7 +386,7 @@ def test_symlinked_series_folders_are_followed(tmp_path):
     (tmp_path / "tree" / "loop").symlink_to(tmp_path / "tree", target_is_directory=True)
     os.mkfifo(tmp_path / "tree" / "pipe")
     cases, notes = cases_from_tree(tmp_path / "tree", Config())
-    assert [c.case_id for c in cases] == ["linked"] and len(cases[0].headers) == 6
+    assert [c.case_id for c in cases] == ["tree_linked"] and len(cases[0].headers) == 6
     assert any("not a regular file" in n["reason"] for n in notes)
 
 
@@ -397,7 +397,8 @@ def test_output_files_follow_the_umask(tmp_path):
     assert run("run", tmp_path / "s", "--out", tmp_path / "o", "-q", "-j", "1").exit_code == 0
     mode = stat.S_IMODE((tmp_path / "o" / "scans.csv").stat().st_mode)
     assert mode == tables.FILE_MODE and mode & 0o044  # group and others may read, as open()
-    assert stat.S_IMODE((tmp_path / "o" / "cases" / "s" / "result.json").stat().st_mode) == mode
+    result = tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json"
+    assert stat.S_IMODE(result.stat().st_mode) == mode
 
 
 def test_out_that_is_a_file_is_a_usage_error(tmp_path):
@@ -452,10 +453,10 @@ def test_seg_and_sr_are_written_from_anonymised_sources(tmp_path):
     cfg = _cfg(tmp_path, "report:\n  enabled: true\n  pdf: false\n")
     res = run("run", tmp_path / "s", "--out", tmp_path / "o", "-c", cfg, "-q", "-j", "1")
     assert res.exit_code == 0, res.output
-    doc = json.loads((tmp_path / "o" / "cases" / "s" / "result.json").read_text())
+    doc = json.loads((tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json").read_text())
     assert {"calcium.seg.dcm", "scores.sr.dcm"} <= set(doc["artefacts"])
     assert "artefact_error" not in doc
-    sr = pydicom.dcmread(tmp_path / "o" / "cases" / "s" / "scores.sr.dcm")
+    sr = pydicom.dcmread(tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "scores.sr.dcm")
     assert sr.PatientBirthDate == "" and "19X01301" not in (tmp_path / "o" / "vascalc.log"
                                                             ).read_text()
 
@@ -473,7 +474,7 @@ def test_artefact_errors_carry_no_identity(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, "report:\n  enabled: true\n  pdf: false\n")
     assert run("run", tmp_path / "s", "--out", tmp_path / "o", "-c", cfg, "-q", "-j", "1"
                ).exit_code == 0
-    doc = json.loads((tmp_path / "o" / "cases" / "s" / "result.json").read_text())
+    doc = json.loads((tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json").read_text())
     assert "report_failed" in doc["scan"]["quality_flags"]
     assert "calcium.seg.dcm" in doc["artefacts"]  # what was written before the failure
     for text in (doc["artefact_error"], (tmp_path / "o" / "vascalc.log").read_text()):
@@ -577,3 +578,19 @@ def test_run_json_timings_are_this_runs_own(sample_data, tmp_path):
     timings = json.loads((tmp_path / "o" / "run.json").read_text())["timings_s"]
     assert set(timings) == {"total"}  # no stage of an earlier run summed in
 
+
+
+def test_case_ids_do_not_depend_on_the_root_given(sample_data, tmp_path):
+    """The same series gets the same id from its own folder, its parent or the whole tree
+    (resume and joins hold across runs), and a lone series folder is not just 'dicom'."""
+    ids = {}
+    for name, root in (("tree", sample_data), ("parent", sample_data / "P02"),
+                       ("folder", sample_data / "P02" / "dicom")):
+        cases, _ = cases_from_tree(root, Config())
+        ids[name] = {c.case_id for c in cases}
+    assert "P02_dicom" in ids["tree"] and ids["parent"] == ids["folder"] == {"P02_dicom"}
+    # two series whose last two names agree take one more name each
+    for top in ("a", "b"):
+        series(tmp_path / top / "study" / "CT", seed=top)  # two distinct series
+    cases, _ = cases_from_tree(tmp_path, Config())
+    assert sorted(c.case_id for c in cases) == ["a_study_CT", "b_study_CT"]

@@ -299,7 +299,7 @@ def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
     res = runner.invoke(app, ["run", str(series), "--out", str(tmp_path / "a"), "--report",
                               "-j", "1"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    seg = tmp_path / "a" / "cases" / "dicom" / "calcium.seg.dcm"
+    seg = tmp_path / "a" / "cases" / "P03_dicom" / "calcium.seg.dcm"
     res = runner.invoke(app, ["run", str(series), "--out", str(tmp_path / "b"), "--regions",
                               str(seg), "-j", "1"], catch_exceptions=False)
     assert res.exit_code == 0, res.output

@@ -152,6 +152,6 @@ def test_segment_command_writes_manifest_and_status(sample_data, tmp_path, monke
                                    str(tmp_path / "seg"), "-c", str(PROFILE)])
     assert res.exit_code == 0, res.output
     st = rows(tmp_path / "seg" / "segmentation.csv")
-    assert [(s["case_id"], s["status"]) for s in st] == [("dicom", "ok")]
+    assert [(s["case_id"], s["status"]) for s in st] == [("P02_dicom", "ok")]
     m = rows(tmp_path / "seg" / "manifest.csv")
     assert Path(m[0]["regions"]).is_file() and Path(m[0]["path"]).is_dir()

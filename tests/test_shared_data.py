@@ -58,20 +58,20 @@ def test_dcm_qa_ct_tree_scores_or_refuses_every_series_by_name(tmp_path):
     assert res.exit_code == 1  # the unevenly spaced GE series fails, the rest is written
     with open(tmp_path / "scans.csv", newline="") as fh:
         rows = {r["case_id"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"GE", "Philips_S21570_S2010", "Philips_S21610_S2010",
-                         "Philips_S21610_S3010"}
-    assert rows["Philips_S21570_S2010"]["status"] == "ok"
+    # ids are each series folder's own last two names, whatever root is given
+    assert set(rows) == {"In_GE", "S21570_S2010", "S21610_S2010", "S21610_S3010"}
+    assert rows["S21570_S2010"]["status"] == "ok"
     # the head phantom's calcium is its skull: all calcium in the field of view, flagged as
     # bone-dominated, with no risk category
-    head = rows["Philips_S21570_S2010"]
+    head = rows["S21570_S2010"]
     assert head["quality_flags"] == "mass_uncalibrated;bone_dominated"
     assert head["scope"] == "whole_volume" and float(head["agatston"]) > 0
     assert head["risk_category"] == "" and "coronary calcium only" in head["risk_basis"]
     # GE head CT: tilted and with slice distances of 1.1 to 7.0 mm: refused by name
-    assert rows["GE"]["error_code"] == "GEOMETRY_UNEVEN_SPACING"
-    assert rows["GE"]["agatston"] == ""
+    assert rows["In_GE"]["error_code"] == "GEOMETRY_UNEVEN_SPACING"
+    assert rows["In_GE"]["agatston"] == ""
     # tilted Philips stacks are scored slice by slice, flagged, increment along the normal
-    for cid in ("Philips_S21610_S2010", "Philips_S21610_S3010"):
+    for cid in ("S21610_S2010", "S21610_S3010"):
         assert rows[cid]["status"] == "ok"
         assert {"gantry_tilt", "bone_dominated"} <= set(rows[cid]["quality_flags"].split(";"))
         assert float(rows[cid]["agatston"]) > 0
