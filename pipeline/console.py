@@ -50,7 +50,7 @@ class Progress:
         elif ok:
             mass = "" if scan["mass_mg"] is None else f", mass {scan['mass_mg']:.1f} mg"
             ag = "" if scan["agatston"] is None else f"Agatston {scan['agatston']:.1f}, "
-            typer.echo(f"{n} ok     {case.case_id}: {ag}volume "
+            typer.echo(f"{n} ok     {case.case_id}: {scan.get('scope') or ''} {ag}volume "
                        f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions")
         else:
             typer.echo(f"{n} FAILED {case.case_id}: [{scan['error_code']}] {scan['error']}")

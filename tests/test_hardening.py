@@ -594,3 +594,22 @@ def test_case_ids_do_not_depend_on_the_root_given(sample_data, tmp_path):
         series(tmp_path / top / "study" / "CT", seed=top)  # two distinct series
     cases, _ = cases_from_tree(tmp_path, Config())
     assert sorted(c.case_id for c in cases) == ["a_study_CT", "b_study_CT"]
+
+
+@pytest.mark.parametrize("age, years", [("067Y", 67.0), ("006M", 0.5), ("026W", 26 / 52.1775),
+                                        ("010D", 10 / 365.25), ("67", None), ("", None)])
+def test_patient_age_in_years(age, years):
+    from pipeline.result import age_years
+
+    assert age_years(age) == (None if years is None else pytest.approx(years))
+
+
+def test_reports_print_no_library_warnings_on_the_console(sample_data, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run",
+                           str(sample_data / "P01_T1" / "dicom"), "--out", str(tmp_path / "o"),
+                           "-q", "-j", "1", "--report"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "warn" not in proc.stderr.lower()
+    row = scans(tmp_path / "o")["P01_T1_dicom"]
+    assert row["patient_age_years"] == ""  # demographics are off by default
