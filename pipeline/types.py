@@ -65,6 +65,8 @@ class CTVolume:
     #: a multi-frame file is 'uid#frame'); empty for NIfTI input
     source_paths: tuple[str, ...] = ()
     source_uids: tuple[str, ...] = ()
+    #: per slice, in volume order: the DICOM InstanceNumber (None where not recorded)
+    source_instances: tuple[int | None, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.hu, np.ndarray) or self.hu.ndim != 3:

@@ -296,6 +296,9 @@ def test_every_report_field_is_filled_or_says_why(reported):
         cells = re.findall(r"<td>(.*?)</td>", head, flags=re.S)
         assert cells and all(c.strip() not in ("", "-") for c in cells), (case.name, cells)
         assert "For research use only" in text and "config sha256" in text
+    p01 = (reported / "cases" / "P01_T1" / "report.html").read_text()
+    # each key image says which slice: its number of N, its InstanceNumber, its z
+    assert re.search(r'alt="slice \d+ of 40 \(instance \d+, z -?\d+\.\d mm\)', p01)
     p04 = (reported / "cases" / "P04" / "report.html").read_text()
     assert "not computed: missing: no height and weight" in p04
     assert "No calcium was found" in p04

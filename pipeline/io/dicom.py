@@ -280,7 +280,8 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     return CTVolume(hu=out, spacing_mm=(ss.increment_mm, *ss.pixel_spacing), origin_mm=ss.origin,
                     direction=ss.direction, meta=meta, quality_flags=tuple(flags + list(ss.flags)),
                     source_paths=tuple(h.path for h in hs),
-                    source_uids=tuple(h.sop_instance_uid for h in hs))
+                    source_uids=tuple(h.sop_instance_uid for h in hs),
+                    source_instances=tuple(h.instance_number for h in hs))
 
 
 def index_tree(root: str | os.PathLike) -> tuple[list[DicomHeader], list[tuple[str, str]]]:

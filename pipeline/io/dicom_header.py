@@ -46,6 +46,7 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00080005: ("SpecificCharacterSet", "CS"), 0x00080008: ("ImageType", "CS"),
     0x00080016: ("SOPClassUID", "UI"), 0x00080018: ("SOPInstanceUID", "UI"),
     0x00080020: ("StudyDate", "DA"), 0x00200012: ("AcquisitionNumber", "IS"),
+    0x00200013: ("InstanceNumber", "IS"),
     0x00280120: ("PixelPaddingValue", "US"), 0x00280121: ("PixelPaddingRangeLimit", "US"),
     0x00281054: ("RescaleType", "LO"), 0x00282110: ("LossyImageCompression", "CS"),
     0x00080021: ("SeriesDate", "DA"), 0x00080060: ("Modality", "CS"),
@@ -102,6 +103,7 @@ class DicomHeader:
     meta: ScanMeta
     sop_instance_uid: str = ""
     acquisition_number: int | None = None
+    instance_number: int | None = None
     padding: tuple[int, int] | None = None  # stored values [low, high] that are padding
     rescale_type: str = ""
     lossy: bool = False  # LossyImageCompression 01, or a syntax that allows lossy coding
@@ -370,6 +372,7 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         sop_instance_uid=_text(v.get("SOPInstanceUID")),
         acquisition_number=_integer(v.get("AcquisitionNumber"), -1)
         if "AcquisitionNumber" in v else None,
+        instance_number=_integer(v.get("InstanceNumber"), -1) if "InstanceNumber" in v else None,
         padding=padding,
         rescale_type=_text(v.get("RescaleType")).upper(),
         lossy=_text(v.get("LossyImageCompression")) == "01" or syntax in _LOSSY_SYNTAXES,

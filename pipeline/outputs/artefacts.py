@@ -58,7 +58,9 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         radius = float(np.sqrt(le.n_voxels / max(le.n_slices, 1) / np.pi)) + 6.0
         if k not in slices:
             z = float(volume.index_to_patient(np.array([[k, 0, 0]]))[0, 2])
-            slices[k] = (f"slice {k + 1} of {volume.shape[0]}, z {z:.1f} mm: lesion "
+            inst = volume.source_instances[k] if k < len(volume.source_instances) else None
+            where = f"instance {inst}, " if inst is not None else ""
+            slices[k] = (f"slice {k + 1} of {volume.shape[0]} ({where}z {z:.1f} mm): lesion "
                          f"{le.lesion_id}, {le.volume_mm3:.0f} mm3", [])
         slices[k][1].append((r, c, radius))
     regions, colouring = scored.region_labels, None
