@@ -90,7 +90,7 @@ SOFT_TISSUE_WINDOW = (-160.0, 240.0)  # width 400, level 40 HU
 def _png(fig) -> bytes:
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})  # 2x faster than 6
     _plt().close(fig)
     return buf.getvalue()
 

@@ -67,7 +67,7 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
     fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return (f'<img alt="calcium over time" width="440pt" height="190pt" '
             f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
