@@ -37,7 +37,7 @@ from .config import Config
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
 from .outputs.tables import json_text, table_files, to_csv, write_all
-from .result import read_result, result_path, reusable, table_rows, write_result
+from .result import reusable, table_rows, write_result
 
 log = logging.getLogger("vascalc")
 
@@ -258,12 +258,14 @@ def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_
     t_start = time.perf_counter()
     sha = config.sha256()
     todo: list[tuple[Case, str]] = []
+    docs: dict[str, dict[str, Any]] = {}  # every case's document, read or made once
     reused = 0
     for case in cases:
         fp = case.fingerprint()
         old = None if force else reusable(out, case.case_id, config_sha256=sha, fingerprint=fp)
         if old is not None:
             reused += 1
+            docs[case.case_id] = old
             if on_case:
                 on_case(case, old, True)
             continue
@@ -276,12 +278,12 @@ def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_
         except OSError as err:
             raise OutputError(f"cannot write the result of case {case.case_id}: {err.strerror}",
                               path=str(out)) from None
+        docs[case.case_id] = doc
         log.info("case %s: %s", case.case_id, doc["scan"]["status"])
         if on_case:
             on_case(case, doc, False)
-    summary, files = rebuild(out, [c.case_id for c in cases], config=config, argv=argv,
-                             notes=notes, extra={"reused": reused},
-                             ran={c.case_id for c, _ in todo})
+    summary, files = rebuild(out, docs, config=config, argv=argv, notes=notes,
+                             extra={"reused": reused}, ran={c.case_id for c, _ in todo})
     summary["executor"] = _executor_name(jobs, scheduler, dask_local)
     summary["case_ids"] = sorted(c.case_id for c in cases)
     summary["shard"] = None if shard is None else f"{shard[0]}/{shard[1]}"
@@ -309,14 +311,16 @@ def _executor_name(jobs, scheduler, dask_local) -> str:
     return f"process-pool:{jobs}" if jobs > 1 else "serial"
 
 
-def rebuild(out: Path, case_ids: list[str], *, config: Config | None,
+def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | None,
             argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
             extra: dict[str, Any] | None = None, parquet: bool | None = None,
             ran: set[str] | None = None) -> tuple[dict[str, Any], dict[Path, str | bytes]]:
-    """The run summary and every table file, rebuilt from ``OUT/cases/<id>/result.json`` in
-    case-id order (the caller writes the files with :func:`write_all`). Stage timings sum the
-    cases in ``ran`` (this invocation's; None: all), never earlier runs' reused cases."""
-    docs = [read_result(result_path(out, cid)) for cid in sorted(case_ids)]
+    """The run summary and every table file, from the cases' result documents (case id ->
+    document, as written to ``OUT/cases/<id>/result.json``), in case-id order; the caller
+    writes the files with :func:`write_all`. Stage timings sum the cases in ``ran`` (this
+    invocation's; None: all), never earlier runs' reused cases."""
+    case_ids = sorted(by_case)
+    docs = [by_case[cid] for cid in case_ids]
     rows, covariate_columns, regions = table_rows(docs)
     failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
                 for d in docs if d["scan"]["status"] != "ok"]

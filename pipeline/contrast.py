@@ -14,7 +14,8 @@ from .types import CTVolume
 
 #: a lumen whose median HU is above this is contrast-filled (unenhanced blood reads about 40 HU)
 AORTA_CONTRAST_MEDIAN_HU = 100.0
-#: lumen medians are measured only in masks of at least this many voxels
+#: lumen medians are measured only in masks of at least this many voxels (a choice: fewer
+#: voxels are mostly wall and calcium, and their median says little about the lumen)
 MIN_LUMEN_VOXELS = 50
 
 
@@ -28,17 +29,15 @@ def lumen_median_hu(volume: CTVolume, mask) -> float | None:
 
 def contrast_evidence(volume: CTVolume, regions) -> str:
     """Why the scan looks contrast-enhanced ('' when it does not): the header's
-    ContrastBolusAgent, or a median above 100 HU inside a region named 'aorta'."""
+    ContrastBolusAgent, or a lumen median (:func:`lumen_median_hu`) above 100 HU inside a
+    region named 'aorta'."""
     agent = volume.meta.contrast_agent.strip()
     if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
         return f"ContrastBolusAgent is {agent!r}"
-
-    for name, mask in regions or []:
-        mask = as_region_mask(mask)
-        if name == "aorta" and mask.any():
-            med = float(np.median(mask.values(volume.hu)))
-            if med > AORTA_CONTRAST_MEDIAN_HU:
-                return f"median {med:.0f} HU inside the aorta mask"
+    aorta = dict(regions or []).get("aorta")
+    med = None if aorta is None else lumen_median_hu(volume, aorta)
+    if med is not None and med > AORTA_CONTRAST_MEDIAN_HU:
+        return f"median {med:.0f} HU inside the aorta mask"
     return ""
 
 

@@ -18,8 +18,8 @@ from .config import Config
 from .errors import ArchiveError, NoInputError
 from .io.archive import extract_zip
 from .io.dicom import CT_SOP_CLASSES, ct_image_problem, index_tree
-from .io.dicom_header import DicomHeader
-from .io.nifti import is_nifti, mask_like
+from .io.dicom_header import DicomHeader, has_dicm_preamble
+from .io.nifti import is_nifti, mask_like, nifti_stem
 from .io.stacks import split_stacks
 from .manifest import read_manifest
 from .types import Anthropometry
@@ -168,11 +168,6 @@ def _parts(path: str, within: Path | None) -> tuple[str, ...]:
     return Path(os.path.abspath(path)).parts[1:]
 
 
-def _nifti_stem(path: str) -> str:
-    name = os.path.basename(path)
-    return name[:-7] if name.lower().endswith(".nii.gz") else os.path.splitext(name)[0]
-
-
 def cases_from_tree(root: Path, config: Config, *, within: Path | None = None,
                     ) -> tuple[list[Case], list[dict[str, str]]]:
     """Every CT stack under ``root`` is a case. Returns the cases and a discovery list of
@@ -183,7 +178,7 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None,
     notes = []
     nifti_cases: list[Case] = []
     # folders holding a DICOM file that could not be read whole: a slice may be missing there
-    broken = {os.path.dirname(p) for p, _ in skipped if _has_preamble(p)}
+    broken = {os.path.dirname(p) for p, _ in skipped if has_dicm_preamble(p)}
     broken |= {os.path.dirname(h.path) for h in headers if _incomplete_ct(h)}
     for p, r in skipped:
         if is_nifti(p):
@@ -215,7 +210,7 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None,
     groups = sorted(stacks, key=lambda hs: min(h.path for h in hs))
     folders = [os.path.commonpath([os.path.dirname(h.path) for h in hs]) for hs in groups]
     parts = [_parts(f, within) for f in folders] + [
-        (*_parts(os.path.dirname(c.path), within), _nifti_stem(c.path)) for c in nifti_cases]
+        (*_parts(os.path.dirname(c.path), within), nifti_stem(c.path)) for c in nifti_cases]
     named = path_ids(parts, [2] * len(folders) + [1] * len(nifti_cases))
     raw_ids = named[:len(folders)]
     if config.output.case_id_from == "series_uid":
@@ -240,17 +235,6 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None,
 
 def _series_key(h: DicomHeader) -> tuple[str, str]:
     return h.series_uid, h.meta.patient_id
-
-
-def _has_preamble(path: str) -> bool:
-    """A DICOM Part 10 file (its 'DICM' marker) that the header pass could not read."""
-    if not os.path.isfile(path):  # a FIFO or device: never opened
-        return False
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
 
 
 def _incomplete_ct(h: DicomHeader) -> bool:

@@ -61,7 +61,7 @@ def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
             shutil.copytree(part / "cases" / cid, out / "cases" / cid, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(".*.tmp"))
         config = config_from_dict(runs[0]["config"]) if runs[0].get("config") else None
-        summary, files = rebuild(out, sorted(docs), config=config, argv=None)
+        summary, files = rebuild(out, docs, config=config, argv=None)
         summary["merged_from"] = [str(p) for p in parts]
         summary["case_ids"] = sorted(docs)
         summary["shard"] = None

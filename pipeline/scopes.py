@@ -45,27 +45,24 @@ def resolve_scope(requested: str, classes: dict[str, str], *, fov_is_coronary: b
         if vascular:
             return ("coronary", coronary) if coronary == vascular else ("vascular", vascular)
         return ("coronary", ()) if fov_is_coronary else ("whole_volume", ())
-    if requested == "coronary":
-        if coronary:
-            return "coronary", coronary
-        if fov_is_coronary:
-            return "coronary", ()
-        raise ScopeError(
-            "scope coronary needs coronary regions, and "
-            + (f"none of the case's regions ({', '.join(sorted(classes))}) matches "
-               "regions.coronary" if has_regions else "the case has no region masks"),
-            hint="give LM/LAD/LCX/RCA masks (manifest column regions, or --regions), set "
-                 "scoring.fov_is_coronary for a coronary-only scan, or choose another scope")
-    if requested == "vascular":
-        if vascular:
-            return "vascular", vascular
-        raise ScopeError(
-            "scope vascular needs vascular regions, and "
-            + (f"none of the case's regions ({', '.join(sorted(classes))}) matches "
-               "regions.vascular" if has_regions else "the case has no region masks"),
-            hint="give region masks (e.g. TotalSegmentator's, with configs/totalsegmentator.yaml)"
-                 ", or set scoring.scope: whole_volume to score all calcium in the field of view")
+    if requested == "coronary" and (coronary or fov_is_coronary):
+        return "coronary", coronary
+    if requested == "vascular" and vascular:
+        return "vascular", vascular
+    if requested in ("coronary", "vascular"):
+        why = (f"none of the case's regions ({', '.join(sorted(classes))}) matches "
+               f"regions.{requested}" if has_regions else "the case has no region masks")
+        raise ScopeError(f"scope {requested} needs {requested} regions, and {why}",
+                         hint=_SCOPE_HINT[requested])
     return requested, ()
+
+
+_SCOPE_HINT = {
+    "coronary": "give LM/LAD/LCX/RCA masks (manifest column regions, or --regions), set "
+                "scoring.fov_is_coronary for a coronary-only scan, or choose another scope",
+    "vascular": "give region masks (e.g. TotalSegmentator's, with configs/totalsegmentator.yaml)"
+                ", or set scoring.scope: whole_volume to score all calcium in the field of view",
+}
 
 
 def aggregate(split, name: str, indices: list[int], *, unit: float, voxel_volume_mm3: float,

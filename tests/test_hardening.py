@@ -188,8 +188,7 @@ def test_a_changed_zip_is_never_read_from_a_stale_extraction(tmp_path):
         for p in paths[:-1]:
             zf.writestr(f"CT/{p.name}", p.read_bytes())
     again, _ = collect_cases([z], Config(), work_dir=work)
-    assert len(again[0].headers) == len(paths) - 1
-    assert not {h.path for h in again[0].headers} & stale or len(again[0].headers) < len(stale)
+    assert len(again[0].headers) == len(paths) - 1 == len(stale) - 1  # no stale slice left
 
 
 def test_a_zip_that_yields_nothing_leaves_nothing_behind(tmp_path):
@@ -197,7 +196,7 @@ def test_a_zip_that_yields_nothing_leaves_nothing_behind(tmp_path):
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("notes.txt", "no images here " * 1000)
     assert run("run", z, "--out", tmp_path / "o").exit_code == 2
-    assert not list((tmp_path / "o" / ".work").glob("*")) if (tmp_path / "o").exists() else True
+    assert not (tmp_path / "o" / ".work").exists()
 
 
 # --- batch robustness ---------------------------------------------------------------------
@@ -361,11 +360,10 @@ def test_a_large_manifest_is_discovered_in_linear_time(tmp_path):
     series(src)
     m = tmp_path / "m.csv"
     m.write_text("case_id,path\n" + "".join(f"c{i},s\n" for i in range(20000)))
-    t0 = time.perf_counter()
     res = run("run", m, "--out", tmp_path / "o", "--dry-run")
+    # O(n^2) duplicate checks took minutes at this size; no timing assertion, the suite's own
+    # time would show a relapse
     assert res.exit_code == 0 and "20000 case(s) would be scored" in res.output
-    # (no timing assertion: O(n^2) duplicate checks took minutes at this size; see benchmarks)
-    assert time.perf_counter() - t0 >= 0
 
 
 def test_a_fifo_as_regions_is_refused_not_waited_on(tmp_path):
@@ -418,10 +416,8 @@ def test_billion_laughs_yaml_is_refused_at_once(tmp_path):
                      + "]")
     p = tmp_path / "bomb.yaml"
     p.write_text("\n".join(lines) + "\n")
-    t0 = time.perf_counter()
-    with pytest.raises(ConfigError, match="anchors and aliases"):
+    with pytest.raises(ConfigError, match="anchors and aliases"):  # before any expansion
         load_config(p)
-    assert time.perf_counter() - t0 >= 0  # refused before any expansion
 
 
 @pytest.mark.parametrize("data, where", [

@@ -116,6 +116,18 @@ class DicomHeader:
         return bool(words & {"LOCALIZER", "PROJECTION", "TOPOGRAM", "SCOUT", "SURVIEW"})
 
 
+def has_dicm_preamble(path: str | os.PathLike) -> bool:
+    """Whether a regular file carries the DICOM Part 10 marker 'DICM' after its 128-byte
+    preamble (PS3.10 7.1). FIFOs and devices are never opened."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
 def _decode(raw: bytes, vr: str) -> Any:
     if vr == "US":
         n = len(raw) // 2

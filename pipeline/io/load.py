@@ -23,8 +23,8 @@ from ..regions import RegionMask
 from ..types import CTVolume
 from .archive import extract_zip
 from .dicom import ct_image_problem, index_tree, load_series
-from .dicom_header import DicomHeader
-from .masks import load_regions, load_seg_regions
+from .dicom_header import DicomHeader, has_dicm_preamble
+from .masks import label_table_file, load_regions, load_seg_regions
 from .nifti import is_nifti, load_nifti
 from .stacks import split_stacks
 
@@ -41,14 +41,6 @@ class InputKind:
 
 def _is_zip(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() == ".zip"
-
-
-def _is_dicom_file(p: Path) -> bool:
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
 
 
 def _series(headers: list[DicomHeader], config: Config) -> CTVolume:
@@ -97,7 +89,7 @@ CT_INPUTS: tuple[InputKind, ...] = (
 #: region mask kinds, tried in order (first match wins)
 REGION_INPUTS: tuple[InputKind, ...] = (
     InputKind("dicom_seg", "DICOM SEG referencing the CT's images",
-              lambda p: p.suffix.lower() == ".dcm" or (p.is_file() and _is_dicom_file(p)),
+              lambda p: p.suffix.lower() == ".dcm" or has_dicm_preamble(p),
               lambda p, volume, table: load_seg_regions(str(p), list(volume.source_uids))),
     InputKind("nifti_masks", "folder of binary NIfTI masks, one per structure (TotalSegmentator)",
               Path.is_dir, lambda p, volume, table: load_regions(volume, str(p))),
@@ -146,7 +138,7 @@ def load_region_masks(path: str | Path, volume: CTVolume, config: Config,
     table = LABEL_TABLES[name] if name else None
     masks = kind.load(p, volume, table)
     source = kind.name
-    if kind.name == "label_map" and name and not _has_table_file(p):
+    if kind.name == "label_map" and name and label_table_file(p) is None:
         source = f"label_map:{name}"
     return masks, _segmenter(p) or source  # type: ignore[return-value]
 
@@ -162,7 +154,3 @@ def _segmenter(p: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return ""
 
-
-def _has_table_file(p: Path) -> bool:
-    stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
-    return any(p.with_name(stem + ext).exists() for ext in (".json", ".yaml", ".yml"))

@@ -17,7 +17,7 @@ from ..errors import RegionError
 from ..regions import RegionMask
 from ..types import CTVolume
 from ..values import safe_yaml
-from .nifti import RAS_TO_LPS
+from .nifti import RAS_TO_LPS, nifti_stem
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -129,6 +129,13 @@ def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray
     return out
 
 
+def label_table_file(p: Path) -> Path | None:
+    """The label table beside a label map: stem.json, stem.yaml or stem.yml, or None."""
+    stem = nifti_stem(p)
+    return next((t for t in (p.with_name(stem + e) for e in (".json", ".yaml", ".yml"))
+                 if t.is_file()), None)
+
+
 def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | None = None,
                  ) -> list[tuple[str, RegionMask]]:
     """Region masks from a folder of binary NIfTI masks (one per structure, named by file,
@@ -141,30 +148,22 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
         files = sorted(f for f in p.iterdir() if f.name.lower().endswith((".nii", ".nii.gz")))
         if not files:
             raise RegionError("no NIfTI masks in the folder", path=str(p))
-        out = []
-        for f in files:
-            name = f.name[:-7] if f.name.lower().endswith(".nii.gz") else f.name[:-4]
-            out.append((name, region_on_ct_grid(volume, str(f))))
-        return out
-    stem = p.name[:-7] if p.name.lower().endswith(".nii.gz") else p.stem
-    beside = [p.with_name(stem + ext) for ext in (".json", ".yaml", ".yml")]
-    if label_table is None or any(t.exists() for t in beside):
-        for ext in (".json", ".yaml", ".yml"):
-            table = p.with_name(stem + ext)
-            if table.exists():
-                try:
-                    text = table.read_text(encoding="utf-8")
-                    raw = json.loads(text) if ext == ".json" else safe_yaml(text)
-                    label_table = {int(k): str(v) for k, v in raw.items()}
-                except (OSError, UnicodeDecodeError, AttributeError, TypeError, ValueError):
-                    raise RegionError("the label table must map label numbers to names",
-                                      path=str(table)) from None
-                break
-        else:
-            raise RegionError("a label map needs a label table (label: name) in a JSON or YAML "
-                              f"file named {stem}.json or {stem}.yaml beside it, or "
-                              "regions.label_table in the config (e.g. totalsegmentator_v2)",
-                              path=str(p))
+        return [(nifti_stem(f), region_on_ct_grid(volume, str(f))) for f in files]
+    table = label_table_file(p)
+    if table is not None:  # a table beside the map wins over the config's
+        try:
+            text = table.read_text(encoding="utf-8")
+            raw = json.loads(text) if table.suffix == ".json" else safe_yaml(text)
+            label_table = {int(k): str(v) for k, v in raw.items()}
+        except (OSError, UnicodeDecodeError, AttributeError, TypeError, ValueError):
+            raise RegionError("the label table must map label numbers to names",
+                              path=str(table)) from None
+    elif label_table is None:
+        stem = nifti_stem(p)
+        raise RegionError("a label map needs a label table (label: name) in a JSON or YAML "
+                          f"file named {stem}.json or {stem}.yaml beside it, or "
+                          "regions.label_table in the config (e.g. totalsegmentator_v2)",
+                          path=str(p))
     labels = mask_on_ct_grid(volume, str(p))
     return label_map_regions(labels, label_table)
 

@@ -29,6 +29,12 @@ def is_nifti(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def nifti_stem(path: str | os.PathLike) -> str:
+    """A NIfTI file's name without .nii or .nii.gz (the structure's name in a mask folder)."""
+    name = os.path.basename(str(path))
+    return name[:-7] if name.lower().endswith(".nii.gz") else os.path.splitext(name)[0]
+
+
 def mask_like(path: str | os.PathLike) -> bool:
     """Header-only guess that a NIfTI is a mask or label map (unsigned 8-bit or boolean)."""
     import nibabel as nib  # lazy: nibabel, for NIfTI files only
