@@ -23,6 +23,7 @@ from .io.nifti import is_nifti, mask_like, nifti_stem
 from .io.stacks import split_stacks
 from .manifest import read_manifest
 from .types import Anthropometry
+from .values import safe_name as safe_case_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,15 +85,6 @@ def _hash_files(h, root: str, files: list[str]) -> None:
             h.update(f"{f}\0missing\n".encode())
             continue
         h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-
-
-def safe_case_id(text: str) -> str:
-    """A file-name-safe id from ``text``: [A-Za-z0-9._-], no leading dot, at most 64 chars
-    (longer ones keep a hash suffix so they stay unique)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "case"
-    if len(s) > 64:
-        s = s[:51].rstrip("._-") + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-    return s
 
 
 def _unique(ids: list[str]) -> list[str]:

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from typing import Any
+
+
+def safe_name(text: str, default: str = "case") -> str:
+    """A file-name-safe name from ``text`` (case ids, patient folders): [A-Za-z0-9._-], no
+    leading dot, at most 64 characters (longer ones keep a hash suffix so they stay unique)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or default
+    if len(s) > 64:
+        s = s[:51].rstrip("._-") + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return s
 
 
 def finite_float(v: Any) -> float | None:

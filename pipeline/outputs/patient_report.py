@@ -10,19 +10,18 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
 from pathlib import Path
 from typing import Any
 
 from ..progression import _dated, pair_rows
+from ..values import finite_float, safe_name
 from .columns import names
 from .report import CSS, _fmt, html_to_pdf
 
 
 def patient_folder(patient_id: str) -> str:
     """A file-name-safe folder name for a patient id (the id the tables already carry)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient"
-    return s[:64]
+    return safe_name(patient_id, "patient")
 
 
 def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,
@@ -89,9 +88,9 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
             status = f"failed: {r.get('error_code', '')}"
         cells = [f'<a href="../../cases/{cid}/report.html">{cid}</a>',
                  d.isoformat() if d else "date not recorded", html.escape(status),
-                 html.escape(r.get("scope") or ""), _fmt(_num(r.get("agatston"))),
-                 _fmt(_num(r.get("volume_mm3"))), _fmt(_num(r.get("mass_mg"))),
-                 _fmt(_num(r.get("volume_per_bsa_mm3_m2"))),
+                 html.escape(r.get("scope") or ""), _fmt(finite_float(r.get("agatston"))),
+                 _fmt(finite_float(r.get("volume_mm3"))), _fmt(finite_float(r.get("mass_mg"))),
+                 _fmt(finite_float(r.get("volume_per_bsa_mm3_m2"))),
                  html.escape(r.get("risk_category") or ("not given (not coronary)"
                                                          if status == "ok" else ""))]
         cells += [html.escape(str(r.get(c) if r.get(c) is not None else "")) for c in covariates]
@@ -131,13 +130,6 @@ parameters.</p>
 {html.escape('; '.join(f'{v}, config sha256 {c}' for v, c in versions))}.</p>
 </body></html>
 """
-
-
-def _num(v: Any) -> float | None:
-    try:
-        return None if v in (None, "") else float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def _yes(v: Any) -> str:
