@@ -26,7 +26,7 @@ sample-data: $(PHANTOMS)/manifest.csv
 
 demo: $(PHANTOMS)/manifest.csv
 	$(BIN)/vascalc run $(PHANTOMS)/manifest.csv --out results/demo --config configs/sample_data.yaml; \
-	  status=$$?; echo ""; echo "Results are in results/demo: open results/demo/index.html (reports per case), or read scans.csv, regions.csv, lesions.csv, data_dictionary.csv, run.json"; \
+	  status=$$?; echo ""; echo "Results are in results/demo: open results/demo/index.html (reports per case and per patient), or read scans.csv, regions.csv, regions_wide.csv, lesions.csv, data_dictionary.csv, run.json"; \
 	  exit $$status
 
 test: $(STAMP)

@@ -155,8 +155,9 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         f"<tr><td>{html.escape(r['region'])}</td>"
         f"<td>{html.escape(_class_text(r.get('region_class', '')))}</td>"
         f"<td>{_fmt(r['agatston'])}</td>"
-        f"<td>{_fmt(r['volume_mm3'])}</td><td>{_fmt(r['mass_mg'])}</td>"
-        f"<td>{_fmt(r['n_lesions'])}</td><td>{_fmt(r['volume_per_bsa_mm3_m2'])}</td></tr>"
+        f"<td>{_fmt(r['volume_mm3'])}</td><td>{_fmt(_said(r['mass_mg'], 'uncalibrated'))}</td>"
+        f"<td>{_fmt(r['n_lesions'])}</td>"
+        f"<td>{_fmt(_said(r['volume_per_bsa_mm3_m2'], 'no BSA'))}</td></tr>"
         for r in ordered)
     flag_box = ('<div class="flags"><b>Quality flags</b><ul>' + "".join(
         f"<li><code>{html.escape(f)}</code>: {html.escape(flag_text(f))}</li>"
@@ -200,7 +201,8 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         + (f"<p class=\"big\">Agatston {_fmt(s.get('agatston'))}{risk}</p>" if agatston_on
            else f"<p class=\"big\">Calcium volume {_fmt(s.get('volume_mm3'))} mm3 (no Agatston "
                 "score: scoring.agatston is false)</p>")
-        + (f"<p>No risk category: {html.escape(s.get('risk_basis') or '')}.</p>"
+        + (f"<p>No risk category: "
+           f"{html.escape((s.get('risk_basis') or '').removeprefix('empty: '))}.</p>"
            if agatston_on and not s.get("risk_category") else ""))
     key_text = (
         "Axial slices through the largest lesions of the headline's scope (soft-tissue window) "
@@ -225,7 +227,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 <h2>Scan</h2>
 {_table(params)}
 <div class="keep"><h2>Key images</h2>
-<p>{key_text}</p>
+{f"<p>{key_text}</p>" if images else ""}
 {imgs}</div>
 <h2>Method</h2><p class="method">{method}</p>
 <p class="ruo">For research use only. Not for diagnostic use. vascalc
