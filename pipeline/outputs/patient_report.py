@@ -58,11 +58,14 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
     ax.set_ylabel("volume (mm3)")
     bsa = [(d, float(r["volume_per_bsa_mm3_m2"])) for d, r in pts
            if r.get("volume_per_bsa_mm3_m2") not in (None, "")]
-    if len(bsa) >= 2:
+    lines = ax.get_lines()
+    if len(bsa) >= 2:  # a second axis: drawn dashed, so that it never hides the volume line
         ax2 = ax.twinx()
         ax2.plot([d for d, _ in bsa], [v for _, v in bsa], marker="s", color="#c0504d",
-                 label="Calc/BSA (mm3/m2)")
+                 linestyle="--", label="Calc/BSA (mm3/m2)")
         ax2.set_ylabel("Calc/BSA (mm3/m2)")
+        lines += ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()
