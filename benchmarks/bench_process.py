@@ -87,7 +87,7 @@ def main() -> None:
     sitk_only = [PY, "-c", "import SimpleITK as s; r = s.ImageSeriesReader(); "
                  "r.SetFileNames(s.ImageSeriesReader.GetGDCMSeriesFileNames(%r)); "
                  "s.GetArrayFromImage(r.Execute())" % str(jl)]
-    subprocess.run(run(s300, out), check=False, capture_output=True)  # warm numba's cache
+    subprocess.run(run(s300, out), check=False, capture_output=True)  # warm the file cache
     t = {
         "decode_only_300": wall(decode_only(s300)),
         "run_300": wall(run(s300, out)),

@@ -38,6 +38,7 @@ from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
 from .outputs.tables import json_text, table_files, to_csv, write_all
 from .result import reusable, table_rows, write_result
+from .segment import AUTO_ENGINE
 
 log = logging.getLogger("vascalc")
 
@@ -112,23 +113,21 @@ def _one_pool(batch, config, jobs, out, attempts: dict[str, int], alone: set[str
 
 def _mp_context():
     """The cheapest safe way to start workers. On Linux with no other thread running, fork
-    the parent after loading the kernel once (workers start at once, nothing re-imported);
-    with threads running, forkserver with the pipeline preloaded; elsewhere, spawn."""
+    the parent, whose imports are done (workers start at once, nothing re-imported); with
+    threads running, forkserver with the pipeline preloaded; elsewhere, spawn."""
     methods = mp.get_all_start_methods()
     if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
-        _worker_init()
         return mp.get_context("fork")
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline.batch", "pipeline.case", "pipeline.io.dicom",
-                                    "pipeline.kernel"])
+        ctx.set_forkserver_preload(["pipeline.batch", "pipeline.case", "pipeline.io.dicom"])
         return ctx
     return mp.get_context("spawn")
 
 
 def _worker_start() -> None:
     """A pool worker's start: die with the parent (a SIGKILLed run must not leave workers
-    holding memory and the caller's stdout), then warm the kernel."""
+    holding memory and the caller's stdout)."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -137,15 +136,6 @@ def _worker_start() -> None:
                 os._exit(1)
         except (OSError, AttributeError):  # pragma: no cover - no prctl
             pass
-    _worker_init()
-
-
-def _worker_init() -> None:
-    try:
-        from .kernel import warm_up  # lazy: numba is optional (the scipy engine needs none)
-    except ImportError:  # numba missing: the scipy engine needs no warm-up
-        return
-    warm_up()
 
 
 def _dask(todo, config, out, *, scheduler: str | None, local_workers: int | None):
@@ -359,11 +349,12 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "vascalc": __version__}
-    for dist in ("numpy", "scipy", "numba", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
+    for dist in ("numpy", "scipy", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = ""
+    out["scoring_engine"] = AUTO_ENGINE  # 'c', or 'scipy' where the C kernel was not built
     return out
 
 

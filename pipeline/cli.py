@@ -147,8 +147,10 @@ def run(
 def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regions, quiet,
          log_level) -> None:
     warned: list[str] = []
+    n_jobs = jobs or default_jobs()
     try:
-        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work", warnings=warned)
+        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work", warnings=warned,
+                                     jobs=1 if scheduler else n_jobs)
     except VascalcError as err:
         shutil.rmtree(out / ".work", ignore_errors=True)
         _fail_usage(str(err), err.code)
@@ -163,7 +165,6 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
         cases = [dataclasses.replace(cases[0], regions=str(regions))]
     cases = select_shard(cases, shard_t)
     handler = _setup_logging(out, log_level)
-    n_jobs = jobs or default_jobs()
     if not quiet:
         typer.echo(f"vascalc {__version__}: {len(cases)} case(s), {n_jobs} job(s) -> {out}")
     progress = Progress(len(cases), quiet)

@@ -160,13 +160,13 @@ def _parts(path: str, within: Path | None) -> tuple[str, ...]:
     return Path(os.path.abspath(path)).parts[1:]
 
 
-def cases_from_tree(root: Path, config: Config, *, within: Path | None = None,
+def cases_from_tree(root: Path, config: Config, *, within: Path | None = None, jobs: int = 1,
                     ) -> tuple[list[Case], list[dict[str, str]]]:
     """Every CT stack under ``root`` is a case. Returns the cases and a discovery list of
     what was not scored and why (non-DICOM files, non-CT objects, localizers, outliers,
-    stacks the selection left out)."""
+    stacks the selection left out). ``jobs`` processes read the headers."""
 
-    headers, skipped = index_tree(root)
+    headers, skipped = index_tree(root, jobs=jobs)
     notes = []
     nifti_cases: list[Case] = []
     # folders holding a DICOM file that could not be read whole: a slice may be missing there
@@ -248,7 +248,7 @@ def cases_from_manifest(manifest: Path, *, warnings: list[str] | None = None) ->
 
 
 def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None = None,
-                  warnings: list[str] | None = None,
+                  warnings: list[str] | None = None, jobs: int = 1,
                   ) -> tuple[list[Case], list[dict[str, str]]]:
     """Cases from each input: a manifest (.csv), a zip archive (extracted safely into
     ``work_dir``), a folder tree, or one DICOM file. Manifest warnings go to ``warnings``."""
@@ -276,7 +276,7 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
                 cases.append(Case(case_id=safe_case_id(inp.stem), path=str(inp),
                                   display_path=inp.name, error=(err.code, str(err))))
                 continue
-            c, n = cases_from_tree(dest, config, within=dest)
+            c, n = cases_from_tree(dest, config, within=dest, jobs=jobs)
             if not c:
                 shutil.rmtree(dest, ignore_errors=True)  # nothing to score: nothing kept
             for case in c:
@@ -286,7 +286,7 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
                                   headers=case.headers))
             notes.extend({"path": f"{inp.name}!/{x['path']}", "reason": x["reason"]} for x in n)
         else:
-            c, n = cases_from_tree(inp, config)
+            c, n = cases_from_tree(inp, config, jobs=jobs)
             cases.extend(c)
             notes.extend(n)
     if not cases:

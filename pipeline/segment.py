@@ -13,8 +13,9 @@ Pure functions over numpy arrays; the input is never modified. Definitions:
   lesions. It is built by linking slice lesions on neighbouring slices whose voxels touch
   under the chosen connectivity, which gives exactly the components of the kept-voxel mask.
 
-Two implementations give identical results: the streaming numba kernel of
-:mod:`pipeline.kernel` (the default) and a scipy reference, slice by slice (one 2-D label image
+Two implementations give identical results: the streaming C kernel of
+``pipeline/_ckernel.c`` (the default; compiled at install, nothing to load at start-up) and a
+scipy reference, slice by slice (one 2-D label image
 in memory at a time) with statistics over the foreground voxels only. Neither allocates a
 label volume of the whole scan.
 """
@@ -24,6 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+try:
+    from . import _ckernel
+except ImportError:  # built without a C compiler: the scipy reference engine serves
+    _ckernel = None
+
+#: the engine ``auto`` uses in this installation (recorded in run.json)
+AUTO_ENGINE = "c" if _ckernel is not None else "scipy"
 
 #: in-plane offsets linking a voxel to the previous slice, per 3-D connectivity
 _LINK_OFFSETS = {
@@ -83,8 +92,8 @@ def find_slice_lesions(
     """Label slice lesions and group the kept ones into 3-D lesions.
 
     ``hu`` is (slice, row, col); ``pixel_area_mm2`` is row spacing x column spacing.
-    ``engine``: 'numba' (the streaming kernel of :mod:`pipeline.kernel`), 'scipy' (per-slice
-    scipy.ndimage.label, the reference) or 'auto' (numba when it imports).
+    ``engine``: 'c' (the streaming kernel, ``pipeline/_ckernel.c``), 'scipy' (per-slice
+    scipy.ndimage.label, the reference) or 'auto' (the C kernel when it was built).
     """
     if hu.ndim != 3:
         raise ValueError(f"hu must be 3-D (slice, row, col), got shape {hu.shape}")
@@ -92,35 +101,43 @@ def find_slice_lesions(
         raise ValueError(f"slice connectivity must be 4 or 8, got {slice_connectivity!r}")
     if lesion_connectivity not in _LINK_OFFSETS:
         raise ValueError(f"lesion connectivity must be 6, 18 or 26, got {lesion_connectivity!r}")
-    if engine not in ("auto", "numba", "scipy"):
-        raise ValueError(f"engine must be 'auto', 'numba' or 'scipy', got {engine!r}")
+    if engine not in ("auto", "c", "scipy"):
+        raise ValueError(f"engine must be 'auto', 'c' or 'scipy', got {engine!r}")
     if engine != "scipy":
-        try:
-            from .kernel import scan_slice_lesions  # lazy: numba is optional (and slow to load)
-        except ImportError:
-            if engine == "numba":
-                raise
+        if _ckernel is None:
+            if engine == "c":
+                raise ImportError("the C kernel pipeline._ckernel is not built; reinstall vascalc "
+                                  "with a C compiler present (pip install -e .)")
         else:
-            min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
-            data = hu if hu.flags.c_contiguous else np.ascontiguousarray(hu)
-            if data.dtype not in (np.int16, np.float32):
-                data = data.astype(np.float32 if data.dtype.kind == "f" else np.int32)
-            thr = float(threshold_hu)
-            if data.dtype.kind in "iu":
-                # integer HU: v >= t  <=>  v >= ceil(t); compare in the array's own type
-                info = np.iinfo(data.dtype)
-                thr = data.dtype.type(min(max(np.ceil(thr), info.min), info.max)) \
-                    if np.ceil(thr) <= info.max else None
-            if thr is None:  # threshold above every representable value: no calcium
-                data, thr = data[:, :0, :0], 0
-            (sl_idx, area, peak, sums, srow, scol, kept, lesion,
-             n_les) = scan_slice_lesions(data, thr, float(min_px),
-                                         slice_connectivity == 8, int(lesion_connectivity))
-            return SliceLesions(sl_idx, area, peak, sums, srow, scol, kept, lesion, int(n_les))
+            return _scan_c(hu, pixel_area_mm2, threshold_hu, min_lesion_area_mm2,
+                           slice_connectivity, lesion_connectivity)
     return find_slice_lesions_scipy(
         hu, pixel_area_mm2=pixel_area_mm2, threshold_hu=threshold_hu,
         min_lesion_area_mm2=min_lesion_area_mm2, slice_connectivity=slice_connectivity,
         lesion_connectivity=lesion_connectivity)
+
+
+def _scan_c(hu: np.ndarray, pixel_area_mm2: float, threshold_hu: float,
+            min_lesion_area_mm2: float, slice_connectivity: int,
+            lesion_connectivity: int) -> SliceLesions:
+    min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
+    data = hu if hu.dtype in (np.int16, np.int32, np.float32, np.float64) \
+        else hu.astype(np.float64 if hu.dtype.kind == "f" else np.int32)
+    data = np.ascontiguousarray(data)
+    fmt = {np.dtype(np.int16): "h", np.dtype(np.int32): "i", np.dtype(np.float32): "f",
+           np.dtype(np.float64): "d"}[data.dtype]
+    thr = float(threshold_hu)
+    if data.dtype.kind == "i":
+        # integer HU: v >= t  <=>  v >= ceil(t); a threshold above every value finds nothing
+        thr = float(np.ceil(thr))
+    n_sl, n_r, n_c = data.shape
+    (_, n_les, sl_idx, area, peak, sums, srow, scol, kept, lesion) = _ckernel.scan(
+        data, n_sl, n_r, n_c, fmt, thr, float(min_px), slice_connectivity == 8,
+        int(lesion_connectivity))
+    i8, f8 = np.int64, np.float64
+    return SliceLesions(np.frombuffer(sl_idx, i8), np.frombuffer(area, i8), np.frombuffer(peak, f8),
+                        np.frombuffer(sums, f8), np.frombuffer(srow, f8), np.frombuffer(scol, f8),
+                        np.frombuffer(kept, np.bool_), np.frombuffer(lesion, i8), int(n_les))
 
 
 def find_slice_lesions_scipy(
