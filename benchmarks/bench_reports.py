@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_reports.py
 
-Generates the sample phantoms, warms both paths once (imports, numba cache), then times,
+Generates the sample phantoms, warms both paths once (imports), then times,
 best of 3 in this process, each phantom scored without reports and with them (HTML, PDF,
 key images, MIP, NIfTI, SEG, SR), and prints seconds and the ratio report / scoring.
 """

@@ -190,7 +190,7 @@ def key_images(hu, bands, slices: list[tuple[int, str, list]], spacing_mm, *, re
     d = np.asarray(direction if direction is not None else np.eye(3), dtype=float)
     out = []
     for k, title, markers in slices:
-        fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+        fig, ax = _image_figure(plt)
         _overlay(ax, hu[k].astype(float), _index(bands[k], None if regions is None
                                                  else regions[k]),
                  aspect=spacing_mm[1] / spacing_mm[2], colouring=colouring)
@@ -198,7 +198,6 @@ def key_images(hu, bands, slices: list[tuple[int, str, list]], spacing_mm, *, re
             ax.add_patch(Circle((c, r), radius, fill=False, color="#00ff66", linewidth=1.5))
         _annotate(ax, hu.shape[1:], spacing_mm[1], spacing_mm[2], d[:, 1], d[:, 2])
         ax.set_title(title, fontsize=10)
-        fig.tight_layout()
         out.append((title, _png(fig)))
     return out
 
@@ -215,8 +214,14 @@ def mip_image(hu, bands, spacing_mm, *, regions=None, colouring: Colouring | Non
         ray = kept_hu.argmax(axis=1)[:, None, :]
         index = np.where(bands.max(axis=1) > 0,
                          np.take_along_axis(regions, ray, axis=1)[:, 0, :].astype(np.int32) + 1, 0)
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    fig, ax = _image_figure(plt)
     _overlay(ax, mip, index, aspect=spacing_mm[0] / spacing_mm[2], colouring=colouring)
     ax.set_title("maximum intensity projection", fontsize=9)
-    fig.tight_layout()
     return _png(fig)
+
+
+def _image_figure(plt):
+    """A 600 x 600 px figure with one image axes placed by hand: ``tight_layout`` would draw
+    the whole figure once more only to measure it."""
+    fig = plt.figure(figsize=(6, 6), dpi=100)
+    return fig, fig.add_axes((0.01, 0.01, 0.98, 0.935))
