@@ -36,6 +36,7 @@ from .case import failed_document, run_case
 from .config import Config
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
+from .outputs.artefacts import preload
 from .outputs.tables import json_text, table_files, to_csv, write_all
 from .result import reusable, table_rows, write_result
 from .segment import AUTO_ENGINE
@@ -80,7 +81,7 @@ def _one_pool(batch, config, jobs, out, attempts: dict[str, int], alone: set[str
     """Run ``batch`` on one pool; yields finished documents, returns the cases to retry."""
     retry = []
     with tempfile.TemporaryDirectory(prefix="vascalc-running-") as started, \
-            ProcessPoolExecutor(max_workers=min(jobs, len(batch)), mp_context=_mp_context(),
+            ProcessPoolExecutor(max_workers=min(jobs, len(batch)), mp_context=_mp_context(config),
                                 initializer=_worker_start) as ex:
         futures: dict[Future, tuple[Case, str]] = {
             ex.submit(_run_marked, started, c, config, fp, out): (c, fp) for c, fp in batch}
@@ -111,12 +112,14 @@ def _one_pool(batch, config, jobs, out, attempts: dict[str, int], alone: set[str
     return retry
 
 
-def _mp_context():
+def _mp_context(config):
     """The cheapest safe way to start workers. On Linux with no other thread running, fork
-    the parent, whose imports are done (workers start at once, nothing re-imported); with
-    threads running, forkserver with the pipeline preloaded; elsewhere, spawn."""
+    the parent after importing what the cases need (workers start at once, nothing
+    re-imported); with threads running, forkserver with the pipeline preloaded; elsewhere,
+    spawn."""
     methods = mp.get_all_start_methods()
     if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+        preload(config)
         return mp.get_context("fork")
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")

@@ -28,6 +28,19 @@ log = logging.getLogger("vascalc")
 MIP_MIN_SLICES = 16
 
 
+def preload(config: Config) -> None:
+    """Import the libraries the configured artefacts use, once, in a process about to fork its
+    workers: each worker would otherwise pay about a second of imports on its first case."""
+    r = config.report
+    if not r.enabled:
+        return
+    figures._plt()
+    if r.pdf:
+        import xhtml2pdf.pisa  # noqa: F401  # lazy: xhtml2pdf, for PDF reports only
+    if r.dicom_seg or r.dicom_sr:
+        import highdicom  # noqa: F401  # lazy: highdicom, for SEG/SR only
+
+
 def _patient_ijk(volume: CTVolume, xyz) -> tuple[int, float, float]:
     """The slice index (nearest) and the fractional row and column of a patient position."""
     d = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
