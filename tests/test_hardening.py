@@ -366,6 +366,38 @@ def test_a_large_manifest_is_discovered_in_linear_time(tmp_path):
     assert res.exit_code == 0 and "20000 case(s) would be scored" in res.output
 
 
+def test_the_header_pass_in_workers_gives_the_serial_result(tmp_path):
+    """index_tree(jobs=2) reads the headers in forked workers (a fresh process, so no thread
+    prevents the fork) and returns what the serial pass returns, in the same order."""
+    for name in ("a", "b", "c"):
+        series(tmp_path / "t" / name)
+    (tmp_path / "t" / "b" / "notes.txt").write_text("not DICOM")
+    script = f"""
+import json, os
+import pipeline.io.dicom as d
+real = d._read_headers
+def tagged(files):  # the worker's pid rides along with the skipped list
+    h, s = real(files)
+    return h, s + [("pid", str(os.getpid()))]
+d._read_headers = tagged
+d.PARALLEL_INDEX_MIN_FILES = 1
+h2, s2 = d.index_tree({str(tmp_path / "t")!r}, jobs=2)
+h1, s1 = d.index_tree({str(tmp_path / "t")!r}, jobs=1)
+print(json.dumps({{"pids": sorted({{p for k, p in s2 if k == "pid"}}), "me": str(os.getpid()),
+                  "same_headers": h1 == h2,
+                  "paths": [h.path for h in h2],
+                  "skipped": [x for x in s2 if x[0] != "pid"] == [x for x in s1 if x[0] != "pid"],
+                  "n": len(h1)}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["me"] not in got["pids"] and len(got["pids"]) >= 1  # workers did the reading
+    assert got["same_headers"] and got["skipped"] and got["n"] == len(got["paths"]) > 3
+    assert got["paths"] == sorted(got["paths"])
+
+
 def test_a_fifo_as_regions_is_refused_not_waited_on(tmp_path):
     series(tmp_path / "s")
     fifo = tmp_path / "regions.nii.gz"
