@@ -21,6 +21,7 @@ from .regions import (
     OUTSIDE,
     as_region_mask,
     combine,
+    label_regions,
     merge_territories,
     region_class,
     split_aorta,
@@ -46,6 +47,7 @@ from .types import (  # noqa: F401 - Anthropometry re-exported: analyse's input 
     BSAResult,
     CTVolume,
     Lesion,
+    LesionLabels,
     RegionScore,
     ScanResult,
     ScoredVoxels,
@@ -91,13 +93,19 @@ def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -
 def analyse(volume: CTVolume, config: Config, *, case_id: str,
             anthropometry: Anthropometry | None = None,
             regions: list[tuple[str, np.ndarray]] | None = None,
-            region_source: str = "", keep_voxels: bool = False) -> ScanResult:
+            region_source: str = "", keep_voxels: bool = False,
+            reads: LesionLabels | None = None) -> ScanResult:
     """Score one CT volume (and, given region masks on its grid, each region). Pure: reads
     nothing, writes nothing, modifies nothing. With ``keep_voxels`` the result also carries
     the scored voxels (:class:`ScoredVoxels`: the scored HU, bone removed under scope
     bone_excluded, the density bands and 3-D lesion labels at the scan's own thresholds), so
     the artefacts show exactly the scored calcium. The headline covers the scope
-    (:mod:`pipeline.scopes`); ``region_source`` says where the region masks came from."""
+    (:mod:`pipeline.scopes`); ``region_source`` says where the region masks came from.
+
+    With a reader's ``reads`` the calcium is found exactly as without them (the same
+    threshold, contrast handling and bone removal, from the same region masks), then split
+    by the reader's labels instead of the masks; the headline is the coronary scope of the
+    coronary labels, with risk category and CAC-DRS, and the region source is 'reader'."""
     sc = config.scoring
     t0 = time.perf_counter()
     inc, drow, dcol = volume.spacing_mm
@@ -149,7 +157,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     # the kept voxels as a volume (bands, 3-D labels): only for regions or interpolation
     interpolate = (sc.volume_method == "interpolated" and sl.n_lesions
                    and interpolation_steps(volume.spacing_mm) > 1)  # m = 1: the voxel count
-    need_voxels = regions or interpolate or keep_voxels
+    need_voxels = regions or interpolate or keep_voxels or reads is not None
     kept = _kept_voxels(volume, config, th, lesions) if need_voxels else None
     counts, unit = None, vv  # volume of a kept voxel: itself, or its interpolated voxels
     if interpolate:
@@ -195,14 +203,19 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     region_scores: tuple[RegionScore, ...] = ()
     aggregates: dict[str, RegionScore] = {}
     region_map: tuple = (None, (), ())
-    if regions:
+    if reads is not None:
+        region_scores, lesions, aggregates, region_map = _split(
+            volume, config, label_regions(kept[1], reads), lesions, whole, kept, counts, unit,
+            flags, reads=reads)
+    elif regions:
         region_scores, lesions, aggregates, region_map = _split(
             volume, config, regions, lesions, whole, kept, counts, unit, flags)
     classes = {r.region: r.region_class for r in region_scores
                if r.region_class in ("coronary", "vascular", "bone", "other")}
-    scope, scope_regions = resolve_scope(
-        scope if sc.scope in ("whole_volume", "bone_excluded") else sc.scope, classes,
-        fov_is_coronary=sc.fov_is_coronary, has_regions=bool(regions))
+    requested = "coronary" if reads is not None else (
+        scope if sc.scope in ("whole_volume", "bone_excluded") else sc.scope)
+    scope, scope_regions = resolve_scope(requested, classes, fov_is_coronary=sc.fov_is_coronary,
+                                         has_regions=bool(regions) or reads is not None)
     headline = aggregates[scope] if scope_regions else replace(whole, region=scope)
     if scope == "bone_excluded":
         flags.append("bone_heuristic")  # README, 'Scopes': what the heuristic misses and takes
@@ -234,20 +247,22 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
         density_score=headline.density_score,
-        cac_drs_vessels=_cac_drs_vessels(region_scores, config) if coronary_scope else "",
+        cac_drs_vessels=_cac_drs_vessels(
+            region_scores, reads.coronary() if reads is not None
+            else config.regions.coronary_vessels) if coronary_scope else "",
         scope=scope, headline=headline, scope_regions=scope_regions,
-        region_source=region_source if regions else "",
+        region_source="reader" if reads is not None else region_source if regions else "",
         risk_basis=risk_basis(scope, agatston=sc.agatston, regions=scope_regions),
         vascular=aggregates.get("vascular"), coronary=aggregates.get("coronary"),
         voxels=voxels,
     )
 
 
-def _cac_drs_vessels(region_scores, config: Config) -> str:
+def _cac_drs_vessels(region_scores, vessel_names) -> str:
     """CAC-DRS vessel modifier N1-N4: the number of coronary vessels (LM, LAD, LCX, RCA by
     default) with calcium (Hecht HS et al., CAC-DRS, J Cardiovasc Comput Tomogr
     2018;12:185-191); empty without coronary regions or without calcium in them."""
-    vessels = set(config.regions.coronary_vessels)
+    vessels = set(vessel_names)
     given = [r for r in region_scores if r.region in vessels]
     if not given:
         return ""
@@ -277,16 +292,21 @@ def _kept_voxels(volume: CTVolume, config: Config, th: Thresholds, lesions):
 
 
 def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, counts, unit,
-           flags: list[str]):
+           flags: list[str], *, reads: LesionLabels | None = None):
     """Per-region scores and lesion pieces (pipeline.regions), checked against the totals,
     and the coronary and vascular aggregates (pipeline.scopes). ``kept`` is (bands, lesion
     labels) from :func:`_kept_voxels`; ``counts`` the interpolated voxels of each kept voxel
     (None: each counts itself) and ``unit`` their volume; quality flags are appended to
-    ``flags``: the aorta not split, contrast in a vascular region's lumen."""
+    ``flags``: the aorta not split, contrast in a vascular region's lumen. With ``reads``
+    the regions are the reader's labels (:func:`pipeline.regions.label_regions`): as given,
+    classed by the reader's label set, with no lumen (they hold calcium only)."""
 
     sc, rc = config.scoring, config.regions
     inc, drow, dcol = volume.spacing_mm
     bands, lesion_labels = kept
+    if reads is not None:
+        rc = rc.model_copy(update={"split_aorta": "none", "territories": {}, "order": [],
+                                   "margin_mm": {}, "default_margin_mm": 0.0, "exclude": []})
     if rc.split_aorta != "none" and "aorta" in dict(regions):
         z = voxel_z_mm(volume.shape, volume.origin_mm, volume.direction, volume.spacing_mm)
         regions, split = split_aorta(regions, z, mode=rc.split_aorta,
@@ -307,10 +327,12 @@ def _split(volume: CTVolume, config: Config, regions, lesions, whole, kept, coun
     c, water = sc.mass_calibration_mg_per_cm3_per_hu, sc.calibration_water_hu
     all_names = [OUTSIDE, *names]
     given = dict(regions)
-    cls = {OUTSIDE: OUTSIDE} | {n: region_class(n, coronary=rc.coronary, vascular=rc.vascular,
-                                                bone=rc.bone) for n in names}
-    lumen = {n: lumen_median_hu(volume, given[n]) for n in names
-             if cls[n] in ("vascular", "coronary")}
+    cls = {OUTSIDE: OUTSIDE} | ({n: c for n, c in zip(reads.names, reads.classes)}
+                                if reads is not None else
+                                {n: region_class(n, coronary=rc.coronary, vascular=rc.vascular,
+                                                 bone=rc.bone) for n in names})
+    lumen = {} if reads is not None else {n: lumen_median_hu(volume, given[n]) for n in names
+                                          if cls[n] in ("vascular", "coronary")}
     flags.extend(f"contrast_filled:{n}" for n, med in lumen.items()
                  if med is not None and med > AORTA_CONTRAST_MEDIAN_HU)
     scores = []

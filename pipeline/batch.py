@@ -199,13 +199,15 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
               notes: list[dict[str, str]] | None = None, jobs: int = 1, force: bool = False,
               scheduler: str | None = None, dask_local: int | None = None,
               on_case: Callable[[Case, dict, bool], None] | None = None,
-              shard: tuple[int, int] | None = None) -> dict[str, Any]:
+              shard: tuple[int, int] | None = None,
+              inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run every case (reusing finished ones), then rebuild the tables and run.json (which
-    lists the run's case ids and its shard, for merge)."""
+    lists the run's case ids and its shard, for merge, and the ``inputs`` the cases were
+    found in, for review and rescore)."""
     with output_lock(out):
         summary = _run_batch(cases, config, out, argv=argv, notes=notes, jobs=jobs, force=force,
                              scheduler=scheduler, dask_local=dask_local, on_case=on_case,
-                             shard=shard)
+                             shard=shard, inputs=inputs)
     return summary
 
 
@@ -246,7 +248,7 @@ def output_lock(out: Path) -> Iterator[None]:
 
 
 def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_local, on_case,
-               shard):
+               shard, inputs=None):
     _remove_stale_temporaries(out)
     t_start = time.perf_counter()
     sha = config.sha256()
@@ -280,6 +282,7 @@ def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_
     summary["executor"] = _executor_name(jobs, scheduler, dask_local)
     summary["case_ids"] = sorted(c.case_id for c in cases)
     summary["shard"] = None if shard is None else f"{shard[0]}/{shard[1]}"
+    summary["inputs"] = inputs
     files[out / "discovery.csv"] = to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS)
     summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
     files[out / "run.json"] = json_text(summary)

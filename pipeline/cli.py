@@ -24,7 +24,7 @@ from .calibrate import Insert
 from .calibrate import calibrate as run_calibration
 from .config import HASH_SALT_ENV, Config, load_config
 from .console import Progress
-from .discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows
+from .discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
 from .errors import ConfigError, OutputError, VascalcError
 from .io.load import load_ct
 from .merge import merge_outputs
@@ -171,7 +171,7 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
     try:
         summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, jobs=n_jobs,
                             force=force, scheduler=scheduler, dask_local=dask_local,
-                            on_case=progress, shard=shard_t)
+                            on_case=progress, shard=shard_t, inputs=run_inputs(inputs, regions))
     except VascalcError as err:
         progress.close()
         _fail_usage(str(err), err.code)

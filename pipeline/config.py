@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .bsa import FORMULAS
 from .config_regions import RegionsConfig
+from .config_review import ReviewConfig
 from .errors import ConfigError
 from .values import safe_yaml
 
@@ -326,6 +327,7 @@ class Config(BaseModel):
     regions: RegionsConfig = RegionsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
+    review: ReviewConfig = ReviewConfig()
 
     def provenance(self) -> dict:
         """The provenance columns every scans row carries (analyse refines the area limit
@@ -341,8 +343,10 @@ class Config(BaseModel):
 
     def sha256(self) -> str:
         """Digest of the resolved config (sorted JSON), recorded in every row. The hash key is
-        not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases.
+        The review labels change no automated number and are left out."""
+        text = json.dumps(self.model_dump(mode="json", exclude={"review"}), sort_keys=True,
+                          separators=(",", ":"))
         key = self.privacy.secret() if self.privacy.patient_id == "hash" else None
         if key:
             text += "\0" + hashlib.sha256(("vascalc-key\0" + key).encode()).hexdigest()

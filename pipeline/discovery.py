@@ -13,6 +13,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 from .errors import ArchiveError, NoInputError
@@ -299,6 +300,13 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
 
 
 DISCOVERY_COLUMNS = ["status", "case_id", "images", "path", "reason"]
+
+
+def run_inputs(inputs: list[Path], regions: Path | None = None) -> dict[str, Any]:
+    """What a run scored, as absolute paths, for run.json: review and rescore find the cases
+    again from it (the same discovery, the same case ids)."""
+    return {"paths": [str(Path(p).resolve()) for p in inputs],
+            "regions": None if regions is None else str(Path(regions).resolve())}
 
 
 def discovery_rows(cases: list[Case], notes: list[dict[str, str]]) -> list[dict]:

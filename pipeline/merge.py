@@ -65,6 +65,8 @@ def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
         summary["merged_from"] = [str(p) for p in parts]
         summary["case_ids"] = sorted(docs)
         summary["shard"] = None
+        given = {json.dumps(r.get("inputs"), sort_keys=True) for r in runs}
+        summary["inputs"] = runs[0].get("inputs") if len(given) == 1 else None
         files[out / "run.json"] = json_text(summary)
         write_all(files)
     return summary

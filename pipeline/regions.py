@@ -242,6 +242,24 @@ def split_by_region(hu: np.ndarray, bands: np.ndarray, lesion_labels: np.ndarray
                        piece_peak=p_peak, piece_centroid_index=cen, piece_slices=p_slices)
 
 
+def label_regions(lesion_labels: np.ndarray, labels) -> list[tuple[str, RegionMask]]:
+    """A reader's labels (:class:`pipeline.types.LesionLabels`) as one region per label name:
+    the voxels of the lesions labelled so, and of the single slices labelled so (a slice
+    label wins over its lesion's label on that slice). Every name gets a region, empty or not,
+    so a label nobody used still has its row (an artery with no calcium scores 0)."""
+    index = {n: i for i, n in enumerate(labels.names, start=1)}
+    n_les = int(lesion_labels.max()) if lesion_labels.size else 0
+    lut = np.zeros(n_les + 1, dtype=np.uint16)
+    for lesion_id, name in labels.lesion.items():
+        if 1 <= lesion_id <= n_les:
+            lut[lesion_id] = index[name]
+    lab = lut[lesion_labels]
+    for (lesion_id, k), name in labels.slices.items():
+        if 0 <= k < lab.shape[0]:
+            lab[k][lesion_labels[k] == lesion_id] = index[name]
+    return [(n, RegionMask.from_array(lab == i)) for n, i in index.items()]
+
+
 def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:
     """Patient z (mm) of every voxel centre, broadcastable to ``shape``."""
     d = np.asarray(direction, dtype=float) * np.asarray(spacing_mm)

@@ -30,7 +30,7 @@ from .score import RISK_LABELS
 from .types import CaseFailure, ScanResult
 
 #: version of the result.json layout; a document of another version is not read
-RESULT_SCHEMA = 2
+RESULT_SCHEMA = 3
 
 
 def result_path(out: Path, case_id: str) -> Path:
@@ -140,7 +140,8 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
         "agatston": _num(reg.agatston) if ag else None, "volume_mm3": _num(reg.volume_mm3),
         "mass_mg": _num(reg.mass_mg), "density_score": reg.density_score,
         "n_lesions": reg.n_lesions, "n_slice_lesions": reg.n_slice_lesions,
-        "volume_per_bsa_mm3_m2": None if bsa is None else _num(reg.volume_mm3 / bsa)},
+        "volume_per_bsa_mm3_m2": None if bsa is None else _num(reg.volume_mm3 / bsa),
+        "region_source": "" if reg is r.whole else r.region_source},
         "regions") for reg in (r.whole, *r.regions)]
 
 
@@ -154,7 +155,9 @@ def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
         "mass_mg": _num(le.mass_mg), "agatston": _num(le.agatston) if ag else None,
         "peak_hu": _num(le.peak_hu), "mean_hu": _num(le.mean_hu),
         "centroid_x_mm": _num(le.centroid_x_mm), "centroid_y_mm": _num(le.centroid_y_mm),
-        "centroid_z_mm": _num(le.centroid_z_mm)}, "lesions") for le in r.lesions]
+        "centroid_z_mm": _num(le.centroid_z_mm),
+        "region_source": r.region_source if le.region != "whole" else ""},
+        "lesions") for le in r.lesions]
 
 
 def table_patient_id(manifest_id: str | None, dicom_id: str, config: Config) -> str:

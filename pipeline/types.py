@@ -172,6 +172,23 @@ class ScoredVoxels:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LesionLabels:
+    """A reader's labels of a scan's lesions (``vascalc review``): the label of each whole
+    3-D lesion (by ``lesion_id``) and of single slices of a lesion ((lesion_id, slice index),
+    which win over the lesion's label on that slice); ``names`` every label, in order, and
+    ``classes`` the class of each (coronary, vascular, bone, other). Unlabelled calcium stays
+    outside every label."""
+
+    lesion: dict[int, str]
+    slices: dict[tuple[int, int], str]
+    names: tuple[str, ...]
+    classes: tuple[str, ...]
+
+    def coronary(self) -> tuple[str, ...]:
+        return tuple(n for n, c in zip(self.names, self.classes) if c == "coronary")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScanResult:
     """Everything the outputs need for one successfully scored case."""
 

@@ -132,14 +132,21 @@ def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict
     seg = None
     with warnings.catch_warnings(record=True) as caught:  # to the log, not the console
         warnings.simplefilter("always")
+        vox = result.voxels
+        reader = None
+        if result.region_source == "reader" and vox is not None and vox.region_labels is not None:
+            reader = (vox.region_labels, vox.region_names)
         if rc.dicom_seg:
-            seg = segmentation(sources, bands, case_id=result.case_id, config_sha=config.sha256())
+            seg = segmentation(sources, bands, case_id=result.case_id, config_sha=config.sha256(),
+                               reader_regions=reader)
             if seg is not None:
                 write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
                 written.append("calcium.seg.dcm")
         if rc.dicom_sr:
+            vessels = [r for r in doc["regions"] if r.get("region_class") == "coronary"] \
+                if reader is not None else None
             sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
-                                    config_sha=config.sha256())
+                                    config_sha=config.sha256(), vessels=vessels)
             write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
             written.append("scores.sr.dcm")
     for w in {str(w.message) for w in caught}:

@@ -154,6 +154,9 @@ LESIONS: tuple[Column, ...] = (
     _c("centroid_x_mm", "number", "mm", "centroid, patient LPS x (DICOM)"),
     _c("centroid_y_mm", "number", "mm", "centroid, patient LPS y (DICOM)"),
     _c("centroid_z_mm", "number", "mm", "centroid, patient LPS z (DICOM)"),
+    _c("region_source", "string", "", "where the region came from: the masks' kind "
+       "(nifti_masks, label_map, dicom_seg), reader (a reader's labels, vascalc rescore), "
+       "or empty without regions"),
 )
 
 REGIONS: tuple[Column, ...] = (
@@ -174,6 +177,9 @@ REGIONS: tuple[Column, ...] = (
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
     _c("lumen_median_hu", "number", "HU", "median HU inside the vascular region's mask as given "
        "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>)"),
+    _c("region_source", "string", "", "where the region came from: the masks' kind "
+       "(nifti_masks, label_map, dicom_seg), reader (a reader's labels, vascalc rescore), "
+       "or empty for 'whole'"),
 )
 
 #: measures of each region in the wide per-scan table (regions_wide.csv): column
