@@ -22,6 +22,7 @@ from . import __version__
 from .batch import default_jobs, output_lock, run_batch, select_shard
 from .calibrate import Insert
 from .calibrate import calibrate as run_calibration
+from .cli_review import register as register_review
 from .config import HASH_SALT_ENV, Config, load_config
 from .console import Progress
 from .discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
@@ -394,6 +395,9 @@ def merge(
     typer.echo(f"merged {len(parts)} output(s): {c['ok']} ok, {c['failed']} failed; "
                f"tables in {out}")
     raise typer.Exit(1 if c["failed"] else 0)
+
+
+register_review(app, _fail_usage)
 
 
 def main() -> None:

@@ -74,13 +74,14 @@ def find_cases(out: Path, run: dict[str, Any], config: Config) -> dict[str, Case
 
 
 def case_documents(out: Path, case_ids) -> dict[str, dict[str, Any]]:
-    """Each case's result.json (cases whose result cannot be read are left out)."""
+    """Each case's result.json; one that cannot be read (gone, or of another schema) stops
+    review and rescore by name: tables rebuilt without it would lose the case."""
     docs = {}
     for cid in sorted(case_ids):
         try:
             docs[cid] = read_result(result_path(out, cid))
-        except VascalcError:
-            continue
+        except VascalcError as err:
+            raise ReviewError(f"case {cid}: {str(err).split(' -> ')[0]}") from None
     return docs
 
 
