@@ -1,0 +1,490 @@
+"""vascalc review / rescore / agreement: the reader app's API, its reads store, and the
+tables, SEG and SR rebuilt from the reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.config_review import ReviewConfig
+from pipeline.review.agreement import cohen_kappa, icc_2_1
+from pipeline.review.server import ReviewApp, make_server
+from pipeline.review.store import ReadStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read(path):
+    return list(csv.DictReader(Path(path).read_text().splitlines()))
+
+
+@pytest.fixture(scope="module")
+def sample_run(sample_data, tmp_path_factory):
+    """The sample phantoms run once with reports (SEG, SR); each test copies it."""
+    out = tmp_path_factory.mktemp("review-run")
+    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
+                                   "-c", str(ROOT / "configs" / "sample_data.yaml"), "-j", "1",
+                                   "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture
+def out(sample_run, tmp_path):
+    dest = tmp_path / "out"
+    shutil.copytree(sample_run, dest)
+    return dest
+
+
+@contextmanager
+def serving(out: Path, reader: str = "r1"):
+    state = ReviewApp(out, reader=reader)
+    server = make_server(state, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def call(base: str, method: str, path: str, *, token: str | None = None, body=None,
+         host: str | None = None, raw: bytes | None = None):
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(base + path, method=method, data=data)
+    if token is not None:
+        req.add_header("X-Vascalc-Token", token)
+    if host is not None:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def lesion_ids(out: Path, case_id: str) -> list[int]:
+    return sorted({int(r["lesion_id"]) for r in read(out / "lesions.csv") if r["case_id"] == case_id})
+
+
+def test_api_answers_with_the_documented_status_codes(out):
+    with serving(out) as (state, base):
+        tok = state.token
+        port = base.rsplit(":", 1)[1]
+        assert call(base, "GET", "/api/cases")[0] == 403  # no token
+        assert call(base, "GET", "/api/cases", token="x" * 32)[0] == 403  # wrong token
+        assert call(base, "GET", "/api/cases", token=tok, host=f"evil.example:{port}")[0] == 403
+        assert call(base, "PUT", "/api/cases/P02/lesions/2", body={"label": "LAD"})[0] == 403
+        status, body = call(base, "GET", "/api/cases", token=tok)
+        cases = json.loads(body)
+        assert status == 200 and [c["case_id"] for c in cases] == sorted(
+            r["case_id"] for r in read(out / "scans.csv"))
+        assert {"case_id", "status", "progress"} <= set(cases[0])
+        status, body = call(base, "GET", "/api/cases/P02/lesions", token=tok)
+        lesions = json.loads(body)
+        assert status == 200 and [le["lesion_id"] for le in lesions] == lesion_ids(out, "P02")
+        assert all({"slices", "agatston", "volume_mm3", "label"} <= set(le) for le in lesions)
+        # the lesions' Agatston scores are the run's (lesions.csv sums the region pieces)
+        by_id: dict[int, float] = {}
+        for r in read(out / "lesions.csv"):
+            if r["case_id"] == "P02":
+                by_id[int(r["lesion_id"])] = by_id.get(int(r["lesion_id"]), 0.0) + float(r["agatston"])
+        for le in lesions:
+            assert le["agatston"] == pytest.approx(by_id[le["lesion_id"]], rel=1e-9)
+        assert call(base, "GET", "/api/cases/NOPE/lesions", token=tok)[0] == 404
+        assert call(base, "PUT", "/api/cases/NOPE/lesions/1", token=tok, body={"label": "LAD"})[0] == 404
+        assert call(base, "PUT", "/api/cases/P02/lesions/999", token=tok, body={"label": "LAD"})[0] == 404
+        assert call(base, "PUT", "/api/cases/P02/lesions/x1", token=tok, body={"label": "LAD"})[0] == 404
+        off = next(k for k in range(1000) if k not in lesions[1]["slices"])
+        assert call(base, "PUT", f"/api/cases/P02/lesions/{lesions[1]['lesion_id']}/slices/{off}",
+                    token=tok, body={"label": "LAD"})[0] == 404
+        assert call(base, "GET", "/api/cases/P02/image/100000", token=tok)[0] == 404
+        status, body = call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
+                            body={"label": "LADX", "reader": "r1"})
+        err = json.loads(body)
+        assert status == 400 and "LADX" in err["error"] and err["allowed"][:4] == [
+            "LM", "LAD", "LCX", "RCA"]
+        assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok, raw=b"{nope")[0] == 400
+        assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
+                    body={"label": "LAD", "reader": "bad name!"})[0] == 400
+        assert call(base, "POST", "/api/cases", token=tok)[0] == 405
+        status, body = call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
+                            body={"label": "LAD", "reader": "r1"})
+        assert status == 200 and json.loads(body)["scores"]["labels"]["LAD"]["agatston"] > 0
+        status, body = call(base, "GET", "/api/cases/P02/image/9", token=tok)
+        shape = json.loads(call(base, "GET", "/api/cases/P02", token=tok)[1])["shape"]
+        assert status == 200 and len(body) == 2 * shape[1] * shape[2]
+        ids = np.frombuffer(call(base, "GET", "/api/cases/P02/lesionmap/9", token=tok)[1], "<i4")
+        assert set(np.unique(ids)) - {0} <= set(lesion_ids(out, "P02")) and ids.any()
+        assert call(base, "GET", "/", host=f"localhost:{port}")[0] == 200  # the page itself
+
+
+def test_two_readers_write_at_once_and_every_change_is_kept(out):
+    ids = lesion_ids(out, "P02")
+    labels = ["LM", "LAD", "LCX", "RCA", "bone"]
+    with serving(out) as (state, base):
+        errors = []
+
+        def reader(name: str, offset: int) -> None:
+            for i in range(30):
+                lid = ids[i % len(ids)]
+                status, _ = call(base, "PUT", f"/api/cases/P02/lesions/{lid}", token=state.token,
+                                 body={"label": labels[(i + offset) % 5], "reader": name})
+                if status != 200:
+                    errors.append((name, i, status))
+
+        threads = [threading.Thread(target=reader, args=(n, k)) for n, k in (("r1", 0), ("r2", 2))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+    store = ReadStore(out)
+    assert len(store.history("P02")) == 60
+    for name, offset in (("r1", 0), ("r2", 2)):
+        last = {}
+        for i in range(30):
+            last[ids[i % len(ids)]] = labels[(i + offset) % 5]
+        assert store.reads(name, "P02").lesion == last
+    db = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE reads SET label = 'RCA'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM reads")
+    db.close()
+
+
+def test_a_killed_server_keeps_every_acknowledged_read(out):
+    ids = lesion_ids(out, "P03")
+
+    proc, base, tok = start_server(out)
+    acked = {}
+    try:
+        for i, lid in enumerate(ids):
+            label = ["LAD", "RCA", "LCX"][i % 3]
+            status, _ = call(base, "PUT", f"/api/cases/P03/lesions/{lid}", token=tok,
+                             body={"label": label, "reader": "r1"})
+            assert status == 200
+            acked[lid] = label
+    finally:
+        stop(proc, kill=True)
+    assert acked and ReadStore(out).reads("r1", "P03").lesion == acked
+    proc, base, tok = start_server(out)  # a new server, a new token; the reads are there
+    try:
+        lesions = json.loads(call(base, "GET", "/api/cases/P03/lesions?reader=r1", token=tok)[1])
+        assert {le["lesion_id"]: le["label"] for le in lesions} == acked
+    finally:
+        stop(proc)
+
+
+def start_server(out: Path, reader: str = "r1"):
+    """`vascalc review` in its own process: (process, base URL, token)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "review", str(out),
+                             "--port", "0", "--reader", reader], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(20):
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=([\w-]+)", line)
+        if m:
+            return proc, m.group(1), m.group(2)
+    proc.kill()
+    raise AssertionError(proc.stderr.read())
+
+
+def stop(proc, kill: bool = False) -> None:
+    if kill:
+        os.kill(proc.pid, signal.SIGKILL)
+    else:
+        proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def _label_p02(base: str, tok: str, reader: str = "r1") -> dict:
+    """LAD, LM (with a slice of one LAD lesion as LM), RCA, LCX, bone and noise on P02."""
+    lesions = json.loads(call(base, "GET", f"/api/cases/P02/lesions?reader={reader}", token=tok)[1])
+    by = {le["lesion_id"]: le for le in lesions}
+    plan = {1: "bone", 2: "LAD", 3: "LAD", 4: "RCA", 5: "LCX", 6: "noise", 8: "LM"}
+    for lid, label in plan.items():
+        assert call(base, "PUT", f"/api/cases/P02/lesions/{lid}", token=tok,
+                    body={"label": label, "reader": reader})[0] == 200
+    split = by[3]["slices"][0]
+    status, body = call(base, "PUT", f"/api/cases/P02/lesions/3/slices/{split}", token=tok,
+                        body={"label": "LM", "reader": reader})
+    assert status == 200
+    return json.loads(body)["scores"]
+
+
+def test_rescore_sums_are_exact_bone_and_noise_stay_out_and_reruns_are_identical(out):
+    with serving(out) as (state, base):
+        shown = _label_p02(base, state.token)
+    res = CliRunner().invoke(app, ["rescore", str(out), "--reader", "r1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    regions = {r["region"]: r for r in read(out / "regions.csv") if r["case_id"] == "P02"}
+    pieces = [r for r in read(out / "lesions.csv") if r["case_id"] == "P02"]
+    scan = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
+    arteries = ["LM", "LAD", "LCX", "RCA"]
+    for name in arteries + ["bone", "noise"]:
+        assert regions[name]["region_source"] == "reader"
+        own = [float(p["agatston"]) for p in pieces if p["region"] == name]
+        assert float(regions[name]["agatston"]) == pytest.approx(math.fsum(own), rel=1e-9, abs=1e-9)
+        # the app showed the same number while the reader labelled
+        assert float(regions[name]["agatston"]) == pytest.approx(
+            shown["labels"][name]["agatston"], rel=1e-9, abs=1e-9)
+    # lesion 3 is split: one slice LM, the rest LAD
+    assert sorted(p["region"] for p in pieces if p["lesion_id"] == "3") == ["LAD", "LM"]
+    total = math.fsum(float(regions[a]["agatston"]) for a in arteries)
+    assert scan["scope"] == "coronary" and scan["region_source"] == "reader"
+    assert float(scan["agatston"]) == pytest.approx(total, rel=1e-12)
+    assert float(scan["agatston"]) == pytest.approx(shown["coronary_agatston"], rel=1e-9)
+    not_coronary = math.fsum(float(p["agatston"]) for p in pieces if p["region"] in ("bone", "noise"))
+    assert not_coronary > 0 and float(scan["coronary_agatston"]) == pytest.approx(total, rel=1e-12)
+    bounds = [10.0, 100.0, 400.0]
+    expected = "0" if total == 0 else next(
+        (lab for b, lab in zip(bounds, ["1 to 10", "11 to 100", "101 to 400"]) if total <= b), ">400")
+    assert scan["risk_category"] == expected == shown["risk_category"]
+    n = sum(1 for a in arteries if float(regions[a]["agatston"]) > 0)
+    assert scan["cac_drs_vessels"] == f"N{n}" == shown["cac_drs_vessels"] and n == 4
+    before = {t: (out / f"{t}.csv").read_bytes() for t in ("scans", "regions", "lesions")}
+    res = CliRunner().invoke(app, ["rescore", str(out)], catch_exceptions=False)  # one reader
+    assert res.exit_code == 0, res.output
+    assert {t: (out / f"{t}.csv").read_bytes() for t in before} == before
+    # the cases nobody read keep their run's results
+    other = next(r for r in read(out / "scans.csv") if r["case_id"] == "P01_T1")
+    assert other["region_source"] != "reader"
+
+
+def test_rescore_writes_seg_and_sr_per_artery(out):
+    with serving(out) as (state, base):
+        _label_p02(base, state.token)
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    case = out / "cases" / "P02"
+    seg = pydicom.dcmread(case / "calcium.seg.dcm")
+    segments = {s.SegmentLabel: s for s in seg.SegmentSequence}
+    assert {"LM", "LAD", "LCX", "RCA", "bone", "noise"} <= set(segments)
+    assert segments["LAD"].AnatomicRegionSequence[0].CodeValue == "59438005"
+    assert segments["RCA"].AnatomicRegionSequence[0].CodeValue == "13647002"
+    sr = pydicom.dcmread(case / "scores.sr.dcm")
+    sites = {}
+
+    def walk(items, group=None):
+        for it in items:
+            name = it.ConceptNameCodeSequence[0].CodeValue if "ConceptNameCodeSequence" in it else ""
+            if name == "125007":  # measurement group
+                group = {}
+                sites[id(it)] = group
+            if group is not None and name == "363698007":  # finding site
+                group["site"] = it.ConceptCodeSequence[0].CodeValue
+            if group is not None and name == "450360000":
+                group["agatston"] = float(it.MeasuredValueSequence[0].NumericValue)
+            walk(getattr(it, "ContentSequence", []), group)
+
+    walk(sr.ContentSequence)
+    got = {g["site"]: g["agatston"] for g in sites.values() if "site" in g}
+    regions = {r["region"]: float(r["agatston"]) for r in read(out / "regions.csv")
+               if r["case_id"] == "P02"}
+    codes = {"LM": "3227004", "LAD": "59438005", "LCX": "57396003", "RCA": "13647002"}
+    assert got == pytest.approx({codes[a]: regions[a] for a in codes}, rel=1e-9)
+    if shutil.which("dciodvfy"):
+        for name in ("calcium.seg.dcm", "scores.sr.dcm"):
+            rep = subprocess.run(["dciodvfy", str(case / name)], capture_output=True, text=True,
+                                 timeout=120)
+            problems = [ln for ln in (rep.stdout + rep.stderr).splitlines()
+                        if ln.startswith(("Error", "Warning"))]
+            assert problems == [], name
+
+
+def test_rescore_refuses_an_unknown_reader_and_a_choice_among_several(out):
+    store = ReadStore(out)
+    res = CliRunner().invoke(app, ["rescore", str(out)])
+    assert res.exit_code == 2 and "0 readers" in res.output
+    store.add(reader="r1", case_id="P02", lesion_id=2, slice_index=None, label="LAD")
+    store.add(reader="r2", case_id="P02", lesion_id=2, slice_index=None, label="RCA")
+    res = CliRunner().invoke(app, ["rescore", str(out)])
+    assert res.exit_code == 2 and "--reader" in res.output
+    res = CliRunner().invoke(app, ["rescore", str(out), "--reader", "r9"])
+    assert res.exit_code == 2 and "r9" in res.output
+
+
+def test_icc_and_kappa_against_published_and_hand_values():
+    # Shrout and Fleiss 1979, Table 2: 6 targets x 4 judges; ICC(2,1) = 0.29
+    x = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
+                  [6, 2, 4, 7]], dtype=float)
+    assert icc_2_1(x)[0] == pytest.approx(0.2898, abs=5e-4)
+    assert icc_2_1(x[:1])[0] is None
+    assert icc_2_1(np.ones((3, 2)))[0] is None  # no variance: undefined, not NaN
+    # p_o = 3/4, p_e = 1/2 * 1/4 + 1/2 * 3/4 = 1/2: kappa = 0.5
+    assert cohen_kappa(list("AABB"), list("ABBB"))[0] == pytest.approx(0.5)
+    value, why = cohen_kappa(list("AAA"), list("AAA"))
+    assert value is None and "p_e = 1" in why
+
+
+def test_agreement_of_two_readers(out):
+    with serving(out) as (state, base):
+        _label_p02(base, state.token, "r1")
+        _label_p02(base, state.token, "r2")
+        # P03: the readers differ on one lesion
+        ids = lesion_ids(out, "P03")
+        for reader in ("r1", "r2"):
+            for lid in ids:
+                label = "RCA" if (reader == "r2" and lid == ids[0]) else "LAD"
+                assert call(base, "PUT", f"/api/cases/P03/lesions/{lid}", token=state.token,
+                            body={"label": label, "reader": reader})[0] == 200
+    res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1,r2"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = {r["measure"]: r for r in read(out / "agreement" / "agreement.csv")}
+    per_case = read(out / "agreement" / "agreement_cases.csv")
+    assert rows["coronary_total_agatston"]["n"] == "2"
+    # the coronary totals agree on P02 and P03 (LAD and RCA are both coronary)
+    totals = [(float(r["reader_a"]), float(r["reader_b"])) for r in per_case
+              if r["measure"] == "coronary_total"]
+    assert all(a == b for a, b in totals)
+    assert float(rows["coronary_total_agatston"]["value"]) == pytest.approx(1.0)
+    lad = np.array([(float(r["reader_a"]), float(r["reader_b"])) for r in per_case
+                    if r["measure"] == "LAD"])
+    assert float(rows["LAD_agatston"]["value"]) == pytest.approx(icc_2_1(lad)[0])
+    assert float(rows["LAD_agatston"]["value"]) < 1.0
+    assert 0 < float(rows["lesion_label"]["value"]) < 1.0
+    assert (out / "agreement" / "agreement.html").read_text().count("<tr>") >= len(rows)
+    res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1"])
+    assert res.exit_code == 2
+
+
+def test_review_labels_config_is_checked():
+    with pytest.raises(ValueError, match="key '1' is given twice"):
+        ReviewConfig.model_validate({"labels": [
+            {"name": "LM", "class": "coronary", "key": "1", "colour": "#ff0000"},
+            {"name": "LAD", "class": "coronary", "key": "1", "colour": "#00ff00"}]})
+    with pytest.raises(ValueError, match="colour"):
+        ReviewConfig.model_validate({"labels": [
+            {"name": "LM", "class": "coronary", "key": "1", "colour": "red"}]})
+    with pytest.raises(ValueError, match="reserved"):
+        ReviewConfig.model_validate({"labels": [
+            {"name": "outside", "class": "other", "key": "o", "colour": "#ff0000"}]})
+    assert ReviewConfig().coronary() == ["LM", "LAD", "LCX", "RCA"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTEFACTS = ROOT / "results" / "test-artefacts"
+
+
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="Chromium (Debian chromium) is not installed; .ci/run installs it")
+def test_reader_labels_lesions_in_a_real_browser(out):
+    """Click and key presses label lesions (whole, and one slice); a reload keeps them; the
+    per-artery numbers the page shows are the ones rescore writes."""
+    pw = pytest.importorskip("playwright.sync_api")
+    from tests.test_reports import BROWSER_ARGS
+
+    proc, base, tok = start_server(out)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with pw.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            console = []
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: console.append(("pageerror", str(e))))
+            n_lesions = len(lesion_ids(out, "P02"))
+
+            def open_p02():
+                page.goto(f"{base}/?token={tok}&reader=r1")
+                page.wait_for_selector("#lesions tbody tr")
+                names = page.eval_on_selector_all("#case option", "os => os.map(o => o.textContent)")
+                page.select_option("#case", index=next(i for i, n in enumerate(names)
+                                                       if n.startswith("P02 ")))
+                page.wait_for_function(f"document.querySelectorAll('#lesions tbody tr').length "
+                                       f"=== {n_lesions} && document.querySelector("
+                                       "'#lesions tbody tr td').textContent === '1'")
+                page.wait_for_selector("#score-LAD")
+
+            def label_cell(lid):
+                return page.inner_text(f"#lesions tbody tr[data-lesion='{lid}'] td.label").strip()
+
+            open_p02()
+            page.click("#lesions tbody tr[data-lesion='2']")
+            page.keyboard.press("2")  # LAD
+            page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='2'] "
+                                   "td.label\").textContent.includes('LAD')")
+            page.click("#lesions tbody tr[data-lesion='1']")
+            page.keyboard.press("b")  # bone
+            page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='1'] "
+                                   "td.label\").textContent.includes('bone')")
+            # lesion 4 by a click on the image, at one of its voxels on the slice shown
+            lesions = json.loads(call(base, "GET", "/api/cases/P02/lesions", token=tok)[1])
+            target = next(le for le in lesions if le["lesion_id"] == 4)["slices"][0]
+            k = int(page.inner_text("#slice-info").split()[1]) - 1
+            for _ in range(abs(target - k)):  # scroll there with the arrow keys
+                page.keyboard.press("ArrowDown" if target > k else "ArrowUp")
+            page.wait_for_function(f"document.querySelector('#slice-info').textContent"
+                                   f".startsWith('slice {target + 1} of')")
+            k = target
+            shape = json.loads(call(base, "GET", "/api/cases/P02", token=tok)[1])["shape"]
+            ids = np.frombuffer(call(base, "GET", f"/api/cases/P02/lesionmap/{k}", token=tok)[1],
+                                "<i4").reshape(shape[1:])
+            rows, cols = np.nonzero(ids == 4)
+            assert rows.size, "lesion 4 is not on the slice the page shows"
+            r, c = int(np.median(rows)), int(np.median(cols))
+            box = page.locator("#img").bounding_box()
+            page.mouse.click(box["x"] + (c + 0.5) / shape[2] * box["width"],
+                             box["y"] + (r + 0.5) / shape[1] * box["height"])
+            page.wait_for_function("document.querySelector('#slice-info').textContent"
+                                   ".includes('lesion 4 selected')")
+            page.keyboard.press("4")  # RCA
+            page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='4'] "
+                                   "td.label\").textContent.includes('RCA')")
+            # one slice of lesion 3 as LM (shift: this slice only), the lesion as LAD
+            page.click("#lesions tbody tr[data-lesion='3']")
+            page.keyboard.press("2")
+            page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='3'] "
+                                   "td.label\").textContent.includes('LAD')")
+            page.keyboard.press("Shift+Digit1")
+            page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='3'] "
+                                   "td.label\").textContent.includes('LM@')")
+            shown_before = page.inner_text("#scores")
+            page.reload()
+            open_p02()
+            assert label_cell(2) == "LAD" and label_cell(1) == "bone" and label_cell(4) == "RCA"
+            assert label_cell(3).startswith("LAD") and "LM@" in label_cell(3)
+            assert page.inner_text("#scores") == shown_before
+            page.click("#lesions tbody tr[data-lesion='3']")
+            page.screenshot(path=str(ARTEFACTS / "review.png"))
+            shown = {a: page.inner_text(f"#score-{a}") for a in ("LM", "LAD", "LCX", "RCA",
+                                                                 "coronary")}
+            shown["risk"] = page.inner_text("#risk")
+            assert [c for c in console if c[0] in ("error", "pageerror")] == []
+            browser.close()
+    finally:
+        stop(proc)
+    res = CliRunner().invoke(app, ["rescore", str(out), "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    regions = {r["region"]: r for r in read(out / "regions.csv") if r["case_id"] == "P02"}
+    scan = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
+    for a in ("LM", "LAD", "LCX", "RCA"):
+        assert shown[a] == f"{float(regions[a]['agatston']):.2f}", a
+    assert shown["coronary"] == f"{float(scan['agatston']):.2f}"
+    assert shown["risk"] == scan["risk_category"]
+    assert float(regions["LM"]["agatston"]) > 0 and float(regions["bone"]["agatston"]) > 0
