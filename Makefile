@@ -28,6 +28,7 @@ sample-data: $(PHANTOMS)/manifest.csv
 demo: $(PHANTOMS)/manifest.csv
 	$(BIN)/vascalc run $(PHANTOMS)/manifest.csv --out results/demo --config configs/sample_data.yaml; \
 	  status=$$?; echo ""; echo "Results are in results/demo: open results/demo/index.html (reports per case and per patient), or read scans.csv, regions.csv, regions_wide.csv, lesions.csv, data_dictionary.csv, run.json"; \
+	  echo "To assign lesions to arteries in the browser: $(BIN)/vascalc review results/demo --reader YOURNAME"; \
 	  exit $$status
 
 test: $(STAMP)

@@ -138,6 +138,10 @@ def test_api_answers_with_the_documented_status_codes(out):
         ids = np.frombuffer(call(base, "GET", "/api/cases/P02/lesionmap/9", token=tok)[1], "<i4")
         assert set(np.unique(ids)) - {0} <= set(lesion_ids(out, "P02")) and ids.any()
         assert call(base, "GET", "/", host=f"localhost:{port}")[0] == 200  # the page itself
+        # a failed case has nothing to review: 409 with its error, never an empty list
+        state.docs["P04"]["scan"].update(status="failed", error_code="NOT_DICOM", error="x.dcm")
+        status, body = call(base, "GET", "/api/cases/P04/lesions", token=tok)
+        assert status == 409 and "NOT_DICOM" in json.loads(body)["error"]
 
 
 def test_two_readers_write_at_once_and_every_change_is_kept(out):
