@@ -3,7 +3,6 @@ tables, SEG and SR rebuilt from the reads."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -29,29 +28,16 @@ from pipeline.config_review import ReviewConfig
 from pipeline.review.agreement import cohen_kappa, icc_2_1
 from pipeline.review.server import ReviewApp, make_server
 from pipeline.review.store import ReadStore
+from tests.test_reports import read, reported  # noqa: F401 - reported: the run, a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read(path):
-    return list(csv.DictReader(Path(path).read_text().splitlines()))
-
-
-@pytest.fixture(scope="module")
-def sample_run(sample_data, tmp_path_factory):
-    """The sample phantoms run once with reports (SEG, SR); each test copies it."""
-    out = tmp_path_factory.mktemp("review-run")
-    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
-                                   "-c", str(ROOT / "configs" / "sample_data.yaml"), "-j", "1",
-                                   "-q"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    return out
-
-
 @pytest.fixture
-def out(sample_run, tmp_path):
+def out(reported, tmp_path):  # noqa: F811 - the fixture imported above
+    """A copy of the sample phantoms' run with reports (SEG, SR) for each test to read into."""
     dest = tmp_path / "out"
-    shutil.copytree(sample_run, dest)
+    shutil.copytree(reported, dest)
     return dest
 
 
