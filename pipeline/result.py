@@ -88,7 +88,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         patient_age_years=age_years(m.patient_age) if demographics else None,
         series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
         scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
-        region_source=r.region_source,
+        region_source=r.region_source, reader=r.reader,
         agatston=_num(w.agatston) if ag else None, volume_mm3=_num(w.volume_mm3),
         mass_mg=_num(w.mass_mg), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
         density_score=r.density_score if ag else None,
@@ -156,7 +156,8 @@ def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
         "peak_hu": _num(le.peak_hu), "mean_hu": _num(le.mean_hu),
         "centroid_x_mm": _num(le.centroid_x_mm), "centroid_y_mm": _num(le.centroid_y_mm),
         "centroid_z_mm": _num(le.centroid_z_mm),
-        "region_source": r.region_source if le.region != "whole" else ""},
+        "region_source": r.region_source if le.region != "whole" else "",
+        "label": le.region if r.region_source == "reader" and le.region != "outside" else ""},
         "lesions") for le in r.lesions]
 
 

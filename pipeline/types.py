@@ -183,6 +183,7 @@ class LesionLabels:
     slices: dict[tuple[int, int], str]
     names: tuple[str, ...]
     classes: tuple[str, ...]
+    reader: str = ""
 
     def coronary(self) -> tuple[str, ...]:
         return tuple(n for n, c in zip(self.names, self.classes) if c == "coronary")
@@ -212,7 +213,8 @@ class ScanResult:
     scope: str = "whole_volume"
     headline: RegionScore | None = None  # None: the same as ``whole``
     scope_regions: tuple[str, ...] = ()
-    region_source: str = ""  # how the region masks were given ('' = none)
+    region_source: str = ""  # how the region masks were given ('' = none; 'reader')
+    reader: str = ""  # whose reads split the calcium (vascalc rescore), '' = none
     risk_basis: str = ""  # why risk_category and cac_drs are filled or empty
     vascular: RegionScore | None = None  # over the vascular regions, when there are some
     coronary: RegionScore | None = None  # over the coronary regions, when there are some

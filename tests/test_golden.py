@@ -20,7 +20,7 @@ def test_tables_equal_golden(name, sample_data, tmp_path):
     if not golden.exists():
         pytest.skip(f"no golden tables for {name}: run python -m tests.golden.make_golden "
                     "where ../shared/data is present")
-    score(args, tmp_path / "out")
+    score(args, tmp_path / "out", name)
     for t in TABLES:
         got = normalised((tmp_path / "out" / t).read_text(),
                          {"$PHANTOMS": sample_data, "$SHARED": SHARED})

@@ -83,7 +83,10 @@ SCANS: tuple[Column, ...] = tuple([
     _c("scope_regions", "string", "", "semicolon-separated regions the headline sums (empty: "
        "the whole field of view)"),
     _c("region_source", "string", "", "how the case's region masks were given: nifti_masks, "
-       "label_map, label_map:<table>, dicom_seg; empty without regions"),
+       "label_map, label_map:<table>, dicom_seg; reader (a reader's lesion labels, vascalc "
+       "rescore); empty without regions"),
+    _c("reader", "string", "", "the reader whose lesion labels made the regions and the "
+       "coronary scope (vascalc rescore); empty otherwise"),
     _c("agatston", "number", "", "Agatston score over the scope, scaled by slice increment / "
        "3 mm; empty when scoring.agatston is false (micro-CT)"),
     _c("volume_mm3", "number", "mm3", "calcium volume over the scope, by volume_method"),
@@ -157,6 +160,8 @@ LESIONS: tuple[Column, ...] = (
     _c("region_source", "string", "", "where the region came from: the masks' kind "
        "(nifti_masks, label_map, dicom_seg), reader (a reader's labels, vascalc rescore), "
        "or empty without regions"),
+    _c("label", "string", "", "the reader's label of this piece (LM, LAD, LCX, RCA, aorta, "
+       "bone, noise, ...; vascalc rescore); empty when unlabelled or without reads"),
 )
 
 REGIONS: tuple[Column, ...] = (

@@ -174,12 +174,12 @@ def _suggestions(pieces, config: Config) -> dict[int, str]:
     return out
 
 
-def lesion_labels(reads: Reads, config: Config) -> LesionLabels:
+def lesion_labels(reads: Reads, config: Config, reader: str = "") -> LesionLabels:
     """A reader's reads as the record analyse splits by."""
     labels = config.review.labels
     return LesionLabels(lesion=dict(reads.lesion), slices=dict(reads.slices),
                         names=tuple(lab.name for lab in labels),
-                        classes=tuple(lab.label_class for lab in labels))
+                        classes=tuple(lab.label_class for lab in labels), reader=reader)
 
 
 def reader_scores(view: CaseView, reads: Reads, config: Config) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = No
             if case.fingerprint() != docs[cid].get("fingerprint"):
                 raise ReviewError(f"case {cid}: its files changed since the run")
             doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"], out=out,
-                           reads=lesion_labels(reads, config))
+                           reads=lesion_labels(reads, config, reader))
             doc["reads"] = {"reader": reader, "last_read_id": reads.last_id, "done": reads.done}
             write_result(out, doc)
             docs[cid] = doc

@@ -35,13 +35,28 @@ def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None
         "sample_tree": ([str(phantoms)], None),
         "sample_philips": ([manifest, "--config", str(HERE / "philips.yaml")], None),
         "sample_coronary_scope": ([manifest, "--config", str(HERE / "coronary_scope.yaml")], None),
+        "sample_reader": ([manifest, "--config", str(cfg / "sample_data.yaml")], None),
         "shared_dcm_qa_ct": ([str(shared / "dcm_qa_ct" / "In")], shared / "dcm_qa_ct"),
         "shared_totalseg_ct": ([str(shared / "totalsegmentator_example" / "example_ct_dicom")],
                                shared / "totalsegmentator_example"),
     }
 
 
-def score(args: list[str], out: Path) -> None:
+#: runs whose tables are rescored from scripted reads after the run (vascalc rescore):
+#: (reader, case, lesion, slice or None, label), applied in order
+READS: dict[str, list[tuple[str, str, int, int | None, str]]] = {
+    "sample_reader": [
+        ("r1", "P02", 1, None, "bone"), ("r1", "P02", 2, None, "LAD"),
+        ("r1", "P02", 3, None, "LAD"), ("r1", "P02", 3, 9, "LM"), ("r1", "P02", 4, None, "RCA"),
+        ("r1", "P02", 5, None, "LCX"), ("r1", "P02", 6, None, "noise"),
+        ("r1", "P02", 7, None, "aorta"), ("r1", "P02", 8, None, "RCA"),
+        ("r1", "P02", 8, None, "aortic_valve"),  # a relabel: the newest read counts
+        ("r1", "P03", 1, None, "LAD"), ("r1", "P03", 2, None, "mitral_annulus"),
+    ],
+}
+
+
+def score(args: list[str], out: Path, name: str = "") -> None:
     """One `vascalc run` in this process, serial, no reports (they are not tables)."""
     from pipeline.cli import app
 
@@ -52,6 +67,16 @@ def score(args: list[str], out: Path) -> None:
     if ",INTERNAL," in (out / "scans.csv").read_text():
         raise RuntimeError(f"vascalc run {' '.join(args)}: a case failed with a bug (INTERNAL); "
                            "golden tables are never written from a bug")
+    if name in READS:
+        from pipeline.review.store import ReadStore
+
+        store = ReadStore(out)
+        for reader, case_id, lesion_id, k, label in READS[name]:
+            store.add(reader=reader, case_id=case_id, lesion_id=lesion_id, slice_index=k,
+                      label=label)
+        res = CliRunner().invoke(app, ["rescore", str(out), "--quiet"], catch_exceptions=False)
+        if res.exit_code != 0:
+            raise RuntimeError(f"vascalc rescore {out} exited {res.exit_code}: {res.output}")
 
 
 def normalised(text: str, roots: dict[str, Path]) -> str:
@@ -73,7 +98,7 @@ def main() -> int:
                 print(f"skip {name}: {needs} is absent")
                 continue
             out = Path(tmp) / name
-            score(args, out)
+            score(args, out, name)
             dest = HERE / name
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
