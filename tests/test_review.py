@@ -112,6 +112,13 @@ def test_api_answers_with_the_documented_status_codes(out):
         assert status == 400 and "LADX" in err["error"] and err["allowed"][:4] == [
             "LM", "LAD", "LCX", "RCA"]
         assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok, raw=b"{nope")[0] == 400
+        assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok, body={"label": 3})[0] == 400
+        # a label's title or another spelling of it names it too
+        for given, name in (("aortic valve", "aortic_valve"), ("noise/artefact", "noise"),
+                            ("lad", "LAD")):
+            assert call(base, "PUT", "/api/cases/P02/lesions/5", token=tok,
+                        body={"label": given, "reader": "r9"})[0] == 200
+            assert state.store.reads("r9", "P02").lesion[5] == name
         assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
                     body={"label": "LAD", "reader": "bad name!"})[0] == 400
         assert call(base, "POST", "/api/cases", token=tok)[0] == 405

@@ -157,14 +157,26 @@ class ReviewApp:
                 raise HttpError(404, f"lesion {lid} of case {case_id} is not on slice "
                                      f"{slice_index!r} (its slices: {view.slices_of(lid)})")
             k = int(slice_index)
-        label = body.get("label")
-        if not isinstance(label, str) or (label and label not in self.labels):
-            raise HttpError(400, f"unknown label {label!r}", allowed=list(self.labels))
+        label = self.label(body.get("label"))
         reader = self._reader(body.get("reader"))
         rid = self.store.add(reader=reader, case_id=case_id, lesion_id=lid, slice_index=k,
                              label=label)
         return {"ok": True, "read_id": rid,
                 "scores": reader_scores(view, self.store.reads(reader, case_id), self.config)}
+
+    def label(self, given: Any) -> str:
+        """A label's name from its name, or from its name or title written another way
+        ('aortic valve', 'noise/artefact', 'lad'); '' clears. Anything else: 400."""
+        if given == "" or given in self.labels:
+            return given
+        if isinstance(given, str):
+            key = _norm(given)
+            hits = {lab.name for lab in self.labels.values()
+                    if key in (_norm(lab.name), _norm(lab.title or lab.name))}
+            if len(hits) == 1:
+                return hits.pop()
+        raise HttpError(400, f"unknown label {given!r}; allowed: {', '.join(self.labels)}",
+                        allowed=list(self.labels))
 
     def _reader(self, given: Any) -> str:
         name = self.reader if given in (None, "") else given
@@ -172,6 +184,10 @@ class ReviewApp:
             return check_reader(name)
         except ValueError as err:
             raise HttpError(400, str(err)) from None
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 class _Handler(BaseHTTPRequestHandler):
