@@ -278,6 +278,8 @@ def test_rescore_writes_seg_and_sr_per_artery(out):
         _label_p02(base, state.token)
     assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
     case = out / "cases" / "P02"
+    report = (case / "report.html").read_text()
+    assert "Coronary calcium (LM, LAD, LCX, RCA), lesions assigned by reader r1" in report
     seg = pydicom.dcmread(case / "calcium.seg.dcm")
     segments = {s.SegmentLabel: s for s in seg.SegmentSequence}
     assert {"LM", "LAD", "LCX", "RCA", "bone", "noise"} <= set(segments)

@@ -191,6 +191,8 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
     scope = s.get("scope") or ""
     covers = (f" ({html.escape(', '.join((s.get('scope_regions') or '').split(';')))})"
               if s.get("scope_regions") else "")
+    if s.get("region_source") == "reader":
+        covers += f", lesions assigned by reader {html.escape(str(s.get('reader') or ''))}"
     vessels = f"/{s['cac_drs_vessels']}" if s.get("cac_drs_vessels") else ""
     risk = (f" &middot; risk category {_fmt(s.get('risk_category'))} &middot; CAC-DRS "
             f"{_fmt(s.get('cac_drs'))}{html.escape(vessels)}" if s.get("risk_category") else "")
