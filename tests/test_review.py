@@ -122,6 +122,18 @@ def test_api_answers_with_the_documented_status_codes(out):
         assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
                     body={"label": "LAD", "reader": "bad name!"})[0] == 400
         assert call(base, "POST", "/api/cases", token=tok)[0] == 405
+        for header in (f"token {tok}", f"Bearer {tok}"):  # other ways to carry the token
+            req = urllib.request.Request(base + "/api/cases", headers={"Authorization": header})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == 200
+        assert call(base, "GET", f"/api/cases?token={tok}")[0] == 200
+        assert call(base, "GET", "/api/cases?token=wrong")[0] == 403
+        with urllib.request.urlopen(f"{base}/?token={tok}", timeout=30) as r:
+            cookie = r.headers["Set-Cookie"].split(";")[0]
+        assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
+        req = urllib.request.Request(base + "/api/cases", headers={"Cookie": cookie})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
         status, body = call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
                             body={"label": "LAD", "reader": "r1"})
         assert status == 200 and json.loads(body)["scores"]["labels"]["LAD"]["agatston"] > 0

@@ -2,7 +2,8 @@
 
 Served by the standard library's threading HTTP server on 127.0.0.1 (by default). Every
 server start makes a new token (as Jupyter does); the URL printed carries it, and every API
-request must send it (header ``X-Vascalc-Token`` or ``?token=``): 403 otherwise. The Host
+request must send it (header ``X-Vascalc-Token``, ``Authorization: token ...`` or
+``Bearer ...``, ``?token=``, or the cookie the page gets when opened with it): 403 otherwise. The Host
 header must name this server (a page of another site cannot reach it by DNS rebinding).
 Reads go to OUT/reads.sqlite (:mod:`pipeline.review.store`) before the answer is sent.
 
@@ -12,8 +13,8 @@ API (JSON; the page uses it, scripts and tests can too):
 - ``GET /api/cases``: every case with its status, lesion count and this reader's progress;
 - ``GET /api/cases/{case_id}``: the scan's shape and spacing, slices with lesions;
 - ``GET /api/cases/{case_id}/lesions``: each lesion (``lesion_id`` as in lesions.csv) with
-  its slices, Agatston, volume, suggested label, this reader's label and slice labels, and
-  every reader's label;
+  its slices, Agatston, volume, suggested label, this reader's ``label`` and slice labels,
+  and ``labels``: every reader's label of the lesion;
 - ``GET /api/cases/{case_id}/scores``: this reader's per-label and coronary scores;
 - ``GET /api/cases/{case_id}/image/{k}`` and ``.../lesionmap/{k}``: slice k as little-endian
   int16 HU and int32 lesion ids (0 = none), row by row;
@@ -33,6 +34,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -139,8 +141,8 @@ class ReviewApp:
                          "parts": [{"slice": k, "agatston": view.parts[(lid, k)][0],
                                     "volume_mm3": view.parts[(lid, k)][1]}
                                    for k in le["slices"]],
-                         "labels_by_reader": {r: rd.lesion.get(lid, "") for r, rd in others.items()
-                                              if rd.lesion.get(lid)}})
+                         "labels": {r: rd.lesion[lid] for r, rd in others.items()
+                                    if rd.lesion.get(lid)}})
         return rows
 
     def put(self, case_id: str, lesion_id: str, slice_index: str | None,
@@ -199,9 +201,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:  # no request log (ids in paths)
         return
 
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
+    def _page_cookie(self) -> str | None:
+        """Opened with the right token: a cookie that carries it (this port's, same-site only),
+        so the page and a browser session need not repeat it."""
+        given = (parse_qs(urlsplit(self.path).query).get("token") or [""])[0]
+        if given and hmac.compare_digest(given.encode(), self.app.token.encode()):
+            return (f"vascalc_token_{self.port}={self.app.token}; HttpOnly; SameSite=Strict; "
+                    "Path=/")
+        return None
+
+    def _send(self, status: int, body: bytes, ctype: str, cookie: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        if cookie:
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -218,11 +231,21 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         if url.path.startswith("/api/"):
-            given = self.headers.get("X-Vascalc-Token") or (query.get("token") or [""])[0]
-            if not hmac.compare_digest(given.encode(), self.app.token.encode()):
+            if not hmac.compare_digest(self._token(query).encode(), self.app.token.encode()):
                 raise HttpError(403, "missing or wrong token: open the URL vascalc review "
                                      "printed (it carries the token)")
         return url.path, query
+
+    def _token(self, query: dict[str, list[str]]) -> str:
+        """The token a request carries: X-Vascalc-Token, Authorization (token or Bearer), the
+        query's token=, or the cookie the page set when it was opened with the token."""
+        auth = (self.headers.get("Authorization") or "").split()
+        if len(auth) == 2 and auth[0].lower() in ("token", "bearer"):
+            return auth[1]
+        cookies = SimpleCookie(self.headers.get("Cookie") or "")
+        cookie = cookies.get(f"vascalc_token_{self.port}")
+        return (self.headers.get("X-Vascalc-Token") or (query.get("token") or [""])[0]
+                or (cookie.value if cookie else ""))
 
     def _handle(self, method: str) -> None:
         try:
@@ -249,7 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _get(self, path: str, reader: str) -> None:
         app = self.app
         if path in ("/", "/index.html"):
-            self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
+            self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8",
+                       cookie=self._page_cookie())
             return
         if path == "/api/config":
             self._json(200, {"reader": reader, "readers": app.store.readers(),
