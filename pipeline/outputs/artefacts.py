@@ -16,7 +16,6 @@ from ..config import Config
 from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..types import CTVolume, ScanResult
-from . import figures
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
 from .report import case_html, html_to_pdf
 from .tables import write_atomic
@@ -34,7 +33,7 @@ def preload(config: Config) -> None:
     r = config.report
     if not r.enabled:
         return
-    figures._plt()
+    from . import key_images  # noqa: F401  # lazy: Pillow, for key images only
     if r.pdf:
         import xhtml2pdf.pisa  # noqa: F401  # lazy: xhtml2pdf, for PDF reports only
     if r.dicom_seg or r.dicom_sr:
@@ -76,15 +75,17 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
             slices[k] = (f"slice {k + 1} of {volume.shape[0]} ({where}z {z:.1f} mm): lesion "
                          f"{le.lesion_id}, {le.volume_mm3:.0f} mm3", [])
         slices[k][1].append((r, c, radius))
+    from . import key_images  # lazy: Pillow, for key images only
+
     regions, colouring = scored.region_labels, None
     if regions is not None:  # territory colours, with a legend
-        colouring = figures.territory_colouring(scored.region_names, scored.region_classes)
-    images = figures.key_images(volume.hu, bands, [(k, t, m) for k, (t, m) in slices.items()],
-                                volume.spacing_mm, regions=regions, colouring=colouring,
-                                direction=volume.direction)
+        colouring = key_images.territory_colouring(scored.region_names, scored.region_classes)
+    images = key_images.key_images(volume.hu, bands, [(k, t, m) for k, (t, m) in slices.items()],
+                                   volume.spacing_mm, regions=regions, colouring=colouring,
+                                   direction=volume.direction)
     names = [f"key_image_{i + 1}.png" for i in range(len(images))]
     if largest and volume.shape[0] >= MIP_MIN_SLICES:  # a MIP of a few slices shows nothing
-        images.append(("coronal maximum intensity projection", figures.mip_image(
+        images.append(("coronal maximum intensity projection", key_images.mip_image(
             volume.hu, bands, volume.spacing_mm, regions=regions, colouring=colouring)))
         names.append("mip.png")
     for name, (_, png) in zip(names, images):
