@@ -53,16 +53,20 @@ def wall(cmd: list[str], repeats: int = 3) -> float:
     return best
 
 
-def first_run(folder: Path, out: Path, *, compiled: bool) -> float:
-    """One run after removing the bytecode caches of the package; with ``compiled``, after
-    compiling them again as `make` does when it installs (a fresh install's state)."""
-    for cache in (ROOT / "pipeline").rglob("__pycache__"):
-        shutil.rmtree(cache)
-    if compiled:
-        subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "pipeline")], check=True)
-    t = time.perf_counter()
-    subprocess.run(run(folder, out), check=False, capture_output=True, env=ENV)
-    return time.perf_counter() - t
+def first_run(folder: Path, out: Path, *, compiled: bool, repeats: int = 3) -> float:
+    """A run right after removing the bytecode caches of the package; with ``compiled``,
+    after compiling them again as `make` does when it installs (a fresh install's state).
+    Best of ``repeats``, like the warm runs it is compared with."""
+    best = float("inf")
+    for _ in range(repeats):
+        for cache in (ROOT / "pipeline").rglob("__pycache__"):
+            shutil.rmtree(cache)
+        if compiled:
+            subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "pipeline")], check=True)
+        t = time.perf_counter()
+        subprocess.run(run(folder, out), check=False, capture_output=True, env=ENV)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def demo(out: Path) -> tuple[float, float]:
