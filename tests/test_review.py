@@ -475,11 +475,16 @@ def test_reader_labels_lesions_in_a_real_browser(out):
             page.keyboard.press("Shift+Digit1")
             page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='3'] "
                                    "td.label\").textContent.includes('LM@')")
+            # the run's masks suggest aorta for the rest: one click confirms them all
+            page.click("#accept")
+            page.wait_for_function("document.querySelector(\"#lesions tbody tr[data-lesion='11'] "
+                                   "td.label\").textContent.includes('aorta')")
             shown_before = page.inner_text("#scores")
             page.reload()
             open_p02()
             assert label_cell(2) == "LAD" and label_cell(1) == "bone" and label_cell(4) == "RCA"
             assert label_cell(3).startswith("LAD") and "LM@" in label_cell(3)
+            assert label_cell(5) == "aorta"
             assert page.inner_text("#scores") == shown_before
             page.click("#lesions tbody tr[data-lesion='3']")
             page.screenshot(path=str(ARTEFACTS / "review.png"))
@@ -499,3 +504,4 @@ def test_reader_labels_lesions_in_a_real_browser(out):
     assert shown["coronary"] == f"{float(scan['agatston']):.2f}"
     assert shown["risk"] == scan["risk_category"]
     assert float(regions["LM"]["agatston"]) > 0 and float(regions["bone"]["agatston"]) > 0
+    assert float(regions["aorta"]["agatston"]) > 0 and float(regions["outside"]["agatston"]) == 0
