@@ -22,7 +22,6 @@ import platform
 import signal
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +35,7 @@ from .case import failed_document, run_case
 from .config import Config
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
+from .io.dicom import can_fork
 from .outputs.artefacts import preload
 from .outputs.tables import json_text, table_files, to_csv, write_all
 from .result import reusable, table_rows, write_result
@@ -117,11 +117,10 @@ def _mp_context(config):
     the parent after importing what the cases need (workers start at once, nothing
     re-imported); with threads running, forkserver with the pipeline preloaded; elsewhere,
     spawn."""
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+    if can_fork():
         preload(config)
         return mp.get_context("fork")
-    if "forkserver" in methods:
+    if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["pipeline.batch", "pipeline.case", "pipeline.io.dicom"])
         return ctx

@@ -59,28 +59,24 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
         doc = _document(case, config, settings, fingerprint, result, seen["dicom_pid"], timings)
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
-        return failed_document(case, config, fingerprint, err.code, str(err), **_partial(seen),
+        return failed_document(case, config, fingerprint, err.code, str(err), **seen,
                                timings=timings)
     except MemoryError:
         err = OutOfMemoryError("not enough memory to load and score the series",
                                path=case.display_path)
-        return failed_document(case, config, fingerprint, err.code, str(err), **_partial(seen),
+        return failed_document(case, config, fingerprint, err.code, str(err), **seen,
                                timings=timings)
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the other cases
         log.error("case %s: internal error\n%s", case.case_id, traceback.format_exc())
         return failed_document(case, config, fingerprint, InternalError.code,
                                f"{case.display_path}: {type(exc).__name__}: {exc} -> "
-                               f"{InternalError.hint}", **_partial(seen), timings=timings)
+                               f"{InternalError.hint}", **seen, timings=timings)
     if reports:
         t0 = time.perf_counter()
         written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
                                                   volume, result, doc, settings)
         doc = with_artefacts(doc, written, error, time.perf_counter() - t0)
     return doc
-
-
-def _partial(seen: dict[str, Any]) -> dict[str, Any]:
-    return {"settings": seen["settings"], "dicom_pid": seen["dicom_pid"]}
 
 
 def score_case(case: Case, config: Config, *, timings: dict[str, float] | None = None,

@@ -68,6 +68,14 @@ class OutputError(UsageError):
             "rerun reuses them")
 
 
+class ReviewError(UsageError):
+    """review, rescore or agreement cannot use a case: its files changed since the run,
+    scoring it again finds other lesions, or its result cannot be read."""
+
+    code = "REVIEW_UNAVAILABLE"
+    hint = "run vascalc run again over the same inputs with this vascalc, then review"
+
+
 class BusyOutputError(UsageError):
     """Another vascalc run is writing into the same output folder."""
 

@@ -126,13 +126,10 @@ def _scan_c(hu: np.ndarray, pixel_area_mm2: float, threshold_hu: float,
     data = np.ascontiguousarray(data)
     fmt = {np.dtype(np.int16): "h", np.dtype(np.int32): "i", np.dtype(np.float32): "f",
            np.dtype(np.float64): "d"}[data.dtype]
-    thr = float(threshold_hu)
-    if data.dtype.kind == "i":
-        # integer HU: v >= t  <=>  v >= ceil(t); a threshold above every value finds nothing
-        thr = float(np.ceil(thr))
     n_sl, n_r, n_c = data.shape
+    # the kernel compares every value with the threshold in double precision, exactly
     (_, n_les, sl_idx, area, peak, sums, srow, scol, kept, lesion) = _ckernel.scan(
-        data, n_sl, n_r, n_c, fmt, thr, float(min_px), slice_connectivity == 8,
+        data, n_sl, n_r, n_c, fmt, float(threshold_hu), float(min_px), slice_connectivity == 8,
         int(lesion_connectivity))
     i8, f8 = np.int64, np.float64
     return SliceLesions(np.frombuffer(sl_idx, i8), np.frombuffer(area, i8), np.frombuffer(peak, f8),

@@ -298,7 +298,7 @@ def index_tree(root: str | os.PathLike, *, jobs: int = 1,
     same order."""
     root = Path(root)
     files, skipped = ([root], []) if root.is_file() else walk_files(root)
-    if jobs > 1 and len(files) >= PARALLEL_INDEX_MIN_FILES and _can_fork():
+    if jobs > 1 and len(files) >= PARALLEL_INDEX_MIN_FILES and can_fork():
         size = -(-len(files) // (4 * jobs))
         chunks = [files[i:i + size] for i in range(0, len(files), size)]
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as ex:
@@ -316,9 +316,11 @@ def index_tree(root: str | os.PathLike, *, jobs: int = 1,
 PARALLEL_INDEX_MIN_FILES = 256
 
 
-def _can_fork() -> bool:
-    """fork is safe (and cheapest) on Linux while no other thread runs."""
-    return sys.platform.startswith("linux") and threading.active_count() == 1
+def can_fork() -> bool:
+    """Whether to start workers by fork: safe (and cheapest) on Linux while no other thread
+    runs (a forked lock held by another thread would never be released)."""
+    return ("fork" in multiprocessing.get_all_start_methods()
+            and sys.platform.startswith("linux") and threading.active_count() == 1)
 
 
 def _read_headers(files: list[Path]) -> tuple[list[DicomHeader], list[tuple[str, str]]]:

@@ -219,6 +219,3 @@ def table_files(out: Path, rows: dict[str, list[dict[str, Any]]],
 def json_text(doc: Any) -> str:
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
-
-def write_json(path: Path, doc: Any) -> None:
-    write_atomic(path, json_text(doc))

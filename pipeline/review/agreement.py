@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import UsageError
 from ..outputs.columns import Column
 from ..outputs.tables import to_csv, write_all
-from .cases import case_documents, find_cases, load_view, reader_scores, run_config, run_record
+from .cases import load_view, open_run, reader_scores
 from .store import Reads, ReadStore, check_reader
 
 AGREEMENT_COLUMNS = [
@@ -90,15 +90,13 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     ra, rb = (check_reader(r) for r in readers)
     if ra == rb:
         raise UsageError("give two different readers", hint="--readers r1,r2")
-    run = run_record(out)
-    config = run_config(run)
     store = ReadStore(out)
     both = sorted(set(store.cases_read(ra)) & set(store.cases_read(rb)))
     if not both:
         raise UsageError(f"no case was labelled by both {ra} and {rb}",
                          hint="check the reader names (vascalc review --reader)")
-    cases = find_cases(out, run, config)
-    docs = case_documents(out, [c for c in both if c in cases])
+    opened = open_run(out, both)
+    config, cases, docs = opened.config, opened.cases, opened.docs
     coronary = config.review.coronary()
     values: dict[str, list[tuple[float, float]]] = {m: [] for m in [*coronary, "coronary_total"]}
     risk: tuple[list[str], list[str]] = ([], [])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,12 @@ import numpy as np
 from ..case import score_case
 from ..config import Config, config_from_dict
 from ..discovery import Case, collect_cases
-from ..errors import UsageError, VascalcError
+from ..errors import ReviewError, UsageError, VascalcError
 from ..regions import matches
 from ..result import read_result, result_path
 from ..score import cac_drs, risk_category
 from ..types import LesionLabels
 from .store import Reads
-
-
-class ReviewError(VascalcError):
-    code = "REVIEW_UNAVAILABLE"
-    hint = "run vascalc run again over the same inputs with this vascalc, then review"
 
 
 def run_record(out: Path) -> dict[str, Any]:
@@ -53,8 +49,26 @@ def run_record(out: Path) -> dict[str, Any]:
     return run
 
 
-def run_config(run: dict[str, Any]) -> Config:
-    return config_from_dict(run["config"])
+@dataclass(frozen=True)
+class OpenRun:
+    """A finished run, opened for review: run.json, its config, its cases found again from
+    its inputs, and their results (of ``case_ids``, or of every case of the run)."""
+
+    run: dict[str, Any]
+    config: Config
+    cases: dict[str, Case]
+    docs: dict[str, dict[str, Any]]
+
+
+def open_run(out: Path, case_ids=None) -> OpenRun:
+    run = run_record(out)
+    config = config_from_dict(run["config"])
+    cases = find_cases(out, run, config)
+    if case_ids is None:
+        wanted = run.get("case_ids") or list(cases)
+    else:
+        wanted = [c for c in case_ids if c in cases]
+    return OpenRun(run, config, cases, case_documents(out, wanted))
 
 
 def find_cases(out: Path, run: dict[str, Any], config: Config) -> dict[str, Case]:
@@ -103,7 +117,13 @@ class CaseView:
     parts: dict[tuple[int, int], tuple[float, float]]  # (lesion, slice) -> (agatston, volume)
 
     def slices_of(self, lesion_id: int) -> list[int]:
-        return sorted(k for (les, k) in self.parts if les == lesion_id)
+        """The slices a lesion is on ([] for no such lesion)."""
+        le = self._by_id.get(lesion_id)
+        return le["slices"] if le else []
+
+    @cached_property
+    def _by_id(self) -> dict[int, dict[str, Any]]:
+        return {le["lesion_id"]: le for le in self.lesions}
 
 
 def load_view(case: Case, config: Config, doc: dict[str, Any]) -> CaseView:
@@ -131,15 +151,14 @@ def load_view(case: Case, config: Config, doc: dict[str, Any]) -> CaseView:
     parts = {(int(key // n_sl), int(key % n_sl)): (float(w * drow * dcol * scale), float(c * vv))
              for key, w, c in zip(keys, weights, counts)}
     suggestion = _suggestions(result.lesions, config)
-    lesions = []
-    for le in sorted({le.lesion_id: le for le in result.lesions}.values(),
-                     key=lambda le: le.lesion_id):
-        own = [(k2, v) for (lid, k2), v in parts.items() if lid == le.lesion_id]
-        lesions.append({
-            "lesion_id": le.lesion_id, "slices": sorted(k2 for k2, _ in own),
-            "agatston": math.fsum(v[0] for _, v in own),
-            "volume_mm3": math.fsum(v[1] for _, v in own), "peak_hu": le.peak_hu,
-            "suggestion": suggestion.get(le.lesion_id, "")})
+    own: dict[int, list[int]] = {}
+    for lid, k2 in sorted(parts):  # the parts of each lesion, in slice order
+        own.setdefault(lid, []).append(k2)
+    peak = {le.lesion_id: le.peak_hu for le in result.lesions}
+    lesions = [{"lesion_id": lid, "slices": ks,
+                "agatston": math.fsum(parts[(lid, k2)][0] for k2 in ks),
+                "volume_mm3": math.fsum(parts[(lid, k2)][1] for k2 in ks), "peak_hu": peak[lid],
+                "suggestion": suggestion.get(lid, "")} for lid, ks in sorted(own.items())]
     hu = np.clip(vox.hu, -32768, 32767).astype(np.int16)
     return CaseView(case.case_id, hu, vox.lesion_labels.astype(np.int32),
                     tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]

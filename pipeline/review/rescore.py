@@ -15,18 +15,10 @@ from typing import Any
 from ..batch import output_lock, rebuild
 from ..case import run_case
 from ..config import Config
-from ..errors import UsageError
+from ..errors import ReviewError, UsageError
 from ..outputs.tables import json_text, write_all
 from ..result import write_result
-from .cases import (
-    ReviewError,
-    case_documents,
-    find_cases,
-    lesion_ids,
-    lesion_labels,
-    run_config,
-    run_record,
-)
+from .cases import lesion_ids, lesion_labels, open_run
 from .store import Reads, ReadStore
 
 
@@ -60,13 +52,11 @@ def check_reads(reads: Reads, doc: dict[str, Any], config: Config) -> None:
 def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = None,
             on_case=None) -> dict[str, Any]:
     """Rescore the reader's cases, rebuild the tables; returns the run summary."""
-    run = run_record(out)
-    config = run_config(run)
     store = ReadStore(out)
     reader = pick_reader(store, reader)
     with output_lock(out):
-        cases = find_cases(out, run, config)
-        docs = case_documents(out, run.get("case_ids") or cases)
+        opened = open_run(out)
+        run, config, cases, docs = opened.run, opened.config, opened.cases, opened.docs
         todo = [cid for cid in store.cases_read(reader) if cid in docs and cid in cases
                 and docs[cid]["scan"]["status"] == "ok"]
         rescored = []

@@ -44,15 +44,12 @@ from ..config import Config
 from ..errors import VascalcError
 from .cases import (
     CaseView,
-    case_documents,
-    find_cases,
     lesion_ids,
     load_view,
+    open_run,
     reader_scores,
-    run_config,
-    run_record,
 )
-from .store import ReadStore, check_reader
+from .store import Reads, ReadStore, check_reader
 
 PAGE = Path(__file__).with_name("page.html")
 #: case views kept in memory (a 512 x 512 x 300 scan takes about 240 MB with its labels)
@@ -71,10 +68,9 @@ class ReviewApp:
     def __init__(self, out: Path, *, reader: str):
         self.out = Path(out)
         self.reader = check_reader(reader)
-        self.run = run_record(self.out)
-        self.config: Config = run_config(self.run)
-        self.cases = find_cases(self.out, self.run, self.config)
-        self.docs = case_documents(self.out, self.run.get("case_ids") or self.cases)
+        opened = open_run(self.out)
+        self.config: Config = opened.config
+        self.cases, self.docs = opened.cases, opened.docs
         self.store = ReadStore(self.out)
         self.token = secrets.token_urlsafe(24)
         self.labels = self.config.review.by_name()
@@ -130,8 +126,8 @@ class ReviewApp:
 
     def lesions(self, case_id: str, reader: str) -> list[dict[str, Any]]:
         view = self.view(case_id)
-        mine = self.store.reads(reader, case_id)
         others = {r: self.store.reads(r, case_id) for r in self.store.readers()}
+        mine = others.get(reader) or Reads()
         rows = []
         for le in view.lesions:
             lid = le["lesion_id"]
@@ -148,8 +144,7 @@ class ReviewApp:
     def put(self, case_id: str, lesion_id: str, slice_index: str | None,
             body: dict[str, Any]) -> dict[str, Any]:
         view = self.view(case_id)
-        if not re.fullmatch(r"[0-9]{1,9}", lesion_id) or int(lesion_id) not in {
-                le["lesion_id"] for le in view.lesions}:
+        if not re.fullmatch(r"[0-9]{1,9}", lesion_id) or not view.slices_of(int(lesion_id)):
             raise HttpError(404, f"case {case_id} has no lesion {lesion_id!r}")
         lid = int(lesion_id)
         k = None
@@ -160,7 +155,7 @@ class ReviewApp:
                                      f"{slice_index!r} (its slices: {view.slices_of(lid)})")
             k = int(slice_index)
         label = self.label(body.get("label"))
-        reader = self._reader(body.get("reader"))
+        reader = self.reader_name(body.get("reader"))
         rid = self.store.add(reader=reader, case_id=case_id, lesion_id=lid, slice_index=k,
                              label=label)
         return {"ok": True, "read_id": rid,
@@ -180,7 +175,7 @@ class ReviewApp:
         raise HttpError(400, f"unknown label {given!r}; allowed: {', '.join(self.labels)}",
                         allowed=list(self.labels))
 
-    def _reader(self, given: Any) -> str:
+    def reader_name(self, given: Any) -> str:
         name = self.reader if given in (None, "") else given
         try:
             return check_reader(name)
@@ -250,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             path, query = self._guard()
-            reader = self.app._reader((query.get("reader") or [None])[0])
+            reader = self.app.reader_name((query.get("reader") or [None])[0])
             if method == "GET":
                 self._get(path, reader)
             else:
@@ -327,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.app.doc(m.group(1))
             if not isinstance(body.get("done"), bool):
                 raise HttpError(400, "give {\"done\": true or false}")
-            self.app.store.mark(reader=self.app._reader(body.get("reader")),
+            self.app.store.mark(reader=self.app.reader_name(body.get("reader")),
                                 case_id=m.group(1), done=body["done"])
             self._json(200, {"ok": True})
             return
