@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py pipeline/_ckernel.c | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py pipeline/vascalc/core/_ckernel.c | sha256sum | cut -c1-12)
 PHANTOMS := sample_data/phantoms
 
 .PHONY: demo test venv sample-data bench clean
@@ -12,9 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py pipeline/_ckernel.c
+$(STAMP): $(BIN)/python pyproject.toml setup.py pipeline/vascalc/core/_ckernel.c
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m compileall -q pipeline  # bytecode now: the first run starts as fast as later ones
+	$(BIN)/python -m compileall -q pipeline/vascalc  # bytecode now: the first run starts as fast as later ones
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

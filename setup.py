@@ -1,4 +1,4 @@
-"""Build the optional C kernel (pipeline._ckernel). Everything else is in pyproject.toml.
+"""Build the optional C kernel (vascalc.core._ckernel). Everything else is in pyproject.toml.
 
 The extension is optional: without a C compiler the install still succeeds and vascalc uses
 its scipy reference engine (same results, slower); ``vascalc run`` records the engine used.
@@ -6,5 +6,5 @@ its scipy reference engine (same results, slower); ``vascalc run`` records the e
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("pipeline._ckernel", ["pipeline/_ckernel.c"], optional=True,
+setup(ext_modules=[Extension("vascalc.core._ckernel", ["pipeline/vascalc/core/_ckernel.c"], optional=True,
                              extra_compile_args=["-O3"])])

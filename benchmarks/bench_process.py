@@ -6,7 +6,7 @@ Writes (once, into --workdir) a 512x512x300 series, a 512x512x64 series, a JPEG-
 of the 64-slice series (transcoded with SimpleITK) and 8 distinct 300-slice series; then
 times, best of 3 wall-clock runs of fresh processes:
 
-- decode-only: a Python process that only reads the series with pipeline.io.dicom;
+- decode-only: a Python process that only reads the series with vascalc.io.dicom;
 - vascalc run: the whole command (imports, numba cache load, scoring, tables, run.json);
 - naive: plain pydicom per file + per-slice skimage.measure.label + a loop over labels;
 - sitk decode-only: a process that only reads the JPEG-lossless series with SimpleITK;
@@ -86,7 +86,7 @@ def demo(out: Path) -> tuple[float, float]:
 
 
 def decode_only(folder: Path) -> list[str]:
-    return [PY, "-c", "import sys; sys.path.insert(0, %r); from pipeline.io.dicom import "
+    return [PY, "-c", "import sys; sys.path.insert(0, %r); from vascalc.io.dicom import "
             "index_tree, load_series; load_series(index_tree(%r)[0])" % (str(ROOT), str(folder))]
 
 

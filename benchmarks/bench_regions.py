@@ -7,7 +7,7 @@ Writes a synthetic CT and N binary NIfTI masks on its grid in TotalSegmentator's
 
 - full:  every mask resampled to a full boolean array on the CT grid and kept (the baseline
          a straightforward loader pays: one CT-sized array per structure);
-- boxed: pipeline.io.masks.load_regions (each mask kept as its bounding box).
+- boxed: vascalc.io.masks.load_regions (each mask kept as its bounding box).
 
 Printed as ratios boxed / full, since machines here are noisy.
 """
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from pipeline.io.nifti import load_nifti
-from pipeline.io import masks as M
+from vascalc.io.nifti import load_nifti
+from vascalc.io import masks as M
 from pathlib import Path
 vol = load_nifti({ct!r})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

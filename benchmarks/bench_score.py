@@ -6,10 +6,10 @@ Writes a synthetic uncompressed CT series (body, spine, ribs-like bone, plaques,
 times in this one process, each best of a few repeats:
 
 - raw:     reading every file's bytes (the floor any reader pays);
-- load:    pipeline.io.dicom (header pass, sort, bytes into one int16 volume, HU in place);
+- load:    vascalc.io.dicom (header pass, sort, bytes into one int16 volume, HU in place);
 - sitk:    SimpleITK's ImageSeriesReader on the same files;
 - thresh:  one numpy threshold pass over the volume;
-- score:   pipeline.analyse (segmentation and scores);
+- score:   vascalc.analyse (segmentation and scores);
 - interp:  ``volume_method: interpolated`` on the volume read as 3 mm slices, against the
            voxel count on the same (an extra labelling pass and the interpolation);
 - naive:   the pipeline users would otherwise write: pydicom per file with pixel_array and
@@ -94,8 +94,8 @@ def naive(files):
 
 def peak_memory(folder: Path) -> float:
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r});"
-            "from pipeline.io.dicom import index_tree, load_series;"
-            "from pipeline.analyse import analyse; from pipeline.config import Config;"
+            "from vascalc.io.dicom import index_tree, load_series;"
+            "from vascalc.analyse import analyse; from vascalc.config.schema import Config;"
             f"h,_=index_tree({str(folder)!r}); v=load_series(h);"
             "analyse(v, Config(), case_id='b');"
             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
@@ -114,9 +114,9 @@ def main() -> None:
 
     import SimpleITK as sitk
 
-    from pipeline.analyse import analyse
-    from pipeline.config import Config
-    from pipeline.io.dicom import index_tree, load_series
+    from vascalc.analyse import analyse
+    from vascalc.config.schema import Config
+    from vascalc.io.dicom import index_tree, load_series
 
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="vascalc-bench-"))
     if not any(tmp.glob("*.dcm")):
@@ -149,9 +149,9 @@ def main() -> None:
     t_plain3, res3 = best(lambda: analyse(vol3, cfg, case_id="b"))
     t_interp, res_interp = best(lambda: analyse(vol3, cfg_interp, case_id="b"), repeats=2)
 
-    from pipeline.case import run_case
-    from pipeline.discovery import Case
-    from pipeline.outputs.tables import to_csv
+    from vascalc.run.case import run_case
+    from vascalc.run.discovery import Case
+    from vascalc.outputs.tables import to_csv
 
     def full():
         h, _ = index_tree(tmp)

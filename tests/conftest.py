@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.types import CTVolume
+from vascalc.records import CTVolume
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VASCALC_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -13,11 +13,11 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.analyse import analyse
-from pipeline.cli import app
-from pipeline.config import Config
-from pipeline.errors import VascalcError
-from pipeline.io.dicom import index_tree, load_series
+from vascalc.analyse import analyse
+from vascalc.cli.app import app
+from vascalc.config.schema import Config
+from vascalc.errors import VascalcError
+from vascalc.io.dicom import index_tree, load_series
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 N = 6
@@ -264,7 +264,7 @@ def test_localizer_and_outlier_images_are_excluded_with_the_reason(tmp_path):
     shutil.copy(paths[0], extra)
     edit(extra, ImageOrientationPatient=[1, 0, 0, 0, 0, -1], SOPInstanceUID="1.2.3.4.5",
          ImageType=["ORIGINAL", "PRIMARY", "AXIAL"])
-    from pipeline.discovery import cases_from_tree
+    from vascalc.run.discovery import cases_from_tree
 
     cases, notes = cases_from_tree(tmp_path, Config())
     assert len(cases) == 1 and len(cases[0].headers) == N
@@ -279,7 +279,7 @@ def test_two_acquisitions_in_one_series_are_split(tmp_path):
         ds = pydicom.dcmread(p)
         ds.SeriesInstanceUID = pydicom.dcmread(a[0]).SeriesInstanceUID
         ds.save_as(p)
-    from pipeline.discovery import cases_from_tree
+    from vascalc.run.discovery import cases_from_tree
 
     cases, _ = cases_from_tree(tmp_path, Config())
     assert sorted(len(c.headers) for c in cases) == [N, N]
@@ -386,7 +386,7 @@ def test_localizers_and_projections_are_not_scored(tmp_path, image_type):
     shutil.copy(paths[0], scout / "s.dcm")
     edit(scout / "s.dcm", ImageType=image_type, SeriesInstanceUID="1.2.3.9",
          SOPInstanceUID="1.2.3.9.1")
-    from pipeline.discovery import cases_from_tree
+    from vascalc.run.discovery import cases_from_tree
 
     cases, notes = cases_from_tree(tmp_path, Config())
     assert [c.case_id for c in cases] == [f"{tmp_path.name}_s"]
@@ -399,8 +399,8 @@ def test_implausible_pixel_spacing_is_refused_by_name(tmp_path, spacing):
     """Found by the header fuzzer: a PixelSpacing of 3e-202 mm made the pixel area 0."""
     import pydicom
 
-    from pipeline.errors import GeometryError
-    from pipeline.io.dicom import index_tree, load_series
+    from vascalc.errors import GeometryError
+    from vascalc.io.dicom import index_tree, load_series
     from sample_data.dicom_writer import SeriesSpec, write_series
 
     write_series(tmp_path / "s", np.zeros((3, 8, 8)), SeriesSpec(signed=True, intercept=0.0))

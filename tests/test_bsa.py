@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.bsa import FORMULAS, body_surface_area
-from pipeline.errors import AnthropometryError
+from vascalc.core.bsa import FORMULAS, body_surface_area
+from vascalc.errors import AnthropometryError
 
 # published values for 170 cm / 70 kg (issue #2; each formula's paper)
 EXPECTED = {"dubois": 1.810, "mosteller": 1.818, "haycock": 1.826, "gehan_george": 1.831,

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import load_config
+from vascalc.cli.app import app
+from vascalc.config.schema import load_config
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 
@@ -59,8 +59,8 @@ def test_calibrate_reads_a_nifti_phantom(tmp_path):
     """Micro-CT phantoms often come as NIfTI: the same phantom through its affine."""
     import nibabel as nib
 
-    from pipeline.io.dicom import index_tree, load_series
-    from pipeline.io.masks import affine_ras
+    from vascalc.io.dicom import index_tree, load_series
+    from vascalc.io.masks import affine_ras
 
     ph = phantom(tmp_path)
     vol = load_series(index_tree(ph / "ct")[0], require_hu=False)  # a water phantom: no air

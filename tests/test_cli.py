@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.outputs.columns import names
+from vascalc.cli.app import app
+from vascalc.results.columns import names
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CFG = ROOT / "configs" / "sample_data.yaml"

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError
+from vascalc.config.schema import Config, load_config
+from vascalc.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

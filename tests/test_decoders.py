@@ -18,9 +18,9 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pipeline.analyse import analyse
-from pipeline.config import Config
-from pipeline.io.dicom import index_tree, load_series
+from vascalc.analyse import analyse
+from vascalc.config.schema import Config
+from vascalc.io.dicom import index_tree, load_series
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 

@@ -8,14 +8,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipeline.errors import (
+from vascalc.errors import (
     DecodeError,
     DuplicateSliceError,
     MissingRescaleError,
     MissingSliceError,
     NotDicomError,
 )
-from pipeline.io.dicom import index_tree, load_series
+from vascalc.io.dicom import index_tree, load_series
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 
@@ -207,7 +207,7 @@ def _with_sequences(path: Path, *, implicit: bool, undefined: bool) -> None:
 @pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
 @pytest.mark.parametrize("undefined", [False, True], ids=["defined", "undefined"])
 def test_fast_header_parser_equals_pydicom(tmp_path, implicit, undefined):
-    from pipeline.io.dicom_header import read_header
+    from vascalc.io.dicom_header import read_header
 
     hu = phantom_hu(n=3)
     paths = write_series(tmp_path, hu, SeriesSpec(patient_size_m=1.7, patient_weight_kg=70,
@@ -223,7 +223,7 @@ def test_fast_header_parser_equals_pydicom(tmp_path, implicit, undefined):
 
 
 def test_fast_header_parser_equals_pydicom_on_real_files():
-    from pipeline.io.dicom_header import read_header
+    from vascalc.io.dicom_header import read_header
     from tests.conftest import shared_path
 
     root = shared_path()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.bsa import FORMULAS
-from pipeline.errors import error_table
-from pipeline.outputs.columns import TABLES
+from vascalc.core.bsa import FORMULAS
+from vascalc.errors import error_table
+from vascalc.results.columns import TABLES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -34,7 +34,7 @@ def test_every_bsa_formula_is_in_the_readme():
 
 
 def test_every_preset_and_profile_is_in_the_readme():
-    from pipeline.config import PRESETS
+    from vascalc.config.schema import PRESETS
 
     for name in PRESETS:
         assert f"`{name}`" in README, name

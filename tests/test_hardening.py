@@ -22,14 +22,14 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import batch
-from pipeline.cli import app
-from pipeline.config import Config, config_from_dict, load_config
-from pipeline.discovery import Case, cases_from_tree, collect_cases
-from pipeline.errors import BusyOutputError, ConfigError
-from pipeline.io.dicom import index_tree, load_series
-from pipeline.outputs.columns import PROGRESSION
-from pipeline.progression import pair_rows
+from vascalc.run import batch
+from vascalc.cli.app import app
+from vascalc.config.schema import Config, config_from_dict, load_config
+from vascalc.run.discovery import Case, cases_from_tree, collect_cases
+from vascalc.errors import BusyOutputError, ConfigError
+from vascalc.io.dicom import index_tree, load_series
+from vascalc.results.columns import PROGRESSION
+from vascalc.cohort.progression import pair_rows
 from sample_data.dicom_writer import SeriesSpec, write_series
 from tests.test_bad_inputs import (
     EXPECTED_AGATSTON,
@@ -224,7 +224,7 @@ def test_a_dying_worker_fails_only_its_own_case(tmp_path, monkeypatch):
 
 
 def test_workers_die_with_a_killed_parent(sample_data, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run",
+    proc = subprocess.Popen([sys.executable, "-m", "vascalc", "run",
                              str(sample_data / "manifest.csv"), "--out", str(tmp_path / "o"),
                              "-j", "2", "-q", "--report"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -283,7 +283,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_by_name(tmp_path):
             with _in_child_lock(out):
                 pass
         # the CLI in this process shares the lock; a subprocess does not
-        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(tmp_path / "s"),
+        proc = subprocess.run([sys.executable, "-m", "vascalc", "run", str(tmp_path / "s"),
                                "--out", str(out), "-q"], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
     assert proc.returncode == 2 and "OUTPUT_BUSY" in proc.stderr
@@ -332,7 +332,7 @@ def test_merge_takes_only_each_parts_own_cases_and_every_shard(sample_data, tmp_
 
 
 def test_a_full_disk_changes_no_table(sample_data, tmp_path, monkeypatch):
-    from pipeline.outputs import tables
+    from vascalc.outputs import tables
 
     out = tmp_path / "o"
     assert run("run", sample_data / "P04" / "dicom", "--out", out, "-q", "-j", "1").exit_code == 0
@@ -374,7 +374,7 @@ def test_the_header_pass_in_workers_gives_the_serial_result(tmp_path):
     (tmp_path / "t" / "b" / "notes.txt").write_text("not DICOM")
     script = f"""
 import json, os
-import pipeline.io.dicom as d
+import vascalc.io.dicom as d
 real = d._read_headers
 def tagged(files):  # the worker's pid rides along with the skipped list
     h, s = real(files)
@@ -421,7 +421,7 @@ def test_symlinked_series_folders_are_followed(tmp_path):
 
 
 def test_output_files_follow_the_umask(tmp_path):
-    from pipeline.outputs import tables
+    from vascalc.outputs import tables
 
     series(tmp_path / "s")
     assert run("run", tmp_path / "s", "--out", tmp_path / "o", "-q", "-j", "1").exit_code == 0
@@ -490,7 +490,7 @@ def test_seg_and_sr_are_written_from_anonymised_sources(tmp_path):
 
 
 def test_artefact_errors_carry_no_identity(tmp_path, monkeypatch):
-    from pipeline.outputs import artefacts
+    from vascalc.outputs import artefacts
 
     series(tmp_path / "s")
     name = str(pydicom.dcmread(next((tmp_path / "s").iterdir())).PatientName)
@@ -570,8 +570,8 @@ def test_covariates_have_the_same_types_in_csv_and_parquet(tmp_path):
 
 def test_lesion_pieces_count_their_own_slices(sample_data, tmp_path):
     """A plaque on slices 1-4 split by a region boundary after slice 2: each piece spans 2."""
-    from pipeline.analyse import analyse
-    from pipeline.types import CTVolume
+    from vascalc.analyse import analyse
+    from vascalc.records import CTVolume
 
     hu = np.full((5, 10, 10), -50, dtype=np.int16)
     hu[1:5, 3:6, 3:6] = 300
@@ -627,13 +627,13 @@ def test_case_ids_do_not_depend_on_the_root_given(sample_data, tmp_path):
 @pytest.mark.parametrize("age, years", [("067Y", 67.0), ("006M", 0.5), ("026W", 26 / 52.1775),
                                         ("010D", 10 / 365.25), ("67", None), ("", None)])
 def test_patient_age_in_years(age, years):
-    from pipeline.result import age_years
+    from vascalc.results.document import age_years
 
     assert age_years(age) == (None if years is None else pytest.approx(years))
 
 
 def test_reports_print_no_library_warnings_on_the_console(sample_data, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run",
+    proc = subprocess.run([sys.executable, "-m", "vascalc", "run",
                            str(sample_data / "P01_T1" / "dicom"), "--out", str(tmp_path / "o"),
                            "-q", "-j", "1", "--report"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)

@@ -7,9 +7,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipeline.analyse import analyse
-from pipeline.config import Config
-from pipeline.io.dicom import index_tree, load_series
+from vascalc.analyse import analyse
+from vascalc.config.schema import Config
+from vascalc.io.dicom import index_tree, load_series
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 hd = pytest.importorskip("highdicom")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.analyse import analyse
-from pipeline.cli import app
-from pipeline.config import Config
-from pipeline.errors import NotCTError
-from pipeline.io.dicom import index_tree, load_series
-from pipeline.io.nifti import load_nifti
+from vascalc.analyse import analyse
+from vascalc.cli.app import app
+from vascalc.config.schema import Config
+from vascalc.errors import NotCTError
+from vascalc.io.dicom import index_tree, load_series
+from vascalc.io.nifti import load_nifti
 from sample_data.dicom_writer import SeriesSpec, write_series
 from tests.conftest import shared_path
 

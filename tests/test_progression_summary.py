@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.progression import pair_rows
-from pipeline.summary import summarise, summarise_groups
+from vascalc.cli.app import app
+from vascalc.cohort.progression import pair_rows
+from vascalc.cohort.summary import summarise, summarise_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pipeline.analyse import analyse
-from pipeline.config import Config
+from vascalc.analyse import analyse
+from vascalc.config.schema import Config
 from tests.conftest import volume
 
 CFG = Config(scoring={"mass_calibration_mg_per_cm3_per_hu": 0.8})
@@ -87,7 +87,7 @@ def test_inputs_are_never_modified(hu, spacing):
        st.sampled_from(["float32", "float64", "int16", "int32", "uint16", "int8"]),
        st.sampled_from([130.0, 129.5, 200.25, 40000.0, -40000.0]))
 def test_streaming_kernel_equals_scipy_reference(hu, conn, link, min_area, dtype, threshold):
-    from pipeline.segment import find_slice_lesions
+    from vascalc.core.lesions import find_slice_lesions
 
     if dtype[0] in "iu":  # integer HU: floored and clipped into the type's range
         info = np.iinfo(dtype)
@@ -111,7 +111,7 @@ def test_c_kernel_is_built_where_a_compiler_is():
 
     import pytest
 
-    from pipeline import segment
+    from vascalc.core import lesions as segment
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler on this machine: the scipy engine serves")

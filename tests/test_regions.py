@@ -9,11 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline.analyse import analyse
-from pipeline.config import Config
-from pipeline.errors import RegionError
-from pipeline.io.masks import affine_ras, load_regions
-from pipeline.types import CTVolume
+from vascalc.analyse import analyse
+from vascalc.config.schema import Config
+from vascalc.errors import RegionError
+from vascalc.io.masks import affine_ras, load_regions
+from vascalc.records import CTVolume
 from tests.conftest import shared_path
 
 SPACING = (3.0, 0.5, 0.5)
@@ -156,8 +156,8 @@ def test_label_map_with_a_label_table(tmp_path):
 def test_totalsegmentator_masks_match_scoring_each_mask_by_hand():
     from skimage.measure import label
 
-    from pipeline.io.nifti import load_nifti
-    from pipeline.score import density_weight
+    from vascalc.io.nifti import load_nifti
+    from vascalc.core.score import density_weight
 
     ct_path = shared_path("totalsegmentator_example", "example_ct_sm.nii.gz")
     seg = shared_path("totalsegmentator_example", "example_seg_fast")
@@ -188,7 +188,7 @@ def test_totalsegmentator_masks_match_scoring_each_mask_by_hand():
 
 
 def test_contrast_in_the_aorta_is_flagged_or_refused():
-    from pipeline.errors import ContrastError
+    from vascalc.errors import ContrastError
 
     hu = np.full((3, 16, 16), 20, dtype=np.int16)
     hu[:, 4:10, 4:10] = 180  # enhanced lumen
@@ -206,7 +206,7 @@ def test_contrast_in_the_aorta_is_flagged_or_refused():
 
 
 def test_the_siemens_contrast_example_is_flagged():
-    from pipeline.io.dicom import index_tree, load_series
+    from vascalc.io.dicom import index_tree, load_series
 
     folder = shared_path("totalsegmentator_example", "example_ct_dicom")
     vol = load_series(index_tree(folder)[0])
@@ -215,8 +215,8 @@ def test_the_siemens_contrast_example_is_flagged():
 
 
 def test_the_unenhanced_totalsegmentator_nifti_is_not_flagged():
-    from pipeline.contrast import contrast_evidence
-    from pipeline.io.nifti import load_nifti
+    from vascalc.core.contrast import contrast_evidence
+    from vascalc.io.nifti import load_nifti
 
     # this NIfTI example's aortic lumen reads about 40 HU: blood without contrast
     vol = load_nifti(shared_path("totalsegmentator_example", "example_ct_sm.nii.gz"))
@@ -272,8 +272,8 @@ def test_cac_drs_vessel_count():
 
 
 def test_aortic_profile_on_the_totalsegmentator_example():
-    from pipeline.config import load_config
-    from pipeline.io.nifti import load_nifti
+    from vascalc.config.schema import load_config
+    from vascalc.io.nifti import load_nifti
 
     vol = load_nifti(shared_path("totalsegmentator_example", "example_ct_sm.nii.gz"))
     masks = load_regions(vol, str(shared_path("totalsegmentator_example", "example_seg_fast")))
@@ -292,7 +292,7 @@ def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
 
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from vascalc.cli.app import app
 
     runner = CliRunner()
     series = sample_data / "P03" / "dicom"
@@ -314,7 +314,7 @@ def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
 def test_bone_heuristic_leaves_the_vascular_truth(sample_data, sample_truth):
     """The phantom's spine (a 10 cm3 block of 700 HU) is bone; its plaques are not: with the
     heuristic, the scan scores equal the hand-computed vascular-only truth."""
-    from pipeline.io.dicom import index_tree, load_series
+    from vascalc.io.dicom import index_tree, load_series
 
     cfg = Config(scoring={"scope": "bone_excluded", "mass_calibration_mg_per_cm3_per_hu": 0.8})
     for case in ("P01_T1", "P02"):
@@ -333,7 +333,7 @@ def test_bone_heuristic_leaves_the_vascular_truth(sample_data, sample_truth):
 def test_region_masks_are_kept_as_their_bounding_box():
     """A small structure in a large scan costs its box, not the scan; growing and combining
     on boxes equals doing it on full arrays."""
-    from pipeline.regions import RegionMask, combine, grow, grow_region
+    from vascalc.core.regions import RegionMask, combine, grow, grow_region
 
     rng = np.random.default_rng(0)
     shape = (30, 200, 200)

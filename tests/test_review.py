@@ -23,11 +23,11 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config_review import ReviewConfig
-from pipeline.review.agreement import cohen_kappa, icc_2_1
-from pipeline.review.server import ReviewApp, make_server
-from pipeline.review.store import ReadStore
+from vascalc.cli.app import app
+from vascalc.config.review import ReviewConfig
+from vascalc.review.agreement import cohen_kappa, icc_2_1
+from vascalc.review.server import ReviewApp, make_server
+from vascalc.review.store import ReadStore
 from tests.test_reports import read, reported  # noqa: F401 - reported: the run, a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +209,7 @@ def test_a_killed_server_keeps_every_acknowledged_read(out):
 
 def start_server(out: Path, reader: str = "r1"):
     """`vascalc review` in its own process: (process, base URL, token)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "review", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "vascalc", "review", str(out),
                              "--port", "0", "--reader", reader], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(20):

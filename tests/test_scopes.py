@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.analyse import analyse
-from pipeline.cli import app
-from pipeline.config import Config
-from pipeline.errors import ScopeError
-from pipeline.io.masks import label_map_regions
-from pipeline.regions import RegionMask, merge_territories, region_class, union
-from pipeline.scopes import resolve_scope
-from pipeline.types import CTVolume
+from vascalc.analyse import analyse
+from vascalc.cli.app import app
+from vascalc.config.schema import Config
+from vascalc.errors import ScopeError
+from vascalc.io.masks import label_map_regions
+from vascalc.core.regions import RegionMask, merge_territories, region_class, union
+from vascalc.core.scopes import resolve_scope
+from vascalc.records import CTVolume
 from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]

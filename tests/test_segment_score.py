@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.analyse import analyse
-from pipeline.config import Config
-from pipeline.score import cac_drs, density_weight, risk_category
-from pipeline.segment import find_slice_lesions
+from vascalc.analyse import analyse
+from vascalc.config.schema import Config
+from vascalc.core.score import cac_drs, density_weight, risk_category
+from vascalc.core.lesions import find_slice_lesions
 from tests.conftest import volume
 
 CFG = Config()
@@ -248,7 +248,7 @@ def test_density_score_is_the_area_weighted_mean_weight():
 
 
 def test_kvp_other_than_120_is_flagged():
-    from pipeline.types import ScanMeta
+    from vascalc.records import ScanMeta
 
     vol = volume(one_box(300))
     r120 = analyse(vol, CFG, case_id="a")

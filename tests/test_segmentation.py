@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.config import load_config
-from pipeline.discovery import cases_from_manifest
-from pipeline.errors import UsageError
-from pipeline.label_tables import LABEL_TABLES
-from pipeline.segmentation import totalsegmentator as ts
+from vascalc.cli.app import app
+from vascalc.config.schema import load_config
+from vascalc.run.discovery import cases_from_manifest
+from vascalc.errors import UsageError
+from vascalc.config.label_tables import LABEL_TABLES
+from vascalc.segmentation import totalsegmentator as ts
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "configs" / "totalsegmentator.yaml"

@@ -12,8 +12,8 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.io.dicom import index_tree, load_series
+from vascalc.cli.app import app
+from vascalc.io.dicom import index_tree, load_series
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.shared_data

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.analyse import analyse
-from pipeline.cli import app
-from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError, ThresholdError
-from pipeline.result import region_rows, scan_row
-from pipeline.types import ScanMeta
+from vascalc.analyse import analyse
+from vascalc.cli.app import app
+from vascalc.config.schema import Config, load_config
+from vascalc.errors import ConfigError, ThresholdError
+from vascalc.results.document import region_rows, scan_row
+from vascalc.records import ScanMeta
 from tests.conftest import volume
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -75,7 +75,7 @@ def test_a_given_kv_overrides_the_header():
     ({"volume_method": "interpolated", "preset": "philips"}, "cannot be combined"),
 ])
 def test_inconsistent_threshold_settings_are_config_errors(scoring, match):
-    from pipeline.config import config_from_dict
+    from vascalc.config.schema import config_from_dict
 
     with pytest.raises(ConfigError, match=match):
         config_from_dict({"scoring": scoring})
@@ -150,7 +150,7 @@ def test_interpolated_plane_exactly_at_the_threshold_counts():
 
 def test_isotropic_voxels_give_the_plain_count():
     """m = 1 adds no planes: each kept voxel counts itself (analyse skips the pass then)."""
-    from pipeline.score import interpolated_counts, interpolation_steps
+    from vascalc.core.score import interpolated_counts, interpolation_steps
 
     hu = slab()
     kept = hu >= 130
@@ -217,7 +217,7 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
     if profile == "microct":
         from scipy import ndimage
 
-        from pipeline.io.dicom import index_tree, load_series
+        from vascalc.io.dicom import index_tree, load_series
 
         for s in scans:
             # 100 mg HA/cm3 at c = 0.8, water 0 -> 125 HU; no Agatston

@@ -58,7 +58,7 @@ READS: dict[str, list[tuple[str, str, int, int | None, str]]] = {
 
 def score(args: list[str], out: Path, name: str = "") -> None:
     """One `vascalc run` in this process, serial, no reports (they are not tables)."""
-    from pipeline.cli import app
+    from vascalc.cli.app import app
 
     res = CliRunner().invoke(app, ["run", *args, "--out", str(out), "--jobs", "1",
                                    "--no-report", "--quiet"], catch_exceptions=False)
@@ -68,7 +68,7 @@ def score(args: list[str], out: Path, name: str = "") -> None:
         raise RuntimeError(f"vascalc run {' '.join(args)}: a case failed with a bug (INTERNAL); "
                            "golden tables are never written from a bug")
     if name in READS:
-        from pipeline.review.store import ReadStore
+        from vascalc.review.store import ReadStore
 
         store = ReadStore(out)
         for reader, case_id, lesion_id, k, label in READS[name]:

@@ -1,0 +1,408 @@
+"""The ``vascalc`` command: parse, call the library, print, map errors to exit codes.
+
+Exit codes (DESIGN.md): 0 every case succeeded; 1 at least one case failed (its row says
+why, the others are written); 2 usage or config error (nothing was run).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._version import __version__
+from ..run.batch import default_jobs, output_lock, run_batch, select_shard
+from ..core.calibrate import Insert
+from ..core.calibrate import calibrate as run_calibration
+from .review import register as register_review
+from ..config.schema import HASH_SALT_ENV, Config, load_config
+from .console import Progress
+from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
+from ..errors import ConfigError, OutputError, VascalcError
+from ..io.load import load_ct
+from ..run.merge import merge_outputs
+from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
+from ..outputs.tables import to_csv, write_atomic
+from ..cohort.progression import pair_region_rows, pair_rows
+from ..cohort.summary import long_table, summarise_groups
+from ..values import safe_yaml
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Vascular calcification on CT: Agatston, volume, mass, Calc/BSA.")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vascalc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = None) -> None:
+    """vascalc: from CT DICOM series to calcium scores and tidy tables."""
+
+
+def _fail_usage(message: str, code: str = "USAGE") -> None:
+    typer.echo(f"error [{code}]: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _setup_logging(out: Path, level: str) -> logging.Handler:
+    """Log to OUT/vascalc.log (case ids, codes and messages; never patient names)."""
+    logger = logging.getLogger("vascalc")
+    logger.setLevel(level.upper())
+    for old in list(logger.handlers):
+        old.close()
+        logger.removeHandler(old)
+    out.mkdir(parents=True, exist_ok=True)
+    fh = logging.FileHandler(out / "vascalc.log", encoding="utf-8")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(fh)
+    logger.propagate = False
+    return fh
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        _fail_usage(f"--shard {text!r} must be I/N, e.g. 0/4 (I from 0 to N-1)")
+    if not (n >= 1 and 0 <= i < n):
+        _fail_usage(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
+    return i, n
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Folder trees (each CT series found is a case), series folders, or manifest CSVs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="YAML config; defaults in configs/default.yaml.")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, help="Worker processes (default: available cores).")] = None,
+    force: Annotated[bool, typer.Option(help="Redo cases already done in OUT.")] = False,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="Run on an existing Dask cluster, e.g. tcp://host:8786.")] = None,
+    dask_local: Annotated[Optional[int], typer.Option(
+        min=1, help="Start a local Dask cluster of N workers.")] = None,
+    shard: Annotated[Optional[str], typer.Option(
+        help="Only shard I of N (I/N, I from 0), e.g. $SLURM_ARRAY_TASK_ID/N.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List the cases that would be scored; score nothing.")] = False,
+    regions: Annotated[Optional[Path], typer.Option(
+        help="Region masks for a single case: a folder of NIfTI masks or a label map.")] = None,
+    report: Annotated[Optional[bool], typer.Option(
+        "--report/--no-report", help="Per-case reports, SEG, SR, masks (config report.enabled).",
+    )] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    log_level: Annotated[str, typer.Option(help="Log level of OUT/vascalc.log.")] = "info",
+) -> None:
+    """Score every case; write scans/regions/lesions tables, data dictionary, run.json."""
+    if log_level.lower() not in LOG_LEVELS:
+        _fail_usage(f"--log-level {log_level!r}; allowed: {', '.join(LOG_LEVELS)}")
+    if scheduler and dask_local:
+        _fail_usage("give --scheduler or --dask-local, not both")
+    shard_t = _parse_shard(shard)
+    try:
+        cfg = load_config(config)
+        if report is not None:
+            cfg = cfg.model_copy(update={"report": cfg.report.model_copy(
+                update={"enabled": report})})
+        if cfg.privacy.patient_id == "hash" and cfg.privacy.secret() is None:
+            raise ConfigError("privacy.patient_id: hash needs the study's secret key: "
+                              "privacy.hash_salt in the config, or the environment variable "
+                              f"{HASH_SALT_ENV} (16 characters or more)",
+                              hint="set one, or choose privacy.patient_id: omit or keep")
+        if cfg.privacy.patient_id == "hash":  # the key travels with the config to workers
+            cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(
+                update={"hash_salt": cfg.privacy.secret()})})
+        if dry_run:
+            with tempfile.TemporaryDirectory(prefix="vascalc-dry-run-") as work:
+                cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))
+            _print_discovery(select_shard(cases, shard_t), notes)
+            raise typer.Exit(0)
+        if out.exists() and not out.is_dir():
+            raise OutputError("--out is an existing file, not a folder", path=str(out))
+        with output_lock(out):  # one run per output folder, from discovery to the tables
+            _run(inputs, out, cfg, jobs=jobs, force=force, scheduler=scheduler,
+                 dask_local=dask_local, shard_t=shard_t, regions=regions, quiet=quiet,
+                 log_level=log_level)
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+
+
+def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regions, quiet,
+         log_level) -> None:
+    warned: list[str] = []
+    n_jobs = jobs or default_jobs()
+    try:
+        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work", warnings=warned,
+                                     jobs=1 if scheduler else n_jobs)
+    except VascalcError as err:
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        _fail_usage(str(err), err.code)
+    for w in warned:
+        typer.echo(f"warning: {w}", err=True)
+    if regions is not None:
+        if len(cases) != 1:
+            _fail_usage(f"--regions applies to one case; {len(cases)} were found (give each "
+                        "case its masks in a manifest 'regions' column)")
+        if not regions.exists():
+            _fail_usage(f"--regions {str(regions)!r} does not exist")
+        cases = [dataclasses.replace(cases[0], regions=str(regions))]
+    cases = select_shard(cases, shard_t)
+    handler = _setup_logging(out, log_level)
+    if not quiet:
+        typer.echo(f"vascalc {__version__}: {len(cases)} case(s), {n_jobs} job(s) -> {out}")
+    progress = Progress(len(cases), quiet)
+    try:
+        summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, jobs=n_jobs,
+                            force=force, scheduler=scheduler, dask_local=dask_local,
+                            on_case=progress, shard=shard_t, inputs=run_inputs(inputs, regions))
+    except VascalcError as err:
+        progress.close()
+        _fail_usage(str(err), err.code)
+    finally:
+        progress.close()
+        logging.getLogger("vascalc").removeHandler(handler)
+        handler.close()
+        shutil.rmtree(out / ".work", ignore_errors=True)  # archives extracted for this run
+    c = summary["counts"]
+    typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
+               f"{c['not_scored']} file(s) not scored; tables in {out}")
+    raise typer.Exit(1 if c["failed"] else 0)
+
+
+@app.command()
+def scan(
+    inputs: Annotated[list[Path], typer.Argument(help="Folder trees, series folders, manifests.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Also write DIR/discovery.csv.")] = None,
+) -> None:
+    """List what was found and what would be scored, without scoring."""
+    try:
+        cfg = load_config(config)
+        with tempfile.TemporaryDirectory(prefix="vascalc-scan-") as work:
+            cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+    _print_discovery(cases, notes)
+    if out is not None:
+        write_atomic(out / "discovery.csv",
+                     to_csv(discovery_rows(cases, notes), DISCOVERY_COLUMNS))
+
+
+def _print_discovery(cases, notes) -> None:
+    for r in discovery_rows(cases, notes):
+        typer.echo(f"{r['status']:<11}{r['case_id'] or '-':<28}{r['images']:>6}  {r['path']}"
+                   + (f"  ({r['reason']})" if r["reason"] else ""))
+    typer.echo(f"{len(cases)} case(s) would be scored; {len(notes)} file(s) not scored")
+
+
+def _read_table(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        _fail_usage(f"{path}: cannot read the table ({err})")
+    if not rows:
+        _fail_usage(f"{path}: the table has no rows")
+    return rows
+
+
+def _require(rows: list[dict], columns: tuple[str, ...], path: Path) -> None:
+    missing = [c for c in columns if c not in rows[0]]
+    if missing:
+        _fail_usage(f"{path}: missing column(s) {', '.join(missing)}; a vascalc scans.csv has "
+                    "them (or join your scan dates to it)")
+
+
+@app.command()
+def progression(
+    table: Annotated[Path, typer.Argument(help="scans.csv (patient_id, study_date, scores).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    regions: Annotated[Optional[Path], typer.Option(
+        help="regions.csv of the same run: also pair each region (progression_regions.csv).")
+    ] = None,
+) -> None:
+    """Pair each patient's scans in date order; write progression.csv and its dictionary."""
+    rows = _read_table(table)
+    _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
+    if "study_date" not in rows[0] and "scan_date" not in rows[0]:
+        _fail_usage(f"{table}: needs a study_date or scan_date column")
+    pairs, notes = pair_rows(rows)
+    names = [c.name for c in PROGRESSION]
+    write_atomic(out / "progression.csv", to_csv(pairs, names))
+    write_atomic(out / "progression_dictionary.csv", to_csv(
+        [{"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
+         for c in (PROGRESSION_REGIONS if regions is not None else PROGRESSION)],
+        ["name", "type", "unit", "meaning"]))
+    if regions is not None:
+        reg_rows = _read_table(regions)
+        _require(reg_rows, ("case_id", "region", "volume_mm3"), regions)
+        reg_pairs, reg_notes = pair_region_rows(rows, reg_rows)
+        write_atomic(out / "progression_regions.csv",
+                     to_csv(reg_pairs, [c.name for c in PROGRESSION_REGIONS]))
+        typer.echo(f"{len(reg_pairs)} region pair(s) over {len({p['region'] for p in reg_pairs})} "
+                   f"region(s); {out / 'progression_regions.csv'}")
+        for n in reg_notes:
+            typer.echo(f"  left out {n['case_id']}: {n['reason']}")
+    n_h = sum(1 for p in pairs if p["progression_hokanson"])
+    n_r = sum(1 for p in pairs if p["progression_raggi"])
+    typer.echo(f"{len(pairs)} pair(s) from {len({p['patient_id'] for p in pairs})} patient(s): "
+               f"{n_h} progress by Hokanson, {n_r} by Raggi; {len(notes)} scan(s) left out; "
+               f"{out / 'progression.csv'}")
+    for n in notes:
+        typer.echo(f"  left out {n['case_id']}: {n['reason']}")
+
+
+@app.command()
+def summary(
+    table: Annotated[Path, typer.Argument(help="scans.csv (or any table with its columns).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    group: Annotated[Optional[str], typer.Option(help="Column to summarise by, too.")] = None,
+    figures: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
+) -> None:
+    """Cohort summary: counts, median/IQR of each score, zero-calcium share, categories."""
+    rows = _read_table(table)
+    _require(rows, ("case_id", "status", "agatston", "volume_mm3"), table)
+    if group and group not in rows[0]:
+        _fail_usage(f"--group {group!r} is not a column of {table}; columns: "
+                    f"{', '.join(rows[0])}")
+    groups = summarise_groups(rows, group)
+    write_atomic(out / "summary.json", json.dumps(groups, indent=2, allow_nan=False) + "\n")
+    write_atomic(out / "summary.csv", to_csv(long_table(groups),
+                                             ["group", "measure", "statistic", "value"]))
+    if figures:
+        from ..outputs import figures as fig  # lazy: matplotlib, for this command only
+
+        out.mkdir(parents=True, exist_ok=True)
+        fig.agatston_distribution(rows, out / "agatston_log_distribution.png")
+        fig.calc_bsa_by_group(rows, group, out / "calc_bsa_by_group.png")
+        fig.progression_per_patient(rows, out / "progression_per_patient.png")
+    a = groups["all"]
+    med = a["scores"]["agatston"]["median"]
+    typer.echo(f"{a['n_scans']} scan(s), {a['n_patients']} patient(s); median Agatston "
+               f"{'-' if med is None else f'{med:.1f}'}; zero calcium "
+               f"{a['zero_calcium']['n']}; tables in {out}")
+
+
+@app.command()
+def calibrate(
+    series: Annotated[Path, typer.Argument(
+        help="The calibration phantom's CT: a series folder, a DICOM file, a NIfTI or a zip.")],
+    inserts: Annotated[Path, typer.Option(
+        help="YAML list of inserts: name, density_mg_per_cm3 (0 = water), center_mm [x, y, z] "
+             "in patient coordinates, radius_mm.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Config snippet to write (YAML).")],
+) -> None:
+    """Measure a calibration phantom; write the mass calibration factor c as a config snippet."""
+    try:
+        items = safe_yaml(inserts.read_text())
+        ins = [Insert(name=str(i["name"]), density_mg_per_cm3=float(i["density_mg_per_cm3"]),
+                      center_mm=tuple(float(x) for x in i["center_mm"]),  # type: ignore[arg-type]
+                      radius_mm=float(i["radius_mm"])) for i in items]
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        _fail_usage(f"{inserts}: inserts must be a YAML list of name, density_mg_per_cm3, "
+                    f"center_mm, radius_mm ({type(err).__name__}: {err})")
+    try:
+        # a calibration phantom may be reconstructed without air around it: no HU air check
+        vol = load_ct(series, Config(input={"require_hu": False}))
+        cal = run_calibration(vol, ins)
+    except VascalcError as err:
+        typer.echo(f"error [{err.code}]: {err}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as err:
+        _fail_usage(f"{inserts}: {err}")
+    lines = [f"# mass calibration measured by vascalc calibrate on {series}",
+             f"# water {cal.water_hu:.2f} HU; per insert: " + "; ".join(
+                 f"{r['name']} {r['mean_hu']:.2f} HU" for r in cal.inserts),
+             "scoring:",
+             "  # c of mass = c * sum(HU - water HU) * voxel volume, mg/(cm3*HU)",
+             f"  mass_calibration_mg_per_cm3_per_hu: {cal.c_mg_per_cm3_per_hu:.6g}",
+             "  # HU of water in this calibration (density = c * (HU - this))",
+             f"  calibration_water_hu: {cal.water_hu:.4g}", ""]
+    write_atomic(out, "\n".join(lines))
+    for r in cal.inserts:
+        typer.echo(f"{r['name']:<12} {r['density_mg_per_cm3']:>8.1f} mg/cm3  "
+                   f"{r['mean_hu']:>9.2f} HU  ({r['voxels']} voxels)")
+    typer.echo(f"c = {cal.c_mg_per_cm3_per_hu:.6g} mg/(cm3*HU); written to {out}")
+
+
+@app.command()
+def segment(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Folder trees, series folders, NIfTI files or manifest CSVs (as for run).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Segmentation cache folder.")],
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="The profile you will run with (its classes are segmented), "
+                               "e.g. configs/totalsegmentator.yaml.")] = None,
+    fast: Annotated[bool, typer.Option(
+        "--fast/--full", help="TotalSegmentator's 3 mm model (fast on a CPU) or 1.5 mm.")] = True,
+    device: Annotated[str, typer.Option(help="cpu, gpu, or gpu:N.")] = "cpu",
+) -> None:
+    """Run TotalSegmentator on every case (cached per input); write a manifest for run."""
+    from ..segmentation.totalsegmentator import api, segment_cases  # lazy: optional extra
+
+    try:
+        cfg = load_config(config)
+        run_ts = api()
+        cases, _ = collect_cases(list(inputs), cfg, work_dir=out / "inputs")
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+
+    def show(case, seg, error) -> None:
+        what = f"FAILED: {error}" if seg is None else ("reused" if seg.reused else "segmented")
+        typer.echo(f"{case.case_id}: {what}")
+
+    manifest, status = segment_cases(cases, cfg, out, fast=fast, device=device, run=run_ts,
+                                     on_case=show)
+    columns = list(dict.fromkeys(k for row in manifest for k in row))
+    write_atomic(out / "manifest.csv", to_csv(manifest, columns))
+    write_atomic(out / "segmentation.csv", to_csv(status, list(status[0])))
+    n_bad = sum(1 for s in status if s["status"] != "ok")
+    typer.echo(f"{len(status) - n_bad} segmented, {n_bad} failed; score them with: vascalc run "
+               f"{out / 'manifest.csv'} --config configs/totalsegmentator.yaml --out RESULTS")
+    raise typer.Exit(1 if n_bad else 0)
+
+
+@app.command()
+def merge(
+    parts: Annotated[list[Path], typer.Argument(help="Output folders of shard runs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],
+) -> None:
+    """Combine the outputs of shard runs (--shard I/N) into one set of tables."""
+    try:
+        summary = merge_outputs(parts, out)
+    except VascalcError as err:
+        _fail_usage(str(err), err.code)
+    c = summary["counts"]
+    typer.echo(f"merged {len(parts)} output(s): {c['ok']} ok, {c['failed']} failed; "
+               f"tables in {out}")
+    raise typer.Exit(1 if c["failed"] else 0)
+
+
+register_review(app, _fail_usage)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The reader commands of the CLI: review, rescore, agreement (registered on cli.app).
+
+Each parses, calls :mod:`vascalc.review`, prints and maps errors to exit codes (2 for usage
+and input errors), like the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Callable
+
+import typer
+
+from ..errors import VascalcError
+
+OUT_ARG = typer.Argument(help="Output folder of a vascalc run.", exists=True, file_okay=False)
+
+
+def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
+    """Add the reader commands to ``app``; ``fail`` prints an error and exits with 2."""
+
+    @app.command()
+    def review(
+        out: Annotated[Path, OUT_ARG],
+        port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
+        reader: Annotated[str, typer.Option(help="Your reader name (reads are kept per reader)."
+                                            )] = "reader1",
+        host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless you "
+                                          "know why (the token still guards it).")] = "127.0.0.1",
+    ) -> None:
+        """Label the run's lesions in the browser (arteries or not); reads go to OUT/reads.sqlite."""
+        from ..review.server import ReviewApp, make_server, url_of  # lazy: review only
+
+        try:
+            app_state = ReviewApp(out, reader=reader)
+            server = make_server(app_state, host=host, port=port)
+        except (VascalcError, ValueError) as err:
+            fail(str(err), getattr(err, "code", "USAGE"))
+        except OSError as err:
+            fail(f"cannot listen on {host}:{port}: {err.strerror}", "USAGE")
+        typer.echo(f"vascalc review: {len(app_state.docs)} case(s) in {out}; reader "
+                   f"{app_state.reader}\nopen {url_of(server, app_state)}\n(Ctrl+C stops; "
+                   "every acknowledged read is already saved)")
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+    @app.command()
+    def rescore(
+        out: Annotated[Path, OUT_ARG],
+        reader: Annotated[str | None, typer.Option(help="Whose reads (default: the only "
+                                                   "reader).")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    ) -> None:
+        """Rebuild tables, reports, SEG and SR from a reader's reads: per-artery scores, risk, CAC-DRS."""
+        from ..review.rescore import rescore as do_rescore  # lazy: review only
+
+        def said(cid, doc):
+            if not quiet:
+                s = doc["scan"]
+                typer.echo(f"{cid}: coronary Agatston {s.get('agatston')}, "
+                           f"{s.get('risk_category') or '-'}, {s.get('cac_drs') or '-'}"
+                           f"{'/' + s['cac_drs_vessels'] if s.get('cac_drs_vessels') else ''}")
+        try:
+            summary = do_rescore(out, reader=reader, argv=sys.argv, on_case=said)
+        except VascalcError as err:
+            fail(str(err), err.code)
+        r = summary["rescored"]
+        typer.echo(f"rescored {len(r['case_ids'])} case(s) from the reads of {r['reader']}; "
+                   f"tables in {out}")
+
+    @app.command()
+    def agreement(
+        out: Annotated[Path, OUT_ARG],
+        readers: Annotated[str, typer.Option(help="Two readers, comma-separated: r1,r2.")],
+    ) -> None:
+        """Two readers' agreement (ICC of Agatston, Cohen's kappa); writes OUT/agreement/."""
+        from ..review.agreement import agreement as do_agreement  # lazy: review only
+
+        names = [r.strip() for r in readers.split(",") if r.strip()]
+        if len(names) != 2:
+            fail(f"--readers needs two names, got {readers!r}", "USAGE")
+        try:
+            result = do_agreement(out, (names[0], names[1]))
+        except (VascalcError, ValueError) as err:
+            fail(str(err), getattr(err, "code", "USAGE"))
+        for r in result["rows"]:
+            v = "-" if r["value"] is None else f"{r['value']:.3f}"
+            typer.echo(f"{r['measure']:<28} {r['statistic']:<12} n={r['n']:<5} {v}"
+                       f"{'  (' + r['note'] + ')' if r['note'] else ''}")
+        typer.echo(f"written to {result['folder']}")

@@ -1,0 +1,187 @@
+"""Per-case artefacts, written atomically into OUT/cases/<case_id>/: report.html and
+report.pdf, key images, calcium.seg.dcm, scores.sr.dcm, calcium_mask.nii.gz and
+lesion_labels.nii.gz. A failure here is logged and flagged; it never loses the scores."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config.schema import Config
+from ..io.dicom import patient_identity, read_datasets
+from ..io.masks import nifti_bytes
+from ..records import CTVolume, ScanResult
+from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
+from .report import case_html, html_to_pdf
+from .tables import write_atomic
+
+log = logging.getLogger("vascalc")
+
+
+#: a coronal MIP of fewer slices is a strip that shows nothing: left out, with no gap
+MIP_MIN_SLICES = 16
+
+
+def preload(config: Config) -> None:
+    """Import the libraries the configured artefacts use, once, in a process about to fork its
+    workers: each worker would otherwise pay about a second of imports on its first case."""
+    r = config.report
+    if not r.enabled:
+        return
+    from . import key_images  # noqa: F401  # lazy: Pillow, for key images only
+    if r.pdf:
+        import xhtml2pdf.pisa  # noqa: F401  # lazy: xhtml2pdf, for PDF reports only
+    if r.dicom_seg or r.dicom_sr:
+        import highdicom  # noqa: F401  # lazy: highdicom, for SEG/SR only
+
+
+def _patient_ijk(volume: CTVolume, xyz) -> tuple[int, float, float]:
+    """The slice index (nearest) and the fractional row and column of a patient position."""
+    d = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
+    ijk = np.linalg.solve(d, np.asarray(xyz, dtype=float) - np.asarray(volume.origin_mm))
+    return int(np.clip(np.rint(ijk[0]), 0, volume.shape[0] - 1)), float(ijk[1]), float(ijk[2])
+
+
+def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
+                         config: Config, written: list[str] | None = None) -> list[str]:
+    """Write what the config asks for; returns the names written (appended to ``written`` as
+    each file lands, so a failure part-way still lists what exists). The masks are the scored
+    voxels that :func:`vascalc.analyse.analyse` kept in ``result.voxels`` (the scored HU at
+    the scan's own thresholds), so they hold exactly the scored calcium."""
+    rc = config.report
+    scored = result.voxels
+    if scored is None:
+        raise ValueError("the result carries no scored voxels (analyse(..., keep_voxels=True))")
+    bands = scored.bands
+    written = [] if written is None else written
+    # key images through the largest lesions of the headline's scope (its regions' pieces),
+    # so a vascular report never opens on a vertebra
+    scoped = [le for le in result.lesions
+              if not result.scope_regions or le.region in result.scope_regions]
+    largest = sorted(scoped, key=lambda le: -le.volume_mm3)[:rc.key_images]
+    slices: dict[int, tuple[str, list]] = {}
+    for le in largest:
+        k, r, c = _patient_ijk(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
+        radius = float(np.sqrt(le.n_voxels / max(le.n_slices, 1) / np.pi)) + 6.0
+        if k not in slices:
+            z = float(volume.index_to_patient(np.array([[k, 0, 0]]))[0, 2])
+            inst = volume.source_instances[k] if k < len(volume.source_instances) else None
+            where = f"instance {inst}, " if inst is not None else ""
+            slices[k] = (f"slice {k + 1} of {volume.shape[0]} ({where}z {z:.1f} mm): lesion "
+                         f"{le.lesion_id}, {le.volume_mm3:.0f} mm3", [])
+        slices[k][1].append((r, c, radius))
+    from . import key_images  # lazy: Pillow, for key images only
+
+    regions, colouring = scored.region_labels, None
+    if regions is not None:  # territory colours, with a legend
+        colouring = key_images.territory_colouring(scored.region_names, scored.region_classes)
+    images = key_images.key_images(volume.hu, bands, [(k, t, m) for k, (t, m) in slices.items()],
+                                   volume.spacing_mm, regions=regions, colouring=colouring,
+                                   direction=volume.direction)
+    names = [f"key_image_{i + 1}.png" for i in range(len(images))]
+    if largest and volume.shape[0] >= MIP_MIN_SLICES:  # a MIP of a few slices shows nothing
+        images.append(("coronal maximum intensity projection", key_images.mip_image(
+            volume.hu, bands, volume.spacing_mm, regions=regions, colouring=colouring)))
+        names.append("mip.png")
+    for name, (_, png) in zip(names, images):
+        write_atomic(case_dir / name, png)
+        written.append(name)
+    failures: list[Exception] = []
+    if rc.nifti:
+        try:
+            kept = bands > 0
+            write_atomic(case_dir / "calcium_mask.nii.gz",
+                         nifti_bytes(kept.astype(np.uint8), volume))
+            write_atomic(case_dir / "lesion_labels.nii.gz",
+                         nifti_bytes(scored.lesion_labels.astype(np.int32), volume))
+            written += ["calcium_mask.nii.gz", "lesion_labels.nii.gz"]
+        except Exception as err:  # noqa: BLE001 - the report says so, then it is raised
+            failures.append(err)
+    # SEG and SR reference single-frame source images; NIfTI and multi-frame input get none
+    dicom_ok = bool(volume.source_paths) and "multi_frame" not in volume.quality_flags
+    if dicom_ok and (rc.dicom_seg or rc.dicom_sr):
+        try:
+            _write_dicom(case_dir, volume, result, doc, config, bands, written)
+        except Exception as err:  # noqa: BLE001 - the report says so, then it is raised
+            failures.append(err)
+    # the report last, so that its flag box shows what failed before it
+    identity: dict[str, str] = {}
+    if rc.identity == "full" and volume.source_paths:
+        identity = patient_identity(volume.source_paths[0])
+    text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
+                     weight_hu=scored.weight_hu, territories=colouring is not None,
+                     extra_flags=("report_failed",) if failures else ())
+    write_atomic(case_dir / "report.html", text)
+    written.append("report.html")
+    if rc.pdf:
+        write_atomic(case_dir / "report.pdf", html_to_pdf(text))
+        written.append("report.pdf")
+    if failures:
+        raise failures[0]
+    return written
+
+
+def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
+                 config: Config, bands: np.ndarray, written: list[str]) -> None:
+    rc = config.report
+    sources = prepare_sources(read_datasets(list(volume.source_paths)))
+    seg = None
+    with warnings.catch_warnings(record=True) as caught:  # to the log, not the console
+        warnings.simplefilter("always")
+        vox = result.voxels
+        reader = None
+        if result.region_source == "reader" and vox is not None and vox.region_labels is not None:
+            reader = (vox.region_labels, vox.region_names)
+        if rc.dicom_seg:
+            seg = segmentation(sources, bands, case_id=result.case_id, config_sha=config.sha256(),
+                               reader_regions=reader)
+            if seg is not None:
+                write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
+                written.append("calcium.seg.dcm")
+        if rc.dicom_sr:
+            vessels = [r for r in doc["regions"] if r.get("region_class") == "coronary"] \
+                if reader is not None else None
+            sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
+                                    config_sha=config.sha256(), vessels=vessels)
+            write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
+            written.append("scores.sr.dcm")
+    for w in {str(w.message) for w in caught}:
+        log.debug("case %s: SEG/SR: %s", result.case_id, w)
+
+
+def try_write_case_artefacts(case_dir: Path, volume: CTVolume, *args: Any,
+                             ) -> tuple[list[str], str]:
+    """The artefacts, never raising: a failure is logged and returned as a message with the
+    patient's identity taken out (names, ids and dates never reach a log or a table)."""
+    written: list[str] = []
+    try:
+        return write_case_artefacts(case_dir, volume, *args, written=written), ""
+    except Exception as err:  # noqa: BLE001 - the scores stand; the row says what failed
+        secrets = _identity_values(volume)
+        message = _scrub(f"{type(err).__name__}: {err}", secrets)
+        log.error("case %s: report artefacts failed: %s", case_dir.name, message)
+        log.debug("%s", _scrub("".join(traceback.format_exc()), secrets))
+        return written, message
+
+
+def _identity_values(volume: CTVolume) -> list[str]:
+    if not volume.source_paths:
+        return []
+    try:
+        return [v for v in patient_identity(volume.source_paths[0]).values() if len(v) >= 2]
+    except Exception:  # noqa: BLE001 - unreadable now: nothing to take out
+        return []
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "<identity removed>")
+        for part in value.replace("^", " ").split():
+            if len(part) >= 3:
+                text = text.replace(part, "<identity removed>")
+    return text

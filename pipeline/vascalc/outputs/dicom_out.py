@@ -1,0 +1,211 @@
+"""DICOM results for PACS, made with highdicom: a SEG of the calcium and a Comprehensive 3D SR
+(TID 1500 Measurement Report) of the scores.
+
+Both copy the patient and study identity of the source images (PACS files results by it).
+Codes are the concepts DICOM defines: SCT 450360000 coronary artery calcium score with DCM
+112055 Agatston scoring method; DCM 122660 calcium volume with 112056 volume scoring method;
+DCM 122661 calcium mass with 112057 mass scoring method; units in UCUM (PS3.16 CID 7464,
+TID 1500/1501). SEG segments: SCT 49755003 morphologically abnormal structure / SCT 18115005
+pathologic calcification, one segment per density weight (PS3.3 C.8.20).
+
+After a reader's review (``vascalc rescore``) the SEG has one segment per label instead, and
+the SR one measurement group per coronary artery, each with its finding site: SCT 3227004 left
+main, 59438005 anterior descending branch of the left coronary artery, 57396003 circumflex
+coronary artery, 13647002 right coronary artery (DICOM PS3.16 CID 3015, Coronary Arteries).
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import re
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+
+#: SCT codes of the coronary arteries a reader labels (PS3.16 CID 3015)
+ARTERY_CODES = {"LM": ("3227004", "Left Main Coronary Artery"),
+                "LAD": ("59438005", "Anterior Descending Branch of Left Coronary Artery"),
+                "LCX": ("57396003", "Circumflex Coronary Artery"),
+                "RCA": ("13647002", "Right Coronary Artery")}
+
+BAND_LABELS = {1: "calcium 130-199 HU peak", 2: "calcium 200-299 HU peak",
+               3: "calcium 300-399 HU peak", 4: "calcium >= 400 HU peak"}
+
+
+#: Type 2 attributes (present, may be empty) of the Patient and General Study modules that
+#: SEG and SR copy from their sources; anonymised data often lacks them (PS3.3 C.7.1.1,
+#: C.7.2.1)
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+         "StudyID", "AccessionNumber", "ReferringPhysicianName")
+_DATE_KEYS = ("PatientBirthDate", "StudyDate")
+
+
+def _valid_da(value: str) -> bool:
+    try:
+        datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except (ValueError, TypeError):
+        return False
+    return len(value) == 8 and value.isdigit()
+
+
+def _valid_tm(value: str) -> bool:
+    return bool(re.fullmatch(r"([01]\d|2[0-3])([0-5]\d([0-5]\d(\.\d{1,6})?)?)?", value))
+
+
+def prepare_sources(datasets: list) -> list:
+    """The source headers made fit to be copied by SEG and SR, as the standard allows: a
+    missing Type 2 attribute becomes present and empty, a date or time that is not a valid DA
+    or TM becomes empty, PatientSex other than M/F/O becomes empty, and SOPClassUID or
+    SOPInstanceUID found only in the file meta is copied into the dataset."""
+    for ds in datasets:
+        meta = getattr(ds, "file_meta", None)
+        for key, meta_key in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                              ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+            if not ds.get(key) and meta is not None and meta.get(meta_key):
+                setattr(ds, key, meta.get(meta_key))
+        for key in TYPE2:
+            if key not in ds:
+                setattr(ds, key, "")
+        for key in _DATE_KEYS:
+            value = str(ds.get(key) or "")
+            if value and not _valid_da(value):
+                setattr(ds, key, "")
+        if str(ds.get("StudyTime") or "") and not _valid_tm(str(ds.StudyTime)):
+            ds.StudyTime = ""
+        if str(ds.get("PatientSex") or "") not in ("", "M", "F", "O"):
+            ds.PatientSex = ""
+    return datasets
+
+
+def _uid_from(*parts: str) -> str:
+    from pydicom.uid import generate_uid  # lazy: pydicom's SR codes, for SR only
+
+    return generate_uid(prefix=None, entropy_srcs=["vascalc", __version__, *parts])
+
+
+def _artery(name: str):
+    from pydicom.sr.coding import Code  # lazy: pydicom's SR codes, for SR only
+
+    code = ARTERY_CODES.get(name)
+    return None if code is None else Code(code[0], "SCT", code[1])
+
+
+def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: str,
+                 reader_regions: tuple[np.ndarray, tuple[str, ...]] | None = None):
+    """A binary SEG, one segment per density weight present (None when there is none); with
+    ``reader_regions`` (each voxel's label index, 0 = none, and the label names) one segment
+    per reader label with calcium, coronary arteries coded as their anatomic region."""
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+    from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
+
+    if reader_regions is None:
+        present = [(b, BAND_LABELS[b], bands == b) for b in (1, 2, 3, 4)]
+        algorithm_type = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
+    else:
+        index, names = reader_regions
+        present = [(name, name, (bands > 0) & (index == i))
+                   for i, name in enumerate(names, start=1)]
+        algorithm_type = hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+    present = [p for p in present if np.any(p[2])]
+    if not present:
+        return None
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="vascalc", version=__version__, family=codes.cid7162.HistogramAnalysis)
+    descriptions = []
+    labels = np.zeros(bands.shape, dtype=np.uint8)
+    for number, (key, label, mask) in enumerate(present, start=1):
+        site = _artery(key) if reader_regions is not None else None
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number, segment_label=label,
+            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=codes.SCT.PathologicCalcification,
+            algorithm_type=algorithm_type, algorithm_identification=algorithm,
+            anatomic_regions=[site] if site is not None else None))
+        labels[mask] = number
+    return hd.seg.Segmentation(
+        source_images=sources, pixel_array=labels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=_uid_from(case_id, config_sha, "seg-series"), series_number=9001,
+        sop_instance_uid=_uid_from(case_id, config_sha, "seg"), instance_number=1,
+        manufacturer="vascalc", manufacturer_model_name="vascalc",
+        software_versions=__version__, device_serial_number="none",
+        content_description="Calcium by density weight" if reader_regions is None
+        else "Calcium by reader label", content_label="CALCIUM")
+
+
+def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id: str,
+                       config_sha: str, vessels: list[dict[str, Any]] | None = None):
+    """A Comprehensive 3D SR with the scan's headline volume and mass, and its Agatston score
+    under SCT 450360000 (coronary artery calcium score) only when the headline is coronary:
+    a vascular or whole-volume Agatston is not a coronary calcium score. ``vessels`` (region
+    rows of a reader's coronary labels) add one measurement group per artery."""
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+    from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
+
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=_uid_from("device"), name="vascalc", model_name=f"vascalc {__version__}"))
+    context = hd.sr.ObservationContext(observer_person_context=None,
+                                       observer_device_context=observer)
+    measurements = _measurements(scan, coronary=scan.get("scope") == "coronary")
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_uid_from(case_id, "tracking"),
+            identifier=f"{case_id} {(scan.get('scope') or 'whole_volume').replace('_', ' ')}"),
+        algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
+        measurements=measurements)
+    groups = [group]
+    for v in vessels or []:
+        site = _artery(v["region"])
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=_uid_from(case_id, "tracking", v["region"]),
+                identifier=f"{case_id} {v['region']}"),
+            algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
+            finding_type=codes.SCT.PathologicCalcification,
+            finding_sites=[hd.sr.FindingSite(anatomic_location=site)] if site else None,
+            measurements=_measurements(v, coronary=True)))
+    report = hd.sr.MeasurementReport(
+        observation_context=context,
+        procedure_reported=codes.SCT.ComputedTomography,
+        imaging_measurements=groups)
+    evidence = list(sources) + ([seg] if seg is not None else [])
+    return hd.sr.Comprehensive3DSR(
+        evidence=evidence, content=report,
+        series_instance_uid=_uid_from(case_id, config_sha, "sr-series"), series_number=9002,
+        sop_instance_uid=_uid_from(case_id, config_sha, "sr"), instance_number=1,
+        manufacturer="vascalc", is_complete=True, is_final=False, is_verified=False)
+
+
+def _measurements(row: dict[str, Any], *, coronary: bool) -> list:
+    """Agatston (as a coronary calcium score, only when ``coronary``), volume and mass."""
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+    from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
+    from pydicom.sr.coding import Code  # lazy: pydicom's SR codes, for SR only
+
+    out = []
+    if row.get("agatston") is not None and coronary:
+        out.append(hd.sr.Measurement(
+            name=codes.SCT.CoronaryArteryCalciumScore, value=float(row["agatston"]),
+            unit=Code("1", "UCUM", "no units"), method=codes.DCM.AgatstonScoringMethod))
+    if row.get("volume_mm3") is not None:
+        out.append(hd.sr.Measurement(
+            name=codes.DCM.CalciumVolume, value=float(row["volume_mm3"]),
+            unit=Code("mm3", "UCUM", "cubic millimeter"), method=codes.DCM.VolumeScoringMethod))
+    if row.get("mass_mg") is not None:
+        out.append(hd.sr.Measurement(
+            name=codes.DCM.CalciumMass, value=float(row["mass_mg"]),
+            unit=Code("mg", "UCUM", "milligram"), method=codes.DCM.MassScoringMethod))
+    return out
+
+
+def to_bytes(ds) -> bytes:
+
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

@@ -1,0 +1,139 @@
+"""Per-patient reports (``OUT/patients/<patient_id>/report.html`` and ``.pdf``): every scan of
+the patient in date order with its headline measures and Calc/BSA, a small chart of both over
+time, the progression between consecutive scans (:mod:`vascalc.cohort.progression`: Hokanson's
+square-root volume difference, Raggi's annual rate), the covariates the manifest carried, and
+a link to each scan's report. Kidney-disease cohorts follow a patient over years: this is the
+page a reader opens for one patient."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from ..cohort.progression import _dated, pair_rows
+from ..values import finite_float, safe_name
+from ..results.columns import names
+from .report import CSS, _fmt, html_to_pdf
+
+
+def patient_folder(patient_id: str) -> str:
+    """A file-name-safe folder name for a patient id (the id the tables already carry)."""
+    return safe_name(patient_id, "patient")
+
+
+def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,
+                  ) -> dict[Path, str | bytes]:
+    """The report files of every patient with a patient_id (HTML, and PDF when asked)."""
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    for s in scans:
+        pid = (s.get("patient_id") or "").strip()
+        if pid:
+            by_patient.setdefault(pid, []).append(s)
+    files: dict[Path, str | bytes] = {}
+    for pid, rows in sorted(by_patient.items()):
+        folder = out / "patients" / patient_folder(pid)
+        text = patient_html(pid, rows)
+        files[folder / "report.html"] = text
+        if pdf:
+            files[folder / "report.pdf"] = html_to_pdf(text)
+    return files
+
+
+def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
+    """Calcium volume and Calc/BSA over time as an embedded PNG ('' with fewer than 2 scans)."""
+    pts = [(d, r) for d, r in rows if d is not None and r.get("status") == "ok"
+           and r.get("volume_mm3") not in (None, "")]
+    if len(pts) < 2:
+        return ""
+    from .figures import _plt  # lazy: matplotlib, for figures only
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
+    dates = [d for d, _ in pts]
+    ax.plot(dates, [float(r["volume_mm3"]) for _, r in pts], marker="o", color="#3a5f8a",
+            label="volume (mm3)")
+    ax.set_ylabel("volume (mm3)")
+    bsa = [(d, float(r["volume_per_bsa_mm3_m2"])) for d, r in pts
+           if r.get("volume_per_bsa_mm3_m2") not in (None, "")]
+    lines = ax.get_lines()
+    if len(bsa) >= 2:  # a second axis: drawn dashed, so that it never hides the volume line
+        ax2 = ax.twinx()
+        ax2.plot([d for d, _ in bsa], [v for _, v in bsa], marker="s", color="#c0504d",
+                 linestyle="--", label="Calc/BSA (mm3/m2)")
+        ax2.set_ylabel("Calc/BSA (mm3/m2)")
+        lines += ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    plt.close(fig)
+    return (f'<img alt="calcium over time" width="440pt" height="190pt" '
+            f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
+
+
+def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
+    dated = sorted(((_dated(r)[0], r) for r in scans),
+                   key=lambda x: (x[0] is None, x[0] or 0, x[1].get("case_id", "")))
+    known = set(names("scans"))
+    covariates = [k for r in scans for k in r if k not in known]
+    covariates = list(dict.fromkeys(covariates))
+    head = ["scan", "date", "status", "scope", "Agatston", "volume (mm3)", "mass (mg)",
+            "Calc/BSA (mm3/m2)", "risk category", *covariates]
+    body = []
+    for d, r in dated:
+        cid = html.escape(r["case_id"])
+        status = r.get("status", "")
+        if status != "ok":
+            status = f"failed: {r.get('error_code', '')}"
+        cells = [f'<a href="../../cases/{cid}/report.html">{cid}</a>',
+                 d.isoformat() if d else "date not recorded", html.escape(status),
+                 html.escape(r.get("scope") or ""), _fmt(finite_float(r.get("agatston"))),
+                 _fmt(finite_float(r.get("volume_mm3"))), _fmt(finite_float(r.get("mass_mg"))),
+                 _fmt(finite_float(r.get("volume_per_bsa_mm3_m2"))),
+                 html.escape(r.get("risk_category") or ("not given (not coronary)"
+                                                         if status == "ok" else ""))]
+        cells += [html.escape(str(r.get(c) if r.get(c) is not None else "")) for c in covariates]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    pairs, _ = pair_rows([r for _, r in dated])
+    prog = "".join(
+        f"<tr><td>{html.escape(str(p['case_id_1']))} &rarr; {html.escape(str(p['case_id_2']))}"
+        f"</td><td>{p['interval_days']}</td><td>{_fmt(p['volume_mm3_change'])}</td>"
+        f"<td>{_fmt(p['volume_mm3_change_per_year'])}</td>"
+        f"<td>{_fmt(p['sqrt_volume_difference'], 2)}</td>"
+        f"<td>{_yes(p['progression_hokanson'])}</td>"
+        f"<td>{_fmt(None if p['volume_annual_relative_change'] is None else 100 * p['volume_annual_relative_change'])}</td>"  # noqa: E501
+        f"<td>{_yes(p['progression_raggi'])}</td>"
+        f"<td>{html.escape(p['parameters_differ'] or 'none')}</td></tr>" for p in pairs)
+    prog_table = (
+        "<table><tr><th>scans</th><th>days</th><th>volume change (mm3)</th><th>per year</th>"
+        "<th>sqrt volume difference</th><th>progression (Hokanson, &gt;= 2.5)</th>"
+        "<th>annual change (%)</th><th>progression (Raggi, &gt; 15 %/year)</th>"
+        f"<th>parameters that differ</th></tr>{prog}</table>" if pairs else
+        "<p>Fewer than two scored scans with a date: no progression to show.</p>")
+    versions = sorted({(r.get("pipeline_version") or "", r.get("config_sha256") or "")
+                       for r in scans})
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/>
+<title>vascalc patient {html.escape(patient_id)}</title><style>{CSS}
+td,th{{font-size:8.5pt;padding:2pt 4pt}}</style></head><body>
+<h1>Calcification over time: patient {html.escape(patient_id)}</h1>
+<p class="ruo">For research use only. Not for diagnostic use.</p>
+<p>{len(scans)} scan(s) in date order (the manifest's scan_date, else DICOM StudyDate). The
+headline measures cover each row's scope; compare scans of one scope and one set of scan
+parameters.</p>
+<table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
+{_chart(dated)}
+<h2>Progression between consecutive scans</h2>
+{prog_table}
+<p class="ruo">For research use only. Not for diagnostic use. vascalc
+{html.escape('; '.join(f'{v}, config sha256 {c}' for v, c in versions))}.</p>
+</body></html>
+"""
+
+
+def _yes(v: Any) -> str:
+    return "-" if v is None else ("yes" if v else "no")

@@ -1,0 +1,276 @@
+"""The result document of a case (``OUT/cases/<case_id>/result.json``) and the rows it becomes.
+
+This module owns the document: its schema and version (:data:`RESULT_SCHEMA`), building it
+from the typed records (:class:`ScanResult` or :class:`CaseFailure`), writing it atomically,
+reading it back (another version is refused by name), and turning documents into table rows.
+
+Rows are built from the typed records through the column registry
+(:mod:`vascalc.results.columns`): a row holds exactly the registered columns of its table, so
+a column the registry does not know cannot be written and a registered column the builder
+forgets fails at once. Manifest covariates travel beside the row (``covariates``) and become
+the trailing columns of scans.csv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..config.schema import Config
+from ..errors import ResultError
+from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
+from ..outputs.tables import write_atomic
+from ..core.score import RISK_LABELS
+from ..records import CaseFailure, ScanResult
+
+#: version of the result.json layout; a document of another version is not read
+RESULT_SCHEMA = 3
+
+
+def result_path(out: Path, case_id: str) -> Path:
+    return out / "cases" / case_id / "result.json"
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+def _num(v: float | None) -> float | None:
+    if v is None:
+        return None
+    if not math.isfinite(v):
+        raise ValueError(f"refusing to write a non-finite number {v!r}")
+    return float(v)
+
+
+def age_years(age: str) -> float | None:
+    """A DICOM Age String (nnnD, nnnW, nnnM or nnnY; PS3.5 6.2) in years, or None."""
+    m = re.fullmatch(r"(\d{3})([DWMY])", (age or "").strip())
+    if m is None:
+        return None
+    n = int(m.group(1))
+    return {"D": n / 365.25, "W": n / 52.1775, "M": n / 12.0, "Y": float(n)}[m.group(2)]
+
+
+def _checked(row: dict[str, Any], table: str) -> dict[str, Any]:
+    """``row`` if it holds exactly the registered columns of ``table``."""
+    registered = names(table)
+    if row.keys() != set(registered):
+        unknown = sorted(set(row) - set(registered))
+        missing = sorted(set(registered) - set(row))
+        raise ValueError(f"{table} row does not match the column registry: unknown "
+                         f"{unknown}, missing {missing}")
+    return row
+
+
+def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: str = "",
+             settings: dict[str, Any], demographics: bool = False) -> dict[str, Any]:
+    """One scans row. Provenance comes from the result's own settings; for a failed case,
+    from ``settings`` (Config.provenance() of the case's settings), so failed rows carry it."""
+    provenance = r.settings if isinstance(r, ScanResult) else settings
+    common = {"case_id": r.case_id, "patient_id": patient_id, "source_path": source_path,
+              "pipeline_version": __version__, **{k: provenance.get(k) for k in PROVENANCE_KEYS}}
+    if isinstance(r, CaseFailure):
+        row = dict.fromkeys(names("scans"))
+        row.update(common, status="failed", error_code=r.error_code, error=r.error)
+        return _checked(row, "scans")
+    m, b = r.meta, r.bsa
+    w = r.headline or r.whole
+    inc, drow, dcol = r.spacing_mm
+    ag = r.settings.get("agatston", True)
+    row = dict(
+        common, study_date=m.study_date, patient_age=m.patient_age if demographics else "",
+        patient_sex=m.patient_sex if demographics else "",
+        patient_age_years=age_years(m.patient_age) if demographics else None,
+        series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
+        scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
+        region_source=r.region_source, reader=r.reader,
+        agatston=_num(w.agatston) if ag else None, volume_mm3=_num(w.volume_mm3),
+        mass_mg=_num(w.mass_mg), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
+        density_score=r.density_score if ag else None,
+        n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
+        risk_category=r.risk_category if ag else "",
+        risk_category_order=RISK_LABELS.index(r.risk_category) if ag and r.risk_category
+        else None, cac_drs=r.cac_drs if ag else "",
+        cac_drs_vessels=r.cac_drs_vessels if ag else "", risk_basis=r.risk_basis,
+        **_scope_columns("vascular", r.vascular, b.bsa_m2, ag),
+        **_scope_columns("coronary", r.coronary, b.bsa_m2, ag),
+        all_calcium_agatston=_num(r.whole.agatston) if ag else None,
+        all_calcium_volume_mm3=_num(r.whole.volume_mm3), all_calcium_mass_mg=_num(r.whole.mass_mg),
+        height_cm=_num(b.height_cm), weight_kg=_num(b.weight_kg), bsa_m2=_num(b.bsa_m2),
+        bsa_formula=b.formula, bsa_source=b.source,
+        volume_per_bsa_mm3_m2=_num(r.volume_per_bsa_mm3_m2),
+        slice_thickness_mm=m.slice_thickness_mm, slice_increment_mm=_num(inc),
+        pixel_spacing_mm=f"{drow:g}x{dcol:g}", pixel_spacing_row_mm=drow,
+        pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1], n_cols=r.shape[2],
+        kvp=m.kvp, manufacturer=m.manufacturer, model=m.model, kernel=m.kernel,
+        quality_flags=";".join(r.quality_flags),
+    )
+    return _checked(row, "scans")
+
+
+def _scope_columns(scope: str, score, bsa_m2: float | None, ag: bool) -> dict[str, Any]:
+    """The scans columns of one scope's aggregate (empty when the case has no such regions)."""
+    if score is None:
+        return dict.fromkeys(f"{scope}_{k}" for k in ("agatston", "volume_mm3", "mass_mg",
+                                                     "n_lesions", "volume_per_bsa_mm3_m2"))
+    return {f"{scope}_agatston": _num(score.agatston) if ag else None,
+            f"{scope}_volume_mm3": _num(score.volume_mm3), f"{scope}_mass_mg": _num(score.mass_mg),
+            f"{scope}_n_lesions": score.n_lesions,
+            f"{scope}_volume_per_bsa_mm3_m2": None if bsa_m2 is None
+            else _num(score.volume_mm3 / bsa_m2)}
+
+
+def _whole_scope(r: ScanResult) -> str:
+    return "bone_excluded" if r.settings.get("scope") == "bone_excluded" else "whole_volume"
+
+
+def region_rows(r: ScanResult) -> list[dict[str, Any]]:
+    """'whole' first, then each region and 'outside' (kept calcium in no region)."""
+    bsa = r.bsa.bsa_m2
+    ag = r.settings.get("agatston", True)
+    return [_checked({
+        "case_id": r.case_id, "region": reg.region, "region_class": reg.region_class,
+        "lumen_median_hu": _num(reg.lumen_median_hu),
+        "scope": _whole_scope(r) if reg is r.whole else "region",
+        "agatston": _num(reg.agatston) if ag else None, "volume_mm3": _num(reg.volume_mm3),
+        "mass_mg": _num(reg.mass_mg), "density_score": reg.density_score,
+        "n_lesions": reg.n_lesions, "n_slice_lesions": reg.n_slice_lesions,
+        "volume_per_bsa_mm3_m2": None if bsa is None else _num(reg.volume_mm3 / bsa),
+        "region_source": "" if reg is r.whole else r.region_source},
+        "regions") for reg in (r.whole, *r.regions)]
+
+
+def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
+    ag = r.settings.get("agatston", True)
+    cls = {reg.region: reg.region_class for reg in (r.whole, *r.regions)}
+    return [_checked({
+        "case_id": r.case_id, "lesion_id": le.lesion_id, "region": le.region,
+        "region_class": cls.get(le.region, "whole"),
+        "n_slices": le.n_slices, "n_voxels": le.n_voxels, "volume_mm3": _num(le.volume_mm3),
+        "mass_mg": _num(le.mass_mg), "agatston": _num(le.agatston) if ag else None,
+        "peak_hu": _num(le.peak_hu), "mean_hu": _num(le.mean_hu),
+        "centroid_x_mm": _num(le.centroid_x_mm), "centroid_y_mm": _num(le.centroid_y_mm),
+        "centroid_z_mm": _num(le.centroid_z_mm),
+        "region_source": r.region_source if le.region != "whole" else "",
+        "label": le.region if r.region_source == "reader" and le.region != "outside" else ""},
+        "lesions") for le in r.lesions]
+
+
+def table_patient_id(manifest_id: str | None, dicom_id: str, config: Config) -> str:
+    """The patient id a table carries: the manifest's, else DICOM PatientID as
+    ``privacy.patient_id`` says: HMAC-SHA256 keyed with the study's secret (never a public
+    salt: ids from a few characters reverse by enumeration), as is, or empty."""
+    if manifest_id is not None:
+        return manifest_id
+    mode = config.privacy.patient_id
+    if mode == "omit" or not dicom_id:
+        return ""
+    if mode == "keep":
+        return dicom_id
+    key = config.privacy.secret()
+    if key is None:
+        raise ValueError("privacy.patient_id is hash but no study secret is set")
+    digest = hmac.new(key.encode(), dicom_id.encode(), hashlib.sha256).hexdigest()
+    return "p-" + digest[:16]
+
+
+# --- the document --------------------------------------------------------------------------
+
+def document(outcome: ScanResult | CaseFailure, *, run_config_sha256: str, fingerprint: str,
+             settings: Config, patient_id: str, source_path: str,
+             covariates: dict[str, str], timings: dict[str, float]) -> dict[str, Any]:
+    """The result.json document of a case: one shape for scored and failed cases."""
+    ok = isinstance(outcome, ScanResult)
+    return {
+        "schema": RESULT_SCHEMA, "case_id": outcome.case_id,
+        "config_sha256": run_config_sha256, "fingerprint": fingerprint,
+        "scan": scan_row(outcome, patient_id=patient_id, source_path=source_path,
+                         settings=settings.provenance(),
+                         demographics=settings.privacy.demographics),
+        "covariates": dict(covariates),
+        "regions": region_rows(outcome) if ok else [],
+        "lesions": lesion_rows(outcome) if ok else [],
+        "timings_s": {k: round(v, 6) for k, v in timings.items()},
+        "artefacts": [],
+    }
+
+
+def with_artefacts(doc: dict[str, Any], written: list[str], error: str,
+                   seconds: float) -> dict[str, Any]:
+    """The document with the artefacts written for it; a failure adds report_failed."""
+    doc = {**doc, "artefacts": list(written), "timings_s": {**doc["timings_s"],
+                                                            "report": round(seconds, 6)}}
+    if error:
+        flags = [f for f in (doc["scan"]["quality_flags"] or "").split(";") if f]
+        doc["scan"] = {**doc["scan"], "quality_flags": ";".join(flags + ["report_failed"])}
+        doc["artefact_error"] = error
+    return doc
+
+
+def write_result(out: Path, doc: dict[str, Any]) -> Path:
+    """Write the document atomically to OUT/cases/<case_id>/result.json, one line: json's C
+    encoder serves only unindented output, and the lesion lists of a large scan took the
+    indenting pure-Python encoder about 70 ms per case, in the batch's parent."""
+    path = result_path(out, doc["case_id"])
+    write_atomic(path, json.dumps(doc, allow_nan=False, separators=(",", ":")) + "\n")
+    return path
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """A result document, read back; raises ResultError when it is missing, unreadable, or
+    of another schema version (written by another vascalc)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ResultError(f"cannot read the case result ({type(err).__name__}: {err})",
+                          path=str(path)) from None
+    if not isinstance(doc, dict) or "scan" not in doc or "case_id" not in doc:
+        raise ResultError("not a vascalc case result", path=str(path))
+    if doc.get("schema") != RESULT_SCHEMA:
+        raise ResultError(f"result schema version {doc.get('schema')!r}; this vascalc "
+                          f"({__version__}) reads version {RESULT_SCHEMA}", path=str(path))
+    return doc
+
+
+def reusable(out: Path, case_id: str, *, config_sha256: str, fingerprint: str,
+             ) -> dict[str, Any] | None:
+    """The finished result of a case that a rerun can keep: ok, same config and same input.
+    None otherwise (absent, unreadable, another version, failed or changed: redo it)."""
+    try:
+        doc = read_result(result_path(out, case_id))
+    except ResultError:
+        return None
+    if (doc["scan"].get("status") == "ok" and doc.get("config_sha256") == config_sha256
+            and doc.get("fingerprint") == fingerprint):
+        return doc
+    return None
+
+
+def table_rows(docs: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], list[str],
+                                                     list[str]]:
+    """The rows of scans, regions, lesions and the wide per-scan region table from documents
+    (in the order given); the covariate columns and the regions, each in the order they first
+    occur."""
+    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": [],
+                                             "regions_wide": []}
+    covariate_columns: list[str] = []
+    regions: list[str] = []
+    for doc in docs:
+        cov = doc.get("covariates", {})
+        rows["scans"].append({**doc["scan"], **cov})
+        rows["regions"].extend(doc.get("regions", []))
+        rows["lesions"].extend(doc.get("lesions", []))
+        covariate_columns.extend(k for k in cov if k not in covariate_columns)
+        if doc["scan"]["status"] == "ok":
+            wide: dict[str, Any] = {"case_id": doc["case_id"]}
+            for reg in doc.get("regions", []):
+                if reg["region"] not in regions:
+                    regions.append(reg["region"])
+                wide.update({f"{reg['region']}_{m.name}": reg[m.name] for m in WIDE_MEASURES})
+            rows["regions_wide"].append(wide)
+    return rows, covariate_columns, regions

@@ -1,0 +1,83 @@
+"""vascalc rescore OUT: the run's tables, reports, SEG and SR again, from one reader's reads.
+
+Each case the reader labelled goes back through the case path (:func:`vascalc.run.case.run_case`)
+with the reads: the same calcium, split by the reader's labels (region source 'reader'),
+the coronary scope from the coronary labels, risk category and CAC-DRS with N from them.
+The other cases keep their results. The tables are rebuilt from all results, as a run
+rebuilds them; rescoring twice gives identical tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..run.batch import output_lock, rebuild
+from ..run.case import run_case
+from ..config.schema import Config
+from ..errors import ReviewError, UsageError
+from ..outputs.tables import json_text, write_all
+from ..results.document import write_result
+from .cases import lesion_ids, lesion_labels, open_run
+from .store import Reads, ReadStore
+
+
+def pick_reader(store: ReadStore, reader: str | None) -> str:
+    """The reader given, or the only one there is."""
+    readers = store.readers()
+    if reader is not None:
+        if reader not in readers:
+            raise UsageError(f"reader {reader!r} has no reads here (readers: "
+                             f"{', '.join(readers) or 'none'})", hint="check --reader")
+        return reader
+    if len(readers) != 1:
+        raise UsageError(f"{len(readers)} readers have reads here ({', '.join(readers) or 'none'})"
+                         , hint="choose one with --reader NAME")
+    return readers[0]
+
+
+def check_reads(reads: Reads, doc: dict[str, Any], config: Config) -> None:
+    """Every read names a lesion of the case and a label of the config (the server checks
+    this as it stores them; a database edited by hand is refused here)."""
+    known = set(lesion_ids(doc))
+    names = {lab.name for lab in config.review.labels}
+    keys = list(reads.lesion) + [les for les, _ in reads.slices]
+    labels = list(reads.lesion.values()) + list(reads.slices.values())
+    bad = [k for k in keys if k not in known] + [x for x in labels if x not in names]
+    if bad:
+        raise ReviewError(f"case {doc['case_id']}: reads name {bad[0]!r}, which is not a lesion "
+                          "of the case or a label of the config")
+
+
+def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = None,
+            on_case=None) -> dict[str, Any]:
+    """Rescore the reader's cases, rebuild the tables; returns the run summary."""
+    store = ReadStore(out)
+    reader = pick_reader(store, reader)
+    with output_lock(out):
+        opened = open_run(out)
+        run, config, cases, docs = opened.run, opened.config, opened.cases, opened.docs
+        todo = [cid for cid in store.cases_read(reader) if cid in docs and cid in cases
+                and docs[cid]["scan"]["status"] == "ok"]
+        rescored = []
+        for cid in todo:
+            reads = store.reads(reader, cid)
+            check_reads(reads, docs[cid], config)
+            case = cases[cid]
+            if case.fingerprint() != docs[cid].get("fingerprint"):
+                raise ReviewError(f"case {cid}: its files changed since the run")
+            doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"], out=out,
+                           reads=lesion_labels(reads, config, reader))
+            doc["reads"] = {"reader": reader, "last_read_id": reads.last_id, "done": reads.done}
+            write_result(out, doc)
+            docs[cid] = doc
+            rescored.append(cid)
+            if on_case:
+                on_case(cid, doc)
+        summary, files = rebuild(out, docs, config=config, argv=argv)
+        for key in ("inputs", "case_ids", "shard", "executor"):
+            summary[key] = run.get(key)
+        summary["rescored"] = {"reader": reader, "case_ids": rescored}
+        files[out / "run.json"] = json_text(summary)
+        write_all(files)
+    return summary

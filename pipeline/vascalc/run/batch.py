@@ -1,0 +1,366 @@
+"""Run many cases: resume, move cases to :func:`vascalc.run.case.run_case` (serially, on a
+process pool, or on a Dask cluster) and their documents back, then rebuild the tables.
+
+- A case that fails becomes a row with status=failed and never stops the others; a worker
+  process that dies takes only its own case with it.
+- Each finished case is written at once, atomically, to ``OUT/cases/<case_id>/result.json``
+  (with the config sha256 and the input fingerprint). A rerun into the same folder reuses every
+  case whose result is ok with the same config and fingerprint (``force`` redoes them), so a
+  run killed at any instant loses no finished case.
+- The tables are always rebuilt from the per-case results, so they are identical whatever the
+  order, the number of workers, the scheduler or the interruptions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import logging
+import multiprocessing as mp
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .._version import __version__
+from .case import failed_document, run_case
+from ..config.schema import Config
+from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
+from ..errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
+from ..io.dicom import can_fork
+from ..outputs.artefacts import preload
+from ..outputs.tables import json_text, table_files, to_csv, write_all
+from ..results.document import reusable, table_rows, write_result
+from ..core.lesions import AUTO_ENGINE
+
+log = logging.getLogger("vascalc")
+
+# executors: each yields (case, result document) as cases finish
+
+
+def _serial(todo, config, out):
+    for case, fp in todo:
+        yield case, run_case(case, config, fingerprint=fp, out=out)
+
+
+def _run_marked(started: str, case: Case, config: Config, fp: str, out: Path | None) -> dict:
+    """run_case in a worker, with a marker file while it runs: when a worker dies, the cases
+    whose markers remain were running in it (the others never started)."""
+    marker = Path(started) / case.case_id
+    marker.touch()
+    doc = run_case(case, config, fingerprint=fp, out=out)
+    marker.unlink()
+    return doc
+
+
+def _pool(todo, config, jobs, out):
+    """A process pool. If a worker dies (killed, out of memory), only the cases that were
+    running in the pool at that moment are suspects: each is retried alone in a pool of one
+    worker, and fails as WORKER_DIED only when it dies there too; cases that had not started
+    are requeued as they were. So one bad case never fails the innocent ones."""
+    pending, attempts, alone = list(todo), {}, set()
+    while pending:
+        shared = [p for p in pending if p[0].case_id not in alone]
+        batches = ([shared] if shared else []) + [[p] for p in pending if p[0].case_id in alone]
+        pending = []
+        for batch in batches:
+            pending += yield from _one_pool(batch, config, jobs, out, attempts, alone)
+        if pending:
+            log.warning("a worker process died; retrying %d case(s)", len(pending))
+
+
+def _one_pool(batch, config, jobs, out, attempts: dict[str, int], alone: set[str]):
+    """Run ``batch`` on one pool; yields finished documents, returns the cases to retry."""
+    retry = []
+    with tempfile.TemporaryDirectory(prefix="vascalc-running-") as started, \
+            ProcessPoolExecutor(max_workers=min(jobs, len(batch)), mp_context=_mp_context(config),
+                                initializer=_worker_start) as ex:
+        futures: dict[Future, tuple[Case, str]] = {
+            ex.submit(_run_marked, started, c, config, fp, out): (c, fp) for c, fp in batch}
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for fut in done:
+                case, fp = futures[fut]
+                try:
+                    yield case, fut.result()
+                except BrokenProcessPool:
+                    if not (Path(started) / case.case_id).exists():
+                        retry.append((case, fp))  # it never started: not a suspect
+                        continue
+                    attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
+                    if attempts[case.case_id] >= 2:
+                        yield case, failed_document(
+                            case, config, fp, WorkerDiedError.code,
+                            f"{case.display_path}: the worker process died twice while "
+                            "scoring this case, the second time alone (killed or out of "
+                            "memory) -> run it alone with --jobs 1 to see why")
+                    else:
+                        alone.add(case.case_id)
+                        retry.append((case, fp))
+                except Exception as exc:  # noqa: BLE001
+                    yield case, failed_document(case, config, fp, InternalError.code,
+                                                f"{case.display_path}: {type(exc).__name__}: {exc}")
+    return retry
+
+
+def _mp_context(config):
+    """The cheapest safe way to start workers. On Linux with no other thread running, fork
+    the parent after importing what the cases need (workers start at once, nothing
+    re-imported); with threads running, forkserver with the pipeline preloaded; elsewhere,
+    spawn."""
+    if can_fork():
+        preload(config)
+        return mp.get_context("fork")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["vascalc.run.batch", "vascalc.run.case", "vascalc.io.dicom"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _worker_start() -> None:
+    """A pool worker's start: die with the parent (a SIGKILLed run must not leave workers
+    holding memory and the caller's stdout)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            if os.getppid() == 1:  # the parent died before prctl took effect
+                os._exit(1)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+
+
+def _dask(todo, config, out, *, scheduler: str | None, local_workers: int | None):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed  # optional extra
+    except ImportError:
+        raise UsageError("Dask is not installed", hint="pip install 'vascalc[dask]'") from None
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+    else:
+        cluster = LocalCluster(n_workers=local_workers or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(run_case, c, config, fingerprint=fp, out=out, pure=False,
+                                 key=f"vascalc-{c.case_id}-{fp[:8]}"): (c, fp) for c, fp in todo}
+        for fut in as_completed(list(futures)):
+            case, fp = futures[fut]
+            try:
+                yield case, fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker fails its case only
+                yield case, failed_document(case, config, fp, WorkerDiedError.code,
+                                        f"{case.display_path}: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def execute(todo: list[tuple[Case, str]], config: Config, *, jobs: int = 1,
+            scheduler: str | None = None, dask_local: int | None = None,
+            out: Path | None = None) -> Iterator:
+    if scheduler or dask_local:
+        return _dask(todo, config, out, scheduler=scheduler, local_workers=dask_local)
+    if jobs <= 1 or len(todo) <= 1:
+        return _serial(todo, config, out)
+    return _pool(todo, config, jobs, out)
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def select_shard(cases: list[Case], shard: tuple[int, int] | None) -> list[Case]:
+    """Cases of shard I of N (0 <= I < N): every N-th case in case-id order."""
+    if shard is None:
+        return cases
+    i, n = shard
+    ordered = sorted(cases, key=lambda c: c.case_id)
+    return [c for k, c in enumerate(ordered) if k % n == i]
+
+
+def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] | None = None,
+              notes: list[dict[str, str]] | None = None, jobs: int = 1, force: bool = False,
+              scheduler: str | None = None, dask_local: int | None = None,
+              on_case: Callable[[Case, dict, bool], None] | None = None,
+              shard: tuple[int, int] | None = None,
+              inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every case (reusing finished ones), then rebuild the tables and run.json (which
+    lists the run's case ids and its shard, for merge, and the ``inputs`` the cases were
+    found in, for review and rescore)."""
+    with output_lock(out):
+        summary = _run_batch(cases, config, out, argv=argv, notes=notes, jobs=jobs, force=force,
+                             scheduler=scheduler, dask_local=dask_local, on_case=on_case,
+                             shard=shard, inputs=inputs)
+    return summary
+
+
+_HELD: set[str] = set()  # output folders this process holds the lock of
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold OUT/.vascalc.lock for the run: a second run into the same folder is refused by
+    name (it would delete the first one's temporary files and interleave its results).
+    Re-entrant within one process (the CLI holds it around discovery and the run)."""
+    key = str(out.resolve())
+    if key in _HELD:
+        yield
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fh = open(out / ".vascalc.lock", "a+", encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"cannot use the output folder: {err.strerror}", path=str(out)) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            raise BusyOutputError(f"another vascalc run is writing here ({fh.read().strip()})",
+                                  path=str(out)) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_local, on_case,
+               shard, inputs=None):
+    _remove_stale_temporaries(out)
+    t_start = time.perf_counter()
+    sha = config.sha256()
+    todo: list[tuple[Case, str]] = []
+    docs: dict[str, dict[str, Any]] = {}  # every case's document, read or made once
+    reused = 0
+    for case in cases:
+        fp = case.fingerprint()
+        old = None if force else reusable(out, case.case_id, config_sha256=sha, fingerprint=fp)
+        if old is not None:
+            reused += 1
+            docs[case.case_id] = old
+            if on_case:
+                on_case(case, old, True)
+            continue
+        todo.append((case, fp))
+    log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
+    for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
+                             out=out):
+        try:
+            write_result(out, doc)
+        except OSError as err:
+            raise OutputError(f"cannot write the result of case {case.case_id}: {err.strerror}",
+                              path=str(out)) from None
+        docs[case.case_id] = doc
+        log.info("case %s: %s", case.case_id, doc["scan"]["status"])
+        if on_case:
+            on_case(case, doc, False)
+    summary, files = rebuild(out, docs, config=config, argv=argv, notes=notes,
+                             extra={"reused": reused}, ran={c.case_id for c, _ in todo})
+    summary["executor"] = _executor_name(jobs, scheduler, dask_local)
+    summary["case_ids"] = sorted(c.case_id for c in cases)
+    summary["shard"] = None if shard is None else f"{shard[0]}/{shard[1]}"
+    summary["inputs"] = inputs
+    files[out / "discovery.csv"] = to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS)
+    summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
+    files[out / "run.json"] = json_text(summary)
+    write_all(files)  # the tables, discovery.csv and run.json of one run: all or none
+    return summary
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed run left behind (never a finished file: those are renamed)."""
+    for tmp in list(out.glob(".*.tmp")) + list(out.glob("cases/*/.*.tmp")):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def _executor_name(jobs, scheduler, dask_local) -> str:
+    if scheduler:
+        return "dask-distributed"
+    if dask_local:
+        return f"dask-local:{dask_local}"
+    return f"process-pool:{jobs}" if jobs > 1 else "serial"
+
+
+def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | None,
+            argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
+            extra: dict[str, Any] | None = None, parquet: bool | None = None,
+            ran: set[str] | None = None) -> tuple[dict[str, Any], dict[Path, str | bytes]]:
+    """The run summary and every table file, from the cases' result documents (case id ->
+    document, as written to ``OUT/cases/<id>/result.json``), in case-id order; the caller
+    writes the files with :func:`write_all`. Stage timings sum the cases in ``ran`` (this
+    invocation's; None: all), never earlier runs' reused cases."""
+    case_ids = sorted(by_case)
+    docs = [by_case[cid] for cid in case_ids]
+    rows, covariate_columns, regions = table_rows(docs)
+    failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
+                for d in docs if d["scan"]["status"] != "ok"]
+    stages: dict[str, float] = {}
+    for d in docs:
+        if ran is not None and d["case_id"] not in ran:
+            continue
+        for k, v in d.get("timings_s", {}).items():
+            stages[k] = stages.get(k, 0.0) + v
+    use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
+        else parquet
+    files = table_files(out, rows, covariate_columns, regions, parquet=use_parquet)
+    if config is not None and config.report.enabled:
+        from ..outputs.patient_report import patient_files, patient_folder  # lazy: reports only
+        from ..outputs.report import index_html  # lazy: reports only (xhtml2pdf, matplotlib)
+
+        files.update(patient_files(out, rows["scans"], pdf=config.report.pdf))
+        patients = {r["patient_id"]: patient_folder(r["patient_id"]) for r in rows["scans"]
+                    if (r.get("patient_id") or "").strip()}
+        files[out / "index.html"] = index_html(rows["scans"], patients)
+    n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
+    return {
+        "vascalc_version": __version__,
+        "versions": versions(),
+        "argv": argv if argv is not None else sys.argv,
+        "config": config.model_dump(mode="json") if config is not None else None,
+        "config_sha256": config.sha256() if config is not None else None,
+        "counts": {"cases": len(case_ids), "ok": n_ok, "failed": len(case_ids) - n_ok,
+                   "lesions": len(rows["lesions"]), "not_scored": len(notes or []),
+                   **(extra or {})},
+        "failures": failures,
+        "not_scored": notes or [],
+        "timings_s": {k: round(v, 4) for k, v in sorted(stages.items())},
+    }, files
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "vascalc": __version__}
+    for dist in ("numpy", "scipy", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = ""
+    out["scoring_engine"] = AUTO_ENGINE  # 'c', or 'scipy' where the C kernel was not built
+    return out
+
+
+__all__ = ["execute", "rebuild", "run_batch", "select_shard"]

@@ -1,0 +1,127 @@
+"""One case, one straight path: settings -> load -> regions -> analyse -> result -> artefacts.
+
+:func:`run_case` is the whole path of a case, readable top to bottom; the runners in
+:mod:`vascalc.run.batch` only move cases to it and its documents back. It never raises: any
+failure (bad input, memory, a bug) becomes a failed document with a stable error code, so one
+case never loses another's result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..analyse import analyse
+from ..config.schema import Config
+from .discovery import Case
+from ..errors import InternalError, OutOfMemoryError, VascalcError
+from ..io.load import load_ct, load_region_masks
+from ..outputs.artefacts import try_write_case_artefacts
+from ..results.document import document, result_path, table_patient_id, with_artefacts
+from ..config.settings import resolve_settings
+from ..records import CaseFailure, CTVolume, LesionLabels, ScanResult
+
+log = logging.getLogger("vascalc")
+
+
+class _Preset(VascalcError):
+    """An error found before scoring (e.g. while extracting an archive), raised for the row."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        Exception.__init__(self, message)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - t0
+
+
+def run_case(case: Case, config: Config, *, fingerprint: str,
+             out: Path | None = None, reads: LesionLabels | None = None) -> dict[str, Any]:
+    """Score one case and return its result document (plain, picklable data). With ``out``
+    and report.enabled, the case's artefacts are written into OUT/cases/<case_id>/. With a
+    reader's ``reads`` (``vascalc rescore``) the calcium is split by the reader's labels."""
+    timings: dict[str, float] = {}
+    seen: dict[str, Any] = {"dicom_pid": "", "settings": resolve_settings(
+        config, calibration=case.calibration, water_hu=case.water_hu)}
+    reports = out is not None and config.report.enabled
+    try:
+        volume, settings, result = score_case(case, config, timings=timings, seen=seen,
+                                              keep_voxels=reports, reads=reads)
+        doc = _document(case, config, settings, fingerprint, result, seen["dicom_pid"], timings)
+    except VascalcError as err:
+        log.warning("case %s failed: %s %s", case.case_id, err.code, err)
+        return failed_document(case, config, fingerprint, err.code, str(err), **seen,
+                               timings=timings)
+    except MemoryError:
+        err = OutOfMemoryError("not enough memory to load and score the series",
+                               path=case.display_path)
+        return failed_document(case, config, fingerprint, err.code, str(err), **seen,
+                               timings=timings)
+    except Exception as exc:  # noqa: BLE001 - a bug must not lose the other cases
+        log.error("case %s: internal error\n%s", case.case_id, traceback.format_exc())
+        return failed_document(case, config, fingerprint, InternalError.code,
+                               f"{case.display_path}: {type(exc).__name__}: {exc} -> "
+                               f"{InternalError.hint}", **seen, timings=timings)
+    if reports:
+        t0 = time.perf_counter()
+        written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
+                                                  volume, result, doc, settings)
+        doc = with_artefacts(doc, written, error, time.perf_counter() - t0)
+    return doc
+
+
+def score_case(case: Case, config: Config, *, timings: dict[str, float] | None = None,
+               seen: dict[str, Any] | None = None, keep_voxels: bool = False,
+               reads: LesionLabels | None = None) -> tuple[CTVolume, Config, ScanResult]:
+    """Load and score one case: the volume, the settings resolved for it, and its result.
+    Raises what the steps raise. ``timings`` gets the stage times; ``seen`` the DICOM patient
+    id and the settings as soon as they are known (for the failure row)."""
+    timings = {} if timings is None else timings
+    seen = {} if seen is None else seen
+    if case.error is not None:
+        raise _Preset(*case.error)
+    with _timed(timings, "load"):
+        volume = load_ct(case.path, config, display_path=case.display_path, headers=case.headers)
+    seen["dicom_pid"] = volume.meta.patient_id
+    if case.flags:  # what discovery saw: a split series, outliers, unreadable files
+        volume = replace(volume, quality_flags=volume.quality_flags + tuple(
+            f for f in case.flags if f not in volume.quality_flags))
+    settings = seen["settings"] = resolve_settings(config, calibration=case.calibration,
+                                                   water_hu=case.water_hu, meta=volume.meta)
+    masks, source = None, ""
+    if case.regions:
+        with _timed(timings, "regions"):
+            masks, source = load_region_masks(case.regions, volume, config)
+    result = analyse(volume, settings, case_id=case.case_id, anthropometry=case.anthropometry,
+                     regions=masks, region_source=source, keep_voxels=keep_voxels, reads=reads)
+    timings.update(result.timings_s)
+    return volume, settings, result
+
+
+def _document(case: Case, config: Config, settings: Config, fingerprint: str,
+              outcome: ScanResult | CaseFailure, dicom_pid: str,
+              timings: dict[str, float]) -> dict[str, Any]:
+    return document(outcome, run_config_sha256=config.sha256(), fingerprint=fingerprint,
+                    settings=settings,
+                    patient_id=table_patient_id(case.patient_id, dicom_pid, config),
+                    source_path=case.display_path, covariates=case.extra, timings=timings)
+
+
+def failed_document(case: Case, config: Config, fingerprint: str, code: str, message: str, *,
+                    settings: Config | None = None, dicom_pid: str = "",
+                    timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """The document of a failed case (also for a case whose worker died)."""
+    if settings is None:
+        settings = resolve_settings(config, calibration=case.calibration, water_hu=case.water_hu)
+    failure = CaseFailure(case_id=case.case_id, error_code=code, error=message,
+                          path=case.display_path)
+    return _document(case, config, settings, fingerprint, failure, dicom_pid, timings or {})

@@ -1,0 +1,96 @@
+"""Merge the outputs of shard runs (``vascalc run --shard I/N``) into one output folder.
+
+Every part must have been run with the same config (same sha256); a case present in two parts
+must have identical results. The tables are rebuilt from the per-case results, so a merged
+output equals the output of one unsharded run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .batch import output_lock, rebuild
+from ..config.schema import config_from_dict
+from ..errors import ResultError, UsageError
+from ..outputs.tables import json_text, write_all
+from ..results.document import read_result, result_path
+
+
+def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
+    """Merge shard outputs: each part's own cases (run.json's case list, so a stale result
+    left in a part folder is never taken), scored with the one config, every shard present;
+    the case folders (result, reports, masks, SEG, SR) are copied, the tables rebuilt."""
+    runs = []
+    for part in parts:
+        run_json = part / "run.json"
+        try:
+            runs.append(json.loads(run_json.read_text()))
+        except (OSError, ValueError):
+            raise UsageError(f"{run_json} is missing or unreadable",
+                             hint=f"check that {part} is a vascalc output folder whose run "
+                                  "finished") from None
+        if not isinstance(runs[-1].get("case_ids"), list):
+            raise UsageError(f"{run_json} lists no case ids (written by an older vascalc)",
+                             hint="rerun that shard with this vascalc")
+    shas = sorted({str(r.get("config_sha256")) for r in runs})
+    if len(shas) != 1:
+        raise UsageError(f"the parts were run with different configs (sha256 {', '.join(shas)})",
+                         hint="rerun the shards with one config")
+    _check_shards([r.get("shard") for r in runs], parts)
+    docs: dict[str, dict] = {}
+    source: dict[str, Path] = {}
+    for part, run in zip(parts, runs):
+        for cid in run["case_ids"]:
+            res = result_path(part, cid)
+            try:
+                doc = read_result(res)
+            except ResultError as err:
+                raise UsageError(str(err).split(" -> ")[0], hint="rerun that shard") from None
+            if doc.get("config_sha256") != run.get("config_sha256"):
+                raise UsageError(f"{res} was scored with another config than its run",
+                                 hint="rerun that shard into an empty folder")
+            if cid in docs and docs[cid]["scan"] != doc["scan"]:
+                raise UsageError(f"case {cid} has different results in two parts ({res})",
+                                 hint="give each shard's output once")
+            docs[cid], source[cid] = doc, part
+    with output_lock(out):
+        for cid, part in source.items():  # reports, masks, SEG and SR with the result
+            shutil.copytree(part / "cases" / cid, out / "cases" / cid, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".*.tmp"))
+        config = config_from_dict(runs[0]["config"]) if runs[0].get("config") else None
+        summary, files = rebuild(out, docs, config=config, argv=None)
+        summary["merged_from"] = [str(p) for p in parts]
+        summary["case_ids"] = sorted(docs)
+        summary["shard"] = None
+        given = {json.dumps(r.get("inputs"), sort_keys=True) for r in runs}
+        summary["inputs"] = runs[0].get("inputs") if len(given) == 1 else None
+        files[out / "run.json"] = json_text(summary)
+        write_all(files)
+    return summary
+
+
+def _check_shards(shards: list[str | None], parts: list[Path]) -> None:
+    """Parts of a sharded run must be its shards 0..N-1 of one N, each once."""
+    given = [s for s in shards if s]
+    if not given:
+        return
+    if len(given) != len(shards):
+        raise UsageError("some parts are shards and some are not",
+                         hint="merge the shards of one run")
+    pairs = [tuple(int(x) for x in s.split("/")) for s in given]
+    ns = {n for _, n in pairs}
+    if len(ns) != 1:
+        raise UsageError(f"the parts are shards of different splits ({', '.join(given)})",
+                         hint="merge the shards of one run")
+    n = ns.pop()
+    missing = sorted(set(range(n)) - {i for i, _ in pairs})
+    twice = sorted(i for i in {i for i, _ in pairs} if [j for j, _ in pairs].count(i) > 1)
+    if missing or twice:
+        what = "; ".join(filter(None, (
+            missing and f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing",
+            twice and f"shard(s) {', '.join(f'{i}/{n}' for i in twice)} given twice")))
+        raise UsageError(f"{what} among {', '.join(str(p) for p in parts)}",
+                         hint="give every shard's output folder once")
