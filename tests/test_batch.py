@@ -106,7 +106,7 @@ def test_rerun_reuses_and_force_redoes(cohort, reference, tmp_path):
 def test_sigkill_at_random_moments_then_resume_gives_identical_tables(cohort, reference,
                                                                        tmp_path):
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "vascalc", "run", str(cohort / "manifest.csv"),
+    cmd = [sys.executable, "-m", "vascalc.cli", "run", str(cohort / "manifest.csv"),
            "--out", str(out), "--jobs", "2", "-q"]
     # how long an uninterrupted run of this command takes here, to kill within it
     t0 = time.perf_counter()

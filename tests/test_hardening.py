@@ -224,7 +224,7 @@ def test_a_dying_worker_fails_only_its_own_case(tmp_path, monkeypatch):
 
 
 def test_workers_die_with_a_killed_parent(sample_data, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "vascalc", "run",
+    proc = subprocess.Popen([sys.executable, "-m", "vascalc.cli", "run",
                              str(sample_data / "manifest.csv"), "--out", str(tmp_path / "o"),
                              "-j", "2", "-q", "--report"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -283,7 +283,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_by_name(tmp_path):
             with _in_child_lock(out):
                 pass
         # the CLI in this process shares the lock; a subprocess does not
-        proc = subprocess.run([sys.executable, "-m", "vascalc", "run", str(tmp_path / "s"),
+        proc = subprocess.run([sys.executable, "-m", "vascalc.cli", "run", str(tmp_path / "s"),
                                "--out", str(out), "-q"], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
     assert proc.returncode == 2 and "OUTPUT_BUSY" in proc.stderr
@@ -332,12 +332,12 @@ def test_merge_takes_only_each_parts_own_cases_and_every_shard(sample_data, tmp_
 
 
 def test_a_full_disk_changes_no_table(sample_data, tmp_path, monkeypatch):
-    from vascalc.outputs import tables
+    from vascalc import files
 
     out = tmp_path / "o"
     assert run("run", sample_data / "P04" / "dicom", "--out", out, "-q", "-j", "1").exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    real, calls = tables._staged, []
+    real, calls = files._staged, []
 
     def full_after_two(path, data):
         calls.append(path)
@@ -345,7 +345,7 @@ def test_a_full_disk_changes_no_table(sample_data, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device", str(path))
         return real(path, data)
 
-    monkeypatch.setattr(tables, "_staged", full_after_two)
+    monkeypatch.setattr(files, "_staged", full_after_two)
     res = run("run", sample_data / "P04" / "dicom", "--out", out, "-q", "-j", "1", "--force")
     assert res.exit_code == 2 and "OUTPUT_UNWRITABLE" in res.output and "No space" in res.output
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
@@ -421,12 +421,12 @@ def test_symlinked_series_folders_are_followed(tmp_path):
 
 
 def test_output_files_follow_the_umask(tmp_path):
-    from vascalc.outputs import tables
-
+    umask = os.umask(0o022)
+    os.umask(umask)
     series(tmp_path / "s")
     assert run("run", tmp_path / "s", "--out", tmp_path / "o", "-q", "-j", "1").exit_code == 0
     mode = stat.S_IMODE((tmp_path / "o" / "scans.csv").stat().st_mode)
-    assert mode == tables.FILE_MODE and mode & 0o044  # group and others may read, as open()
+    assert mode == 0o666 & ~umask and mode & 0o044  # group and others may read, as open()
     result = tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json"
     assert stat.S_IMODE(result.stat().st_mode) == mode
 
@@ -633,7 +633,7 @@ def test_patient_age_in_years(age, years):
 
 
 def test_reports_print_no_library_warnings_on_the_console(sample_data, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "vascalc", "run",
+    proc = subprocess.run([sys.executable, "-m", "vascalc.cli", "run",
                            str(sample_data / "P01_T1" / "dicom"), "--out", str(tmp_path / "o"),
                            "-q", "-j", "1", "--report"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)

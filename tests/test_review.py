@@ -209,7 +209,7 @@ def test_a_killed_server_keeps_every_acknowledged_read(out):
 
 def start_server(out: Path, reader: str = "r1"):
     """`vascalc review` in its own process: (process, base URL, token)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vascalc", "review", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "vascalc.cli", "review", str(out),
                              "--port", "0", "--reader", reader], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(20):

@@ -30,7 +30,8 @@ from ..errors import ConfigError, OutputError, VascalcError
 from ..io.load import load_ct
 from ..run.merge import merge_outputs
 from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
-from ..outputs.tables import to_csv, write_atomic
+from ..outputs.tables import to_csv
+from ..files import write_atomic
 from ..cohort.progression import pair_region_rows, pair_rows
 from ..cohort.summary import long_table, summarise_groups
 from ..values import safe_yaml

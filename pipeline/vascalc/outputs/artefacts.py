@@ -18,7 +18,7 @@ from ..io.masks import nifti_bytes
 from ..records import CTVolume, ScanResult
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
 from .report import case_html, html_to_pdf
-from .tables import write_atomic
+from ..files import write_atomic
 
 log = logging.getLogger("vascalc")
 

@@ -25,7 +25,7 @@ from .._version import __version__
 from ..config.schema import Config
 from ..errors import ResultError
 from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
-from ..outputs.tables import write_atomic
+from ..files import write_atomic
 from ..core.score import RISK_LABELS
 from ..records import CaseFailure, ScanResult
 

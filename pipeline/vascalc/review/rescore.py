@@ -16,7 +16,8 @@ from ..run.batch import output_lock, rebuild
 from ..run.case import run_case
 from ..config.schema import Config
 from ..errors import ReviewError, UsageError
-from ..outputs.tables import json_text, write_all
+from ..outputs.tables import json_text
+from ..files import write_all
 from ..results.document import write_result
 from .cases import lesion_ids, lesion_labels, open_run
 from .store import Reads, ReadStore

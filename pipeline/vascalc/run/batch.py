@@ -37,7 +37,8 @@ from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from ..errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
 from ..io.dicom import can_fork
 from ..outputs.artefacts import preload
-from ..outputs.tables import json_text, table_files, to_csv, write_all
+from ..outputs.tables import json_text, table_files, to_csv
+from ..files import write_all
 from ..results.document import reusable, table_rows, write_result
 from ..core.lesions import AUTO_ENGINE
 

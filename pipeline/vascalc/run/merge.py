@@ -15,7 +15,8 @@ from typing import Any
 from .batch import output_lock, rebuild
 from ..config.schema import config_from_dict
 from ..errors import ResultError, UsageError
-from ..outputs.tables import json_text, write_all
+from ..outputs.tables import json_text
+from ..files import write_all
 from ..results.document import read_result, result_path
 
 
