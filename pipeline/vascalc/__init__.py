@@ -1,8 +1,48 @@
 """vascalc: vascular calcification on CT.
 
-The import package is ``pipeline``; the distribution and command are ``vascalc``.
-The stages are documented in DESIGN.md and README.md; the public entry point for library
-use is :func:`vascalc.analyse.analyse`.
+Agatston score, calcium volume and mass, lesion count and Calc/BSA from CT DICOM series (or
+NIfTI), per scope and region, as typed records and tidy tables. The distribution, the command
+and the import package are all ``vascalc``; the source lives in ``pipeline/vascalc/``.
+
+The public API is what ``__all__`` lists; everything else may move between releases.
+
+Examples
+--------
+>>> import vascalc
+>>> cfg = vascalc.load_config(None)
+>>> cfg.scoring.threshold_hu
+130.0
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .analyse import analyse
+from .config.schema import Config, load_config
+from .errors import VascalcError
+from .records import (
+    Anthropometry,
+    BSAResult,
+    CaseFailure,
+    CTVolume,
+    Lesion,
+    RegionScore,
+    ScanMeta,
+    ScanResult,
+)
+from .run.series import score_series
+
+__all__ = [
+    "__version__",
+    "analyse",
+    "load_config",
+    "score_series",
+    "Config",
+    "VascalcError",
+    "CTVolume",
+    "ScanMeta",
+    "ScanResult",
+    "CaseFailure",
+    "RegionScore",
+    "Lesion",
+    "BSAResult",
+    "Anthropometry",
+]

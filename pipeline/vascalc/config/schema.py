@@ -315,6 +315,9 @@ class OutputConfig(BaseModel):
 
 
 class Config(BaseModel):
+    """The run configuration (frozen, strict: unknown keys refused by name); ``Config()`` is the
+    documented defaults, :func:`load_config` reads a YAML file of that shape."""
+
     model_config = _STRICT
 
     scoring: ScoringConfig = ScoringConfig()
