@@ -17,6 +17,7 @@ from .core.bsa import FORMULAS, check_anthropometry
 from .config.schema import Config
 from .core.contrast import AORTA_CONTRAST_MEDIAN_HU, contrast_evidence, lumen_median_hu, lumen_threshold
 from .errors import AnthropometryError, ContrastError
+from .flags import check as check_flags
 from .core.regions import (
     OUTSIDE,
     as_region_mask,
@@ -243,7 +244,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                   "threshold_hu": th.threshold_hu, "threshold_source": th.source,
                   "agatston": sc.agatston},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
-        quality_flags=tuple(flags),
+        quality_flags=check_flags(tuple(flags)),
         timings_s={"segment": t1 - t0, "score": t2 - t1},
         regions=region_scores,
         density_score=headline.density_score,

@@ -16,34 +16,8 @@ import io
 import logging
 from typing import Any
 
-FLAG_TEXT = {
-    "mass_uncalibrated": "Mass not computed: no scanner calibration (c) was configured.",
-    "contrast_enhanced": "Contrast-enhanced scan: 130 HU also selects enhanced lumen.",
-    "kvp_not_120": "Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.",
-    "aorta_not_split": "The aorta was not split into thoracic and abdominal parts: the T12 "
-                       "and L1 vertebra masks are missing or empty.",
-    "report_failed": "Some report artefacts could not be written (see run.json).",
-    "gantry_tilt": "Gantry-tilted stack: scored slice by slice along the tilted planes.",
-    "duplicate_files_removed": "Duplicated files were found and counted once.",
-    "pixel_padding": "Padding pixels were set to air (-1000 HU).",
-    "monochrome1": "MONOCHROME1 images (display inverted; HU unaffected).",
-    "rescale_type_not_hu": "RescaleType is not HU: values may not be Hounsfield units.",
-    "rescale_varies": "The rescale differs between slices; applied per slice.",
-    "lossy_compression": "Lossy compression: voxels near 130 HU may have moved.",
-    "multi_frame": "Read from a multi-frame image.",
-    "nifti_input": "Read from NIfTI: no DICOM identity or acquisition details.",
-    "outlier_images_excluded": "Images of another orientation or matrix were left out.",
-    "bsa_implausible_dicom": "Height or weight in the DICOM header is implausible: no BSA.",
-    "series_split": "The series was split (images of another matrix, orientation or "
-                    "acquisition): this case holds part of it.",
-    "unreadable_files_in_folder": "A DICOM file in the series folder could not be read whole: "
-                                  "a slice may be missing from this case.",
-    "bone_heuristic": "Bone was removed by a heuristic (large dense structures): on a real "
-                      "body CT it left 43 % of the bone calcium and took 16 % of the aorta's "
-                      "(README, 'Scopes'); region masks are exact.",
-    "bone_dominated": "Most of this calcium is bone-like (large dense structures such as the "
-                      "spine, ribs or skull): it is not a vascular score.",
-}
+from ..flags import describe
+
 
 #: the headline's title per scope (README, 'Scopes')
 SCOPE_TITLE = {
@@ -63,11 +37,8 @@ IMAGE_PT = 228
 
 
 def flag_text(flag: str) -> str:
-    """What a quality flag means, in words."""
-    if flag.startswith("contrast_filled:"):
-        return (f"Contrast in the lumen of {flag.split(':', 1)[1]} (median above 100 HU): its "
-                "130 HU calcium includes contrast-filled lumen, not only calcium.")
-    return FLAG_TEXT.get(flag, flag)
+    """What a quality flag means, in words (from the registry, :mod:`vascalc.flags`)."""
+    return describe(flag)
 
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;font-size:11pt;color:#222;margin:24px}

@@ -1,0 +1,103 @@
+"""The registry of quality flags: the public vocabulary of the ``quality_flags`` column.
+
+Each flag has a code (the column's value, ``;``-separated), what it means in words (the
+report's text, the docs), and the modules that emit it. A flag ``name:<region>`` is a
+parametrised family (``contrast_filled:aorta``). :func:`check` refuses a flag that is not
+registered, so nothing can put an undocumented word into the column.
+
+Examples
+--------
+>>> describe("kvp_not_120")
+'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.'
+>>> check(("gantry_tilt", "contrast_filled:aorta"))
+('gantry_tilt', 'contrast_filled:aorta')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QualityFlag:
+    """One registered flag: its code, its meaning and who emits it."""
+
+    code: str
+    meaning: str
+    emitted_by: str
+    parametrised: bool = False  # code:<region>
+
+
+QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
+    QualityFlag('mass_uncalibrated', 'Mass not computed: no scanner calibration (c) was configured.',
+                'analyse'),
+    QualityFlag('contrast_enhanced', 'Contrast-enhanced scan: 130 HU also selects enhanced lumen.',
+                'analyse'),
+    QualityFlag('kvp_not_120', 'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.',
+                'analyse'),
+    QualityFlag('aorta_not_split', 'The aorta was not split into thoracic and abdominal parts: the T12 and L1 vertebra masks are missing or empty.',
+                'analyse'),
+    QualityFlag('report_failed', 'Some report artefacts could not be written (see run.json).',
+                'outputs.artefacts'),
+    QualityFlag('gantry_tilt', 'Gantry-tilted stack: scored slice by slice along the tilted planes.',
+                'io.geometry'),
+    QualityFlag('duplicate_files_removed', 'Duplicated files were found and counted once.',
+                'io.geometry'),
+    QualityFlag('pixel_padding', 'Padding pixels were set to air (-1000 HU).',
+                'io.dicom'),
+    QualityFlag('monochrome1', 'MONOCHROME1 images (display inverted; HU unaffected).',
+                'io.dicom'),
+    QualityFlag('rescale_type_not_hu', 'RescaleType is not HU: values may not be Hounsfield units.',
+                'io.dicom'),
+    QualityFlag('rescale_varies', 'The rescale differs between slices; applied per slice.',
+                'io.dicom'),
+    QualityFlag('lossy_compression', 'Lossy compression: voxels near 130 HU may have moved.',
+                'io.dicom'),
+    QualityFlag('multi_frame', 'Read from a multi-frame image.',
+                'io.dicom'),
+    QualityFlag('nifti_input', 'Read from NIfTI: no DICOM identity or acquisition details.',
+                'io.nifti'),
+    QualityFlag('outlier_images_excluded', 'Images of another orientation or matrix were left out.',
+                'run.discovery, io.load'),
+    QualityFlag('bsa_implausible_dicom', 'Height or weight in the DICOM header is implausible: no BSA.',
+                'analyse'),
+    QualityFlag('series_split', 'The series was split (images of another matrix, orientation or acquisition): this case holds part of it.',
+                'run.discovery'),
+    QualityFlag('unreadable_files_in_folder', 'A DICOM file in the series folder could not be read whole: a slice may be missing from this case.',
+                'run.discovery'),
+    QualityFlag('bone_heuristic', "Bone was removed by a heuristic (large dense structures): on a real body CT it left 43 % of the bone calcium and took 16 % of the aorta's (README, 'Scopes'); region masks are exact.",
+                'analyse'),
+    QualityFlag('bone_dominated', 'Most of this calcium is bone-like (large dense structures such as the spine, ribs or skull): it is not a vascular score.',
+                'analyse'),
+    QualityFlag('contrast_filled', 'Contrast in the lumen of the region (median above 100 HU): its 130 HU calcium includes contrast-filled lumen, not only calcium.',
+                'analyse', parametrised=True),
+)}
+
+
+def lookup(flag: str) -> QualityFlag | None:
+    """The registry entry of ``flag`` (a parametrised flag by its family), None if unregistered."""
+    code, sep, _ = flag.partition(":")
+    entry = QUALITY_FLAGS.get(code)
+    if entry is None or entry.parametrised != bool(sep):
+        return None
+    return entry
+
+
+def check(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``flags`` unchanged when every one is registered; ValueError naming the first that is not
+    (a programming error: register the flag here, with its meaning, before emitting it)."""
+    for f in flags:
+        if lookup(f) is None:
+            raise ValueError(f"quality flag {f!r} is not registered in vascalc.flags.QUALITY_FLAGS")
+    return flags
+
+
+def describe(flag: str) -> str:
+    """What ``flag`` means, in words (for a parametrised flag, with its region named)."""
+    entry = lookup(flag)
+    if entry is None:
+        return flag
+    if entry.parametrised:
+        region = flag.split(":", 1)[1]
+        return entry.meaning.replace("the region", region, 1)
+    return entry.meaning

@@ -1,0 +1,42 @@
+"""The quality-flag registry is the whole vocabulary of the quality_flags column."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from vascalc.flags import QUALITY_FLAGS, check, describe, lookup
+from vascalc.outputs.report import flag_text
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "pipeline" / "vascalc"
+
+
+def test_every_flag_in_the_golden_tables_is_registered():
+    seen = set()
+    for table in (ROOT / "tests" / "golden").glob("*/scans.csv"):
+        with open(table, encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                seen.update(f for f in row["quality_flags"].split(";") if f)
+    assert seen, "the golden tables carry no flag: the check would hold vacuously"
+    assert [f for f in sorted(seen) if lookup(f) is None] == []
+
+
+def test_every_registered_flag_is_emitted_where_the_registry_says():
+    for flag in QUALITY_FLAGS.values():
+        sources = [PKG.joinpath(*m.strip().split(".")).with_suffix(".py")
+                   for m in flag.emitted_by.split(",")]
+        quoted = (f'"{flag.code}"', f'"{flag.code}:')
+        assert any(q in s.read_text() for s in sources for q in quoted), flag.code
+
+
+def test_unregistered_flags_are_refused_and_the_report_reads_the_registry():
+    with pytest.raises(ValueError, match="'made_up' is not registered"):
+        check(("gantry_tilt", "made_up"))
+    with pytest.raises(ValueError, match="not registered"):
+        check(("contrast_filled",))  # a family needs its region
+    assert flag_text("contrast_filled:aorta") == describe("contrast_filled:aorta")
+    assert "aorta" in flag_text("contrast_filled:aorta")
+    assert flag_text("gantry_tilt") == QUALITY_FLAGS["gantry_tilt"].meaning
