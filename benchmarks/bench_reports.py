@@ -20,9 +20,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from vascalc.config.load import load_config
     from vascalc.run.case import run_case
-    from vascalc.config.schema import load_config
     from vascalc.run.discovery import cases_from_manifest
+
     from sample_data.generate import generate
 
     work = Path(tempfile.mkdtemp(prefix="vascalc-bench-reports-"))

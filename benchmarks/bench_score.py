@@ -113,7 +113,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import SimpleITK as sitk
-
     from vascalc.analyse import analyse
     from vascalc.config.schema import Config
     from vascalc.io.dicom import index_tree, load_series
@@ -149,9 +148,9 @@ def main() -> None:
     t_plain3, res3 = best(lambda: analyse(vol3, cfg, case_id="b"))
     t_interp, res_interp = best(lambda: analyse(vol3, cfg_interp, case_id="b"), repeats=2)
 
+    from vascalc.outputs.tables import to_csv
     from vascalc.run.case import run_case
     from vascalc.run.discovery import Case
-    from vascalc.outputs.tables import to_csv
 
     def full():
         h, _ = index_tree(tmp)

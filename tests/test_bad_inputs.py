@@ -12,12 +12,12 @@ import numpy as np
 import pydicom
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.analyse import analyse
 from vascalc.cli.app import app
 from vascalc.config.schema import Config
 from vascalc.errors import VascalcError
 from vascalc.io.dicom import index_tree, load_series
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 N = 6
@@ -398,9 +398,9 @@ def test_localizers_and_projections_are_not_scored(tmp_path, image_type):
 def test_implausible_pixel_spacing_is_refused_by_name(tmp_path, spacing):
     """Found by the header fuzzer: a PixelSpacing of 3e-202 mm made the pixel area 0."""
     import pydicom
-
     from vascalc.errors import GeometryError
     from vascalc.io.dicom import index_tree, load_series
+
     from sample_data.dicom_writer import SeriesSpec, write_series
 
     write_series(tmp_path / "s", np.zeros((3, 8, 8)), SeriesSpec(signed=True, intercept=0.0))

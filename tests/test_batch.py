@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 TABLES = ("scans.csv", "regions.csv", "lesions.csv", "data_dictionary.csv")

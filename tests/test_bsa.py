@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vascalc.core.bsa import FORMULAS, body_surface_area
 from vascalc.errors import AnthropometryError
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
-from vascalc.config.schema import load_config
+from vascalc.config.load import load_config
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 
@@ -58,7 +58,6 @@ def test_an_insert_below_water_is_a_usage_error(tmp_path):
 def test_calibrate_reads_a_nifti_phantom(tmp_path):
     """Micro-CT phantoms often come as NIfTI: the same phantom through its affine."""
     import nibabel as nib
-
     from vascalc.io.dicom import index_tree, load_series
     from vascalc.io.masks import affine_ras
 

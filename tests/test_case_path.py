@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from vascalc.analyse import analyse
-from vascalc.run.batch import run_batch
 from vascalc.config.schema import Config
-from vascalc.run.discovery import cases_from_manifest
+from vascalc.config.settings import resolve_settings
 from vascalc.errors import ResultError
+from vascalc.records import CaseFailure, ScanMeta
 from vascalc.results.columns import TABLES
 from vascalc.results.document import (
     RESULT_SCHEMA,
@@ -26,8 +25,9 @@ from vascalc.results.document import (
     reusable,
     scan_row,
 )
-from vascalc.config.settings import resolve_settings
-from vascalc.records import CaseFailure, ScanMeta
+from vascalc.run.batch import run_batch
+from vascalc.run.discovery import cases_from_manifest
+
 from tests.conftest import volume
 from tests.golden.make_golden import HERE as GOLDEN
 

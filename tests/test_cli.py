@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
 from vascalc.results.columns import names
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from vascalc.config.schema import Config, load_config
+from vascalc.config.load import load_config
+from vascalc.config.schema import Config
 from vascalc.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

@@ -17,10 +17,10 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
-
 from vascalc.analyse import analyse
 from vascalc.config.schema import Config
 from vascalc.io.dicom import index_tree, load_series
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 

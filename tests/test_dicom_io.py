@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-
 from vascalc.errors import (
     DecodeError,
     DuplicateSliceError,
@@ -16,6 +15,7 @@ from vascalc.errors import (
     NotDicomError,
 )
 from vascalc.io.dicom import index_tree, load_series
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 
@@ -224,6 +224,7 @@ def test_fast_header_parser_equals_pydicom(tmp_path, implicit, undefined):
 
 def test_fast_header_parser_equals_pydicom_on_real_files():
     from vascalc.io.dicom_header import read_header
+
     from tests.conftest import shared_path
 
     root = shared_path()

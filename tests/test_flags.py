@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from vascalc.flags import QUALITY_FLAGS, check, describe, lookup
 from vascalc.outputs.report import flag_text
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom import config as dcm_config
-
 from vascalc.analyse import analyse
 from vascalc.config.schema import Config
 from vascalc.errors import InternalError, VascalcError
 from vascalc.io.dicom import index_tree, load_series
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 ANY_NUMBER = st.one_of(st.sampled_from(["0", "-1", "1e9", "1e30", "1e-9", "0.9", "-1020.2",

@@ -21,15 +21,16 @@ import numpy as np
 import pydicom
 import pytest
 from typer.testing import CliRunner
-
-from vascalc.run import batch
 from vascalc.cli.app import app
-from vascalc.config.schema import Config, config_from_dict, load_config
-from vascalc.run.discovery import Case, cases_from_tree, collect_cases
+from vascalc.cohort.progression import pair_rows
+from vascalc.config.load import config_from_dict, load_config
+from vascalc.config.schema import Config
 from vascalc.errors import BusyOutputError, ConfigError
 from vascalc.io.dicom import index_tree, load_series
 from vascalc.results.columns import PROGRESSION
-from vascalc.cohort.progression import pair_rows
+from vascalc.run import batch
+from vascalc.run.discovery import Case, cases_from_tree, collect_cases
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 from tests.test_bad_inputs import (
     EXPECTED_AGATSTON,

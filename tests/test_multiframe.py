@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-
 from vascalc.analyse import analyse
 from vascalc.config.schema import Config
 from vascalc.io.dicom import index_tree, load_series
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 
 hd = pytest.importorskip("highdicom")

@@ -9,13 +9,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.analyse import analyse
 from vascalc.cli.app import app
 from vascalc.config.schema import Config
 from vascalc.errors import NotCTError
 from vascalc.io.dicom import index_tree, load_series
 from vascalc.io.nifti import load_nifti
+
 from sample_data.dicom_writer import SeriesSpec, write_series
 from tests.conftest import shared_path
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
 from vascalc.cohort.progression import pair_rows
 from vascalc.cohort.summary import summarise, summarise_groups

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
 from vascalc.analyse import analyse
 from vascalc.config.schema import Config
+
 from tests.conftest import volume
 
 CFG = Config(scoring={"mass_calibration_mg_per_cm3_per_hu": 0.8})
@@ -89,6 +89,7 @@ def test_inputs_are_never_modified(hu, spacing):
 def test_streaming_kernel_equals_scipy_reference(hu, conn, link, min_area, dtype, threshold):
     from vascalc.core.lesions import find_slice_lesions
 
+    assume((conn, link) != (8, 6))  # refused: it would split a slice lesion between lesions
     if dtype[0] in "iu":  # integer HU: floored and clipped into the type's range
         info = np.iinfo(dtype)
         hu = np.clip(np.floor(hu), info.min, info.max).astype(dtype)
@@ -110,7 +111,6 @@ def test_c_kernel_is_built_where_a_compiler_is():
     import shutil
 
     import pytest
-
     from vascalc.core import lesions as segment
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
-
 import vascalc
+from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.errors import NoInputError, UsageError
 

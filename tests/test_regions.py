@@ -8,12 +8,12 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-
 from vascalc.analyse import analyse
 from vascalc.config.schema import Config
 from vascalc.errors import RegionError
 from vascalc.io.masks import affine_ras, load_regions
 from vascalc.records import CTVolume
+
 from tests.conftest import shared_path
 
 SPACING = (3.0, 0.5, 0.5)
@@ -155,9 +155,8 @@ def test_label_map_with_a_label_table(tmp_path):
 
 def test_totalsegmentator_masks_match_scoring_each_mask_by_hand():
     from skimage.measure import label
-
-    from vascalc.io.nifti import load_nifti
     from vascalc.core.score import density_weight
+    from vascalc.io.nifti import load_nifti
 
     ct_path = shared_path("totalsegmentator_example", "example_ct_sm.nii.gz")
     seg = shared_path("totalsegmentator_example", "example_seg_fast")
@@ -272,7 +271,7 @@ def test_cac_drs_vessel_count():
 
 
 def test_aortic_profile_on_the_totalsegmentator_example():
-    from vascalc.config.schema import load_config
+    from vascalc.config.load import load_config
     from vascalc.io.nifti import load_nifti
 
     vol = load_nifti(shared_path("totalsegmentator_example", "example_ct_sm.nii.gz"))
@@ -291,7 +290,6 @@ def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
     import csv
 
     from typer.testing import CliRunner
-
     from vascalc.cli.app import app
 
     runner = CliRunner()

@@ -12,7 +12,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]

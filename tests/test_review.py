@@ -22,12 +22,12 @@ import numpy as np
 import pydicom
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
 from vascalc.config.review import ReviewConfig
 from vascalc.review.agreement import cohen_kappa, icc_2_1
 from vascalc.review.server import ReviewApp, make_server
 from vascalc.review.store import ReadStore
+
 from tests.test_reports import read, reported  # noqa: F401 - reported: the run, a fixture
 
 ROOT = Path(__file__).resolve().parents[1]

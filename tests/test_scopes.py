@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.analyse import analyse
 from vascalc.cli.app import app
 from vascalc.config.schema import Config
-from vascalc.errors import ScopeError
-from vascalc.io.masks import label_map_regions
 from vascalc.core.regions import RegionMask, merge_territories, region_class, union
 from vascalc.core.scopes import resolve_scope
+from vascalc.errors import ScopeError
+from vascalc.io.masks import label_map_regions
 from vascalc.records import CTVolume
+
 from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]

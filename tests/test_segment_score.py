@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from vascalc.analyse import analyse
 from vascalc.config.schema import Config
-from vascalc.core.score import cac_drs, density_weight, risk_category
 from vascalc.core.lesions import find_slice_lesions
+from vascalc.core.score import cac_drs, density_weight, risk_category
+
 from tests.conftest import volume
 
 CFG = Config()
@@ -154,7 +154,8 @@ def test_26_connectivity_joins_diagonal_neighbours_across_slices():
     hu[1, 3:5, 3:5] = 0
     hu[1, 3:5, 2:4] = 300  # now shares an edge with (2,2) across slices: 18-connected
     assert score(hu, cfg=Config(scoring={"lesion_connectivity": 18})).whole.n_lesions == 1
-    assert score(hu, cfg=Config(scoring={"lesion_connectivity": 6})).whole.n_lesions == 2
+    six = Config(scoring={"slice_connectivity": 4, "lesion_connectivity": 6})  # 8 with 6 is refused
+    assert score(hu, cfg=six).whole.n_lesions == 2
 
 
 def test_dropped_slice_lesion_does_not_bridge_two_lesions():

@@ -17,12 +17,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
-from vascalc.config.schema import load_config
-from vascalc.run.discovery import cases_from_manifest
-from vascalc.errors import UsageError
 from vascalc.config.label_tables import LABEL_TABLES
+from vascalc.config.load import load_config
+from vascalc.errors import UsageError
+from vascalc.run.discovery import cases_from_manifest
 from vascalc.segmentation import totalsegmentator as ts
 
 ROOT = Path(__file__).resolve().parents[1]

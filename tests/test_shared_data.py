@@ -11,9 +11,9 @@ import numpy as np
 import pydicom
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
 from vascalc.io.dicom import index_tree, load_series
+
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.shared_data

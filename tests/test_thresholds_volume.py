@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-
 from vascalc.analyse import analyse
 from vascalc.cli.app import app
-from vascalc.config.schema import Config, load_config
+from vascalc.config.load import load_config
+from vascalc.config.schema import Config
 from vascalc.errors import ConfigError, ThresholdError
-from vascalc.results.document import region_rows, scan_row
 from vascalc.records import ScanMeta
+from vascalc.results.document import region_rows, scan_row
+
 from tests.conftest import volume
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -75,7 +76,7 @@ def test_a_given_kv_overrides_the_header():
     ({"volume_method": "interpolated", "preset": "philips"}, "cannot be combined"),
 ])
 def test_inconsistent_threshold_settings_are_config_errors(scoring, match):
-    from vascalc.config.schema import config_from_dict
+    from vascalc.config.load import config_from_dict
 
     with pytest.raises(ConfigError, match=match):
         config_from_dict({"scoring": scoring})
@@ -216,7 +217,6 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
     assert scans and all(s["status"] == "ok" for s in scans)
     if profile == "microct":
         from scipy import ndimage
-
         from vascalc.io.dicom import index_tree, load_series
 
         for s in scans:

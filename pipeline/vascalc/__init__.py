@@ -16,7 +16,8 @@ Examples
 
 from ._version import __version__
 from .analyse import analyse
-from .config.schema import Config, load_config
+from .config.load import load_config
+from .config.schema import Config
 from .errors import VascalcError
 from .records import (
     Anthropometry,

@@ -12,12 +12,12 @@ from functools import partial
 
 import numpy as np
 
+from .config.schema import Config
+from .config.thresholds import resolve as resolve_thresholds
 from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
-from .config.schema import Config
 from .core.contrast import AORTA_CONTRAST_MEDIAN_HU, contrast_evidence, lumen_median_hu, lumen_threshold
-from .errors import AnthropometryError, ContrastError
-from .flags import check as check_flags
+from .core.lesions import density_band_mask, find_slice_lesions
 from .core.regions import (
     OUTSIDE,
     as_region_mask,
@@ -40,9 +40,9 @@ from .core.score import (
     score_lesions,
     volume_mm3,
 )
-from .core.lesions import density_band_mask, find_slice_lesions
 from .core.thresholds import Thresholds
-from .config.thresholds import resolve as resolve_thresholds
+from .errors import AnthropometryError, ContrastError
+from .flags import check as check_flags
 from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's input record
     Anthropometry,
     BSAResult,

@@ -29,48 +29,97 @@ class QualityFlag:
 
 
 QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
-    QualityFlag('mass_uncalibrated', 'Mass not computed: no scanner calibration (c) was configured.',
-                'analyse'),
-    QualityFlag('contrast_enhanced', 'Contrast-enhanced scan: 130 HU also selects enhanced lumen.',
-                'analyse'),
-    QualityFlag('kvp_not_120', 'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.',
-                'analyse'),
-    QualityFlag('aorta_not_split', 'The aorta was not split into thoracic and abdominal parts: the T12 and L1 vertebra masks are missing or empty.',
-                'analyse'),
-    QualityFlag('report_failed', 'Some report artefacts could not be written (see run.json).',
-                'outputs.artefacts'),
-    QualityFlag('gantry_tilt', 'Gantry-tilted stack: scored slice by slice along the tilted planes.',
-                'io.geometry'),
-    QualityFlag('duplicate_files_removed', 'Duplicated files were found and counted once.',
-                'io.geometry'),
-    QualityFlag('pixel_padding', 'Padding pixels were set to air (-1000 HU).',
-                'io.dicom'),
-    QualityFlag('monochrome1', 'MONOCHROME1 images (display inverted; HU unaffected).',
-                'io.dicom'),
-    QualityFlag('rescale_type_not_hu', 'RescaleType is not HU: values may not be Hounsfield units.',
-                'io.dicom'),
-    QualityFlag('rescale_varies', 'The rescale differs between slices; applied per slice.',
-                'io.dicom'),
-    QualityFlag('lossy_compression', 'Lossy compression: voxels near 130 HU may have moved.',
-                'io.dicom'),
-    QualityFlag('multi_frame', 'Read from a multi-frame image.',
-                'io.dicom'),
-    QualityFlag('nifti_input', 'Read from NIfTI: no DICOM identity or acquisition details.',
-                'io.nifti'),
-    QualityFlag('outlier_images_excluded', 'Images of another orientation or matrix were left out.',
-                'run.discovery, io.load'),
-    QualityFlag('bsa_implausible_dicom', 'Height or weight in the DICOM header is implausible: no BSA.',
-                'analyse'),
-    QualityFlag('series_split', 'The series was split (images of another matrix, orientation or acquisition): this case holds part of it.',
-                'run.discovery'),
-    QualityFlag('unreadable_files_in_folder', 'A DICOM file in the series folder could not be read whole: a slice may be missing from this case.',
-                'run.discovery'),
-    QualityFlag('bone_heuristic', "Bone was removed by a heuristic (large dense structures): on a real body CT it left 43 % of the bone calcium and took 16 % of the aorta's (README, 'Scopes'); region masks are exact.",
-                'analyse'),
-    QualityFlag('bone_dominated', 'Most of this calcium is bone-like (large dense structures such as the spine, ribs or skull): it is not a vascular score.',
-                'analyse'),
-    QualityFlag('contrast_filled', 'Contrast in the lumen of the region (median above 100 HU): its 130 HU calcium includes contrast-filled lumen, not only calcium.',
-                'analyse', parametrised=True),
+    QualityFlag(
+        'mass_uncalibrated',
+        'Mass not computed: no scanner calibration (c) was configured.',
+        'analyse'),
+    QualityFlag(
+        'contrast_enhanced',
+        'Contrast-enhanced scan: 130 HU also selects enhanced lumen.',
+        'analyse'),
+    QualityFlag(
+        'kvp_not_120',
+        'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.',
+        'analyse'),
+    QualityFlag(
+        'aorta_not_split',
+        'The aorta was not split into thoracic and abdominal parts: the T12 and L1 vertebra '
+        'masks are missing or empty.',
+        'analyse'),
+    QualityFlag(
+        'report_failed',
+        'Some report artefacts could not be written (see run.json).',
+        'outputs.artefacts'),
+    QualityFlag(
+        'gantry_tilt',
+        'Gantry-tilted stack: scored slice by slice along the tilted planes.',
+        'io.geometry'),
+    QualityFlag(
+        'duplicate_files_removed',
+        'Duplicated files were found and counted once.',
+        'io.geometry'),
+    QualityFlag(
+        'pixel_padding',
+        'Padding pixels were set to air (-1000 HU).',
+        'io.dicom'),
+    QualityFlag(
+        'monochrome1',
+        'MONOCHROME1 images (display inverted; HU unaffected).',
+        'io.dicom'),
+    QualityFlag(
+        'rescale_type_not_hu',
+        'RescaleType is not HU: values may not be Hounsfield units.',
+        'io.dicom'),
+    QualityFlag(
+        'rescale_varies',
+        'The rescale differs between slices; applied per slice.',
+        'io.dicom'),
+    QualityFlag(
+        'lossy_compression',
+        'Lossy compression: voxels near 130 HU may have moved.',
+        'io.dicom'),
+    QualityFlag(
+        'multi_frame',
+        'Read from a multi-frame image.',
+        'io.dicom'),
+    QualityFlag(
+        'nifti_input',
+        'Read from NIfTI: no DICOM identity or acquisition details.',
+        'io.nifti'),
+    QualityFlag(
+        'outlier_images_excluded',
+        'Images of another orientation or matrix were left out.',
+        'run.discovery, io.load'),
+    QualityFlag(
+        'bsa_implausible_dicom',
+        'Height or weight in the DICOM header is implausible: no BSA.',
+        'analyse'),
+    QualityFlag(
+        'series_split',
+        'The series was split (images of another matrix, orientation or acquisition): this '
+        'case holds part of it.',
+        'run.discovery'),
+    QualityFlag(
+        'unreadable_files_in_folder',
+        'A DICOM file in the series folder could not be read whole: a slice may be missing '
+        'from this case.',
+        'run.discovery'),
+    QualityFlag(
+        'bone_heuristic',
+        'Bone was removed by a heuristic (large dense structures): on a real body CT it left '
+        "43 % of the bone calcium and took 16 % of the aorta's (README, 'Scopes'); region "
+        'masks are exact.',
+        'analyse'),
+    QualityFlag(
+        'bone_dominated',
+        'Most of this calcium is bone-like (large dense structures such as the spine, ribs or'
+        ' skull): it is not a vascular score.',
+        'analyse'),
+    QualityFlag(
+        'contrast_filled',
+        'Contrast in the lumen of the region (median above 100 HU): its 130 HU calcium '
+        'includes contrast-filled lumen, not only calcium.',
+        'analyse', parametrised=True),
 )}
 
 

@@ -19,22 +19,23 @@ from typing import Annotated, Optional
 import typer
 
 from .._version import __version__
-from ..run.batch import default_jobs, output_lock, run_batch, select_shard
-from ..core.calibrate import Insert
-from ..core.calibrate import calibrate as run_calibration
-from .review import register as register_review
-from ..config.schema import HASH_SALT_ENV, Config, load_config
-from .console import Progress
-from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
-from ..errors import ConfigError, OutputError, VascalcError
-from ..io.load import load_ct
-from ..run.merge import merge_outputs
-from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
-from ..outputs.tables import to_csv
-from ..files import write_atomic
 from ..cohort.progression import pair_region_rows, pair_rows
 from ..cohort.summary import long_table, summarise_groups
+from ..config.load import load_config
+from ..config.schema import HASH_SALT_ENV, Config
+from ..core.calibrate import Insert
+from ..core.calibrate import calibrate as run_calibration
+from ..errors import ConfigError, OutputError, VascalcError
+from ..files import write_atomic
+from ..io.load import load_ct
+from ..outputs.tables import to_csv
+from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
+from ..run.batch import default_jobs, output_lock, run_batch, select_shard
+from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
+from ..run.merge import merge_outputs
 from ..values import safe_yaml
+from .console import Progress
+from .review import register as register_review
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Vascular calcification on CT: Agatston, volume, mass, Calc/BSA.")

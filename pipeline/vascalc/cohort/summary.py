@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .progression import SCORES, _num
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
+from .progression import SCORES, _num
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The configuration schema: one pydantic model, defaults in one place, no globals.
 
 Every model forbids unknown keys and is frozen (pyradiomics validates its example settings the
-same way, ``tests/test_exampleSettings.py``). ``load_config`` turns a YAML file into a
-``Config`` or raises :class:`vascalc.errors.ConfigError` naming the key, the value and what is
-allowed.
+same way, ``tests/test_exampleSettings.py``). :mod:`vascalc.config.load` turns a YAML file
+into a ``Config`` or raises :class:`vascalc.errors.ConfigError` naming the key, the value and
+what is allowed.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..core.bsa import FORMULAS
 from .regions import RegionsConfig
 from .review import ReviewConfig
-from ..errors import ConfigError
-from ..values import safe_yaml
 
 #: unknown keys refused, records frozen, and no NaN or infinity in any number (a NaN
 #: threshold compares false with every HU; an infinite increment makes Agatston 0)
@@ -173,11 +170,19 @@ class ScoringConfig(BaseModel):
                 None, self.threshold_hu):
             raise ValueError("volume_method: interpolated measures at the calcium threshold; "
                              "it cannot be combined with volume_threshold_hu")
+        if (self.slice_connectivity, self.lesion_connectivity) == (8, 6):
+            raise ValueError(_CONNECTIVITY_8_6)
         if w[0] > self.threshold_hu:
             raise ValueError(
                 f"density_weight_hu[0]={w[0]} is above threshold_hu={self.threshold_hu}: "
                 "calcium voxels between them would get weight 0; lower it to threshold_hu")
         return self
+
+
+_CONNECTIVITY_8_6 = (
+    "slice_connectivity 8 with lesion_connectivity 6 would split an 8-connected slice lesion "
+    "(whose Agatston is counted once) between 3-D lesions; use lesion_connectivity 18 or 26 "
+    "(the same in-plane neighbours), or slice_connectivity 4")
 
 
 class RiskConfig(BaseModel):
@@ -354,55 +359,3 @@ class Config(BaseModel):
         if key:
             text += "\0" + hashlib.sha256(("vascalc-key\0" + key).encode()).hexdigest()
         return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _format_validation(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            parent = _model_at(e["loc"][:-1])
-            allowed = sorted(parent.model_fields) if parent else []
-            lines.append(f"unknown key '{loc}'; allowed keys here: {', '.join(allowed)}")
-        else:
-            lines.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
-    return f"{source}: invalid config: " + "; ".join(lines)
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = Config
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None or not (isinstance(field.annotation, type)
-                                 and issubclass(field.annotation, BaseModel)):
-            return None
-        model = field.annotation
-    return model
-
-
-def config_from_dict(data: dict, *, source: str = "config") -> Config:
-    try:
-        return Config.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation(err, source)) from None
-
-
-def load_config(path: str | Path | None) -> Config:
-    """Read a YAML config; ``None`` gives the defaults."""
-    if path is None:
-        return Config()
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read config file: {err.strerror}", path=str(p)) from None
-    try:
-        data = safe_yaml(text)
-    except ValueError as err:
-        raise ConfigError(str(err), path=str(p)) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"top level must be a mapping, got {type(data).__name__}", path=str(p))
-    return config_from_dict(data, source=str(p))

@@ -10,8 +10,8 @@ calls it once per case.
 
 from __future__ import annotations
 
-from .schema import Config
 from ..records import ScanMeta
+from .schema import Config
 
 
 def resolve_settings(config: Config, *, calibration: float | None = None,

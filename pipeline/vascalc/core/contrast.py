@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ThresholdError
+from ..records import CTVolume
 from .regions import as_region_mask
 from .thresholds import Thresholds
-from ..records import CTVolume
 
 #: a lumen whose median HU is above this is contrast-filled (unenhanced blood reads about 40 HU)
 AORTA_CONTRAST_MEDIAN_HU = 100.0

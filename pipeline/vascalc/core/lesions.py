@@ -10,8 +10,11 @@ Pure functions over numpy arrays; the input is never modified. Definitions:
 - kept slice lesion: area >= ``min_lesion_area_mm2`` (1 mm^2 in Agatston 1990 and in the
   GE/TeraRecon convention, van Praagh et al., Med Phys 2021);
 - lesion (3-D): a connected component, 26-connected by default, of the voxels of kept slice
-  lesions. It is built by linking slice lesions on neighbouring slices whose voxels touch
-  under the chosen connectivity, which gives exactly the components of the kept-voxel mask.
+  lesions. It is built by linking slice lesions whose voxels touch under the chosen
+  connectivity (on neighbouring slices, and on one slice where the 3-D neighbourhood has
+  in-plane neighbours the slice connectivity lacks), which gives exactly the components of the
+  kept-voxel mask. Slice connectivity 8 with 3-D connectivity 6 is refused: it would split a
+  slice lesion, scored once, between 3-D lesions.
 
 Two implementations give identical results: the streaming C kernel of
 ``pipeline/vascalc/core/_ckernel.c`` (the default; compiled at install, nothing to load at start-up) and a
@@ -69,6 +72,14 @@ class SliceLesions:
         return int(self.slice_index.size)
 
 
+def _needs_in_plane_links(slice_connectivity: int, lesion_connectivity: int) -> bool:
+    """True when 3-D lesions join slice lesions of one slice: 4-connected slice lesions touching
+    diagonally are one 18- or 26-connected lesion. The C kernel links slice lesions across
+    slices only, so these settings (Comp2Comp's and CACSLabeler's slice connectivity 4) use the
+    scipy engine, which adds the in-plane links."""
+    return slice_connectivity == 4 and lesion_connectivity in (18, 26)
+
+
 def _structure_2d(connectivity: int) -> np.ndarray:
     from scipy import ndimage  # lazy: scipy, only for the passes that need it
 
@@ -103,7 +114,10 @@ def find_slice_lesions(
         raise ValueError(f"lesion connectivity must be 6, 18 or 26, got {lesion_connectivity!r}")
     if engine not in ("auto", "c", "scipy"):
         raise ValueError(f"engine must be 'auto', 'c' or 'scipy', got {engine!r}")
-    if engine != "scipy":
+    if lesion_connectivity == 6 and slice_connectivity == 8:
+        raise ValueError("lesion connectivity 6 would split an 8-connected slice lesion between "
+                         "3-D lesions; use lesion connectivity 18 or 26, or slice connectivity 4")
+    if engine != "scipy" and not _needs_in_plane_links(slice_connectivity, lesion_connectivity):
         if _ckernel is None:
             if engine == "c":
                 raise ImportError("the C kernel vascalc.core._ckernel is not built; reinstall vascalc "
@@ -154,6 +168,7 @@ def find_slice_lesions_scipy(
 
     structure = _structure_2d(slice_connectivity)
     offsets = _LINK_OFFSETS[lesion_connectivity]
+    in_plane_links = _needs_in_plane_links(slice_connectivity, lesion_connectivity)
     n_rows, n_cols = hu.shape[1:]
     min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
 
@@ -207,6 +222,18 @@ def find_slice_lesions_scipy(
                 other = prev_kept_labels[r2[ok], c2[ok]]
                 touch = other > 0
                 # one edge per pair of slice lesions, not per touching voxel
+                pair = np.unique((here[ok][touch] - 1) * base_next + (other[touch] - 1))
+                edges_a.append(pair // base_next)
+                edges_b.append(pair % base_next)
+        if in_plane_links and kflat.size:
+            # 4-connected slice lesions that touch diagonally are one 18/26-connected lesion
+            kr, kc = rows[keep_vox], cols[keep_vox]
+            here = cur.ravel()[kflat]
+            for dr, dc in ((1, 1), (1, -1)):
+                r2, c2 = kr + dr, kc + dc
+                ok = (r2 < n_rows) & (c2 >= 0) & (c2 < n_cols)
+                other = cur[r2[ok], c2[ok]]
+                touch = (other > 0) & (other != here[ok])
                 pair = np.unique((here[ok][touch] - 1) * base_next + (other[touch] - 1))
                 edges_a.append(pair // base_next)
                 edges_b.append(pair % base_next)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ScopeError
-from .score import density_score, mass_mg
 from ..records import RegionScore
+from .score import density_score, mass_mg
 
 #: scope -> what its headline covers (the README and the data dictionary say the same)
 SCOPES: dict[str, str] = {

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from ..config.schema import Config
-from ..errors import InputError, RegionError
 from ..config.label_tables import LABEL_TABLES
+from ..config.schema import Config
 from ..core.regions import RegionMask
+from ..errors import InputError, RegionError
 from ..records import CTVolume
 from .archive import extract_zip
 from .dicom import ct_image_problem, index_tree, load_series

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RegionError
 from ..core.regions import RegionMask
+from ..errors import RegionError
 from ..records import CTVolume
 from ..values import safe_yaml
 from .nifti import RAS_TO_LPS, nifti_stem

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from ..config.schema import Config
+from ..files import write_atomic
 from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..records import CTVolume, ScanResult
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
 from .report import case_html, html_to_pdf
-from ..files import write_atomic
 
 log = logging.getLogger("vascalc")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..cohort.progression import _dated, pair_rows
-from ..values import finite_float, safe_name
 from ..results.columns import names
+from ..values import finite_float, safe_name
 from .report import CSS, _fmt, html_to_pdf
 
 

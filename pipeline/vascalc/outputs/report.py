@@ -18,7 +18,6 @@ from typing import Any
 
 from ..flags import describe
 
-
 #: the headline's title per scope (README, 'Scopes')
 SCOPE_TITLE = {
     "coronary": "Coronary calcium",

@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import OutputError
 from ..results.columns import PRIMARY_KEYS, TABLES, WIDE_MEASURES, Column, names
 
 

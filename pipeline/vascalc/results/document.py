@@ -23,11 +23,11 @@ from typing import Any
 
 from .._version import __version__
 from ..config.schema import Config
-from ..errors import ResultError
-from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
-from ..files import write_atomic
 from ..core.score import RISK_LABELS
+from ..errors import ResultError
+from ..files import write_atomic
 from ..records import CaseFailure, ScanResult
+from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
 
 #: version of the result.json layout; a document of another version is not read
 RESULT_SCHEMA = 3

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..results.columns import Column
-from ..outputs.tables import to_csv
 from ..files import write_all
+from ..outputs.tables import to_csv
+from ..results.columns import Column
 from .cases import load_view, open_run, reader_scores
 from .store import Reads, ReadStore, check_reader
 

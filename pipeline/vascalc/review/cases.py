@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..run.case import score_case
-from ..config.schema import Config, config_from_dict
-from ..run.discovery import Case, collect_cases
-from ..errors import ReviewError, UsageError, VascalcError
+from ..config.load import config_from_dict
+from ..config.schema import Config
 from ..core.regions import matches
-from ..results.document import read_result, result_path
 from ..core.score import cac_drs, risk_category
+from ..errors import ReviewError, UsageError, VascalcError
 from ..records import LesionLabels
+from ..results.document import read_result, result_path
+from ..run.case import score_case
+from ..run.discovery import Case, collect_cases
 from .store import Reads
 
 

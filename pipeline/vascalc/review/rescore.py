@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..run.batch import output_lock, rebuild
-from ..run.case import run_case
 from ..config.schema import Config
 from ..errors import ReviewError, UsageError
-from ..outputs.tables import json_text
 from ..files import write_all
+from ..outputs.tables import json_text
 from ..results.document import write_result
+from ..run.batch import output_lock, rebuild
+from ..run.case import run_case
 from .cases import lesion_ids, lesion_labels, open_run
 from .store import Reads, ReadStore
 

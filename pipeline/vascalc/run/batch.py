@@ -31,16 +31,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .._version import __version__
-from .case import failed_document, run_case
 from ..config.schema import Config
-from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
+from ..core.lesions import AUTO_ENGINE
 from ..errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
+from ..files import write_all
 from ..io.dicom import can_fork
 from ..outputs.artefacts import preload
 from ..outputs.tables import json_text, table_files, to_csv
-from ..files import write_all
 from ..results.document import reusable, table_rows, write_result
-from ..core.lesions import AUTO_ENGINE
+from .case import failed_document, run_case
+from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 
 log = logging.getLogger("vascalc")
 

@@ -18,13 +18,13 @@ from typing import Any, Iterator
 
 from ..analyse import analyse
 from ..config.schema import Config
-from .discovery import Case
+from ..config.settings import resolve_settings
 from ..errors import InternalError, OutOfMemoryError, VascalcError
 from ..io.load import load_ct, load_region_masks
 from ..outputs.artefacts import try_write_case_artefacts
-from ..results.document import document, result_path, table_patient_id, with_artefacts
-from ..config.settings import resolve_settings
 from ..records import CaseFailure, CTVolume, LesionLabels, ScanResult
+from ..results.document import document, result_path, table_patient_id, with_artefacts
+from .discovery import Case
 
 log = logging.getLogger("vascalc")
 

@@ -22,9 +22,9 @@ from ..io.dicom import CT_SOP_CLASSES, ct_image_problem, index_tree
 from ..io.dicom_header import DicomHeader, has_dicm_preamble
 from ..io.nifti import is_nifti, mask_like, nifti_stem
 from ..io.stacks import split_stacks
-from .manifest import read_manifest
 from ..records import Anthropometry
 from ..values import safe_name as safe_case_id
+from .manifest import read_manifest
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..core.bsa import check_anthropometry
 from ..errors import AnthropometryError, ManifestError
-from ..results.columns import names as column_names
 from ..records import Anthropometry
+from ..results.columns import names as column_names
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",

@@ -12,12 +12,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .batch import output_lock, rebuild
-from ..config.schema import config_from_dict
+from ..config.load import config_from_dict
 from ..errors import ResultError, UsageError
-from ..outputs.tables import json_text
 from ..files import write_all
+from ..outputs.tables import json_text
 from ..results.document import read_result, result_path
+from .batch import output_lock, rebuild
 
 
 def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..config.schema import Config, load_config
+from ..config.load import load_config
+from ..config.schema import Config
 from ..errors import UsageError
 from ..records import ScanResult
 from .case import score_case

@@ -26,13 +26,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config.label_tables import LABEL_TABLES
 from ..config.schema import Config
-from ..run.discovery import Case
+from ..core.regions import matches
 from ..errors import UsageError
 from ..io.load import load_ct
 from ..io.masks import nifti_bytes
-from ..config.label_tables import LABEL_TABLES
-from ..core.regions import matches
+from ..run.discovery import Case
 
 TASK = "total"
 LABEL_TABLE = "totalsegmentator_v2"
