@@ -39,3 +39,12 @@ def test_unregistered_flags_are_refused_and_the_report_reads_the_registry():
     assert flag_text("contrast_filled:aorta") == describe("contrast_filled:aorta")
     assert "aorta" in flag_text("contrast_filled:aorta")
     assert flag_text("gantry_tilt") == QUALITY_FLAGS["gantry_tilt"].meaning
+
+
+def test_console_warns_beside_a_bone_or_contrast_headline():
+    from vascalc.cli.console import headline_warning
+
+    assert headline_warning("") == "" and headline_warning("gantry_tilt") == ""
+    assert "mostly bone" in headline_warning("gantry_tilt;bone_dominated")
+    text = headline_warning("contrast_enhanced;contrast_filled:aorta;contrast_filled:iliac")
+    assert "contrast-filled lumen in aorta, iliac" in text

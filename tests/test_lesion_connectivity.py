@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-
 from vascalc.config.load import config_from_dict
 from vascalc.core.lesions import find_slice_lesions
 from vascalc.errors import ConfigError

@@ -9,6 +9,19 @@ import time
 import typer
 
 
+def headline_warning(quality_flags: str) -> str:
+    """What the console must say beside a headline that is not the calcium it seems to be: mostly
+    bone, or counting contrast-filled lumen ('' when neither flag is set)."""
+    flags = [f for f in quality_flags.split(";") if f]
+    warn = []
+    if "bone_dominated" in flags:
+        warn.append("mostly bone-like structure, not a vascular score")
+    filled = [f.split(":", 1)[1] for f in flags if f.startswith("contrast_filled:")]
+    if filled:
+        warn.append(f"contrast-filled lumen in {', '.join(filled)}: counts lumen, not only calcium")
+    return f" [WARNING: {'; '.join(warn)}]" if warn else ""
+
+
 class Progress:
     """A rich progress bar on a terminal; plain lines otherwise; nothing when quiet."""
 
@@ -51,7 +64,8 @@ class Progress:
             mass = "" if scan["mass_mg"] is None else f", mass {scan['mass_mg']:.1f} mg"
             ag = "" if scan["agatston"] is None else f"Agatston {scan['agatston']:.1f}, "
             typer.echo(f"{n} ok     {case.case_id}: {scan.get('scope') or ''} {ag}volume "
-                       f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions")
+                       f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions"
+                       f"{headline_warning(scan.get('quality_flags') or '')}")
         else:
             typer.echo(f"{n} FAILED {case.case_id}: [{scan['error_code']}] {scan['error']}")
 
