@@ -44,7 +44,9 @@ def test_unregistered_flags_are_refused_and_the_report_reads_the_registry():
 def test_console_warns_beside_a_bone_or_contrast_headline():
     from vascalc.cli.console import headline_warning
 
-    assert headline_warning("") == "" and headline_warning("gantry_tilt") == ""
-    assert "mostly bone" in headline_warning("gantry_tilt;bone_dominated")
+    assert headline_warning("") == "" and headline_warning("gantry_tilt;contrast_enhanced") == ""
+    assert describe("bone_dominated") in headline_warning("gantry_tilt;bone_dominated")
     text = headline_warning("contrast_enhanced;contrast_filled:aorta;contrast_filled:iliac")
-    assert "contrast-filled lumen in aorta, iliac" in text
+    assert "lumen of aorta" in text and "lumen of iliac" in text
+    assert {f.code for f in QUALITY_FLAGS.values() if f.warns_headline} == {
+        "bone_dominated", "contrast_filled"}

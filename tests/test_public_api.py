@@ -28,13 +28,15 @@ def test_import_from_any_folder_and_no_pipeline_package(tmp_path):
     """A pipeline.py in the user's folder cannot shadow the package, and no top-level
     ``pipeline`` package comes with vascalc."""
     (tmp_path / "pipeline.py").write_text("raise SystemExit('the local file was imported')\n")
-    code = ("import importlib.util, vascalc; print(vascalc.__file__); "
-            "import sys; sys.path.remove('') if '' in sys.path else None; "
-            "print(importlib.util.find_spec('pipeline'))")
-    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, check=True)
-    path, spec = proc.stdout.split()[0], proc.stdout.split("\n")[1]
-    assert path.endswith("vascalc/__init__.py")
+    # the folder is on sys.path (python -c puts it first), as in a user's shell
+    proc = subprocess.run([sys.executable, "-c", "import vascalc; print(vascalc.__file__)"],
+                          cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().endswith("vascalc/__init__.py")
+    # and outside this folder (and the repository) there is no top-level 'pipeline' to import
+    proc = subprocess.run([sys.executable, "-I", "-c", "import importlib.util; "
+                           "print(importlib.util.find_spec('pipeline'))"], cwd=tmp_path.parent,
+                          capture_output=True, text=True, check=True)
+    spec = proc.stdout.strip()
     assert spec == "None", f"a top-level 'pipeline' is importable: {spec}"
 
 

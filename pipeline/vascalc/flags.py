@@ -26,6 +26,8 @@ class QualityFlag:
     meaning: str
     emitted_by: str
     parametrised: bool = False  # code:<region>
+    #: the headline is not the calcium it seems to be: the console prints the meaning beside it
+    warns_headline: bool = False
 
 
 QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
@@ -114,12 +116,12 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'bone_dominated',
         'Most of this calcium is bone-like (large dense structures such as the spine, ribs or'
         ' skull): it is not a vascular score.',
-        'analyse'),
+        'analyse', warns_headline=True),
     QualityFlag(
         'contrast_filled',
         'Contrast in the lumen of the region (median above 100 HU): its 130 HU calcium '
         'includes contrast-filled lumen, not only calcium.',
-        'analyse', parametrised=True),
+        'analyse', parametrised=True, warns_headline=True),
 )}
 
 

@@ -8,18 +8,15 @@ import time
 
 import typer
 
+from ..flags import describe, lookup
+
 
 def headline_warning(quality_flags: str) -> str:
-    """What the console must say beside a headline that is not the calcium it seems to be: mostly
-    bone, or counting contrast-filled lumen ('' when neither flag is set)."""
-    flags = [f for f in quality_flags.split(";") if f]
-    warn = []
-    if "bone_dominated" in flags:
-        warn.append("mostly bone-like structure, not a vascular score")
-    filled = [f.split(":", 1)[1] for f in flags if f.startswith("contrast_filled:")]
-    if filled:
-        warn.append(f"contrast-filled lumen in {', '.join(filled)}: counts lumen, not only calcium")
-    return f" [WARNING: {'; '.join(warn)}]" if warn else ""
+    """The meaning of each flag that says the headline is not the calcium it seems to be (mostly
+    bone, contrast-filled lumen), from the registry; '' when none is set."""
+    warn = [describe(f) for f in quality_flags.split(";")
+            if (entry := lookup(f)) is not None and entry.warns_headline]
+    return f" [WARNING: {' '.join(warn)}]" if warn else ""
 
 
 class Progress:

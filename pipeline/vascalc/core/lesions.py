@@ -151,6 +151,15 @@ def _scan_c(hu: np.ndarray, pixel_area_mm2: float, threshold_hu: float,
                         np.frombuffer(kept, np.bool_), np.frombuffer(lesion, i8), int(n_les))
 
 
+def _add_edges(edges_a: list, edges_b: list, here: np.ndarray, other: np.ndarray,
+               touch: np.ndarray, base_next: int) -> None:
+    """Edges between the slice lesions (global id + 1 in ``here`` and ``other``) of the touching
+    voxel pairs: one edge per pair of slice lesions, not per touching voxel."""
+    pair = np.unique((here[touch] - 1) * base_next + (other[touch] - 1))
+    edges_a.append(pair // base_next)
+    edges_b.append(pair % base_next)
+
+
 def find_slice_lesions_scipy(
     hu: np.ndarray,
     *,
@@ -220,11 +229,7 @@ def find_slice_lesions_scipy(
                 r2, c2 = kr + dr, kc + dc
                 ok = (r2 >= 0) & (r2 < n_rows) & (c2 >= 0) & (c2 < n_cols)
                 other = prev_kept_labels[r2[ok], c2[ok]]
-                touch = other > 0
-                # one edge per pair of slice lesions, not per touching voxel
-                pair = np.unique((here[ok][touch] - 1) * base_next + (other[touch] - 1))
-                edges_a.append(pair // base_next)
-                edges_b.append(pair % base_next)
+                _add_edges(edges_a, edges_b, here[ok], other, other > 0, base_next)
         if in_plane_links and kflat.size:
             # 4-connected slice lesions that touch diagonally are one 18/26-connected lesion
             kr, kc = rows[keep_vox], cols[keep_vox]
@@ -233,10 +238,8 @@ def find_slice_lesions_scipy(
                 r2, c2 = kr + dr, kc + dc
                 ok = (r2 < n_rows) & (c2 >= 0) & (c2 < n_cols)
                 other = cur[r2[ok], c2[ok]]
-                touch = (other > 0) & (other != here[ok])
-                pair = np.unique((here[ok][touch] - 1) * base_next + (other[touch] - 1))
-                edges_a.append(pair // base_next)
-                edges_b.append(pair % base_next)
+                _add_edges(edges_a, edges_b, here[ok], other, (other > 0) & (other != here[ok]),
+                           base_next)
         prev_kept_labels = cur if kflat.size else None
         base += n
 
