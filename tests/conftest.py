@@ -32,6 +32,16 @@ def sample_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def contrast_data(tmp_path_factory) -> Path:
+    """The contrast-enhanced sample data (sample_data.contrast), generated once per session."""
+    from sample_data.contrast import generate
+
+    out = tmp_path_factory.mktemp("contrast_phantoms")
+    generate(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def sample_truth(sample_data) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sample_data.glob("*/truth.json")}
 

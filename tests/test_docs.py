@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vascalc.core.bsa import FORMULAS
 from vascalc.errors import error_table
-from vascalc.results.columns import TABLES
+from vascalc.results.columns import TABLES, with_tables
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -20,6 +20,14 @@ def test_every_column_is_in_the_readme():
     for cols in TABLES.values():
         for c in cols:
             assert f"| `{c.name}` | {c.type} |" in README, c.name
+
+
+def test_the_readme_column_tables_are_written_from_the_registry():
+    """Each column table sits between markers and equals what the registry writes (rewrite
+    them with `python -m vascalc.results.columns README.md`)."""
+    for t in TABLES:
+        assert f"<!-- columns:{t} -->" in README, t
+    assert with_tables(README) == README, "README column tables are stale"
 
 
 def test_every_error_code_is_in_the_readme():

@@ -42,11 +42,28 @@ def test_unregistered_flags_are_refused_and_the_report_reads_the_registry():
 
 
 def test_console_warns_beside_a_bone_or_contrast_headline():
-    from vascalc.cli.console import headline_warning
+    from vascalc.results.wording import headline_warning
 
-    assert headline_warning("") == "" and headline_warning("gantry_tilt;contrast_enhanced") == ""
+    assert headline_warning("") == "" and headline_warning("gantry_tilt;mass_uncalibrated") == ""
     assert describe("bone_dominated") in headline_warning("gantry_tilt;bone_dominated")
     text = headline_warning("contrast_enhanced;contrast_filled:aorta;contrast_filled:iliac")
     assert "lumen of aorta" in text and "lumen of iliac" in text
+    assert describe("contrast_enhanced") in text
     assert {f.code for f in QUALITY_FLAGS.values() if f.warns_headline} == {
-        "bone_dominated", "contrast_filled"}
+        "bone_dominated", "contrast_filled", "contrast_enhanced", "fov_cuts",
+        "slice_thickness_off_protocol", "slice_increment_off_protocol"}
+
+
+def test_console_line_names_what_the_number_is():
+    from vascalc.results.wording import headline_text
+
+    row = {"score_label": "whole_volume Agatston at 130 HU", "agatston": 48.0,
+           "volume_mm3": 30.0, "mass_mg": None, "n_lesions": 3, "withheld_reason": "",
+           "agatston_comparable": False, "quality_flags": "",
+           "protocol_deviations": "kvp_not_120;slice_thickness_off_protocol"}
+    text = headline_text(row)
+    assert text.startswith("whole_volume Agatston at 130 HU 48.0")
+    assert "not comparable" in text and "kvp_not_120, slice_thickness_off_protocol" in text
+    withheld = headline_text({**row, "agatston": None, "withheld_reason": "x",
+                              "score_label": "vascular score withheld"})
+    assert withheld.startswith("vascular score withheld (x)") and "48" not in withheld

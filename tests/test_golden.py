@@ -12,8 +12,8 @@ from tests.golden.make_golden import HERE, TABLES, normalised, runs, score
 
 
 @pytest.mark.parametrize("name", sorted(runs(Path("p"), SHARED)))
-def test_tables_equal_golden(name, sample_data, tmp_path):
-    args, needs = runs(sample_data, SHARED)[name]
+def test_tables_equal_golden(name, sample_data, contrast_data, tmp_path):
+    args, needs = runs(sample_data, SHARED, contrast_data)[name]
     if needs is not None and not needs.exists():
         pytest.skip(f"real scanner data not available at {needs} (../shared/data is absent)")
     golden = HERE / name
@@ -23,5 +23,6 @@ def test_tables_equal_golden(name, sample_data, tmp_path):
     score(args, tmp_path / "out", name)
     for t in TABLES:
         got = normalised((tmp_path / "out" / t).read_text(),
-                         {"$PHANTOMS": sample_data, "$SHARED": SHARED})
+                         {"$CONTRAST": contrast_data, "$PHANTOMS": sample_data,
+                          "$SHARED": SHARED})
         assert got == (golden / t).read_text(), f"{name}/{t} differs from the golden copy"

@@ -13,7 +13,7 @@ from vascalc.analyse import analyse
 from vascalc.cli.app import app
 from vascalc.config.load import load_config
 from vascalc.config.schema import Config
-from vascalc.errors import ConfigError, ThresholdError
+from vascalc.errors import ConfigError, ContrastError, ThresholdError
 from vascalc.records import ScanMeta
 from vascalc.results.document import region_rows, scan_row
 
@@ -264,40 +264,57 @@ def test_every_profile_runs_on_the_sample_data(profile, sample_data, tmp_path):
 
 # --- lumen-adaptive threshold on contrast CT ----------------------------------------------
 def contrast_phantom():
-    """A 'lumen' of 300 +- 30 HU (uniform integer noise) and
-    a 2 x 2 px wall calcification at 600 HU on each of 3 slices, header agent recorded."""
+    """A 'lumen' of 300 +- 30 HU (uniform integer noise), a 2 x 2 px wall calcification at
+    600 HU on each of 3 slices just outside it, an aorta mask holding lumen and wall, and the
+    contrast agent recorded in the header."""
     rng = np.random.default_rng(3)
     hu = np.zeros((3, 40, 40))
     lumen = np.zeros(hu.shape, dtype=bool)
     lumen[:, 10:30, 10:30] = True
     hu[lumen] = 300 + rng.integers(-30, 31, int(lumen.sum()))
-    hu[:, 30:32, 18:20] = 600  # just outside the lumen mask, in the wall
-    return volume(hu, (3.0, 0.5, 0.5), meta=ScanMeta(kvp=120.0, contrast_agent="IOPAMIDOL")), lumen
+    hu[:, 30:32, 18:20] = 600  # just outside the lumen, in the wall
+    aorta = np.zeros(hu.shape, dtype=bool)
+    aorta[:, 8:33, 8:32] = True
+    meta = ScanMeta(kvp=120.0, contrast_agent="IOPAMIDOL")
+    return volume(hu, (3.0, 0.5, 0.5), meta=meta), lumen, aorta
+
+
+def _region(r, name):
+    return next(x for x in r.regions if x.region == name)
 
 
 def test_lumen_adaptive_threshold_leaves_the_contrast_and_keeps_the_calcium():
-    vol, lumen = contrast_phantom()
-    flagged = analyse(vol, Config(), case_id="f", regions=[("aorta", lumen)])
-    assert "contrast_enhanced" in flagged.quality_flags
-    assert flagged.whole.volume_mm3 > 3 * 400 * 0.75  # the whole lumen counts at 130 HU
+    vol, lumen, aorta = contrast_phantom()
+    held = analyse(vol, Config(), case_id="f", regions=[("aorta", aorta)])
+    assert "contrast_enhanced" in held.quality_flags
+    # by default the contrast-filled aorta is withheld with the reason, never its lumen counted
+    assert "withhold" in _region(held, "aorta").withheld
+    assert held.whole.withheld and _region(held, "outside").withheld
     r = analyse(vol, Config(scoring={"contrast": "lumen_adaptive"}), case_id="a",
-                regions=[("aorta", lumen)])
-    vals = vol.hu[lumen].astype(float)
+                regions=[("aorta", aorta)])
+    vals = vol.hu[aorta].astype(float)
     med = np.median(vals)
     expected = med + 3.0 * 1.4826 * np.median(np.abs(vals - med))
-    assert r.settings["threshold_hu"] == pytest.approx(expected)
-    assert vals.max() < expected < 600  # above every lumen voxel, below the calcium
-    assert r.settings["threshold_source"] == "lumen_adaptive:aorta"
-    assert "contrast_enhanced" in r.quality_flags
+    got = _region(r, "aorta")
+    assert got.threshold_hu == pytest.approx(expected) and got.threshold_rule == "lumen_adaptive"
+    assert vol.hu[lumen].max() < expected < 600  # above every lumen voxel, below the calcium
+    assert r.contrast_rule == "lumen_adaptive" and not r.agatston_comparable
+    assert "contrast_enhanced" in r.protocol_deviations
     # only the calcium: 4 px x 3 slices, weight 4 (600 HU) on each slice
-    assert r.whole.volume_mm3 == pytest.approx(12 * 0.75)
-    assert r.whole.agatston == pytest.approx(3 * 1.0 * 4)
+    assert got.volume_mm3 == pytest.approx(12 * 0.75) and got.n_lesions == 1
+    assert got.agatston == pytest.approx(3 * 1.0 * 4)
 
 
-def test_lumen_adaptive_needs_the_lumen_region():
-    vol, _ = contrast_phantom()
-    with pytest.raises(ThresholdError, match="no region 'aorta'"):
-        analyse(vol, Config(scoring={"contrast": "lumen_adaptive"}), case_id="a")
+def test_contrast_scan_without_region_masks_is_withheld_not_scored_at_130():
+    """With no mask there is no lumen to set a threshold on: the all-calcium headline would
+    count the contrast, so it is withheld with the reason under every rule but refuse."""
+    vol, _, _ = contrast_phantom()
+    for rule in ("withhold", "lumen_adaptive", "phase_threshold", "lumen_adaptive_comp2comp"):
+        r = analyse(vol, Config(scoring={"contrast": rule}), case_id="a")
+        assert r.whole.withheld and "contrast-enhanced" in r.whole.withheld, rule
+        assert "contrast_enhanced" in r.quality_flags
+    with pytest.raises(ContrastError, match="IOPAMIDOL"):
+        analyse(vol, Config(scoring={"contrast": "refuse"}), case_id="a")
 
 
 def test_microct_profile_on_a_micrometre_phantom():

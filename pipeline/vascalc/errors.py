@@ -186,7 +186,8 @@ class ContrastError(InputError):
     """The scan is contrast-enhanced and the config refuses such scans."""
 
     code = "CONTRAST_ENHANCED"
-    hint = "score a non-contrast scan, or set scoring.contrast: flag"
+    hint = ("score a non-contrast scan, or set scoring.contrast to withhold, phase_threshold "
+            "or lumen_adaptive (README, 'Contrast')")
 
 
 class ThresholdError(InputError):

@@ -37,8 +37,9 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'analyse'),
     QualityFlag(
         'contrast_enhanced',
-        'Contrast-enhanced scan: 130 HU also selects enhanced lumen.',
-        'analyse'),
+        'Contrast-enhanced scan: 130 HU also selects enhanced lumen, so no number counts at '
+        'it where contrast is (README, \'Contrast\').',
+        'analyse, measure.protocol', warns_headline=True),
     QualityFlag(
         'kvp_not_120',
         'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.',
@@ -47,7 +48,7 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'aorta_not_split',
         'The aorta was not split into thoracic and abdominal parts: the T12 and L1 vertebra '
         'masks are missing or empty.',
-        'analyse'),
+        'measure.layout'),
     QualityFlag(
         'report_failed',
         'Some report artefacts could not be written (see run.json).',
@@ -119,9 +120,44 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'analyse', warns_headline=True),
     QualityFlag(
         'contrast_filled',
-        'Contrast in the lumen of the region (median above 100 HU): its 130 HU calcium '
-        'includes contrast-filled lumen, not only calcium.',
+        'Contrast in the lumen of the region (median above 100 HU): at 130 HU it would count '
+        'lumen; its numbers come from the contrast rule (threshold_rule) or are withheld.',
         'analyse', parametrised=True, warns_headline=True),
+    # protocol deviations (column protocol_deviations, measure.protocol): each makes the row
+    # not agatston_comparable
+    QualityFlag(
+        'kvp_unknown',
+        'No tube voltage recorded: the 130 HU threshold is defined at 120 kVp.',
+        'measure.protocol'),
+    QualityFlag(
+        'slice_thickness_off_protocol',
+        'Slice thickness outside 2.5-3.0 mm: Agatston scores depend on it (thinner slices '
+        'score higher, thicker ones miss small calcium).',
+        'measure.protocol', warns_headline=True),
+    QualityFlag(
+        'slice_increment_off_protocol',
+        'Slice increment outside 2.5-3.0 mm: the reference protocol scores contiguous '
+        '2.5-3.0 mm slices.',
+        'measure.protocol', warns_headline=True),
+    QualityFlag(
+        'kernel_not_reference',
+        "Reconstruction kernel not the manufacturer's calcium-scoring kernel (protocol."
+        'kernels): sharper kernels raise peak HU and area.',
+        'measure.protocol'),
+    QualityFlag(
+        'kernel_unknown',
+        'No reconstruction kernel recorded: the protocol cannot be checked.',
+        'measure.protocol'),
+    QualityFlag(
+        'ecg_gating_not_recorded',
+        'Coronary scope without ECG gating in the header: motion blurs coronary calcium and '
+        'changes its score.',
+        'measure.protocol'),
+    QualityFlag(
+        'fov_cuts',
+        'The field of view cuts the region (its mask touches the image edge): calcium outside '
+        'the image is missing from its score.',
+        'measure.protocol', parametrised=True, warns_headline=True),
 )}
 
 

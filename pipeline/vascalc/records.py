@@ -43,6 +43,10 @@ class ScanMeta:
     transfer_syntax: str = ""
     n_files: int = 0
     contrast_agent: str = ""  # DICOM ContrastBolusAgent, when recorded
+    contrast_phase: str = ""  # DICOM ContrastBolusAgentPhase (ARTERIAL, VENOUS, ...), when recorded
+    #: True when the header records ECG synchronisation (CardiacSynchronizationTechnique other
+    #: than NONE, or a TriggerTime), False when it records NONE, None when it says nothing
+    ecg_gated: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -129,6 +133,13 @@ class RegionScore:
     #: whole, coronary, vascular, bone, other or outside (vascalc.core.regions.region_class)
     region_class: str = "whole"
     lumen_median_hu: float | None = None  # median HU in the mask as given (vascular regions)
+    #: the threshold this region's calcium was found at, and the rule that set it ('' = the
+    #: scan's own threshold, as scan-level ``threshold_hu`` says)
+    threshold_hu: float | None = None
+    threshold_rule: str = ""
+    #: why this region's numbers are not given ('' = they are): they would count contrast-
+    #: filled lumen and no contrast rule applies, or the reader has not finished
+    withheld: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,6 +229,15 @@ class ScanResult:
     risk_basis: str = ""  # why risk_category and cac_drs are filled or empty
     vascular: RegionScore | None = None  # over the vascular regions, when there are some
     coronary: RegionScore | None = None  # over the coronary regions, when there are some
+    #: the contrast rule that set the thresholds of contrast-filled territories ('' = none
+    #: applied), the phase it used and where the phase came from (header, lumen_hu, config)
+    contrast_rule: str = ""
+    contrast_phase: str = ""
+    contrast_phase_source: str = ""
+    #: whether the headline is an Agatston score comparable with the published reference
+    #: protocol, and the protocol deviations (flag registry codes) that say why not
+    agatston_comparable: bool = False
+    protocol_deviations: tuple[str, ...] = ()
     #: the scored voxels, when analyse was asked to keep them (for the artefacts)
     voxels: ScoredVoxels | None = field(default=None, compare=False, repr=False)
 

@@ -85,3 +85,22 @@ def safe_yaml(text: str):
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ValueError(f"not valid YAML: {err}") from None
+
+
+def ecg_gated(technique: str, trigger_time: Any) -> bool | None:
+    """Whether a header records ECG synchronisation: CardiacSynchronizationTechnique
+    (0018,9037; PS3.3 C.7.6.16.2.13: NONE, REALTIME, PROSPECTIVE, RETROSPECTIVE, PACED) when
+    present, else a TriggerTime (0018,1060: the time from the R wave, PS3.3 C.7.6.18.1) means
+    gated; None when neither is recorded.
+
+    >>> ecg_gated("PROSPECTIVE", None), ecg_gated("NONE", "350"), ecg_gated("", "350")
+    (True, False, True)
+    >>> ecg_gated("", None) is None
+    True
+    """
+    technique = technique.strip().upper()
+    if technique:
+        return technique != "NONE"
+    if trigger_time not in (None, "") and finite_float(trigger_time) is not None:
+        return True
+    return None

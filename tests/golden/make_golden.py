@@ -22,10 +22,13 @@ TABLES = ("scans.csv", "regions.csv", "lesions.csv", "regions_wide.csv", "discov
           "data_dictionary.csv")
 
 
-def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None]]:
-    """name -> (arguments after `vascalc run`, the data the run needs or None)."""
+def runs(phantoms: Path, shared: Path,
+         contrast: Path | None = None) -> dict[str, tuple[list[str], Path | None]]:
+    """name -> (arguments after `vascalc run`, the data the run needs or None). ``contrast``
+    is the contrast sample data (sample_data.contrast), by default beside ``phantoms``."""
     cfg = ROOT / "configs"
     manifest = str(phantoms / "manifest.csv")
+    contrast = contrast or phantoms.parent / "contrast_phantoms"
     return {
         "sample_default": ([manifest], None),
         "sample_data_config": ([manifest, "--config", str(cfg / "sample_data.yaml")], None),
@@ -36,6 +39,8 @@ def runs(phantoms: Path, shared: Path) -> dict[str, tuple[list[str], Path | None
         "sample_philips": ([manifest, "--config", str(HERE / "philips.yaml")], None),
         "sample_coronary_scope": ([manifest, "--config", str(HERE / "coronary_scope.yaml")], None),
         "sample_reader": ([manifest, "--config", str(cfg / "sample_data.yaml")], None),
+        "sample_contrast": ([str(contrast / "manifest.csv"), "--config",
+                             str(HERE / "contrast.yaml")], None),
         "shared_dcm_qa_ct": ([str(shared / "dcm_qa_ct" / "In")], shared / "dcm_qa_ct"),
         "shared_totalseg_ct": ([str(shared / "totalsegmentator_example" / "example_ct_dicom")],
                                shared / "totalsegmentator_example"),
@@ -87,12 +92,14 @@ def normalised(text: str, roots: dict[str, Path]) -> str:
 
 
 def main() -> int:
+    from sample_data import contrast
     from sample_data.generate import generate
 
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
     with tempfile.TemporaryDirectory() as tmp:
         phantoms = Path(tmp) / "phantoms"
         generate(phantoms)
+        contrast.generate(Path(tmp) / "contrast_phantoms")
         for name, (args, needs) in runs(phantoms, shared).items():
             if needs is not None and not needs.exists():
                 print(f"skip {name}: {needs} is absent")
@@ -102,7 +109,8 @@ def main() -> int:
             dest = HERE / name
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
-            roots = {"$PHANTOMS": phantoms, "$SHARED": shared}
+            roots = {"$CONTRAST": Path(tmp) / "contrast_phantoms", "$PHANTOMS": phantoms,
+                     "$SHARED": shared}
             for t in TABLES:
                 (dest / t).write_text(normalised((out / t).read_text(), roots))
             print(f"wrote {dest}")

@@ -8,15 +8,7 @@ import time
 
 import typer
 
-from ..flags import describe, lookup
-
-
-def headline_warning(quality_flags: str) -> str:
-    """The meaning of each flag that says the headline is not the calcium it seems to be (mostly
-    bone, contrast-filled lumen), from the registry; '' when none is set."""
-    warn = [describe(f) for f in quality_flags.split(";")
-            if (entry := lookup(f)) is not None and entry.warns_headline]
-    return f" [WARNING: {' '.join(warn)}]" if warn else ""
+from ..results.wording import headline_text
 
 
 class Progress:
@@ -58,11 +50,7 @@ class Progress:
         if reused:
             typer.echo(f"{n} done   {case.case_id} (reused: same config and input)")
         elif ok:
-            mass = "" if scan["mass_mg"] is None else f", mass {scan['mass_mg']:.1f} mg"
-            ag = "" if scan["agatston"] is None else f"Agatston {scan['agatston']:.1f}, "
-            typer.echo(f"{n} ok     {case.case_id}: {scan.get('scope') or ''} {ag}volume "
-                       f"{scan['volume_mm3']:.1f} mm3{mass}, {scan['n_lesions']} lesions"
-                       f"{headline_warning(scan.get('quality_flags') or '')}")
+            typer.echo(f"{n} ok     {case.case_id}: {headline_text(scan)}")
         else:
             typer.echo(f"{n} FAILED {case.case_id}: [{scan['error_code']}] {scan['error']}")
 

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..core.bsa import FORMULAS
+from .protocol import ContrastConfig, ProtocolConfig
 from .regions import RegionsConfig
 from .review import ReviewConfig
 
@@ -92,11 +93,14 @@ class ScoringConfig(BaseModel):
         5.0, gt=0.0, description="bone heuristic: dense 3-D components at least this large")
     bone_margin_mm: float = Field(
         1.0, ge=0.0, description="bone heuristic: growth of the bone mask (its rim)")
-    contrast: Literal["flag", "refuse", "lumen_adaptive"] = Field(
-        "flag", description="contrast-enhanced scans: score with a quality flag, refuse, or "
-        "(flagged too) raise the threshold to lumen median + lumen_k x lumen spread")
+    contrast: Literal["withhold", "phase_threshold", "lumen_adaptive",
+                      "lumen_adaptive_comp2comp", "refuse"] = Field(
+        "withhold", description="contrast-filled territories: numbers withheld (empty, with "
+        "the reason), found above a published phase threshold or a lumen-adaptive one, or the "
+        "scan refused (README, 'Contrast'); 'flag' is read as withhold")
     lumen_region: str = Field(
-        "aorta", description="lumen_adaptive: the region mask whose HU set the threshold")
+        "aorta", description="the region whose lumen stands in for a contrast-filled territory "
+        "too small to measure its own (coronary arteries), and that tells the phase")
     lumen_k: float = Field(
         3.0, gt=0.0, description="lumen_adaptive: spreads above the lumen median (a choice, "
         "not a published constant)")
@@ -132,6 +136,9 @@ class ScoringConfig(BaseModel):
     def _apply_preset(cls, data):
         if isinstance(data, dict) and data.get("preset") in PRESETS:
             data = {**PRESETS[data["preset"]], **data}
+        if isinstance(data, dict) and data.get("contrast") == "flag":
+            # 'flag' (score at 130 HU and flag) counted the lumen; it now withholds
+            data = {**data, "contrast": "withhold"}
         return data
 
     def for_scanner(self, manufacturer: str, model: str, kvp: float | None) -> "ScoringConfig":
@@ -336,6 +343,8 @@ class Config(BaseModel):
     privacy: PrivacyConfig = PrivacyConfig()
     output: OutputConfig = OutputConfig()
     review: ReviewConfig = ReviewConfig()
+    contrast: ContrastConfig = ContrastConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
 
     def provenance(self) -> dict:
         """The provenance columns every scans row carries (analyse refines the area limit

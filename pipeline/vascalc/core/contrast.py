@@ -5,12 +5,12 @@ contrast-filled artery counts lumen, not calcium."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from ..errors import ThresholdError
 from ..records import CTVolume
 from .regions import as_region_mask
-from .thresholds import Thresholds
 
 #: a lumen whose median HU is above this is contrast-filled (unenhanced blood reads about 40 HU)
 AORTA_CONTRAST_MEDIAN_HU = 100.0
@@ -41,25 +41,66 @@ def contrast_evidence(volume: CTVolume, regions) -> str:
     return ""
 
 
-def lumen_threshold(volume: CTVolume, regions, sc, th: Thresholds) -> Thresholds:
-    """The threshold raised above contrast in the lumen: max(threshold, median + k x spread)
-    of the HU inside the region ``sc.lumen_region`` as given (not grown), spread = 1.4826 x
-    median absolute deviation (equal to the SD for normal noise, and not inflated by wall
-    calcium inside the mask). A threshold set from the lumen, in the spirit of the
-    attenuation-adapted thresholds used for calcium on contrast CT (e.g. mean lumen HU plus
-    a multiple of its SD); k is the config's choice. Density weights keep their HU meaning:
-    a band starting below the threshold starts at it."""
+def robust_spread(values: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x median absolute deviation) of lumen HU: the spread equals the SD for
+    normal noise and is not inflated by wall calcium inside the mask.
 
-    mask = dict(regions or []).get(sc.lumen_region)
-    mask = None if mask is None else as_region_mask(mask)
-    if mask is None or not mask.any():
-        raise ThresholdError(
-            f"scoring.contrast is lumen_adaptive but there is no region {sc.lumen_region!r} "
-            "to measure the lumen in", hint="give the region mask with --regions (or the "
-            "manifest's regions column), or set scoring.contrast: flag")
-    vals = mask.values(volume.hu).astype(np.float64)
-    med = float(np.median(vals))
-    spread = 1.4826 * float(np.median(np.abs(vals - med)))
-    thr = max(th.threshold_hu, med + sc.lumen_k * spread)
-    return Thresholds(thr, tuple(max(b, thr) for b in th.weight_hu),  # type: ignore[arg-type]
-                      f"lumen_adaptive:{sc.lumen_region}")
+    >>> [round(x, 3) for x in robust_spread(np.array([100.0, 110.0, 120.0, 130.0, 900.0]))]
+    [120.0, 14.826]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    med = float(np.median(v))
+    return med, 1.4826 * float(np.median(np.abs(v - med)))
+
+
+def lumen_adaptive_hu(values: np.ndarray, k: float) -> float:
+    """vascalc's lumen-adaptive threshold: lumen median + k x robust spread
+    (:func:`robust_spread`), in the spirit of the attenuation-adapted thresholds used for
+    calcium on contrast CT (a lumen mean plus a multiple of its SD); k is the config's
+    choice, not a published constant."""
+    med, spread = robust_spread(values)
+    return med + k * spread
+
+
+def comp2comp_hu(values: np.ndarray) -> float:
+    """Comp2Comp's aortic-calcium threshold on contrast CT: median + 3 x (median - 15.87th
+    percentile) of the lumen HU (Comp2Comp, StanfordMIMI, aortic calcium inference; the
+    15.87th percentile lies one SD below the mean of normal noise, so this is the median
+    plus three one-sided SDs)."""
+    v = np.asarray(values, dtype=np.float64)
+    med = float(np.median(v))
+    return med + 3.0 * (med - float(np.percentile(v, 15.87)))
+
+
+#: DICOM ContrastBolusAgentPhase (0018,9344; PS3.3 C.8.15.3.4) -> the phase of the published
+#: fixed thresholds (arterial or venous); other terms (DYNAMIC, DELAYED, ...) say neither
+HEADER_PHASES = {"ARTERIAL": "arterial", "VENOUS": "venous", "PORTAL_VENOUS": "venous"}
+_ARTERIAL_WORDS = re.compile(r"arterial|\bcta\b|angio|\bart\b", re.IGNORECASE)
+_VENOUS_WORDS = re.compile(r"venous|portal|\bpv\b|\bven\b", re.IGNORECASE)
+
+
+def header_phase(contrast_phase: str, series_description: str) -> tuple[str, str]:
+    """(phase, source) from the header: ContrastBolusAgentPhase where it names arterial or
+    venous, else one phase word in the SeriesDescription; ('', '') when it says neither.
+
+    >>> header_phase("PORTAL_VENOUS", ""), header_phase("", "CTA Aorta 1.0 Bv40")
+    (('venous', 'header'), ('arterial', 'series_description'))
+    >>> header_phase("", "Abdomen arterial/venous")
+    ('', '')
+    """
+    phase = HEADER_PHASES.get(contrast_phase.strip().upper(), "")
+    if phase:
+        return phase, "header"
+    art = bool(_ARTERIAL_WORDS.search(series_description))
+    ven = bool(_VENOUS_WORDS.search(series_description))
+    if art != ven:
+        return ("arterial" if art else "venous"), "series_description"
+    return "", ""
+
+
+def lumen_phase(aorta_median_hu: float | None, arterial_lumen_hu: float) -> str:
+    """The phase an aortic lumen median suggests: arterial at or above ``arterial_lumen_hu``,
+    venous between the contrast mark (100 HU) and it, '' when unenhanced or unmeasured."""
+    if aorta_median_hu is None or aorta_median_hu <= AORTA_CONTRAST_MEDIAN_HU:
+        return ""
+    return "arterial" if aorta_median_hu >= arterial_lumen_hu else "venous"

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import NotDicomError
 from ..records import ScanMeta
-from ..values import finite_float
+from ..values import ecg_gated, finite_float
 from ..values import header_date as _iso_date
 from ..values import header_integer as _integer
 from ..values import header_numbers as _numbers
@@ -55,7 +55,8 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00100040: ("PatientSex", "CS"), 0x00101010: ("PatientAge", "AS"),
     0x00101020: ("PatientSize", "DS"), 0x00101030: ("PatientWeight", "DS"),
     0x00180050: ("SliceThickness", "DS"), 0x00180060: ("KVP", "DS"),
-    0x00180010: ("ContrastBolusAgent", "LO"),
+    0x00180010: ("ContrastBolusAgent", "LO"), 0x00189344: ("ContrastBolusAgentPhase", "CS"),
+    0x00181060: ("TriggerTime", "DS"), 0x00189037: ("CardiacSynchronizationTechnique", "CS"),
     0x00181210: ("ConvolutionKernel", "SH"), 0x0020000D: ("StudyInstanceUID", "UI"),
     0x0020000E: ("SeriesInstanceUID", "UI"), 0x00200011: ("SeriesNumber", "IS"),
     0x00200032: ("ImagePositionPatient", "DS"), 0x00200037: ("ImageOrientationPatient", "DS"),
@@ -339,6 +340,9 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         series_description=_text(v.get("SeriesDescription")),
         transfer_syntax=syntax,
         contrast_agent=_text(v.get("ContrastBolusAgent")),
+        contrast_phase=_text(v.get("ContrastBolusAgentPhase")).upper(),
+        ecg_gated=ecg_gated(_text(v.get("CardiacSynchronizationTechnique")),
+                            v.get("TriggerTime")),
     )
     pixel_rep = _integer(v.get("PixelRepresentation"), 0)
 

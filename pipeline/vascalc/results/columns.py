@@ -88,7 +88,8 @@ SCANS: tuple[Column, ...] = tuple([
     _c("reader", "string", "", "the reader whose lesion labels made the regions and the "
        "coronary scope (vascalc rescore); empty otherwise"),
     _c("agatston", "number", "", "Agatston score over the scope, scaled by slice increment / "
-       "3 mm; empty when scoring.agatston is false (micro-CT)"),
+       "3 mm; empty when scoring.agatston is false (micro-CT) or withheld (withheld_reason); "
+       "on contrast CT the score above the contrast rule's threshold (score_label)"),
     _c("volume_mm3", "number", "mm3", "calcium volume over the scope, by volume_method"),
     _c("mass_mg", "number", "mg", "calcium mass over the scope, c * sum(HU - water HU) * voxel "
        "volume; empty if uncalibrated"),
@@ -108,6 +109,30 @@ SCANS: tuple[Column, ...] = tuple([
        "with calcium); coronary scope with vessel regions only"),
     _c("risk_basis", "string", "", "what risk_category and cac_drs rest on, or why they are "
        "empty"),
+    _c("score_label", "string", "", "what the headline number is, as the console, index and "
+       "report name it: '<scope> Agatston at <t> HU', '<scope> calcium score at <t> HU "
+       "(<rule>)' on contrast CT, '<scope> calcium volume' without Agatston, or withheld"),
+    _c("withheld_reason", "string", "", "why the headline numbers are empty although the case "
+       "was scored (contrast-filled lumen no contrast rule applies to, an unfinished read); "
+       "empty when they are given"),
+    _c("headline_threshold_hu", "number", "HU", "threshold the headline's calcium was found "
+       "at (a contrast rule's, or threshold_hu); empty when its regions differ"),
+    _c("headline_threshold_rule", "string", "", "contrast rules that set the headline's "
+       "thresholds (phase_threshold:venous, phase_threshold:arterial_thoracic, "
+       "lumen_adaptive, lumen_adaptive_comp2comp; ';'-joined); empty = threshold_hu"),
+    _c("contrast_rule", "string", "", "scoring.contrast rule applied to the contrast-filled "
+       "territories of a contrast-enhanced scan; empty on non-contrast scans"),
+    _c("contrast_phase", "string", "", "contrast phase used by phase_threshold: arterial or "
+       "venous; empty when not used or unknown"),
+    _c("contrast_phase_source", "string", "", "where contrast_phase came from: config, header "
+       "(ContrastBolusAgentPhase), series_description, lumen_hu (aortic lumen median)"),
+    _c("agatston_comparable", "boolean", "", "true when the headline is an Agatston score at "
+       "the scan threshold with no protocol deviation: comparable with the published reference "
+       "protocol and its risk categories"),
+    _c("protocol_deviations", "string", "", "semicolon-separated deviations from the reference "
+       "protocol (non-contrast, 120 kVp, 2.5-3.0 mm slices, reference kernel, ECG gating for "
+       "coronary scope, whole territory in the field of view, lossless); codes in the quality "
+       "flag registry"),
     _c("height_cm", "number", "cm", "height used for BSA"),
     _c("weight_kg", "number", "kg", "weight used for BSA"),
     _c("bsa_m2", "number", "m2", "body surface area; empty when height or weight is missing"),
@@ -182,6 +207,12 @@ REGIONS: tuple[Column, ...] = (
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
     _c("lumen_median_hu", "number", "HU", "median HU inside the vascular region's mask as given "
        "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>)"),
+    _c("threshold_hu", "number", "HU", "threshold this region's calcium was found at: the "
+       "scan's, or a contrast rule's (threshold_rule); empty when withheld"),
+    _c("threshold_rule", "string", "", "the contrast rule that set threshold_hu; empty = the "
+       "scan's threshold"),
+    _c("withheld_reason", "string", "", "why this region's numbers are empty (contrast-filled "
+       "lumen no rule applies to, enhanced tissue on a contrast scan); empty when given"),
     _c("region_source", "string", "", "where the region came from: the masks' kind "
        "(nifti_masks, label_map, dicom_seg), reader (a reader's labels, vascalc rescore), "
        "or empty for 'whole'"),
@@ -255,3 +286,33 @@ PROGRESSION_REGIONS: tuple[Column, ...] = (
        "name, or outside)"),
     *PROGRESSION,
 )
+
+
+def markdown_table(table: str) -> str:
+    """The README's table of ``table``'s columns (name, type, unit, meaning), written from the
+    registry: ``python -m vascalc.results.columns README.md`` rewrites each table between
+    ``<!-- columns:<table> -->`` and ``<!-- /columns -->``, and a test checks it is current."""
+    lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.unit} | {c.meaning.replace('|', '/')} |"
+              for c in TABLES[table]]
+    return "\n".join(lines)
+
+
+def with_tables(text: str) -> str:
+    """``text`` with every marked column table rewritten from the registry."""
+    import re  # lazy: only the README writer needs it
+
+    def table(m: re.Match) -> str:
+        return f"{m.group(1)}\n{markdown_table(m.group(2))}\n{m.group(3)}"
+
+    return re.sub(r"(<!-- columns:(\w+) -->)\n.*?\n(<!-- /columns -->)", table, text,
+                  flags=re.DOTALL)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    for arg in sys.argv[1:]:
+        p = Path(arg)
+        p.write_text(with_tables(p.read_text()))

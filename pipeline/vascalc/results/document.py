@@ -82,6 +82,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     w = r.headline or r.whole
     inc, drow, dcol = r.spacing_mm
     ag = r.settings.get("agatston", True)
+    given = not w.withheld
     row = dict(
         common, study_date=m.study_date, patient_age=m.patient_age if demographics else "",
         patient_sex=m.patient_sex if demographics else "",
@@ -89,21 +90,25 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
         scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
         region_source=r.region_source, reader=r.reader,
-        agatston=_num(w.agatston) if ag else None, volume_mm3=_num(w.volume_mm3),
-        mass_mg=_num(w.mass_mg), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
-        density_score=r.density_score if ag else None,
-        n_lesions=w.n_lesions, n_slice_lesions=w.n_slice_lesions,
+        **_measures(w, ag), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
+        n_slice_lesions=w.n_slice_lesions if given else None,
         risk_category=r.risk_category if ag else "",
         risk_category_order=RISK_LABELS.index(r.risk_category) if ag and r.risk_category
         else None, cac_drs=r.cac_drs if ag else "",
         cac_drs_vessels=r.cac_drs_vessels if ag else "", risk_basis=r.risk_basis,
+        score_label=score_label(r), withheld_reason=w.withheld,
+        headline_threshold_hu=_num(w.threshold_hu) if given else None,
+        headline_threshold_rule=w.threshold_rule, contrast_rule=r.contrast_rule,
+        contrast_phase=r.contrast_phase, contrast_phase_source=r.contrast_phase_source,
+        agatston_comparable=r.agatston_comparable,
+        protocol_deviations=";".join(r.protocol_deviations),
         **_scope_columns("vascular", r.vascular, b.bsa_m2, ag),
         **_scope_columns("coronary", r.coronary, b.bsa_m2, ag),
-        all_calcium_agatston=_num(r.whole.agatston) if ag else None,
-        all_calcium_volume_mm3=_num(r.whole.volume_mm3), all_calcium_mass_mg=_num(r.whole.mass_mg),
+        **{f"all_calcium_{k}": v for k, v in _measures(r.whole, ag).items()
+           if k in ("agatston", "volume_mm3", "mass_mg")},
         height_cm=_num(b.height_cm), weight_kg=_num(b.weight_kg), bsa_m2=_num(b.bsa_m2),
         bsa_formula=b.formula, bsa_source=b.source,
-        volume_per_bsa_mm3_m2=_num(r.volume_per_bsa_mm3_m2),
+        volume_per_bsa_mm3_m2=_num(r.volume_per_bsa_mm3_m2) if given else None,
         slice_thickness_mm=m.slice_thickness_mm, slice_increment_mm=_num(inc),
         pixel_spacing_mm=f"{drow:g}x{dcol:g}", pixel_spacing_row_mm=drow,
         pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1], n_cols=r.shape[2],
@@ -113,9 +118,36 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
     return _checked(row, "scans")
 
 
+def _measures(score, ag: bool) -> dict[str, Any]:
+    """A score's numbers as row values: all empty when the score is withheld (its reason is
+    in its withheld_reason column), Agatston and density empty without Agatston."""
+    if score.withheld:
+        return dict.fromkeys(("agatston", "volume_mm3", "mass_mg", "density_score",
+                              "n_lesions"))
+    return {"agatston": _num(score.agatston) if ag else None,
+            "volume_mm3": _num(score.volume_mm3), "mass_mg": _num(score.mass_mg),
+            "density_score": score.density_score if ag else None, "n_lesions": score.n_lesions}
+
+
+def score_label(r: ScanResult) -> str:
+    """What a result's headline number is, in words (scans.csv score_label; the console,
+    index and report print it beside the number, never a bare 'Agatston')."""
+    w = r.headline or r.whole
+    scope = r.scope
+    if w.withheld:
+        return f"{scope} score withheld"
+    if not r.settings.get("agatston", True):
+        return f"{scope} calcium volume"
+    if w.threshold_rule:
+        at = f" at {w.threshold_hu:g} HU" if w.threshold_hu is not None else ""
+        return f"{scope} calcium score{at} ({w.threshold_rule})"
+    return f"{scope} Agatston at {r.settings.get('threshold_hu', 130.0):g} HU"
+
+
 def _scope_columns(scope: str, score, bsa_m2: float | None, ag: bool) -> dict[str, Any]:
-    """The scans columns of one scope's aggregate (empty when the case has no such regions)."""
-    if score is None:
+    """The scans columns of one scope's aggregate (empty when the case has no such regions,
+    or when it is withheld)."""
+    if score is None or score.withheld:
         return dict.fromkeys(f"{scope}_{k}" for k in ("agatston", "volume_mm3", "mass_mg",
                                                      "n_lesions", "volume_per_bsa_mm3_m2"))
     return {f"{scope}_agatston": _num(score.agatston) if ag else None,
@@ -136,11 +168,12 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
     return [_checked({
         "case_id": r.case_id, "region": reg.region, "region_class": reg.region_class,
         "lumen_median_hu": _num(reg.lumen_median_hu),
+        "threshold_hu": None if reg.withheld else _num(reg.threshold_hu),
+        "threshold_rule": reg.threshold_rule, "withheld_reason": reg.withheld,
         "scope": _whole_scope(r) if reg is r.whole else "region",
-        "agatston": _num(reg.agatston) if ag else None, "volume_mm3": _num(reg.volume_mm3),
-        "mass_mg": _num(reg.mass_mg), "density_score": reg.density_score,
-        "n_lesions": reg.n_lesions, "n_slice_lesions": reg.n_slice_lesions,
-        "volume_per_bsa_mm3_m2": None if bsa is None else _num(reg.volume_mm3 / bsa),
+        **_measures(reg, ag), "n_slice_lesions": None if reg.withheld else reg.n_slice_lesions,
+        "volume_per_bsa_mm3_m2": None if bsa is None or reg.withheld
+        else _num(reg.volume_mm3 / bsa),
         "region_source": "" if reg is r.whole else r.region_source},
         "regions") for reg in (r.whole, *r.regions)]
 

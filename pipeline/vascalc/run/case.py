@@ -34,6 +34,7 @@ class _Preset(VascalcError):
 
     def __init__(self, code: str, message: str):
         self.code = code
+        self.path = ""  # the message names the file already
         Exception.__init__(self, message)
 
 
@@ -59,7 +60,9 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
         doc = _document(case, config, settings, fingerprint, result, seen["dicom_pid"], timings)
     except VascalcError as err:
         log.warning("case %s failed: %s %s", case.case_id, err.code, err)
-        return failed_document(case, config, fingerprint, err.code, str(err), **seen,
+        # an error raised past the readers (analysis, regions) names the case's input too
+        text = str(err) if err.path is not None else f"{case.display_path}: {err}"
+        return failed_document(case, config, fingerprint, err.code, text, **seen,
                                timings=timings)
     except MemoryError:
         err = OutOfMemoryError("not enough memory to load and score the series",

@@ -1,0 +1,78 @@
+"""Step 1: the region masks laid out on the CT grid (aorta split, territories merged, masks
+grown, ordered and excluded) as one label volume, each region classed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config.regions import RegionsConfig
+from ..core.regions import (
+    RegionMask,
+    as_region_mask,
+    combine,
+    merge_territories,
+    region_class,
+    split_aorta,
+    voxel_z_mm,
+)
+from ..records import CTVolume
+
+
+@dataclass(frozen=True, eq=False)
+class RegionLayout:
+    """The regions of a case on the CT grid: ``labels`` (0 = no region, i = ``names[i-1]``),
+    the class of each name, the masks as given (after the aorta split and the territory
+    merge, before growth: lumen HU is measured in them) and the flags laying them out
+    raised."""
+
+    labels: np.ndarray
+    names: tuple[str, ...]
+    classes: tuple[str, ...]
+    masks: dict[str, RegionMask] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+    def class_of(self) -> dict[str, str]:
+        return dict(zip(self.names, self.classes))
+
+    def index(self, name: str) -> int:
+        """The label of ``name`` in :attr:`labels`."""
+        return self.names.index(name) + 1
+
+
+def checked_masks(volume: CTVolume, regions) -> list[tuple[str, RegionMask]]:
+    """The region masks as :class:`RegionMask` records, each on the CT's grid (else ValueError)."""
+    out = []
+    for name, m in regions or []:
+        if tuple(m.shape) != tuple(volume.shape):
+            raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
+        out.append((name, as_region_mask(m)))
+    return out
+
+
+def layout_regions(volume: CTVolume, rc: RegionsConfig, masks: list[tuple[str, RegionMask]],
+                   *, classes: dict[str, str] | None = None) -> RegionLayout:
+    """Lay the masks out as ``rc`` says. ``classes`` (a reader's label set) replaces the
+    config's name patterns; a reader's labels are taken as given (no split, merge, growth or
+    exclusion: they hold calcium only)."""
+    flags: list[str] = []
+    if classes is None:
+        if rc.split_aorta != "none" and "aorta" in dict(masks):
+            z = voxel_z_mm(volume.shape, volume.origin_mm, volume.direction, volume.spacing_mm)
+            masks, split = split_aorta(masks, z, mode=rc.split_aorta,
+                                       plane_z_mm=rc.split_aorta_z_mm)
+            if not split:
+                flags.append("aorta_not_split")
+        masks = merge_territories(masks, rc.territories)
+        labels, names = combine(masks, spacing_mm=volume.spacing_mm, order=rc.order,
+                                margins_mm=rc.margin_mm, default_margin_mm=rc.default_margin_mm,
+                                exclude=rc.exclude)
+        cls = {n: region_class(n, coronary=rc.coronary, vascular=rc.vascular, bone=rc.bone)
+               for n in names}
+    else:
+        labels, names = combine(masks, spacing_mm=volume.spacing_mm, order=[], margins_mm={},
+                                exclude=[])
+        cls = classes
+    return RegionLayout(labels=labels, names=tuple(names), classes=tuple(cls[n] for n in names),
+                        masks=dict(masks), flags=tuple(flags))
