@@ -8,7 +8,7 @@ are unchanged). Cases, on the reference protocol otherwise (Siemens, B35f, 120 k
 - ``C01_arterial``: lumen 400 HU (noise SD 12 HU), no contrast in the header: the scan is
   known to be enhanced only from the lumen inside the aorta mask, and its phase from the lumen
   HU (arterial).
-- ``C02_venous``: lumen 180 HU, ContrastBolusAgent and ContrastBolusAgentPhase VENOUS in the
+- ``C02_venous``: lumen 220 HU, ContrastBolusAgent and ContrastBolusAgentPhase VENOUS in the
   header.
 - ``C03_bright``: an arterial lumen of 850 HU (phase ARTERIAL in the header), too bright for
   the published 900 HU arterial threshold (it is within 3 spreads of the lumen median): a
@@ -88,7 +88,7 @@ def cases() -> list[tuple[str, Phantom, float, SeriesSpec, dict]]:
     out = []
     for name, lumen_hu, plaque_hu, seed, extra, desc in (
             ("C01_arterial", 400.0, 1700.0, 11, {}, "Thorax-abdomen"),
-            ("C02_venous", 180.0, 1200.0, 12,
+            ("C02_venous", 220.0, 1200.0, 12,
              {"ContrastBolusAgent": "IOHEXOL", "ContrastBolusAgentPhase": "VENOUS"},
              "Abdomen"),
             ("C03_bright", 850.0, 2000.0, 13,

@@ -231,8 +231,9 @@ def stop(proc, kill: bool = False) -> None:
     proc.stderr.close()
 
 
-def _label_p02(base: str, tok: str, reader: str = "r1") -> dict:
-    """LAD, LM (with a slice of one LAD lesion as LM), RCA, LCX, bone and noise on P02."""
+def _label_p02(base: str, tok: str, reader: str = "r1", *, done: bool = True) -> dict:
+    """LAD, LM (with a slice of one LAD lesion as LM), RCA, LCX, bone and noise on P02, the
+    case marked done (unless ``done`` is false); the scores the page then shows."""
     lesions = json.loads(call(base, "GET", f"/api/cases/P02/lesions?reader={reader}", token=tok)[1])
     by = {le["lesion_id"]: le for le in lesions}
     plan = {1: "bone", 2: "LAD", 3: "LAD", 4: "RCA", 5: "LCX", 6: "noise", 8: "LM"}
@@ -243,7 +244,54 @@ def _label_p02(base: str, tok: str, reader: str = "r1") -> dict:
     status, body = call(base, "PUT", f"/api/cases/P02/lesions/3/slices/{split}", token=tok,
                         body={"label": "LM", "reader": reader})
     assert status == 200
-    return json.loads(body)["scores"]
+    scores = json.loads(body)["scores"]
+    assert scores["pending"] and scores["risk_category"] == scores["cac_drs"] == ""
+    if not done:
+        return scores
+    assert call(base, "PUT", "/api/cases/P02/done", token=tok,
+                body={"done": True, "reader": reader})[0] == 200
+    status, body = call(base, "GET", f"/api/cases/P02/scores?reader={reader}", token=tok)
+    assert status == 200
+    return json.loads(body)
+
+
+def test_only_finished_reads_become_numbers(out):
+    """A read not marked done: rescore keeps the run's result (and says so); with
+    --include-unfinished the partial labels are scored, flagged review_incomplete, with no
+    risk category or CAC-DRS; marking the case done gives the category; unmarking it again
+    puts the run's result back. The unlabelled calcium is in the row."""
+    before = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
+    with serving(out) as (state, base):
+        shown = _label_p02(base, state.token, done=False)
+    assert shown["pending"] and shown["risk_category"] == ""
+    res = CliRunner().invoke(app, ["rescore", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0 and "not marked done kept the run's result: P02" in res.output
+    kept = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
+    assert kept == before and kept["region_source"] != "reader"
+    res = CliRunner().invoke(app, ["rescore", str(out), "--include-unfinished"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0 and "review incomplete" in res.output
+    partial = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
+    assert partial["region_source"] == "reader" and partial["scope"] == "coronary"
+    assert float(partial["agatston"]) > 0 and partial["review_done"] == "false"
+    assert "review_incomplete" in partial["quality_flags"].split(";")
+    assert partial["risk_category"] == partial["cac_drs"] == partial["cac_drs_vessels"] == ""
+    assert "not marked the case done" in partial["risk_basis"]
+    # lesion 7 was left unlabelled: its calcium is in the row, and in 'outside'
+    outside = next(r for r in read(out / "regions.csv") if r["case_id"] == "P02"
+                   and r["region"] == "outside")
+    assert float(partial["unlabelled_agatston"]) == pytest.approx(float(outside["agatston"]))
+    assert float(partial["unlabelled_agatston"]) == pytest.approx(shown["unlabelled_agatston"])
+    assert int(partial["unlabelled_n_lesions"]) >= 1 and float(partial["unlabelled_volume_mm3"]) > 0
+    store = ReadStore(out)
+    store.mark(reader="r1", case_id="P02", done=True)
+    assert CliRunner().invoke(app, ["rescore", str(out)]).exit_code == 0
+    final = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
+    assert final["review_done"] == "true" and final["risk_category"] != ""
+    assert "review_incomplete" not in final["quality_flags"] and final["cac_drs"] != ""
+    store.mark(reader="r1", case_id="P02", done=False)
+    assert CliRunner().invoke(app, ["rescore", str(out)]).exit_code == 0
+    assert next(r for r in read(out / "scans.csv") if r["case_id"] == "P02") == before
 
 
 def test_rescore_sums_are_exact_bone_and_noise_stay_out_and_reruns_are_identical(out):
@@ -486,6 +534,10 @@ def test_reader_labels_lesions_in_a_real_browser(out):
             assert label_cell(3).startswith("LAD") and "LM@" in label_cell(3)
             assert label_cell(5) == "aorta"
             assert page.inner_text("#scores") == shown_before
+            # no category until the reader marks the case done
+            assert page.inner_text("#risk") == page.inner_text("#cacdrs") == "pending"
+            page.check("#done")
+            page.wait_for_function("document.querySelector('#risk').textContent !== 'pending'")
             page.click("#lesions tbody tr[data-lesion='3']")
             page.screenshot(path=str(ARTEFACTS / "review.png"))
             shown = {a: page.inner_text(f"#score-{a}") for a in ("LM", "LAD", "LCX", "RCA",

@@ -149,7 +149,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     headline = choose_headline(prepared, config, calcium, breakdown, reads=reads,
                                has_regions=bool(masks))
     bsa = resolve_bsa(volume, config, anthropometry)
-    flags = quality_flags(volume, config, prepared, calcium, breakdown, headline, bsa)
+    flags = quality_flags(volume, config, prepared, calcium, breakdown, headline, bsa, reads)
     protocol = check_flags(deviations(prepared.volume, config, scope=headline.scope,
                                       kvp_adapted=prepared.kvp_adapted, plan=prepared.plan,
                                       layout=prepared.layout, flags=flags))
@@ -201,7 +201,10 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
         score = replace(calcium.whole, region=scope, withheld=prepared.plan.whole_withheld)
     basis = risk_basis(scope, agatston=sc.agatston, regions=members)
     risky = scope == "coronary" and sc.agatston
-    if risky and score.withheld:
+    if risky and reads is not None and not reads.done:
+        risky, basis = False, ("empty: the reader has not marked the case done (review "
+                               "incomplete); its labels may be partial")
+    elif risky and score.withheld:
         risky, basis = False, f"empty: the coronary score is withheld ({score.withheld})"
     elif risky and score.threshold_rule:
         risky, basis = False, (f"empty: coronary calcium found by the contrast rule "
@@ -217,10 +220,13 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
 
 
 def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium: Calcium,
-                  breakdown: Breakdown, headline: Headline, bsa: BSAResult) -> tuple[str, ...]:
+                  breakdown: Breakdown, headline: Headline, bsa: BSAResult,
+                  reads: LesionLabels | None = None) -> tuple[str, ...]:
     """The case's quality flags (codes of :mod:`vascalc.flags`), in a fixed order."""
     sc = config.scoring
     flags = list(volume.quality_flags)
+    if reads is not None and not reads.done:
+        flags.append("review_incomplete")
     if sc.mass_calibration_mg_per_cm3_per_hu is None:
         flags.append("mass_uncalibrated")
     if prepared.plan.enhanced:

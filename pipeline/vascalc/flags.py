@@ -41,6 +41,11 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'it where contrast is (README, \'Contrast\').',
         'analyse, measure.protocol', warns_headline=True),
     QualityFlag(
+        'review_incomplete',
+        'The reader has not marked this case done: its labels may be partial, so no risk '
+        'category or CAC-DRS is given (vascalc rescore --include-unfinished).',
+        'analyse', warns_headline=True),
+    QualityFlag(
         'kvp_not_120',
         'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.',
         'analyse'),

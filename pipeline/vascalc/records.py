@@ -188,13 +188,15 @@ class LesionLabels:
     3-D lesion (by ``lesion_id``) and of single slices of a lesion ((lesion_id, slice index),
     which win over the lesion's label on that slice); ``names`` every label, in order, and
     ``classes`` the class of each (coronary, vascular, bone, other). Unlabelled calcium stays
-    outside every label."""
+    outside every label. ``done`` is whether the reader marked the case done: an unfinished
+    read gives no risk category or CAC-DRS and is flagged review_incomplete."""
 
     lesion: dict[int, str]
     slices: dict[tuple[int, int], str]
     names: tuple[str, ...]
     classes: tuple[str, ...]
     reader: str = ""
+    done: bool = True
 
     def coronary(self) -> tuple[str, ...]:
         return tuple(n for n, c in zip(self.names, self.classes) if c == "coronary")

@@ -79,6 +79,8 @@ def score(args: list[str], out: Path, name: str = "") -> None:
         for reader, case_id, lesion_id, k, label in READS[name]:
             store.add(reader=reader, case_id=case_id, lesion_id=lesion_id, slice_index=k,
                       label=label)
+        for reader, case_id in sorted({(r[0], r[1]) for r in READS[name]}):
+            store.mark(reader=reader, case_id=case_id, done=True)  # finished reads only
         res = CliRunner().invoke(app, ["rescore", str(out), "--quiet"], catch_exceptions=False)
         if res.exit_code != 0:
             raise RuntimeError(f"vascalc rescore {out} exited {res.exit_code}: {res.output}")

@@ -55,9 +55,12 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
         out: Annotated[Path, OUT_ARG],
         reader: Annotated[str | None, typer.Option(help="Whose reads (default: the only "
                                                    "reader).")] = None,
+        include_unfinished: Annotated[bool, typer.Option(
+            "--include-unfinished", help="Also rescore cases the reader has not marked done: "
+            "flagged review_incomplete, no risk category or CAC-DRS.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
-        """Rebuild tables, reports, SEG and SR from a reader's reads: per-artery scores, risk, CAC-DRS."""
+        """Rebuild tables, reports, SEG and SR from a reader's finished reads: per-artery scores, risk, CAC-DRS."""
         from ..review.rescore import rescore as do_rescore  # lazy: review only
 
         def said(cid, doc):
@@ -65,14 +68,22 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
                 s = doc["scan"]
                 typer.echo(f"{cid}: coronary Agatston {s.get('agatston')}, "
                            f"{s.get('risk_category') or '-'}, {s.get('cac_drs') or '-'}"
-                           f"{'/' + s['cac_drs_vessels'] if s.get('cac_drs_vessels') else ''}")
+                           f"{'/' + s['cac_drs_vessels'] if s.get('cac_drs_vessels') else ''}"
+                           + ("  [review incomplete: not marked done]" if "review_incomplete"
+                              in (s.get("quality_flags") or "").split(";") else ""))
         try:
-            summary = do_rescore(out, reader=reader, argv=sys.argv, on_case=said)
+            summary = do_rescore(out, reader=reader, argv=sys.argv, on_case=said,
+                                 include_unfinished=include_unfinished)
         except VascalcError as err:
             fail(str(err), err.code)
         r = summary["rescored"]
         typer.echo(f"rescored {len(r['case_ids'])} case(s) from the reads of {r['reader']}; "
                    f"tables in {out}")
+        left = [c for c in r["unfinished"] if c not in r["case_ids"]]
+        if left:
+            typer.echo(f"{len(left)} case(s) not marked done kept the run's result: "
+                       f"{', '.join(left)} (mark them done in vascalc review, or "
+                       "--include-unfinished)")
 
     @app.command()
     def agreement(

@@ -87,6 +87,15 @@ SCANS: tuple[Column, ...] = tuple([
        "rescore); empty without regions"),
     _c("reader", "string", "", "the reader whose lesion labels made the regions and the "
        "coronary scope (vascalc rescore); empty otherwise"),
+    _c("review_done", "boolean", "", "whether the reader marked the case done; false only "
+       "under rescore --include-unfinished (flag review_incomplete: no risk category or "
+       "CAC-DRS); empty without a reader"),
+    _c("unlabelled_agatston", "number", "", "Agatston score of the calcium the reader left "
+       "unlabelled (regions.csv 'outside'); empty without a reader"),
+    _c("unlabelled_volume_mm3", "number", "mm3", "volume of the calcium the reader left "
+       "unlabelled; empty without a reader"),
+    _c("unlabelled_n_lesions", "integer", "", "3-D lesions with a voxel the reader left "
+       "unlabelled; empty without a reader"),
     _c("agatston", "number", "", "Agatston score over the scope, scaled by slice increment / "
        "3 mm; empty when scoring.agatston is false (micro-CT) or withheld (withheld_reason); "
        "on contrast CT the score above the contrast rule's threshold (score_label)"),

@@ -23,6 +23,7 @@ from typing import Any
 
 from .._version import __version__
 from ..config.schema import Config
+from ..core.regions import OUTSIDE
 from ..core.score import RISK_LABELS
 from ..errors import ResultError
 from ..files import write_atomic
@@ -30,7 +31,7 @@ from ..records import CaseFailure, ScanResult
 from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
 
 #: version of the result.json layout; a document of another version is not read
-RESULT_SCHEMA = 3
+RESULT_SCHEMA = 4
 
 
 def result_path(out: Path, case_id: str) -> Path:
@@ -89,7 +90,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         patient_age_years=age_years(m.patient_age) if demographics else None,
         series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
         scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
-        region_source=r.region_source, reader=r.reader,
+        region_source=r.region_source, reader=r.reader, **_unlabelled(r, ag),
         **_measures(w, ag), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
         n_slice_lesions=w.n_slice_lesions if given else None,
         risk_category=r.risk_category if ag else "",
@@ -116,6 +117,19 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         quality_flags=";".join(r.quality_flags),
     )
     return _checked(row, "scans")
+
+
+def _unlabelled(r: ScanResult, ag: bool) -> dict[str, Any]:
+    """What the reader left unlabelled (the 'outside' of a reader's regions), and whether the
+    read was finished; all empty without a reader."""
+    if not r.reader:
+        return dict.fromkeys(("review_done", "unlabelled_agatston", "unlabelled_volume_mm3",
+                              "unlabelled_n_lesions"))
+    out = next((x for x in r.regions if x.region == OUTSIDE), None)
+    return {"review_done": "review_incomplete" not in r.quality_flags,
+            "unlabelled_agatston": _num(out.agatston) if out is not None and ag else None,
+            "unlabelled_volume_mm3": _num(out.volume_mm3) if out is not None else None,
+            "unlabelled_n_lesions": out.n_lesions if out is not None else None}
 
 
 def _measures(score, ag: bool) -> dict[str, Any]:

@@ -199,7 +199,8 @@ def lesion_labels(reads: Reads, config: Config, reader: str = "") -> LesionLabel
     labels = config.review.labels
     return LesionLabels(lesion=dict(reads.lesion), slices=dict(reads.slices),
                         names=tuple(lab.name for lab in labels),
-                        classes=tuple(lab.label_class for lab in labels), reader=reader)
+                        classes=tuple(lab.label_class for lab in labels), reader=reader,
+                        done=reads.done)
 
 
 def reader_scores(view: CaseView, reads: Reads, config: Config) -> dict[str, Any]:
@@ -220,9 +221,12 @@ def reader_scores(view: CaseView, reads: Reads, config: Config) -> dict[str, Any
     rk = config.risk
     return {"labels": by_label, "coronary_agatston": total,
             "coronary_volume_mm3": math.fsum(by_label[n]["volume_mm3"] for n in coronary),
-            "risk_category": risk_category(total, upper_bounds=rk.agatston_upper_bounds),
-            "cac_drs": cac_drs(total, lower_bounds=rk.cac_drs_lower_bounds),
-            "cac_drs_vessels": f"N{n_vessels}" if n_vessels else "",
+            # until the reader marks the case done its labels may be partial: no category
+            "pending": not reads.done,
+            "risk_category": risk_category(total, upper_bounds=rk.agatston_upper_bounds)
+            if reads.done else "",
+            "cac_drs": cac_drs(total, lower_bounds=rk.cac_drs_lower_bounds) if reads.done else "",
+            "cac_drs_vessels": f"N{n_vessels}" if n_vessels and reads.done else "",
             "unlabelled_agatston": math.fsum(a for a, _ in unlabelled),
             "labelled_parts": sum(v["n_parts"] for v in by_label.values()),
             "parts": len(view.parts)}

@@ -5,6 +5,11 @@ with the reads: the same calcium, split by the reader's labels (region source 'r
 the coronary scope from the coronary labels, risk category and CAC-DRS with N from them.
 The other cases keep their results. The tables are rebuilt from all results, as a run
 rebuilds them; rescoring twice gives identical tables.
+
+Only finished reads become numbers: by default a case is taken only when the reader marked it
+done. A case the reader has not finished keeps the run's result (one rescored earlier, then
+unmarked, goes back to it); with ``include_unfinished`` it is rescored from the partial labels,
+flagged review_incomplete, with no risk category or CAC-DRS.
 """
 
 from __future__ import annotations
@@ -51,8 +56,9 @@ def check_reads(reads: Reads, doc: dict[str, Any], config: Config) -> None:
 
 
 def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = None,
-            on_case=None) -> dict[str, Any]:
-    """Rescore the reader's cases, rebuild the tables; returns the run summary."""
+            on_case=None, include_unfinished: bool = False) -> dict[str, Any]:
+    """Rescore the reader's finished cases (and, with ``include_unfinished``, the others,
+    flagged), rebuild the tables; returns the run summary."""
     store = ReadStore(out)
     reader = pick_reader(store, reader)
     with output_lock(out):
@@ -60,13 +66,22 @@ def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = No
         run, config, cases, docs = opened.run, opened.config, opened.cases, opened.docs
         todo = [cid for cid in store.cases_read(reader) if cid in docs and cid in cases
                 and docs[cid]["scan"]["status"] == "ok"]
-        rescored = []
+        rescored, unfinished = [], []
         for cid in todo:
             reads = store.reads(reader, cid)
             check_reads(reads, docs[cid], config)
             case = cases[cid]
             if case.fingerprint() != docs[cid].get("fingerprint"):
                 raise ReviewError(f"case {cid}: its files changed since the run")
+            if not reads.done:
+                unfinished.append(cid)
+                if not include_unfinished:
+                    if "reads" in docs[cid]:  # rescored before, now unmarked: the run's result
+                        doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"],
+                                       out=out)
+                        write_result(out, doc)
+                        docs[cid] = doc
+                    continue
             doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"], out=out,
                            reads=lesion_labels(reads, config, reader))
             doc["reads"] = {"reader": reader, "last_read_id": reads.last_id, "done": reads.done}
@@ -78,7 +93,8 @@ def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = No
         summary, files = rebuild(out, docs, config=config, argv=argv)
         for key in ("inputs", "case_ids", "shard", "executor"):
             summary[key] = run.get(key)
-        summary["rescored"] = {"reader": reader, "case_ids": rescored}
+        summary["rescored"] = {"reader": reader, "case_ids": rescored,
+                               "unfinished": unfinished, "include_unfinished": include_unfinished}
         files[out / "run.json"] = json_text(summary)
         write_all(files)
     return summary
