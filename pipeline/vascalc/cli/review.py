@@ -60,7 +60,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             "flagged review_incomplete, no risk category or CAC-DRS.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
-        """Rebuild tables, reports, SEG and SR from a reader's finished reads: per-artery scores, risk, CAC-DRS."""
+        """Rebuild tables, reports, SEG and SR from a reader's finished reads: scores, risk, CAC-DRS."""
         from ..review.rescore import rescore as do_rescore  # lazy: review only
 
         def said(cid, doc):
