@@ -177,19 +177,11 @@ class ScoringConfig(BaseModel):
                 None, self.threshold_hu):
             raise ValueError("volume_method: interpolated measures at the calcium threshold; "
                              "it cannot be combined with volume_threshold_hu")
-        if (self.slice_connectivity, self.lesion_connectivity) == (8, 6):
-            raise ValueError(_CONNECTIVITY_8_6)
         if w[0] > self.threshold_hu:
             raise ValueError(
                 f"density_weight_hu[0]={w[0]} is above threshold_hu={self.threshold_hu}: "
                 "calcium voxels between them would get weight 0; lower it to threshold_hu")
         return self
-
-
-_CONNECTIVITY_8_6 = (
-    "slice_connectivity 8 with lesion_connectivity 6 would split an 8-connected slice lesion "
-    "(whose Agatston is counted once) between 3-D lesions; use lesion_connectivity 18 or 26 "
-    "(the same in-plane neighbours), or slice_connectivity 4")
 
 
 class RiskConfig(BaseModel):

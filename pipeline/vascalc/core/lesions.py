@@ -13,8 +13,11 @@ Pure functions over numpy arrays; the input is never modified. Definitions:
   lesions. It is built by linking slice lesions whose voxels touch under the chosen
   connectivity (on neighbouring slices, and on one slice where the 3-D neighbourhood has
   in-plane neighbours the slice connectivity lacks), which gives exactly the components of the
-  kept-voxel mask. Slice connectivity 8 with 3-D connectivity 6 is refused: it would split a
-  slice lesion, scored once, between 3-D lesions.
+  kept-voxel mask. With slice connectivity 8 and 3-D connectivity 6 a slice lesion can belong
+  to several 3-D lesions (its diagonal neighbours are not 6-connected): it is then cut into its
+  4-connected pieces, each carrying the slice lesion's kept status and density weight, so the
+  slice lesion is still kept and weighted once (Agatston) and the 3-D lesions are still the
+  components of the kept voxels.
 
 Two implementations give identical results: the streaming C kernel of
 ``pipeline/vascalc/core/_ckernel.c`` (the default; compiled at install, nothing to load at start-up) and a
@@ -55,6 +58,11 @@ class SliceLesions:
 
     ``lesion`` is the 0-based index of the 3-D lesion a kept slice lesion belongs to, -1 for
     dropped ones. ``sum_row``/``sum_col`` are sums of voxel indices, for centroids.
+
+    With slice connectivity 8 and 3-D connectivity 6 the entries are the 4-connected pieces of
+    the slice lesions: ``parent`` is then the index of each piece's slice lesion (counted once
+    in ``n_slice_lesions``) and ``weight_peak_hu`` its slice lesion's peak, which sets the
+    density weight; both are None when the entries are the slice lesions themselves.
     """
 
     slice_index: np.ndarray  # int64
@@ -66,10 +74,23 @@ class SliceLesions:
     kept: np.ndarray  # bool
     lesion: np.ndarray  # int64
     n_lesions: int
+    parent: np.ndarray | None = None  # int64
+    weight_peak_hu: np.ndarray | None = None  # float64
 
     @property
     def n(self) -> int:
         return int(self.slice_index.size)
+
+    @property
+    def weight_peak(self) -> np.ndarray:
+        """The peak HU that sets each entry's density weight: its slice lesion's."""
+        return self.peak_hu if self.weight_peak_hu is None else self.weight_peak_hu
+
+    @property
+    def n_kept_slice_lesions(self) -> int:
+        if self.parent is None:
+            return int(self.kept.sum())
+        return int(np.unique(self.parent[self.kept]).size)
 
 
 def _needs_in_plane_links(slice_connectivity: int, lesion_connectivity: int) -> bool:
@@ -78,6 +99,23 @@ def _needs_in_plane_links(slice_connectivity: int, lesion_connectivity: int) -> 
     slices only, so these settings (Comp2Comp's and CACSLabeler's slice connectivity 4) use the
     scipy engine, which adds the in-plane links."""
     return slice_connectivity == 4 and lesion_connectivity in (18, 26)
+
+
+def _splits_slice_lesions(slice_connectivity: int, lesion_connectivity: int) -> bool:
+    """True when a slice lesion can belong to several 3-D lesions (8-connected in plane, only
+    6-connected in 3-D): the scipy engine cuts it into its 4-connected pieces."""
+    return slice_connectivity == 8 and lesion_connectivity == 6
+
+
+def _needs_scipy(slice_connectivity: int, lesion_connectivity: int) -> bool:
+    return (_needs_in_plane_links(slice_connectivity, lesion_connectivity)
+            or _splits_slice_lesions(slice_connectivity, lesion_connectivity))
+
+
+def engine_for(slice_connectivity: int, lesion_connectivity: int) -> str:
+    """The engine ``auto`` uses for these settings here: 'c', or 'scipy' where the kernel was
+    not built or the pair needs links the kernel does not make (run.json records it)."""
+    return "scipy" if _needs_scipy(slice_connectivity, lesion_connectivity) else AUTO_ENGINE
 
 
 def _structure_2d(connectivity: int) -> np.ndarray:
@@ -114,10 +152,7 @@ def find_slice_lesions(
         raise ValueError(f"lesion connectivity must be 6, 18 or 26, got {lesion_connectivity!r}")
     if engine not in ("auto", "c", "scipy"):
         raise ValueError(f"engine must be 'auto', 'c' or 'scipy', got {engine!r}")
-    if lesion_connectivity == 6 and slice_connectivity == 8:
-        raise ValueError("lesion connectivity 6 would split an 8-connected slice lesion between "
-                         "3-D lesions; use lesion connectivity 18 or 26, or slice connectivity 4")
-    if engine != "scipy" and not _needs_in_plane_links(slice_connectivity, lesion_connectivity):
+    if engine != "scipy" and not _needs_scipy(slice_connectivity, lesion_connectivity):
         if _ckernel is None:
             if engine == "c":
                 raise ImportError("the C kernel vascalc.core._ckernel is not built; reinstall vascalc "
@@ -178,35 +213,57 @@ def find_slice_lesions_scipy(
     structure = _structure_2d(slice_connectivity)
     offsets = _LINK_OFFSETS[lesion_connectivity]
     in_plane_links = _needs_in_plane_links(slice_connectivity, lesion_connectivity)
+    split = _splits_slice_lesions(slice_connectivity, lesion_connectivity)
+    structure_4 = _structure_2d(4)
     n_rows, n_cols = hu.shape[1:]
     min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                          ("slice", "area", "peak", "sum", "row", "col", "kept")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("slice", "area", "peak", "sum", "row",
+                                                          "col", "kept", "parent", "wpeak")}
     edges_a: list[np.ndarray] = []
     edges_b: list[np.ndarray] = []
     prev_kept_labels: np.ndarray | None = None  # global ids + 1 of kept lesions, 0 elsewhere
-    base = 0  # global id of the first slice lesion of the current slice
+    base = 0  # global id of the first entry (slice lesion or piece) of the current slice
+    n_parents = 0  # slice lesions before this slice (pieces name theirs)
     label_img = np.empty((n_rows, n_cols), dtype=np.int32)
+    piece_img = np.empty((n_rows, n_cols), dtype=np.int32)
 
     for k in range(hu.shape[0]):
         plane = hu[k]
         mask = plane >= threshold_hu
-        n = ndimage.label(mask, structure, output=label_img)
-        if n == 0:
+        n_sl = ndimage.label(mask, structure, output=label_img)
+        if n_sl == 0:
             prev_kept_labels = None
             continue
         flat = np.flatnonzero(mask)
-        lab = label_img.ravel()[flat]
+        sl_lab = label_img.ravel()[flat]
         vals = plane.ravel()[flat]
+        sl_kept = np.bincount(sl_lab, minlength=n_sl + 1)[1:] >= min_px
+        sl_peak = np.full(n_sl + 1, -np.inf)
+        np.maximum.at(sl_peak, sl_lab, vals.astype(np.float64))
+        if split:
+            # entries: the 4-connected pieces, each with its slice lesion's status and weight
+            n = ndimage.label(mask, structure_4, output=piece_img)
+            lab = piece_img.ravel()[flat]
+            parent = np.zeros(n + 1, dtype=np.int64)
+            parent[lab] = sl_lab
+            parent = parent[1:]
+            kept = sl_kept[parent - 1]
+            parts["parent"].append(parent - 1 + n_parents)
+            parts["wpeak"].append(sl_peak[1:][parent - 1])
+        else:
+            n, lab, kept = n_sl, sl_lab, sl_kept
+        n_parents += n_sl
         area = np.bincount(lab, minlength=n + 1)[1:]
         sums = np.bincount(lab, weights=vals, minlength=n + 1)[1:]
         rows, cols = np.divmod(flat, n_cols)
         srow = np.bincount(lab, weights=rows, minlength=n + 1)[1:]
         scol = np.bincount(lab, weights=cols, minlength=n + 1)[1:]
-        peak = np.full(n + 1, -np.inf)
-        np.maximum.at(peak, lab, vals.astype(np.float64))
-        kept = area >= min_px
+        if split:
+            peak = np.full(n + 1, -np.inf)
+            np.maximum.at(peak, lab, vals.astype(np.float64))
+        else:
+            peak = sl_peak
 
         parts["slice"].append(np.full(n, k, dtype=np.int64))
         parts["area"].append(area)
@@ -249,7 +306,7 @@ def find_slice_lesions_scipy(
         return SliceLesions(empty_i, empty_i, empty_f, empty_f, empty_f, empty_f,
                             np.zeros(0, dtype=bool), empty_i, 0)
 
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    cat = {k: np.concatenate(v) for k, v in parts.items() if v}
     kept_all = cat["kept"]
     lesion = np.full(base, -1, dtype=np.int64)
     kept_ids = np.flatnonzero(kept_all)
@@ -274,6 +331,8 @@ def find_slice_lesions_scipy(
         slice_index=cat["slice"], area_px=cat["area"].astype(np.int64), peak_hu=cat["peak"],
         sum_hu=cat["sum"], sum_row=cat["row"], sum_col=cat["col"], kept=kept_all,
         lesion=lesion, n_lesions=int(n_lesions),
+        parent=cat["parent"].astype(np.int64) if split else None,
+        weight_peak_hu=cat["wpeak"] if split else None,
     )
 
 

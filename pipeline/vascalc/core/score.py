@@ -66,7 +66,9 @@ def score_lesions(
     reference_increment_mm: float = 3.0,
     scale_by_increment: bool = True,
 ) -> LesionScores:
-    """Agatston per slice lesion, summed per 3-D lesion and over the scan."""
+    """Agatston per slice lesion, summed per 3-D lesion and over the scan (a slice lesion cut
+    into pieces, see :class:`SliceLesions`, weighs each piece by the slice lesion's peak, so
+    its Agatston is its area x its weight as if whole)."""
     increment, drow, dcol = (float(s) for s in spacing_mm)
     pixel_area = drow * dcol
     scale = increment / reference_increment_mm if scale_by_increment else 1.0
@@ -74,7 +76,7 @@ def score_lesions(
     les = sl.lesion[k]
     m = sl.n_lesions
     area_mm2 = sl.area_px[k] * pixel_area
-    weight = density_weight(sl.peak_hu[k], weight_hu=weight_hu)
+    weight = density_weight(sl.weight_peak[k], weight_hu=weight_hu)
     ag_slice = area_mm2 * weight * scale
     ag = np.bincount(les, weights=ag_slice, minlength=m)
     nvox = np.bincount(les, weights=sl.area_px[k], minlength=m).astype(np.int64)
@@ -93,7 +95,7 @@ def score_lesions(
     return LesionScores(
         agatston=ag, n_voxels=nvox, sum_hu=shu, peak_hu=peak, n_slices=nsl.astype(np.int64),
         centroid_index=cen, total_agatston=float(ag_slice.sum()), total_voxels=int(nvox.sum()),
-        total_sum_hu=float(sl.sum_hu[k].sum()), n_slice_lesions=int(k.sum()),
+        total_sum_hu=float(sl.sum_hu[k].sum()), n_slice_lesions=sl.n_kept_slice_lesions,
     )
 
 

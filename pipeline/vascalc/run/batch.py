@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 
 from .._version import __version__
 from ..config.schema import Config
-from ..core.lesions import AUTO_ENGINE
+from ..core.lesions import AUTO_ENGINE, engine_for
 from ..errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
 from ..files import write_all
 from ..io.dicom import can_fork
@@ -340,7 +340,7 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
     return {
         "vascalc_version": __version__,
-        "versions": versions(),
+        "versions": versions(config),
         "argv": argv if argv is not None else sys.argv,
         "config": config.model_dump(mode="json") if config is not None else None,
         "config_sha256": config.sha256() if config is not None else None,
@@ -353,14 +353,17 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
     }, files
 
 
-def versions() -> dict[str, str]:
+def versions(config: Config | None = None) -> dict[str, str]:
     out = {"python": platform.python_version(), "vascalc": __version__}
     for dist in ("numpy", "scipy", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = ""
-    out["scoring_engine"] = AUTO_ENGINE  # 'c', or 'scipy' where the C kernel was not built
+    # 'c', or 'scipy' where the C kernel was not built or the connectivity needs it
+    sc = config.scoring if config is not None else None
+    out["scoring_engine"] = AUTO_ENGINE if sc is None else engine_for(
+        sc.slice_connectivity, sc.lesion_connectivity)
     return out
 
 
