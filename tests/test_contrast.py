@@ -138,3 +138,32 @@ def test_refuse_fails_each_case_by_name(scored):
     for case, scan in scored["refuse"]["scans"].items():
         assert scan["status"] == "failed" and scan["error_code"] == "CONTRAST_ENHANCED", case
         assert "contrast" in scan["error"] and scan["agatston"] == ""
+
+
+def test_report_and_index_say_what_the_number_is(contrast_data, tmp_path):
+    """The report never calls a score above a contrast rule 'Agatston', says it is not
+    comparable and why, and says why a withheld headline is empty; the index names each
+    number and links no report that was not written."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"scoring": {"scope": "vascular",
+                                               "contrast": "phase_threshold"},
+                                   "report": {"enabled": True, "pdf": False}}))
+    res = CliRunner().invoke(app, ["run", str(contrast_data / "manifest.csv"), "--out",
+                                   str(tmp_path / "o"), "-c", str(cfg), "-j", "1", "-q"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    c01 = (tmp_path / "o" / "cases" / "C01_arterial" / "report.html").read_text()
+    assert "Vascular calcium score at 900 HU (phase_threshold:arterial_thoracic) 129.4" in c01
+    assert "Agatston 129.4" not in c01 and "Not comparable with the reference" in c01
+    assert "900.0 HU (phase_threshold:arterial_thoracic)" in c01  # the aorta's threshold
+    assert "arterial phase (from lumen_hu)" in c01
+    c03 = (tmp_path / "o" / "cases" / "C03_bright" / "report.html").read_text()
+    assert "Vascular score withheld: aorta: lumen too bright" in c03
+    index = (tmp_path / "o" / "index.html").read_text()
+    assert "vascular calcium score at 300 HU (phase_threshold:venous)" in index
+    assert "what the score is" in index and "protocol deviations" in index
+    from vascalc.outputs.report import index_html
+
+    failed = index_html([{"case_id": "X9", "status": "failed", "error_code": "NOT_DICOM",
+                          "error": "x"}])
+    assert 'href="cases/X9/report.html"' not in failed and "X9" in failed

@@ -212,7 +212,7 @@ def test_pdf_pages_and_text(reported, tmp_path):
     text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
                           check=True, timeout=120).stdout.decode("utf-8")
     for needle in ("Vascular calcification report", "P01_T1", "Vascular calcium (LAD, aorta)",
-                   "Agatston 345.0", "No risk category: scope vascular"):
+                   "Vascular Agatston at 130 HU 345.0", "No risk category: scope vascular"):
         assert needle in text
     assert "CAC-DRS A" not in text and "risk category 0" not in text  # vascular: no risk
     words = " ".join(text.split())  # the PDF breaks lines anywhere

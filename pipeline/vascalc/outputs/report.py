@@ -109,8 +109,10 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
               ("Slice increment (mm)", s.get("slice_increment_mm")),
               ("Pixel spacing (mm)", s.get("pixel_spacing_mm")), ("Slices", s.get("n_slices"))]
     no_bsa = f"not computed: {s.get('bsa_source') or 'no height or weight'}"
-    totals = [("Agatston score", _said(s.get("agatston"), "not computed (scoring.agatston: "
-                                       "false)")),
+    withheld = s.get("withheld_reason") or ""
+    label = s.get("score_label") or "Agatston score"
+    totals = [(label[:1].upper() + label[1:], f"withheld: {withheld}" if withheld else _said(
+        s.get("agatston"), "not computed (scoring.agatston: false)")),
               ("Calcium volume (mm3)", s.get("volume_mm3")),
               ("Calcium mass (mg)", _said(s.get("mass_mg"), "not computed: no scanner "
                                           "calibration (c) was configured")),
@@ -123,9 +125,11 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
         f"<tr><td>{html.escape(r['region'])}</td>"
         f"<td>{html.escape(_class_text(r.get('region_class', '')))}</td>"
         f"<td>{_fmt(r['agatston'])}</td>"
-        f"<td>{_fmt(r['volume_mm3'])}</td><td>{_fmt(_said(r['mass_mg'], 'uncalibrated'))}</td>"
+        f"<td>{_fmt(r['volume_mm3'])}</td>"
+        f"<td>{_fmt(r['mass_mg'] if r.get('withheld_reason') else _said(r['mass_mg'], 'uncalibrated'))}</td>"
         f"<td>{_fmt(r['n_lesions'])}</td>"
-        f"<td>{_fmt(_said(r['volume_per_bsa_mm3_m2'], 'no BSA'))}</td></tr>"
+        f"<td>{_fmt(_said(r['volume_per_bsa_mm3_m2'], 'no BSA'))}</td>"
+        f"<td>{_region_threshold(r)}</td></tr>"
         for r in ordered)
     flag_box = ('<div class="flags"><b>Quality flags</b><ul>' + "".join(
         f"<li><code>{html.escape(f)}</code>: {html.escape(flag_text(f))}</li>"
@@ -144,7 +148,8 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
     method = (
         f"Calcium: HU &gt;= {_fmt(s.get('threshold_hu'))} "
         f"({html.escape(str(s.get('threshold_source') or 'config'))}); slice lesions on each "
-        f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {scoring_rule}"
+        f"axial slice, kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {_contrast_text(s)}"
+        f"{scoring_rule}"
         f"volume = {volume_rule}; "
         + (f"mass = c x sum(HU - water HU) x voxel volume with c = "
            f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU) and water "
@@ -166,11 +171,13 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
     vessels = f"/{s['cac_drs_vessels']}" if s.get("cac_drs_vessels") else ""
     risk = (f" &middot; risk category {_fmt(s.get('risk_category'))} &middot; CAC-DRS "
             f"{_fmt(s.get('cac_drs'))}{html.escape(vessels)}" if s.get("risk_category") else "")
+    big = (f"{html.escape(label[:1].upper() + label[1:])}: {html.escape(withheld)}" if withheld
+           else f"{html.escape(label[:1].upper() + label[1:])} {_fmt(s.get('agatston'))}{risk}"
+           if agatston_on else f"Calcium volume {_fmt(s.get('volume_mm3'))} mm3 (no Agatston "
+           "score: scoring.agatston is false)")
     headline = (
         f"<p class=\"scope\">{html.escape(SCOPE_TITLE.get(scope, scope))}{covers}</p>"
-        + (f"<p class=\"big\">Agatston {_fmt(s.get('agatston'))}{risk}</p>" if agatston_on
-           else f"<p class=\"big\">Calcium volume {_fmt(s.get('volume_mm3'))} mm3 (no Agatston "
-                "score: scoring.agatston is false)</p>")
+        + f"<p class=\"big\">{big}</p>" + _protocol_line(s)
         + (f"<p>No risk category: "
            f"{html.escape((s.get('risk_basis') or '').removeprefix('empty: '))}.</p>"
            if agatston_on and not s.get("risk_category") else ""))
@@ -193,7 +200,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 {_table(totals)}
 <h2>Regions</h2>
 <table><tr><th>region</th><th>class</th><th>Agatston</th><th>volume (mm3)</th><th>mass (mg)</th>
-<th>lesions</th><th>Calc/BSA (mm3/m2)</th></tr>{regions}</table>
+<th>lesions</th><th>Calc/BSA (mm3/m2)</th><th>threshold</th></tr>{regions}</table>
 <h2>Scan</h2>
 {_table(params)}
 <div class="keep"><h2>Key images</h2>
@@ -205,6 +212,46 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 {html.escape(str(s.get('config_sha256')))}.</p>
 </body></html>
 """
+
+
+def _contrast_text(s: dict[str, Any]) -> str:
+    """The method's sentence on contrast: the rule, and the phase and where it came from."""
+    rule = s.get("contrast_rule") or ""
+    if not rule:
+        return ""
+    phase = (f", {html.escape(str(s['contrast_phase']))} phase (from "
+             f"{html.escape(str(s.get('contrast_phase_source') or ''))})"
+             if s.get("contrast_phase") else "")
+    return (f"contrast-enhanced scan: contrast-filled territories by the rule "
+            f"{html.escape(rule)}{phase}, other regions but bone withheld (README, "
+            "'Contrast'); ")
+
+
+def _region_threshold(r: dict[str, Any]) -> str:
+    """A region row's threshold cell: the HU and the contrast rule that set it, or why the
+    region's numbers are withheld."""
+    if r.get("withheld_reason"):
+        return f"withheld: {html.escape(str(r['withheld_reason']))}"
+    if r.get("threshold_hu") in (None, ""):
+        return ""
+    rule = f" ({html.escape(str(r['threshold_rule']))})" if r.get("threshold_rule") else ""
+    return f"{_fmt(r['threshold_hu'])} HU{rule}"
+
+
+def _protocol_line(s: dict[str, Any]) -> str:
+    """Whether the headline is comparable with the reference calcium-scoring protocol, and
+    each deviation in words (README, 'The reference protocol')."""
+    codes = [c for c in (s.get("protocol_deviations") or "").split(";") if c]
+    comparable = s.get("agatston_comparable") in (True, "true")
+    if comparable:
+        return ("<p>Comparable with the reference calcium-scoring protocol (120 kVp, 2.5-3 mm, "
+                "reference kernel, no contrast).</p>")
+    why = "".join(f"<li><code>{html.escape(c)}</code>: {html.escape(flag_text(c))}</li>"
+                  for c in codes)
+    rule = (" The score was found above a contrast rule's threshold: it is not an Agatston "
+            "score at 130 HU." if s.get("headline_threshold_rule") else "")
+    return (f"<p><b>Not comparable with the reference calcium-scoring protocol.</b>{rule}</p>"
+            + (f"<ul>{why}</ul>" if why else ""))
 
 
 def html_to_pdf(text: str) -> bytes:
@@ -227,23 +274,46 @@ def html_to_pdf(text: str) -> bytes:
     return buf.getvalue()
 
 
+#: the index's column headers in words (the column name is each header's tooltip)
+INDEX_TITLES = {
+    "case_id": "case", "score_label": "what the score is", "agatston": "score",
+    "volume_mm3": "volume (mm3)", "mass_mg": "mass (mg)", "n_lesions": "lesions",
+    "risk_category": "risk category", "cac_drs": "CAC-DRS",
+    "volume_per_bsa_mm3_m2": "Calc/BSA (mm3/m2)", "agatston_comparable": "comparable",
+    "protocol_deviations": "protocol deviations", "withheld_reason": "withheld because",
+    "quality_flags": "quality flags", "error_code": "error code"}
+
+
+def _index_cell(v: Any, column: str) -> str:
+    """An index cell: lists spaced so they wrap, true/false in words, numbers as the report's."""
+    if column == "agatston_comparable" and v not in (None, ""):
+        return "yes" if v in (True, "true") else "no"
+    if column in ("quality_flags", "protocol_deviations") and v:
+        return html.escape(str(v).replace(";", "; "))
+    return _fmt(v, 1)
+
+
 def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = None) -> str:
     """The run's index: every case with its scope, headline measures, flags, and for a failed
     case its error code and message; sortable by any column, filterable by status, scope and
     text (a flag, a case); links to each case's report and each patient's."""
     patients = patients or {}
-    cols = ["case_id", "patient", "status", "scope", "agatston", "volume_mm3", "mass_mg",
-            "n_lesions", "risk_category", "cac_drs", "volume_per_bsa_mm3_m2", "quality_flags",
+    cols = ["case_id", "patient", "status", "score_label", "agatston", "volume_mm3", "mass_mg",
+            "n_lesions", "risk_category", "cac_drs", "volume_per_bsa_mm3_m2",
+            "agatston_comparable", "protocol_deviations", "withheld_reason", "quality_flags",
             "error_code", "error"]
-    head = "".join(f'<th onclick="sortBy({i})">{c}</th>' for i, c in enumerate(cols))
+    head = "".join(f'<th onclick="sortBy({i})" title="{c}">{INDEX_TITLES.get(c, c)}</th>'
+                   for i, c in enumerate(cols))
     body = []
     for s in scans:
         cid = html.escape(s["case_id"])
         pid = s.get("patient_id") or ""
         pcell = (f'<a href="patients/{html.escape(patients[pid])}/report.html">'
                  f'{html.escape(pid)}</a>' if pid in patients else "")
-        cells = [f'<a href="cases/{cid}/report.html">{cid}</a>', pcell] + [
-            _fmt(s.get(c), 1) for c in cols[2:]]
+        # a failed case has no report to link to
+        link = (f'<a href="cases/{cid}/report.html">{cid}</a>' if s.get("status") == "ok"
+                else cid)
+        cells = [link, pcell] + [_index_cell(s.get(c), c) for c in cols[2:]]
         body.append(f'<tr data-status="{html.escape(s.get("status") or "")}" '
                     f'data-scope="{html.escape(s.get("scope") or "")}">'
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -253,7 +323,8 @@ def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = No
                       for x in scopes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/><title>vascalc results</title>
-<style>{CSS} th{{cursor:pointer}}</style></head><body>
+<style>{CSS} th{{cursor:pointer}} #t{{font-size:0.85em}}
+#t td{{max-width:16em;overflow-wrap:break-word;vertical-align:top}}</style></head><body>
 <h1>vascalc results</h1>
 <p class="ruo">For research use only. Not for diagnostic use.</p>
 <p>{len(scans)} case(s), {n_failed} failed. Click a column to sort; filter below.</p>
