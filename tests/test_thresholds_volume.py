@@ -359,3 +359,22 @@ def test_microct_nifti_in_scanner_units_runs_through_the_cli(tmp_path):
     assert float(row["threshold_hu"]) == 1200.0 and row["agatston"] == ""
     assert float(row["volume_mm3"]) == pytest.approx(1000 * 0.02 ** 3)
     assert float(row["mass_mg"]) == pytest.approx(300 * 1000 * 0.02 ** 3 / 1000)
+
+
+def test_phase_threshold_is_for_the_aorta_and_an_empty_territory_needs_no_rule():
+    """The published phase thresholds were measured on the aorta: another contrast-filled
+    territory is withheld under them (with the reason), and a territory whose mask is empty
+    (outside the scan) holds nothing, so it is neither withheld nor a rule's."""
+    vol, _, aorta = contrast_phantom()
+    hu = np.array(vol.hu)
+    hu[:, 30:32, 18:20] = 1000  # dense enough for the arterial 900 HU
+    vol = volume(hu, (3.0, 0.5, 0.5), meta=vol.meta)
+    cfg = Config(scoring={"contrast": "phase_threshold"}, contrast={"phase": "arterial"})
+    r = analyse(vol, cfg, case_id="p", regions=[("aorta", aorta), ("carotid_artery", aorta),
+                                                ("iliac", np.zeros_like(aorta))])
+    got = {x.region: x for x in r.regions}
+    assert got["aorta"].threshold_rule == "phase_threshold:arterial_thoracic"
+    assert got["aorta"].threshold_hu == 900.0 and got["aorta"].volume_mm3 == 12 * 0.75
+    assert got["carotid_artery"].region_class == got["iliac"].region_class == "vascular"
+    assert "derived for the aorta only" in got["carotid_artery"].withheld
+    assert not got["iliac"].withheld and got["iliac"].volume_mm3 == 0

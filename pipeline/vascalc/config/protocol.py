@@ -51,6 +51,10 @@ class ContrastConfig(BaseModel):
         250.0, gt=0.0, description="phase inferred from the lumen: arterial when the aortic "
         "lumen median is at least this (a choice: 250 HU is the usual adequacy mark of a CT "
         "angiogram), venous below it")
+    fixed_regions: list[str] = Field(
+        default_factory=lambda: ["aorta", "aorta_*"], description="phase_threshold applies "
+        "to contrast-filled regions matching these patterns (the study measured the thoracic "
+        "and abdominal aorta); other contrast-filled regions are withheld under it")
     abdominal: list[str] = Field(
         default_factory=lambda: list(ABDOMINAL_DEFAULT),
         description="vascular region name patterns that are abdominal (the rest thoracic)")

@@ -82,7 +82,11 @@ def _withheld_if_any(total: RegionScore, members: list[RegionScore]) -> RegionSc
     its threshold rule lists the members' rules (without the lumen each was measured on)."""
     withheld = [f"{m.region}: {m.withheld}" for m in members if m.withheld]
     rules = sorted({m.threshold_rule.split(" (")[0] for m in members if m.threshold_rule})
-    thresholds = {m.threshold_hu for m in members if m.threshold_hu is not None}
+    # the thresholds that found something or were set by a rule (an empty territory at the
+    # scan threshold adds nothing to the aggregate, so it does not make it 'mixed')
+    given = {m.threshold_hu for m in members if m.threshold_hu is not None}
+    thresholds = {m.threshold_hu for m in members if m.threshold_hu is not None
+                  and (m.threshold_rule or m.volume_mm3 > 0)} or given
     return replace(total, withheld="; ".join(withheld), threshold_rule=";".join(rules),
                    threshold_hu=thresholds.pop() if len(thresholds) == 1 else None)
 

@@ -9,12 +9,19 @@ The rules:
 
 - ``phase_threshold``: the fixed thresholds that best matched non-contrast Agatston in 1,125
   triphasic CT angiograms ("Improving aortic calcium assessment in contrast-enhanced CT:
-  exploring Hounsfield Unit thresholds for cardiovascular scoring", 2026): 300 HU in the venous
-  phase (Spearman 0.93 thoracic, 0.92 abdominal aorta), 900 HU thoracic and 800 HU abdominal
-  in the arterial phase. The study scored Agatston-style with the threshold moved; vascalc
-  keeps the density weights of the HU bands, so a voxel kept at 300 HU weighs 3 or 4.
+  exploring Hounsfield Unit thresholds for cardiovascular scoring", retrospective
+  single-centre study, PubMed, May 2026): 300 HU in the venous phase (Spearman 0.93 thoracic,
+  0.92 abdominal aorta; R2 0.66 / 0.68), 900 HU thoracic and 800 HU abdominal aorta in the
+  arterial phase (R2 0.51 / 0.45); dynamic thresholds did worse. Its abstract (the full text
+  was not available to us) compares the score at each fixed threshold with the non-contrast
+  Agatston score by correlation, regression and Bland-Altman analysis, that is on Agatston's
+  scale, and reports growing underestimation at high burden: vascalc therefore scores
+  Agatston-style at the moved threshold, keeping the density weights of the HU bands (a voxel
+  kept at 300 HU weighs 3 or 4), and never calls the result Agatston.
   A threshold applies only above the territory's lumen (median + ``lumen_margin_k`` x robust
-  spread); a brighter lumen withholds the territory.
+  spread); a brighter lumen withholds the territory. The study measured the aorta: other
+  contrast-filled territories (``contrast.fixed_regions`` says which count) are withheld
+  under this rule rather than scored at a threshold derived elsewhere.
 - ``lumen_adaptive``: the lumen median + ``scoring.lumen_k`` x robust spread
   (:func:`vascalc.core.contrast.lumen_adaptive_hu`).
 - ``lumen_adaptive_comp2comp``: Comp2Comp's median + 3 x (median - 15.87th percentile)
@@ -85,8 +92,12 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
     sc = config.scoring
     names = layout.names if layout is not None else ()
     cls = layout.class_of() if layout is not None else {}
+    # an empty mask (a territory outside the scan) holds nothing to score: it needs no rule
     lumen = {n: lumen_median_hu(volume, layout.masks[n]) for n in names
-             if cls[n] in ("vascular", "coronary") and n in layout.masks} if layout else {}
+             if cls[n] in ("vascular", "coronary") and n in layout.masks
+             and layout.masks[n].any()} if layout else {}
+    empty = {n for n in names if layout is not None and n in layout.masks
+             and not layout.masks[n].any()}
     filled = {n for n, med in lumen.items() if med is not None and med > AORTA_CONTRAST_MEDIAN_HU}
     evidence = contrast_evidence(volume, masks)
     if not evidence and filled:
@@ -116,7 +127,7 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
                                      f" HU is above every voxel of the scan (max {hu_max:.0f} "
                                      "HU): it cannot find calcium here")
             rules[n] = rule
-        elif cls[n] != "bone":
+        elif cls[n] != "bone" and n not in empty:
             rules[n] = TerritoryRule(None, withheld=_ENHANCED_TISSUE)
     rules[OUTSIDE] = TerritoryRule(None, withheld=_ENHANCED_TISSUE)
     return ContrastPlan(
@@ -159,6 +170,9 @@ def _territory(name: str, values, config: Config, phase: str, scan_threshold_hu:
     if sc.contrast == "lumen_adaptive_comp2comp":
         return TerritoryRule(max(comp2comp_hu(values), scan_threshold_hu),
                              rule="lumen_adaptive_comp2comp" + where)
+    if not matches(name, cc.fixed_regions):
+        return TerritoryRule(None, withheld="contrast-filled lumen; the published phase "
+                             "thresholds were derived for the aorta only (contrast.fixed_regions)")
     if not phase:
         return TerritoryRule(None, withheld="contrast phase unknown (not in the header, no "
                              f"{sc.lumen_region!r} lumen to infer it; set contrast.phase)")
