@@ -411,9 +411,19 @@ def test_agreement_of_two_readers(out):
                 label = "RCA" if (reader == "r2" and lid == ids[0]) else "LAD"
                 assert call(base, "PUT", f"/api/cases/P03/lesions/{lid}", token=state.token,
                             body={"label": label, "reader": reader})[0] == 200
+        # P01_T1: labelled by both, finished by r1 only: not a pair of readings to compare
+        first = lesion_ids(out, "P01_T1")[0]
+        for reader in ("r1", "r2"):
+            assert call(base, "PUT", f"/api/cases/P01_T1/lesions/{first}", token=state.token,
+                        body={"label": "LAD", "reader": reader})[0] == 200
+    store = ReadStore(out)
+    store.mark(reader="r1", case_id="P01_T1", done=True)
+    for reader in ("r1", "r2"):
+        store.mark(reader=reader, case_id="P03", done=True)
     res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1,r2"],
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
+    assert "left out, not marked done by both: P01_T1" in res.output
     rows = {r["measure"]: r for r in read(out / "agreement" / "agreement.csv")}
     per_case = read(out / "agreement" / "agreement_cases.csv")
     assert rows["coronary_total_agatston"]["n"] == "2"
@@ -430,6 +440,10 @@ def test_agreement_of_two_readers(out):
     assert (out / "agreement" / "agreement.html").read_text().count("<tr>") >= len(rows)
     res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1"])
     assert res.exit_code == 2
+    for case in ("P02", "P03"):
+        store.mark(reader="r2", case_id=case, done=False)
+    res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1,r2"])
+    assert res.exit_code == 2 and "did not both mark any done" in res.output
 
 
 def test_review_labels_config_is_checked():

@@ -104,4 +104,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             v = "-" if r["value"] is None else f"{r['value']:.3f}"
             typer.echo(f"{r['measure']:<28} {r['statistic']:<12} n={r['n']:<5} {v}"
                        f"{'  (' + r['note'] + ')' if r['note'] else ''}")
+        if result["unfinished"]:
+            typer.echo(f"{len(result['unfinished'])} case(s) left out, not marked done by both: "
+                       f"{', '.join(result['unfinished'])}")
         typer.echo(f"written to {result['folder']}")

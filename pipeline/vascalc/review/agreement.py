@@ -86,16 +86,24 @@ def _lesion_label(view, reads: Reads, lesion_id: int) -> str:
 
 
 def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
-    """Compute the agreement, write OUT/agreement/ (agreement.csv, agreement_cases.csv,
-    agreement.html); returns the rows."""
+    """Compute the agreement over the cases both readers marked done (an unfinished read is
+    not a reading to compare), write OUT/agreement/ (agreement.csv, agreement_cases.csv,
+    agreement.html); returns the rows and the cases left out as unfinished."""
     ra, rb = (check_reader(r) for r in readers)
     if ra == rb:
         raise UsageError("give two different readers", hint="--readers r1,r2")
     store = ReadStore(out)
-    both = sorted(set(store.cases_read(ra)) & set(store.cases_read(rb)))
-    if not both:
+    read_by_both = sorted(set(store.cases_read(ra)) & set(store.cases_read(rb)))
+    if not read_by_both:
         raise UsageError(f"no case was labelled by both {ra} and {rb}",
                          hint="check the reader names (vascalc review --reader)")
+    both = [c for c in read_by_both
+            if store.reads(ra, c).done and store.reads(rb, c).done]
+    unfinished = [c for c in read_by_both if c not in both]
+    if not both:
+        raise UsageError(f"{ra} and {rb} both labelled {len(read_by_both)} case(s) but did not "
+                         f"both mark any done ({', '.join(unfinished[:5])})",
+                         hint="mark finished cases done in vascalc review")
     opened = open_run(out, both)
     config, cases, docs = opened.config, opened.cases, opened.docs
     coronary = config.review.coronary()
@@ -145,7 +153,7 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     write_all({folder / "agreement.csv": to_csv(rows, [c.name for c in AGREEMENT_COLUMNS]),
                folder / "agreement_cases.csv": to_csv(case_rows, [c.name for c in CASE_COLUMNS]),
                folder / "agreement.html": _html(rows, case_rows, ra, rb)})
-    return {"rows": rows, "cases": case_rows, "folder": str(folder)}
+    return {"rows": rows, "cases": case_rows, "folder": str(folder), "unfinished": unfinished}
 
 
 def _html(rows, case_rows, ra: str, rb: str) -> str:
