@@ -32,6 +32,7 @@ demo: $(PHANTOMS)/manifest.csv
 	  exit $$status
 
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

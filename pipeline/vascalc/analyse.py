@@ -7,6 +7,7 @@ The input volume is never modified.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,7 +17,7 @@ from .config.thresholds import resolve as resolve_thresholds
 from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
 from .core.contrast import AORTA_CONTRAST_MEDIAN_HU
-from .core.regions import label_regions
+from .core.regions import RegionMask, label_regions
 from .core.scopes import resolve_scope, risk_basis
 from .core.score import cac_drs, risk_category
 from .core.thresholds import Thresholds
@@ -105,7 +106,7 @@ class Headline:
 
 def analyse(volume: CTVolume, config: Config, *, case_id: str,
             anthropometry: Anthropometry | None = None,
-            regions: list[tuple[str, np.ndarray]] | None = None,
+            regions: Sequence[tuple[str, np.ndarray | RegionMask]] | None = None,
             region_source: str = "", keep_voxels: bool = False,
             reads: LesionLabels | None = None) -> ScanResult:
     """Score one CT volume (and, given region masks on its grid, each region). Pure: reads
@@ -138,6 +139,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     t1 = time.perf_counter()
     breakdown = Breakdown()
     if reads is not None:
+        assert calcium.kept is not None  # asked for above: reads split the kept voxels
         layout = layout_regions(prepared.volume, config.regions,
                                 label_regions(calcium.kept.lesion_labels, reads),
                                 classes=dict(zip(reads.names, reads.classes)))
@@ -260,11 +262,13 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
     drow, dcol = volume.spacing_mm[1:]
     voxels = None
     if keep_voxels:
-        layout = breakdown.layout
+        layout, kept = breakdown.layout, calcium.kept
+        assert kept is not None  # find_calcium keeps them when keep_voxels is asked
+        w1, w2, w3, w4 = th.weight_hu
         voxels = ScoredVoxels(
-            hu=prepared.volume.hu, bands=calcium.kept.bands,
-            lesion_labels=calcium.kept.lesion_labels, threshold_hu=th.threshold_hu,
-            weight_hu=tuple(th.weight_hu), region_labels=None if layout is None else layout.labels,
+            hu=prepared.volume.hu, bands=kept.bands,
+            lesion_labels=kept.lesion_labels, threshold_hu=th.threshold_hu,
+            weight_hu=(w1, w2, w3, w4), region_labels=None if layout is None else layout.labels,
             region_names=() if layout is None else layout.names,
             region_classes=() if layout is None else layout.classes)
     score = headline.score

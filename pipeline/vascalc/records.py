@@ -87,7 +87,7 @@ class CTVolume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.hu.shape)  # type: ignore[return-value]
+        return tuple(self.hu.shape)
 
     @property
     def voxel_volume_mm3(self) -> float:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 try:
-    from . import _ckernel
+    from . import _ckernel  # type: ignore[attr-defined]  # the compiled extension
 except ImportError:  # built without a C compiler: the scipy reference engine serves
     _ckernel = None
 

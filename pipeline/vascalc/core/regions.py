@@ -15,6 +15,7 @@ Rules (README, 'Regions'):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -156,7 +157,7 @@ def grow(mask: np.ndarray, spacing_mm, margin_mm: float) -> np.ndarray:
     return out
 
 
-def combine(masks: list[tuple[str, RegionMask | np.ndarray]], *, spacing_mm, order: list[str],
+def combine(masks: Sequence[tuple[str, RegionMask | np.ndarray]], *, spacing_mm, order: list[str],
             margins_mm: dict[str, float], default_margin_mm: float = 0.0,
             exclude: list[str]) -> tuple[np.ndarray, list[str]]:
     """One label volume (0 = no region, i = names[i - 1]) from the region masks."""

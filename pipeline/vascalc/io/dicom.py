@@ -87,7 +87,7 @@ def _fast_ok(h: DicomHeader) -> bool:
 
 
 def _read_fast(h: DicomHeader, out: np.ndarray) -> None:
-    buf = memoryview(out).cast("B")
+    buf = memoryview(out).cast("B")  # type: ignore[arg-type]  # numpy arrays are buffers
     with open(h.path, "rb") as fp:
         fp.seek(h.pixel_offset)
         got = fp.readinto(buf)
@@ -221,7 +221,8 @@ def load_series(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
                      max_obliquity_deg=max_obliquity_deg)
     hs = ss.headers
     n, rows, cols = len(hs), hs[0].rows, hs[0].cols
-    integral = all(h.slope == 1.0 and float(h.intercept).is_integer() for h in hs)
+    integral = all(h.slope == 1.0 and h.intercept is not None
+                   and float(h.intercept).is_integer() for h in hs)
     # integral rescale: HU in place in one int16 volume; else one int16 slice buffer
     raw = np.empty((n if integral else 1, rows, cols), dtype=np.int16)
     out: np.ndarray = raw if integral else np.empty((n, rows, cols), dtype=np.float64)

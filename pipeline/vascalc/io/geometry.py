@@ -170,6 +170,8 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
     hs = tuple(headers[i] for i in order)
     direction = tuple(tuple(float(x) for x in row) for row in
                       np.stack([slice_axis, col_cos, row_cos], axis=1))
-    return SortedSeries(hs, inc, tuple(float(x) for x in p[0]), direction,
-                        tuple(float(x) for x in first.pixel_spacing),  # type: ignore[arg-type]
-                        tuple(flags))
+    origin = (float(p[0][0]), float(p[0][1]), float(p[0][2]))
+    spacing = first.pixel_spacing
+    assert spacing is not None  # checked by the caller: a slice without PixelSpacing is refused
+    return SortedSeries(hs, inc, origin, direction,
+                        (float(spacing[0]), float(spacing[1])), tuple(flags))

@@ -10,6 +10,7 @@ import gzip
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,7 @@ def _read_mask(path: str):
     import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
     try:
-        img = nib.load(path)
+        img: Any = nib.load(path)  # a Nifti1Image (nibabel types its loader as the base)
         data = np.asanyarray(img.dataobj)
     except Exception as err:  # noqa: BLE001
         raise RegionError(f"not a readable NIfTI mask ({err})", path=path) from None
@@ -184,7 +185,7 @@ def label_map_regions(labels: np.ndarray, label_table: dict[int, str],
         if box is None:
             out.append((name, empty))
         else:
-            out.append((name, RegionMask(labels.shape, tuple(box),  # type: ignore[arg-type]
+            out.append((name, RegionMask(labels.shape, tuple(box),
                                          np.ascontiguousarray(values[box] == value))))
     return out
 

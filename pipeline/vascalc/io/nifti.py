@@ -14,6 +14,7 @@ below -100 HU has no air or fat in it and is refused as 'not a CT' (a mask or a 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ def mask_like(path: str | os.PathLike) -> bool:
     """Header-only guess that a NIfTI is a mask or label map (unsigned 8-bit or boolean)."""
     import nibabel as nib  # lazy: nibabel, for NIfTI files only
 
-    dtype = nib.load(str(path)).get_data_dtype()
+    img: Any = nib.load(str(path))  # a Nifti1Image (nibabel types its loader as the base)
+    dtype = img.get_data_dtype()
     return dtype.kind == "b" or (dtype.kind == "u" and dtype.itemsize == 1)
 
 
@@ -49,13 +51,13 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
 
     path = str(path)
     try:
-        img = nib.load(path)
+        img: Any = nib.load(path)  # a Nifti1Image (nibabel types its loader as the base)
     except Exception as err:  # noqa: BLE001 - nibabel raises many kinds for bad files
 
         raise DecodeError(f"not a readable NIfTI file ({err})", path=path) from None
     if len(img.shape) != 3 and not (len(img.shape) == 4 and img.shape[3] == 1):
         raise GeometryError(f"NIfTI shape {img.shape} is not one 3-D volume", path=path)
-    affine = np.asarray(img.affine, dtype=float)
+    affine = np.asarray(img.affine, dtype=np.float64)
     lps = RAS_TO_LPS @ affine[:3, :3]
     spacing = np.linalg.norm(lps, axis=0)
     if not np.all(np.isfinite(lps)) or np.any(spacing < SPACING_RANGE_MM[0]) or np.any(

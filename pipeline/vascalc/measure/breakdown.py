@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def _pieces(volume: CTVolume, config: Config, calcium: Calcium, sp, all_names,
     sc = config.scoring
     vv = volume.voxel_volume_mm3
     c, water = sc.mass_calibration_mg_per_cm3_per_hu, sc.calibration_water_hu
-    cen = volume.index_to_patient(sp.piece_centroid_index) if sp.piece_lesion.size else []
+    cen: Any = volume.index_to_patient(sp.piece_centroid_index) if sp.piece_lesion.size else []
     by_id = {le.lesion_id: le for le in calcium.lesions}
     pieces = []
     for j in range(sp.piece_lesion.size):

@@ -62,11 +62,11 @@ def find_calcium(volume: CTVolume, config: Config, th: Thresholds, *,
     total_volume = float(volume_mm3(total_voxels, volume.voxel_volume_mm3))
     interpolate = (sc.volume_method == "interpolated" and sl.n_lesions
                    and interpolation_steps(volume.spacing_mm) > 1)  # m = 1: the voxel count
-    kept = None
+    kept: KeptVoxels | None = None
     if need_voxels or interpolate:
         bands, labels = kept_voxels(volume, config, th, lesions)
         kept = KeptVoxels(bands, labels, None, volume.voxel_volume_mm3)
-    if interpolate:
+    if interpolate and kept is not None:
         counts, unit = interpolated_counts(volume.hu, kept.bands > 0, spacing_mm=volume.spacing_mm,
                                            threshold_hu=th.threshold_hu)
         at = np.flatnonzero(counts)  # kept voxels only: the bincount stays small

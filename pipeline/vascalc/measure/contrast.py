@@ -114,9 +114,10 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
                     and proxy.sum() >= MIN_LUMEN_VOXELS else None)
     phase, phase_source = _phase(volume, config, proxy_values)
     rules: dict[str, TerritoryRule] = {}
+    assert layout is not None or not names
     hu_max = float(np.max(volume.hu)) if volume.hu.size else 0.0
     for n in names:
-        if n in filled:
+        if n in filled and layout is not None:
             own = layout.masks[n]
             values = own.values(volume.hu) if own.sum() >= MIN_LUMEN_VOXELS else proxy_values
             rule = _territory(n, values, config, phase, scan_threshold_hu,

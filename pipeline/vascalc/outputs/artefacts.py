@@ -48,7 +48,7 @@ def _patient_ijk(volume: CTVolume, xyz) -> tuple[int, float, float]:
 
 
 def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,
-                         config: Config, written: list[str] | None = None) -> list[str]:
+                         config: Config, *, written: list[str] | None = None) -> list[str]:
     """Write what the config asks for; returns the names written (appended to ``written`` as
     each file lands, so a failure part-way still lists what exists). The masks are the scored
     voxels that :func:`vascalc.analyse.analyse` kept in ``result.voxels`` (the scored HU at

@@ -101,6 +101,7 @@ def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: 
     import highdicom as hd  # lazy: highdicom, for SEG/SR only
     from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
 
+    present: list[tuple[int | str, str, Any]]
     if reader_regions is None:
         present = [(b, BAND_LABELS[b], bands == b) for b in (1, 2, 3, 4)]
         algorithm_type = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
@@ -117,7 +118,7 @@ def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: 
     descriptions = []
     labels = np.zeros(bands.shape, dtype=np.uint8)
     for number, (key, label, mask) in enumerate(present, start=1):
-        site = _artery(key) if reader_regions is not None else None
+        site = _artery(str(key)) if reader_regions is not None else None
         descriptions.append(hd.seg.SegmentDescription(
             segment_number=number, segment_label=label,
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,

@@ -165,7 +165,7 @@ def render(img: np.ndarray, index: np.ndarray, *, aspect: float, title: str,
     directions at the left, right, top and bottom edges; a scale bar when ``spacing_col_mm``."""
     colours = BAND_COLOURS if colouring is None else colouring.colours
     x0, y0, w, h = _place(img.shape, aspect)
-    pic = Image.fromarray(compose(img, index, colours), "RGB").resize((w, h), Image.NEAREST)
+    pic = Image.fromarray(compose(img, index, colours), "RGB").resize((w, h), Image.Resampling.NEAREST)
     canvas = Image.new("RGB", (SIZE, SIZE), (255, 255, 255))
     canvas.paste(pic, (x0, y0))
     overlay = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))

@@ -232,7 +232,6 @@ def document(outcome: ScanResult | CaseFailure, *, run_config_sha256: str, finge
              settings: Config, patient_id: str, source_path: str,
              covariates: dict[str, str], timings: dict[str, float]) -> dict[str, Any]:
     """The result.json document of a case: one shape for scored and failed cases."""
-    ok = isinstance(outcome, ScanResult)
     return {
         "schema": RESULT_SCHEMA, "case_id": outcome.case_id,
         "config_sha256": run_config_sha256, "fingerprint": fingerprint,
@@ -240,8 +239,8 @@ def document(outcome: ScanResult | CaseFailure, *, run_config_sha256: str, finge
                          settings=settings.provenance(),
                          demographics=settings.privacy.demographics),
         "covariates": dict(covariates),
-        "regions": region_rows(outcome) if ok else [],
-        "lesions": lesion_rows(outcome) if ok else [],
+        "regions": region_rows(outcome) if isinstance(outcome, ScanResult) else [],
+        "lesions": lesion_rows(outcome) if isinstance(outcome, ScanResult) else [],
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
         "artefacts": [],
     }

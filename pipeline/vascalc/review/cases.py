@@ -209,7 +209,7 @@ def reader_scores(view: CaseView, reads: Reads, config: Config) -> dict[str, Any
     labels; risk category and CAC-DRS follow from it (vascalc.core.score), the vessel count N
     is the number of coronary labels with calcium."""
     per: dict[str, list[tuple[float, float]]] = {lab.name: [] for lab in config.review.labels}
-    unlabelled = []
+    unlabelled: list[tuple[float, float]] = []
     for (lid, k), v in view.parts.items():
         label = reads.label_of(lid, k)
         (per[label] if label in per else unlabelled).append(v)

@@ -245,7 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             path, query = self._guard()
-            reader = self.app.reader_name((query.get("reader") or [None])[0])
+            given = query.get("reader")
+            reader = self.app.reader_name(given[0] if given else None)
             if method == "GET":
                 self._get(path, reader)
             else:
@@ -343,4 +344,5 @@ def make_server(app: ReviewApp, *, host: str = "127.0.0.1", port: int = 8765) ->
 
 def url_of(server: ThreadingHTTPServer, app: ReviewApp) -> str:
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else host
     return f"http://{host}:{port}/?token={app.token}&reader={app.reader}"

@@ -65,16 +65,16 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
         return failed_document(case, config, fingerprint, err.code, text, **seen,
                                timings=timings)
     except MemoryError:
-        err = OutOfMemoryError("not enough memory to load and score the series",
+        oom = OutOfMemoryError("not enough memory to load and score the series",
                                path=case.display_path)
-        return failed_document(case, config, fingerprint, err.code, str(err), **seen,
+        return failed_document(case, config, fingerprint, oom.code, str(oom), **seen,
                                timings=timings)
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the other cases
         log.error("case %s: internal error\n%s", case.case_id, traceback.format_exc())
         return failed_document(case, config, fingerprint, InternalError.code,
                                f"{case.display_path}: {type(exc).__name__}: {exc} -> "
                                f"{InternalError.hint}", **seen, timings=timings)
-    if reports:
+    if reports and out is not None:
         t0 = time.perf_counter()
         written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
                                                   volume, result, doc, settings)

@@ -104,7 +104,8 @@ def _unique(ids: list[str]) -> list[str]:
 def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[tuple[str, str]]]:
     """Apply the config's selection keys; returns kept stacks and notes for the others."""
     sel = config.selection
-    kept, notes = [], []
+    kept: list = []
+    notes: list = []
     for st in stacks:
         m = st[0].meta
         why = None

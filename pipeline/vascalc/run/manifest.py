@@ -15,6 +15,7 @@ import difflib
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _float_or_none(value: str, column: str, line: int, manifest: Path) -> float 
     return number
 
 
-def manifest_warnings(columns: list[str]) -> list[str]:
+def manifest_warnings(columns: Sequence[str]) -> list[str]:
     """Unknown manifest columns that look like a known one (a typo carries the value as a
     covariate while BSA or the calibration silently falls back): one warning each."""
     out = []
@@ -92,7 +93,8 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
             f"column(s) {', '.join(clash)} are vascalc output columns of scans.csv; a manifest "
             "column with that name would be lost", path=str(manifest),
             hint="rename them (e.g. manifest_" + clash[0] + ") and join them back after the run")
-    cases, seen = [], {}
+    cases: list = []
+    seen: dict[str, int] = {}
     for i, row in enumerate(rows, start=2):
         cid = (row.get("case_id") or "").strip()
         if not _SAFE_ID.match(cid):

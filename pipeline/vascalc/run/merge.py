@@ -90,8 +90,8 @@ def _check_shards(shards: list[str | None], parts: list[Path]) -> None:
     missing = sorted(set(range(n)) - {i for i, _ in pairs})
     twice = sorted(i for i in {i for i, _ in pairs} if [j for j, _ in pairs].count(i) > 1)
     if missing or twice:
-        what = "; ".join(filter(None, (
-            missing and f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing",
-            twice and f"shard(s) {', '.join(f'{i}/{n}' for i in twice)} given twice")))
+        what = "; ".join(
+            ([f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing"] if missing else [])
+            + ([f"shard(s) {', '.join(f'{i}/{n}' for i in twice)} given twice"] if twice else []))
         raise UsageError(f"{what} among {', '.join(str(p) for p in parts)}",
                          hint="give every shard's output folder once")
