@@ -222,6 +222,9 @@ def test_a_dying_worker_fails_only_its_own_case(tmp_path, monkeypatch):
     assert rows["c07"]["error_code"] == "WORKER_DIED"
     assert [c for c, r in rows.items() if r["status"] != "ok"] == ["c07"]
     assert summary["counts"]["ok"] == 19
+    # run.json says how the workers were started, and why (forked here: one thread)
+    assert summary["executor"] == "process-pool:2"
+    assert summary["executor_start"]["method"] == "fork" and summary["executor_start"]["why"]
 
 
 def test_workers_die_with_a_killed_parent(sample_data, tmp_path):
@@ -642,3 +645,12 @@ def test_reports_print_no_library_warnings_on_the_console(sample_data, tmp_path)
     assert "Warning" not in proc.stderr and "warn" not in proc.stderr.lower()
     row = scans(tmp_path / "o")["P01_T1_dicom"]
     assert row["patient_age_years"] == ""  # demographics are off by default
+
+
+def test_the_start_method_and_its_reason(monkeypatch):
+    """run.json's executor_start: fork while one thread runs, forkserver when others do."""
+    monkeypatch.setattr(batch, "can_fork", lambda: True)
+    assert batch.start_method()[0] == "fork"
+    monkeypatch.setattr(batch, "can_fork", lambda: False)
+    method, why = batch.start_method()
+    assert method == "forkserver" and "threads" in why

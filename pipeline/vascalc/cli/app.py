@@ -21,9 +21,9 @@ import typer
 from .._version import __version__
 from ..cohort.progression import pair_region_rows, pair_rows
 from ..cohort.summary import long_table, summarise_groups
+from ..config.calibration import read_inserts, snippet
 from ..config.load import load_config
 from ..config.schema import HASH_SALT_ENV, Config
-from ..core.calibrate import Insert
 from ..core.calibrate import calibrate as run_calibration
 from ..errors import ConfigError, OutputError, VascalcError
 from ..files import write_atomic
@@ -33,8 +33,8 @@ from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
 from ..run.batch import default_jobs, output_lock, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
 from ..run.merge import merge_outputs
-from ..values import safe_yaml
 from .console import Progress
+from .options import ConfigOption
 from .review import register as register_review
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -92,8 +92,7 @@ def run(
     inputs: Annotated[list[Path], typer.Argument(
         help="Folder trees (each CT series found is a case), series folders, or manifest CSVs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", "-c", help="YAML config; defaults in configs/default.yaml.")] = None,
+    config: ConfigOption = None,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", min=1, help="Worker processes (default: available cores).")] = None,
     force: Annotated[bool, typer.Option(help="Redo cases already done in OUT.")] = False,
@@ -192,7 +191,7 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
 @app.command()
 def scan(
     inputs: Annotated[list[Path], typer.Argument(help="Folder trees, series folders, manifests.")],
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config.")] = None,
+    config: ConfigOption = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Also write DIR/discovery.csv.")] = None,
 ) -> None:
@@ -315,13 +314,9 @@ def calibrate(
 ) -> None:
     """Measure a calibration phantom; write the mass calibration factor c as a config snippet."""
     try:
-        items = safe_yaml(inserts.read_text())
-        ins = [Insert(name=str(i["name"]), density_mg_per_cm3=float(i["density_mg_per_cm3"]),
-                      center_mm=tuple(float(x) for x in i["center_mm"]),  # type: ignore[arg-type]
-                      radius_mm=float(i["radius_mm"])) for i in items]
-    except (OSError, KeyError, TypeError, ValueError) as err:
-        _fail_usage(f"{inserts}: inserts must be a YAML list of name, density_mg_per_cm3, "
-                    f"center_mm, radius_mm ({type(err).__name__}: {err})")
+        ins = read_inserts(inserts)
+    except ConfigError as err:
+        _fail_usage(str(err), err.code)
     try:
         # a calibration phantom may be reconstructed without air around it: no HU air check
         vol = load_ct(series, Config(input={"require_hu": False}))
@@ -331,15 +326,7 @@ def calibrate(
         raise typer.Exit(1) from None
     except ValueError as err:
         _fail_usage(f"{inserts}: {err}")
-    lines = [f"# mass calibration measured by vascalc calibrate on {series}",
-             f"# water {cal.water_hu:.2f} HU; per insert: " + "; ".join(
-                 f"{r['name']} {r['mean_hu']:.2f} HU" for r in cal.inserts),
-             "scoring:",
-             "  # c of mass = c * sum(HU - water HU) * voxel volume, mg/(cm3*HU)",
-             f"  mass_calibration_mg_per_cm3_per_hu: {cal.c_mg_per_cm3_per_hu:.6g}",
-             "  # HU of water in this calibration (density = c * (HU - this))",
-             f"  calibration_water_hu: {cal.water_hu:.4g}", ""]
-    write_atomic(out, "\n".join(lines))
+    write_atomic(out, snippet(cal, str(series)))
     for r in cal.inserts:
         typer.echo(f"{r['name']:<12} {r['density_mg_per_cm3']:>8.1f} mg/cm3  "
                    f"{r['mean_hu']:>9.2f} HU  ({r['voxels']} voxels)")
@@ -351,14 +338,15 @@ def segment(
     inputs: Annotated[list[Path], typer.Argument(
         help="Folder trees, series folders, NIfTI files or manifest CSVs (as for run).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Segmentation cache folder.")],
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", "-c", help="The profile you will run with (its classes are segmented), "
-                               "e.g. configs/totalsegmentator.yaml.")] = None,
+    config: ConfigOption = None,
     fast: Annotated[bool, typer.Option(
         "--fast/--full", help="TotalSegmentator's 3 mm model (fast on a CPU) or 1.5 mm.")] = True,
     device: Annotated[str, typer.Option(help="cpu, gpu, or gpu:N.")] = "cpu",
 ) -> None:
-    """Run TotalSegmentator on every case (cached per input); write a manifest for run."""
+    """Run TotalSegmentator on every case (cached per input); write a manifest for run.
+
+    Give --config the profile you will run with (configs/totalsegmentator.yaml): its classes
+    are the ones segmented."""
     from ..segmentation.totalsegmentator import api, segment_cases  # lazy: optional extra
 
     try:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,6 +36,12 @@ PRESETS: dict[str, dict] = {
     "philips": {"min_lesion_area_mm2": 0.5, "volume_threshold_hu": 112.5},
     "canon": {"min_lesion_area_mm2": 0.0, "min_lesion_area_px": 3},
 }
+
+#: the preset names, derived from PRESETS (one list: a new preset is one new dict entry)
+if TYPE_CHECKING:
+    PresetName = str
+else:
+    PresetName = Literal[tuple(PRESETS)]
 
 
 class CalibrationEntry(BaseModel):
@@ -64,7 +70,7 @@ class ScoringConfig(BaseModel):
 
     model_config = _STRICT
 
-    preset: Literal["literature", "ge", "terarecon", "siemens", "philips", "canon"] = Field(
+    preset: PresetName = Field(
         "literature", description="named convention; recorded in every row")
     threshold_hu: float = Field(130.0, description="calcium voxel: HU >= this value")
     min_lesion_area_mm2: float = Field(1.0, ge=0.0, description="slice lesions smaller are dropped")

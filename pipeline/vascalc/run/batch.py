@@ -113,15 +113,25 @@ def _one_pool(batch, config, jobs, out, attempts: dict[str, int], alone: set[str
     return retry
 
 
-def _mp_context(config):
-    """The cheapest safe way to start workers. On Linux with no other thread running, fork
-    the parent after importing what the cases need (workers start at once, nothing
-    re-imported); with threads running, forkserver with the pipeline preloaded; elsewhere,
-    spawn."""
+def start_method() -> tuple[str, str]:
+    """How workers start, and why (run.json ``executor_start``): fork on Linux with no other
+    thread running (the cheapest: workers start at once, nothing re-imported); with threads
+    running forkserver with the pipeline preloaded (a forked lock held by another thread would
+    never be released); elsewhere spawn."""
     if can_fork():
+        return "fork", "Linux, one thread: workers forked from the loaded process"
+    if "forkserver" in mp.get_all_start_methods():
+        return "forkserver", "other threads run in this process: fork is unsafe"
+    return "spawn", "fork and forkserver are not available on this platform"
+
+
+def _mp_context(config):
+    """The multiprocessing context of :func:`start_method`'s choice."""
+    method, _ = start_method()
+    if method == "fork":
         preload(config)
         return mp.get_context("fork")
-    if "forkserver" in mp.get_all_start_methods():
+    if method == "forkserver":
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["vascalc.run.batch", "vascalc.run.case", "vascalc.io.dicom"])
         return ctx
@@ -266,6 +276,8 @@ def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_
             continue
         todo.append((case, fp))
     log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
+    pool = jobs > 1 and len(todo) > 1 and not scheduler and not dask_local
+    started = start_method() if pool else None
     for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
                              out=out):
         try:
@@ -280,6 +292,8 @@ def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_
     summary, files = rebuild(out, docs, config=config, argv=argv, notes=notes,
                              extra={"reused": reused}, ran={c.case_id for c, _ in todo})
     summary["executor"] = _executor_name(jobs, scheduler, dask_local)
+    summary["executor_start"] = (None if started is None
+                                 else {"method": started[0], "why": started[1]})
     summary["case_ids"] = sorted(c.case_id for c in cases)
     summary["shard"] = None if shard is None else f"{shard[0]}/{shard[1]}"
     summary["inputs"] = inputs
