@@ -250,3 +250,23 @@ def test_calibration_table_matches_the_scanner_and_the_manifest_wins(cohort, tmp
     # each manifest value wins over the table's on its own: C keeps the table's c
     assert (rows["C"]["mass_calibration_mg_per_cm3_per_hu"], rows["C"]["calibration_water_hu"]) \
         == ("0.6", "-3.0")
+
+
+def test_run_json_carries_its_schema_and_another_is_refused_by_name(tmp_path):
+    import pytest
+    from vascalc.errors import UsageError
+    from vascalc.run.rebuild import RUN_SCHEMA, read_run, rebuild
+
+    summary, _ = rebuild(tmp_path, {}, config=None)
+    assert summary["schema"] == RUN_SCHEMA
+    p = tmp_path / "run.json"
+    p.write_text(json.dumps({**summary, "schema": RUN_SCHEMA + 1}))
+    with pytest.raises(UsageError, match=f"run schema version {RUN_SCHEMA + 1}.*reads version "
+                                         f"{RUN_SCHEMA}") as err:
+        read_run(p)
+    assert str(p) in str(err.value)
+    p.write_text(json.dumps({k: v for k, v in summary.items() if k != "schema"}))
+    with pytest.raises(UsageError, match="run schema version None"):
+        read_run(p)
+    p.write_text(json.dumps(summary))
+    assert read_run(p) == summary

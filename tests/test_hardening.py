@@ -28,7 +28,7 @@ from vascalc.config.schema import Config
 from vascalc.errors import BusyOutputError, ConfigError
 from vascalc.io.dicom import index_tree, load_series
 from vascalc.results.columns import PROGRESSION
-from vascalc.run import batch
+from vascalc.run import batch, lock
 from vascalc.run.discovery import Case, cases_from_tree, collect_cases
 
 from sample_data.dicom_writer import SeriesSpec, write_series
@@ -282,7 +282,7 @@ def test_a_nifti_with_an_infinite_voxel_fails_its_case_only(tmp_path):
 def test_a_second_run_into_a_busy_folder_is_refused_by_name(tmp_path):
     series(tmp_path / "s")
     out = tmp_path / "o"
-    with batch.output_lock(out):
+    with lock.output_lock(out):
         with pytest.raises(BusyOutputError):  # another process would see the same
             with _in_child_lock(out):
                 pass
@@ -301,13 +301,13 @@ class _in_child_lock:
         self.out = out
 
     def __enter__(self):
-        held = set(batch._HELD)
-        batch._HELD.clear()
+        held = set(lock._HELD)
+        lock._HELD.clear()
         try:
-            self.cm = batch.output_lock(self.out)
+            self.cm = lock.output_lock(self.out)
             return self.cm.__enter__()
         finally:
-            batch._HELD.update(held)
+            lock._HELD.update(held)
 
     def __exit__(self, *exc):
         return self.cm.__exit__(*exc)

@@ -30,8 +30,9 @@ from ..files import write_atomic
 from ..io.load import load_ct
 from ..outputs.tables import to_csv
 from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
-from ..run.batch import default_jobs, output_lock, run_batch, select_shard
+from ..run.batch import default_jobs, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
+from ..run.lock import output_lock
 from ..run.merge import merge_outputs
 from .console import Progress
 from .options import ConfigOption

@@ -15,7 +15,6 @@ label's score is the sum of the parts labelled so.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -33,16 +32,13 @@ from ..records import LesionLabels
 from ..results.document import read_result, result_path
 from ..run.case import score_case
 from ..run.discovery import Case, collect_cases
+from ..run.rebuild import read_run
 from .store import Reads
 
 
 def run_record(out: Path) -> dict[str, Any]:
     """OUT/run.json, with the inputs the run scored."""
-    try:
-        run = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UsageError(f"{out} holds no readable run.json",
-                         hint="give the output folder of a finished vascalc run") from None
+    run = read_run(out / "run.json")
     if not (run.get("inputs") or {}).get("paths") or not run.get("config"):
         raise UsageError(f"{out / 'run.json'} names no inputs or config (written by an older "
                          "vascalc, or merged from shards of different inputs)",

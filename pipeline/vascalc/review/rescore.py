@@ -22,8 +22,9 @@ from ..errors import ReviewError, UsageError
 from ..files import write_all
 from ..outputs.tables import json_text
 from ..results.document import write_result
-from ..run.batch import output_lock, rebuild
 from ..run.case import run_case
+from ..run.lock import output_lock
+from ..run.rebuild import rebuild
 from .cases import lesion_ids, lesion_labels, open_run
 from .store import Reads, ReadStore
 

@@ -14,33 +14,29 @@ process pool, or on a Dask cluster) and their documents back, then rebuild the t
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import logging
 import multiprocessing as mp
 import os
-import platform
 import signal
 import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .._version import __version__
 from ..config.schema import Config
-from ..core.lesions import AUTO_ENGINE, engine_for
-from ..errors import BusyOutputError, InternalError, OutputError, UsageError, WorkerDiedError
+from ..errors import InternalError, OutputError, UsageError, WorkerDiedError
 from ..files import write_all
 from ..io.dicom import can_fork
 from ..outputs.artefacts import preload
-from ..outputs.tables import json_text, table_files, to_csv
-from ..results.document import reusable, table_rows, write_result
+from ..outputs.tables import json_text, to_csv
+from ..results.document import reusable, write_result
 from .case import failed_document, run_case
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
+from .lock import output_lock
+from .rebuild import rebuild
 
 log = logging.getLogger("vascalc")
 
@@ -221,42 +217,6 @@ def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] |
     return summary
 
 
-_HELD: set[str] = set()  # output folders this process holds the lock of
-
-
-@contextmanager
-def output_lock(out: Path) -> Iterator[None]:
-    """Hold OUT/.vascalc.lock for the run: a second run into the same folder is refused by
-    name (it would delete the first one's temporary files and interleave its results).
-    Re-entrant within one process (the CLI holds it around discovery and the run)."""
-    key = str(out.resolve())
-    if key in _HELD:
-        yield
-        return
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fh = open(out / ".vascalc.lock", "a+", encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot use the output folder: {err.strerror}", path=str(out)) from None
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            raise BusyOutputError(f"another vascalc run is writing here ({fh.read().strip()})",
-                                  path=str(out)) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        fh.flush()
-        _HELD.add(key)
-        try:
-            yield
-        finally:
-            _HELD.discard(key)
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_local, on_case,
                shard, inputs=None):
     _remove_stale_temporaries(out)
@@ -321,64 +281,4 @@ def _executor_name(jobs, scheduler, dask_local) -> str:
     return f"process-pool:{jobs}" if jobs > 1 else "serial"
 
 
-def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | None,
-            argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
-            extra: dict[str, Any] | None = None, parquet: bool | None = None,
-            ran: set[str] | None = None) -> tuple[dict[str, Any], dict[Path, str | bytes]]:
-    """The run summary and every table file, from the cases' result documents (case id ->
-    document, as written to ``OUT/cases/<id>/result.json``), in case-id order; the caller
-    writes the files with :func:`write_all`. Stage timings sum the cases in ``ran`` (this
-    invocation's; None: all), never earlier runs' reused cases."""
-    case_ids = sorted(by_case)
-    docs = [by_case[cid] for cid in case_ids]
-    rows, covariate_columns, regions = table_rows(docs)
-    failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
-                for d in docs if d["scan"]["status"] != "ok"]
-    stages: dict[str, float] = {}
-    for d in docs:
-        if ran is not None and d["case_id"] not in ran:
-            continue
-        for k, v in d.get("timings_s", {}).items():
-            stages[k] = stages.get(k, 0.0) + v
-    use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
-        else parquet
-    files = table_files(out, rows, covariate_columns, regions, parquet=use_parquet)
-    if config is not None and config.report.enabled:
-        from ..outputs.patient_report import patient_files, patient_folder  # lazy: reports only
-        from ..outputs.report import index_html  # lazy: reports only (xhtml2pdf, matplotlib)
-
-        files.update(patient_files(out, rows["scans"], pdf=config.report.pdf))
-        patients = {r["patient_id"]: patient_folder(r["patient_id"]) for r in rows["scans"]
-                    if (r.get("patient_id") or "").strip()}
-        files[out / "index.html"] = index_html(rows["scans"], patients)
-    n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
-    return {
-        "vascalc_version": __version__,
-        "versions": versions(config),
-        "argv": argv if argv is not None else sys.argv,
-        "config": config.model_dump(mode="json") if config is not None else None,
-        "config_sha256": config.sha256() if config is not None else None,
-        "counts": {"cases": len(case_ids), "ok": n_ok, "failed": len(case_ids) - n_ok,
-                   "lesions": len(rows["lesions"]), "not_scored": len(notes or []),
-                   **(extra or {})},
-        "failures": failures,
-        "not_scored": notes or [],
-        "timings_s": {k: round(v, 4) for k, v in sorted(stages.items())},
-    }, files
-
-
-def versions(config: Config | None = None) -> dict[str, str]:
-    out = {"python": platform.python_version(), "vascalc": __version__}
-    for dist in ("numpy", "scipy", "pydicom", "SimpleITK", "pydantic", "pyarrow"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = ""
-    # 'c', or 'scipy' where the C kernel was not built or the connectivity needs it
-    sc = config.scoring if config is not None else None
-    out["scoring_engine"] = AUTO_ENGINE if sc is None else engine_for(
-        sc.slice_connectivity, sc.lesion_connectivity)
-    return out
-
-
-__all__ = ["execute", "rebuild", "run_batch", "select_shard"]
+__all__ = ["execute", "run_batch", "select_shard"]

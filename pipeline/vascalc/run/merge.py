@@ -17,7 +17,8 @@ from ..errors import ResultError, UsageError
 from ..files import write_all
 from ..outputs.tables import json_text
 from ..results.document import read_result, result_path
-from .batch import output_lock, rebuild
+from .lock import output_lock
+from .rebuild import read_run, rebuild
 
 
 def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
@@ -27,12 +28,7 @@ def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
     runs = []
     for part in parts:
         run_json = part / "run.json"
-        try:
-            runs.append(json.loads(run_json.read_text()))
-        except (OSError, ValueError):
-            raise UsageError(f"{run_json} is missing or unreadable",
-                             hint=f"check that {part} is a vascalc output folder whose run "
-                                  "finished") from None
+        runs.append(read_run(run_json))
         if not isinstance(runs[-1].get("case_ids"), list):
             raise UsageError(f"{run_json} lists no case ids (written by an older vascalc)",
                              hint="rerun that shard with this vascalc")
