@@ -99,6 +99,40 @@ def test_result_of_another_schema_version_is_refused_by_name(tmp_path, sample_da
     assert read_result(path)["schema"] == RESULT_SCHEMA
 
 
+def test_a_new_column_reaches_cached_cases_without_scoring_them_again(tmp_path, sample_data,
+                                                                     monkeypatch):
+    """result.json stores the measured record, not rows: a column added to the registry (and
+    to the row builder) is filled for every cached case on resume, and no case is scored."""
+    from vascalc.results import document as docmod
+    from vascalc.results.columns import Column
+
+    cases = cases_from_manifest(sample_data / "manifest.csv")
+    out = tmp_path / "o"
+    run_batch(cases, Config(), out, argv=[])
+    stored = json.loads(result_path(out, "P01_T1").read_text())
+    assert "scan" not in stored and stored["outcome"]["kind"] == "scored"
+    new = Column("agatston_x2", "number", "", "twice the headline Agatston (a test column)")
+    monkeypatch.setitem(TABLES, "scans", (*TABLES["scans"], new))
+    checked = docmod._checked
+
+    def with_new(row, table):
+        if table == "scans" and "agatston_x2" not in row:
+            row = {**row, "agatston_x2": None if row.get("agatston") is None
+                   else 2 * row["agatston"]}
+        return checked(row, table)
+
+    monkeypatch.setattr(docmod, "_checked", with_new)
+    scored = []
+    monkeypatch.setattr("vascalc.run.batch.run_case",
+                        lambda case, *a, **k: scored.append(case.case_id))
+    summary = run_batch(cases, Config(), out, argv=[])
+    assert summary["counts"]["reused"] == len(cases) and scored == []
+    with open(out / "scans.csv", newline="") as fh:
+        rows = {r["case_id"]: r for r in csv.DictReader(fh)}
+    for r in rows.values():
+        assert float(r["agatston_x2"]) == pytest.approx(2 * float(r["agatston"]))
+
+
 def test_unreadable_result_is_refused_by_name(tmp_path):
     p = tmp_path / "result.json"
     p.write_text("{not json")

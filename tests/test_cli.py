@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.results.columns import names
+from vascalc.results.document import read_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CFG = ROOT / "configs" / "sample_data.yaml"
@@ -149,7 +150,11 @@ def test_run_json_and_case_results(demo):
     assert len(run["config_sha256"]) == 64
     assert run["config"]["scoring"]["mass_calibration_mg_per_cm3_per_hu"] == 0.8
     assert {"python", "numpy", "pydicom", "SimpleITK", "vascalc"} <= set(run["versions"])
-    res = json.loads((out / "cases" / "P03" / "result.json").read_text())
+    stored = json.loads((out / "cases" / "P03" / "result.json").read_text())
+    # the measured record is stored, the rows are derived from it
+    assert stored["outcome"]["kind"] == "scored" and "scan" not in stored
+    assert stored["outcome"]["record"]["meta"]["patient_id"] == ""  # no identity kept
+    res = read_result(out / "cases" / "P03" / "result.json")
     assert res["scan"]["case_id"] == "P03" and res["lesions"]
 
 

@@ -28,6 +28,7 @@ from vascalc.config.schema import Config
 from vascalc.errors import BusyOutputError, ConfigError
 from vascalc.io.dicom import index_tree, load_series
 from vascalc.results.columns import PROGRESSION
+from vascalc.results.document import read_result
 from vascalc.run import batch, lock
 from vascalc.run.discovery import Case, cases_from_tree, collect_cases
 
@@ -323,7 +324,7 @@ def test_merge_takes_only_each_parts_own_cases_and_every_shard(sample_data, tmp_
     stale = tmp_path / "p0" / "cases" / "STALE"
     shutil.copytree(tmp_path / "p1" / "cases" / next(iter(scans(tmp_path / "p1"))), stale)
     doc = json.loads((stale / "result.json").read_text())
-    doc["case_id"] = doc["scan"]["case_id"] = "STALE"
+    doc["case_id"] = doc["outcome"]["record"]["case_id"] = "STALE"
     (stale / "result.json").write_text(json.dumps(doc))
     assert run("merge", tmp_path / "p0", "--out", tmp_path / "m0").exit_code == 2  # 1/2 missing
     res = run("merge", tmp_path / "p0", tmp_path / "p1", "--out", tmp_path / "m")
@@ -485,7 +486,7 @@ def test_seg_and_sr_are_written_from_anonymised_sources(tmp_path):
     cfg = _cfg(tmp_path, "report:\n  enabled: true\n  pdf: false\n")
     res = run("run", tmp_path / "s", "--out", tmp_path / "o", "-c", cfg, "-q", "-j", "1")
     assert res.exit_code == 0, res.output
-    doc = json.loads((tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json").read_text())
+    doc = read_result(tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json")
     assert {"calcium.seg.dcm", "scores.sr.dcm"} <= set(doc["artefacts"])
     assert "artefact_error" not in doc
     sr = pydicom.dcmread(tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "scores.sr.dcm")
@@ -506,7 +507,7 @@ def test_artefact_errors_carry_no_identity(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, "report:\n  enabled: true\n  pdf: false\n")
     assert run("run", tmp_path / "s", "--out", tmp_path / "o", "-c", cfg, "-q", "-j", "1"
                ).exit_code == 0
-    doc = json.loads((tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json").read_text())
+    doc = read_result(tmp_path / "o" / "cases" / f"{tmp_path.name}_s" / "result.json")
     assert "report_failed" in doc["scan"]["quality_flags"]
     assert "calcium.seg.dcm" in doc["artefacts"]  # what was written before the failure
     for text in (doc["artefact_error"], (tmp_path / "o" / "vascalc.log").read_text()):

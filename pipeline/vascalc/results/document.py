@@ -18,6 +18,7 @@ import hmac
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ from ..core.score import RISK_LABELS
 from ..errors import ResultError
 from ..files import write_atomic
 from ..records import CaseFailure, ScanResult
+from .codec import decode, encode
 from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
 
 #: version of the result.json layout; a document of another version is not read
-RESULT_SCHEMA = 4
+RESULT_SCHEMA = 5
 
 
 def result_path(out: Path, case_id: str) -> Path:
@@ -231,19 +233,65 @@ def table_patient_id(manifest_id: str | None, dicom_id: str, config: Config) -> 
 def document(outcome: ScanResult | CaseFailure, *, run_config_sha256: str, fingerprint: str,
              settings: Config, patient_id: str, source_path: str,
              covariates: dict[str, str], timings: dict[str, float]) -> dict[str, Any]:
-    """The result.json document of a case: one shape for scored and failed cases."""
-    return {
+    """The result document of a case: one shape for scored and failed cases. It stores the
+    measured record (``outcome``) and what its rows need besides (``row``); the table rows
+    (``scan``, ``regions``, ``lesions``) are derived from them in memory, never stored, so a
+    column added to the registry reaches a cached case without scoring it again."""
+    doc = {
         "schema": RESULT_SCHEMA, "case_id": outcome.case_id,
         "config_sha256": run_config_sha256, "fingerprint": fingerprint,
-        "scan": scan_row(outcome, patient_id=patient_id, source_path=source_path,
-                         settings=settings.provenance(),
-                         demographics=settings.privacy.demographics),
+        "outcome": _stored(outcome, settings.privacy.demographics),
+        "row": {"patient_id": patient_id, "source_path": source_path,
+                "provenance": settings.provenance(),
+                "demographics": settings.privacy.demographics},
+        "extra_flags": [],
         "covariates": dict(covariates),
-        "regions": region_rows(outcome) if isinstance(outcome, ScanResult) else [],
-        "lesions": lesion_rows(outcome) if isinstance(outcome, ScanResult) else [],
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
         "artefacts": [],
     }
+    return with_rows(doc)
+
+
+#: the keys of a document derived from its record (never written to result.json)
+DERIVED = ("scan", "regions", "lesions")
+
+
+def _stored(outcome: ScanResult | CaseFailure, demographics: bool) -> dict[str, Any]:
+    """The record as stored: a scored case without its voxels and without the header's
+    identity (patient and study ids, description; age and sex unless the config asks)."""
+    if isinstance(outcome, CaseFailure):
+        return {"kind": "failed", "record": encode(outcome)}
+    m = outcome.meta
+    meta = replace(m, patient_id="", study_instance_uid="", series_description="",
+                   patient_size_m=None, patient_weight_kg=None,
+                   patient_age=m.patient_age if demographics else "",
+                   patient_sex=m.patient_sex if demographics else "")
+    return {"kind": "scored", "record": encode(replace(outcome, meta=meta), skip=_NOT_STORED)}
+
+
+_NOT_STORED = frozenset({"voxels"})
+
+
+def outcome_of(doc: dict[str, Any]) -> ScanResult | CaseFailure:
+    """The typed record of a document (raises ValueError when it cannot be read)."""
+    out = doc["outcome"]
+    return (decode(ScanResult, out["record"]) if out["kind"] == "scored"
+            else decode(CaseFailure, out["record"]))
+
+
+def with_rows(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with its table rows derived from its record (see :func:`document`)."""
+    outcome, row = outcome_of(doc), doc["row"]
+    scan = scan_row(outcome, patient_id=row["patient_id"], source_path=row["source_path"],
+                    settings=row["provenance"], demographics=row["demographics"])
+    if doc.get("extra_flags"):
+        flags = [f for f in (scan["quality_flags"] or "").split(";") if f]
+        scan["quality_flags"] = ";".join(flags + [f for f in doc["extra_flags"]
+                                                  if f not in flags])
+    if isinstance(outcome, ScanResult):
+        return {**doc, "scan": scan, "regions": region_rows(outcome),
+                "lesions": lesion_rows(outcome)}
+    return {**doc, "scan": scan, "regions": [], "lesions": []}
 
 
 def with_artefacts(doc: dict[str, Any], written: list[str], error: str,
@@ -252,35 +300,40 @@ def with_artefacts(doc: dict[str, Any], written: list[str], error: str,
     doc = {**doc, "artefacts": list(written), "timings_s": {**doc["timings_s"],
                                                             "report": round(seconds, 6)}}
     if error:
-        flags = [f for f in (doc["scan"]["quality_flags"] or "").split(";") if f]
-        doc["scan"] = {**doc["scan"], "quality_flags": ";".join(flags + ["report_failed"])}
+        doc["extra_flags"] = [*doc.get("extra_flags", []), "report_failed"]
         doc["artefact_error"] = error
+        doc = with_rows(doc)
     return doc
 
 
 def write_result(out: Path, doc: dict[str, Any]) -> Path:
-    """Write the document atomically to OUT/cases/<case_id>/result.json, one line: json's C
-    encoder serves only unindented output, and the lesion lists of a large scan took the
-    indenting pure-Python encoder about 70 ms per case, in the batch's parent."""
+    """Write the document atomically to OUT/cases/<case_id>/result.json, without its derived
+    rows, on one line: json's C encoder serves only unindented output, and the lesion lists
+    of a large scan took the indenting pure-Python encoder about 70 ms per case."""
     path = result_path(out, doc["case_id"])
-    write_atomic(path, json.dumps(doc, allow_nan=False, separators=(",", ":")) + "\n")
+    stored = {k: v for k, v in doc.items() if k not in DERIVED}
+    write_atomic(path, json.dumps(stored, allow_nan=False, separators=(",", ":")) + "\n")
     return path
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    """A result document, read back; raises ResultError when it is missing, unreadable, or
-    of another schema version (written by another vascalc)."""
+    """A result document, read back with its rows derived; raises ResultError when it is
+    missing, unreadable, or of another schema version (written by another vascalc)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ResultError(f"cannot read the case result ({type(err).__name__}: {err})",
                           path=str(path)) from None
-    if not isinstance(doc, dict) or "scan" not in doc or "case_id" not in doc:
+    if not isinstance(doc, dict) or "case_id" not in doc:
         raise ResultError("not a vascalc case result", path=str(path))
     if doc.get("schema") != RESULT_SCHEMA:
         raise ResultError(f"result schema version {doc.get('schema')!r}; this vascalc "
                           f"({__version__}) reads version {RESULT_SCHEMA}", path=str(path))
-    return doc
+    try:
+        return with_rows(doc)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ResultError(f"the case result cannot be read ({type(err).__name__}: {err})",
+                          path=str(path)) from None
 
 
 def reusable(out: Path, case_id: str, *, config_sha256: str, fingerprint: str,
