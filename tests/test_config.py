@@ -67,3 +67,23 @@ def test_config_is_frozen():
 
     with pytest.raises(ValidationError, match="frozen"):
         cfg.scoring.threshold_hu = 100  # type: ignore[misc]
+
+
+def test_the_study_secret_is_read_at_the_edge_only(monkeypatch):
+    """Config.sha256 and the id hash never read the environment; with_study_secret (called by
+    the CLI, score_series and review) resolves VASCALC_HASH_SALT once into the config."""
+    from vascalc.config.load import with_study_secret
+    from vascalc.errors import ConfigError
+
+    cfg = Config(privacy={"patient_id": "hash"})
+    before = cfg.sha256()
+    monkeypatch.setenv("VASCALC_HASH_SALT", "a-study-secret-of-32-characters!")
+    assert cfg.sha256() == before and cfg.privacy.secret() is None
+    resolved = with_study_secret(cfg)
+    assert resolved.privacy.secret() == "a-study-secret-of-32-characters!"
+    assert resolved.sha256() != before  # a new key redoes the cases
+    assert "a-study-secret" not in resolved.model_dump_json()  # never written out
+    monkeypatch.setenv("VASCALC_HASH_SALT", "short")
+    with pytest.raises(ConfigError, match="secret key"):
+        with_study_secret(cfg)
+    assert with_study_secret(Config()) == Config()  # no hash: nothing to resolve

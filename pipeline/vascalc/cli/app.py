@@ -22,8 +22,8 @@ from .._version import __version__
 from ..cohort.progression import pair_region_rows, pair_rows
 from ..cohort.summary import long_table, summarise_groups
 from ..config.calibration import read_inserts, snippet
-from ..config.load import load_config
-from ..config.schema import HASH_SALT_ENV, Config
+from ..config.load import load_config, with_study_secret
+from ..config.schema import Config
 from ..core.calibrate import calibrate as run_calibration
 from ..errors import ConfigError, OutputError, VascalcError
 from ..files import write_atomic
@@ -124,14 +124,7 @@ def run(
         if report is not None:
             cfg = cfg.model_copy(update={"report": cfg.report.model_copy(
                 update={"enabled": report})})
-        if cfg.privacy.patient_id == "hash" and cfg.privacy.secret() is None:
-            raise ConfigError("privacy.patient_id: hash needs the study's secret key: "
-                              "privacy.hash_salt in the config, or the environment variable "
-                              f"{HASH_SALT_ENV} (16 characters or more)",
-                              hint="set one, or choose privacy.patient_id: omit or keep")
-        if cfg.privacy.patient_id == "hash":  # the key travels with the config to workers
-            cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(
-                update={"hash_salt": cfg.privacy.secret()})})
+        cfg = with_study_secret(cfg)  # the key travels with the config to workers
         if dry_run:
             with tempfile.TemporaryDirectory(prefix="vascalc-dry-run-") as work:
                 cases, notes = collect_cases(list(inputs), cfg, work_dir=Path(work))

@@ -3,13 +3,15 @@ a :class:`~vascalc.errors.ConfigError` naming the key, the value received and wh
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from ..values import safe_yaml
-from .schema import Config
+from .schema import HASH_SALT_ENV, Config
 
 
 def _format_validation(err: ValidationError, source: str) -> str:
@@ -62,3 +64,22 @@ def load_config(path: str | Path | None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"top level must be a mapping, got {type(data).__name__}", path=str(p))
     return config_from_dict(data, source=str(p))
+
+
+def with_study_secret(config: Config, environ: Mapping[str, str] | None = None) -> Config:
+    """The config with the patient-id hash key resolved at the edge: under
+    ``privacy.patient_id: hash`` a config without ``privacy.hash_salt`` takes it from the
+    environment variable VASCALC_HASH_SALT (read here, once, never later), so the key travels
+    with the config to workers and ``Config.sha256`` depends on nothing else. Refused by name
+    when no key of 16 characters or more is found: ids hashed with a public salt reverse by
+    enumeration."""
+    pv = config.privacy
+    if pv.patient_id != "hash":
+        return config
+    key = pv.hash_salt or (os.environ if environ is None else environ).get(HASH_SALT_ENV, "")
+    if len(key) < 16:
+        raise ConfigError("privacy.patient_id: hash needs the study's secret key: "
+                          "privacy.hash_salt in the config, or the environment variable "
+                          f"{HASH_SALT_ENV} (16 characters or more)",
+                          hint="set one, or choose privacy.patient_id: omit or keep")
+    return config.model_copy(update={"privacy": pv.model_copy(update={"hash_salt": key})})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from typing import TYPE_CHECKING, Literal
 
@@ -306,8 +305,9 @@ class PrivacyConfig(BaseModel):
         False, description="write DICOM PatientAge and PatientSex into scans.csv")
 
     def secret(self) -> str | None:
-        """The hash key: the config's, else $VASCALC_HASH_SALT (16 characters or more)."""
-        key = self.hash_salt or os.environ.get(HASH_SALT_ENV, "")
+        """The hash key of this config (16 characters or more), or None. The environment is
+        read only at the edge (:func:`vascalc.config.load.with_study_secret`), never here."""
+        key = self.hash_salt or ""
         return key if len(key) >= 16 else None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.load import config_from_dict
+from ..config.load import config_from_dict, with_study_secret
 from ..config.schema import Config
 from ..core.regions import matches
 from ..core.score import cac_drs, risk_category
@@ -59,7 +59,7 @@ class OpenRun:
 
 def open_run(out: Path, case_ids=None) -> OpenRun:
     run = run_record(out)
-    config = config_from_dict(run["config"])
+    config = with_study_secret(config_from_dict(run["config"]))  # run.json holds no key
     cases = find_cases(out, run, config)
     if case_ids is None:
         wanted = run.get("case_ids") or list(cases)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..config.load import load_config
+from ..config.load import load_config, with_study_secret
 from ..config.schema import Config
 from ..errors import UsageError
 from ..records import ScanResult
@@ -16,7 +16,7 @@ from .discovery import collect_cases
 
 
 def _config(config: Config | str | Path | None) -> Config:
-    return config if isinstance(config, Config) else load_config(config)
+    return with_study_secret(config if isinstance(config, Config) else load_config(config))
 
 
 def score_series(path: str | Path, config: Config | str | Path | None = None, *,
