@@ -76,7 +76,7 @@ def test_settings_are_resolved_in_one_function_only():
 def _doc_dir(tmp_path, sample_data):
     case = cases_from_manifest(sample_data / "manifest.csv")[4]  # P04: no calcium, quick
     out = tmp_path / "o"
-    run_batch([case], Config(), out, argv=[])
+    run_batch([case], Config(), out)
     return case, out
 
 
@@ -94,7 +94,7 @@ def test_result_of_another_schema_version_is_refused_by_name(tmp_path, sample_da
     # a rerun does not reuse it: the case is scored again and the document rewritten
     assert reusable(out, case.case_id, config_sha256=Config().sha256(),
                     fingerprint=case.fingerprint()) is None
-    summary = run_batch([case], Config(), out, argv=[])
+    summary = run_batch([case], Config(), out).summary
     assert summary["counts"]["reused"] == 0
     assert read_result(path)["schema"] == RESULT_SCHEMA
 
@@ -108,7 +108,7 @@ def test_a_new_column_reaches_cached_cases_without_scoring_them_again(tmp_path, 
 
     cases = cases_from_manifest(sample_data / "manifest.csv")
     out = tmp_path / "o"
-    run_batch(cases, Config(), out, argv=[])
+    run_batch(cases, Config(), out)
     stored = json.loads(result_path(out, "P01_T1").read_text())
     assert "scan" not in stored and stored["outcome"]["kind"] == "scored"
     new = Column("agatston_x2", "number", "", "twice the headline Agatston (a test column)")
@@ -125,7 +125,7 @@ def test_a_new_column_reaches_cached_cases_without_scoring_them_again(tmp_path, 
     scored = []
     monkeypatch.setattr("vascalc.run.batch.run_case",
                         lambda case, *a, **k: scored.append(case.case_id))
-    summary = run_batch(cases, Config(), out, argv=[])
+    summary = run_batch(cases, Config(), out).summary
     assert summary["counts"]["reused"] == len(cases) and scored == []
     with open(out / "scans.csv", newline="") as fh:
         rows = {r["case_id"]: r for r in csv.DictReader(fh)}

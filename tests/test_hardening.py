@@ -31,6 +31,7 @@ from vascalc.results.columns import PROGRESSION
 from vascalc.results.document import read_result
 from vascalc.run import batch, lock
 from vascalc.run.discovery import Case, cases_from_tree, collect_cases
+from vascalc.run.options import RunOptions
 
 from sample_data.dicom_writer import SeriesSpec, write_series
 from tests.test_bad_inputs import (
@@ -218,7 +219,9 @@ def test_a_dying_worker_fails_only_its_own_case(tmp_path, monkeypatch):
         return real(case, config, **kw)
 
     monkeypatch.setattr(batch, "run_case", dies_on_c07)
-    summary = batch.run_batch(cases, Config(), tmp_path / "o", argv=[], jobs=2)
+    report = batch.run_batch(cases, Config(), tmp_path / "o", RunOptions(jobs=2))
+    summary = report.summary
+    assert report.exit_code == 1  # a case failed: its row says why
     rows = scans(tmp_path / "o")
     assert rows["c07"]["error_code"] == "WORKER_DIED"
     assert [c for c, r in rows.items() if r["status"] != "ok"] == ["c07"]

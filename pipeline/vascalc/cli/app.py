@@ -34,6 +34,7 @@ from ..run.batch import default_jobs, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
 from ..run.lock import output_lock
 from ..run.merge import merge_outputs
+from ..run.options import RunOptions
 from .console import Progress
 from .options import ConfigOption
 from .review import register as register_review
@@ -165,9 +166,10 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
         typer.echo(f"vascalc {__version__}: {len(cases)} case(s), {n_jobs} job(s) -> {out}")
     progress = Progress(len(cases), quiet)
     try:
-        summary = run_batch(cases, cfg, out, argv=sys.argv, notes=notes, jobs=n_jobs,
-                            force=force, scheduler=scheduler, dask_local=dask_local,
-                            on_case=progress, shard=shard_t, inputs=run_inputs(inputs, regions))
+        options = RunOptions(jobs=n_jobs, force=force, scheduler=scheduler,
+                             dask_local=dask_local, shard=shard_t, argv=tuple(sys.argv),
+                             inputs=run_inputs(inputs, regions))
+        report = run_batch(cases, cfg, out, options, notes=notes, on_case=progress)
     except VascalcError as err:
         progress.close()
         _fail_usage(str(err), err.code)
@@ -176,10 +178,10 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
         logging.getLogger("vascalc").removeHandler(handler)
         handler.close()
         shutil.rmtree(out / ".work", ignore_errors=True)  # archives extracted for this run
-    c = summary["counts"]
+    c = report.counts
     typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
                f"{c['not_scored']} file(s) not scored; tables in {out}")
-    raise typer.Exit(1 if c["failed"] else 0)
+    raise typer.Exit(report.exit_code)
 
 
 @app.command()

@@ -36,6 +36,7 @@ from ..results.document import reusable, write_result
 from .case import failed_document, run_case
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .lock import output_lock
+from .options import RunOptions, RunReport
 from .rebuild import rebuild
 
 log = logging.getLogger("vascalc")
@@ -201,24 +202,23 @@ def select_shard(cases: list[Case], shard: tuple[int, int] | None) -> list[Case]
     return [c for k, c in enumerate(ordered) if k % n == i]
 
 
-def run_batch(cases: list[Case], config: Config, out: Path, *, argv: list[str] | None = None,
-              notes: list[dict[str, str]] | None = None, jobs: int = 1, force: bool = False,
-              scheduler: str | None = None, dask_local: int | None = None,
-              on_case: Callable[[Case, dict, bool], None] | None = None,
-              shard: tuple[int, int] | None = None,
-              inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_batch(cases: list[Case], config: Config, out: Path,
+              options: RunOptions | None = None, *,
+              notes: list[dict[str, str]] | None = None,
+              on_case: Callable[[Case, dict, bool], None] | None = None) -> RunReport:
     """Run every case (reusing finished ones), then rebuild the tables and run.json (which
     lists the run's case ids and its shard, for merge, and the ``inputs`` the cases were
-    found in, for review and rescore)."""
+    found in, for review and rescore). ``notes``: the files discovery did not score."""
     with output_lock(out):
-        summary = _run_batch(cases, config, out, argv=argv, notes=notes, jobs=jobs, force=force,
-                             scheduler=scheduler, dask_local=dask_local, on_case=on_case,
-                             shard=shard, inputs=inputs)
-    return summary
+        summary = _run_batch(cases, config, out, options or RunOptions(), notes=notes,
+                             on_case=on_case)
+    return RunReport(summary)
 
 
-def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_local, on_case,
-               shard, inputs=None):
+def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *,
+               notes: list[dict[str, str]] | None,
+               on_case: Callable[[Case, dict, bool], None] | None) -> dict[str, Any]:
+    jobs, force, scheduler, dask_local = opts.jobs, opts.force, opts.scheduler, opts.dask_local
     _remove_stale_temporaries(out)
     t_start = time.perf_counter()
     sha = config.sha256()
@@ -249,14 +249,14 @@ def _run_batch(cases, config, out, *, argv, notes, jobs, force, scheduler, dask_
         log.info("case %s: %s", case.case_id, doc["scan"]["status"])
         if on_case:
             on_case(case, doc, False)
-    summary, files = rebuild(out, docs, config=config, argv=argv, notes=notes,
+    summary, files = rebuild(out, docs, config=config, argv=list(opts.argv), notes=notes,
                              extra={"reused": reused}, ran={c.case_id for c, _ in todo})
-    summary["executor"] = _executor_name(jobs, scheduler, dask_local)
+    summary["executor"] = opts.executor
     summary["executor_start"] = (None if started is None
                                  else {"method": started[0], "why": started[1]})
     summary["case_ids"] = sorted(c.case_id for c in cases)
-    summary["shard"] = None if shard is None else f"{shard[0]}/{shard[1]}"
-    summary["inputs"] = inputs
+    summary["shard"] = None if opts.shard is None else f"{opts.shard[0]}/{opts.shard[1]}"
+    summary["inputs"] = opts.inputs
     files[out / "discovery.csv"] = to_csv(discovery_rows(cases, notes or []), DISCOVERY_COLUMNS)
     summary["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
     files[out / "run.json"] = json_text(summary)
@@ -271,14 +271,6 @@ def _remove_stale_temporaries(out: Path) -> None:
             tmp.unlink()
         except OSError:
             pass
-
-
-def _executor_name(jobs, scheduler, dask_local) -> str:
-    if scheduler:
-        return "dask-distributed"
-    if dask_local:
-        return f"dask-local:{dask_local}"
-    return f"process-pool:{jobs}" if jobs > 1 else "serial"
 
 
 __all__ = ["execute", "run_batch", "select_shard"]

@@ -1,0 +1,55 @@
+"""One record of how a batch runs (:class:`RunOptions`, built once from the command line or by
+a library caller) and one of how it went (:class:`RunReport`, which owns the counts and the
+exit code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Workers (``jobs`` local processes, or a Dask cluster: ``scheduler`` address or
+    ``dask_local`` workers), ``force`` (redo finished cases), ``shard`` (i, n: only that
+    share of the cases), and what run.json records: ``argv`` and the ``inputs`` the cases
+    were found in (for review and rescore)."""
+
+    jobs: int = 1
+    force: bool = False
+    scheduler: str | None = None
+    dask_local: int | None = None
+    shard: tuple[int, int] | None = None
+    argv: tuple[str, ...] = ()
+    inputs: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be 1 or more, got {self.jobs}")
+        if self.scheduler and self.dask_local:
+            raise ValueError("give scheduler or dask_local, not both")
+
+    @property
+    def executor(self) -> str:
+        """The executor's name as run.json records it."""
+        if self.scheduler:
+            return "dask-distributed"
+        if self.dask_local:
+            return f"dask-local:{self.dask_local}"
+        return f"process-pool:{self.jobs}" if self.jobs > 1 else "serial"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: ``summary`` is run.json as written; the counts and the exit code
+    (0 when every case is ok, 1 when a case failed: its row says why) come from it."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.summary["counts"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.counts["failed"] else 0
