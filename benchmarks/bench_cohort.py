@@ -29,11 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def build(out: Path, inputs: Path, n: int):
-    from sample_data.generate import generate
     from vascalc.config.schema import Config
     from vascalc.results.document import read_result, result_path, write_result
     from vascalc.run.batch import run_batch
     from vascalc.run.discovery import cases_from_manifest
+
+    from sample_data.generate import generate
 
     phantoms = inputs / "phantoms"
     if not (phantoms / "manifest.csv").exists():
