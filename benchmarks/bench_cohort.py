@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         for n in sorted(args.sizes):
             out = Path(tmp) / f"out{n}"
             cases = build(out, inputs, n)
-            t_resume = best(lambda: run_batch(cases, Config(), out))
+            t_resume = best(lambda c=cases, o=out: run_batch(c, Config(), o))
             docs = {c.case_id: read_result(result_path(out, c.case_id)) for c in cases}
             counts = run_batch(cases, Config(), out).counts
             assert counts["reused"] == n and counts["ok"] == n, counts
-            t_rebuild = best(lambda: rebuild(out, docs, config=Config()))
+            t_rebuild = best(lambda o=out, d=docs: rebuild(o, d, config=Config()))
             rows.append((n, t_resume, t_rebuild))
     n0, r0, b0 = rows[0]
     print(f"{'cases':>7} {'resume s':>9} {'ms/case':>8} {'ratio':>6} {'rebuild s':>10} "
