@@ -182,6 +182,20 @@ def test_scored_voxels_describe_exactly_the_scored_lesions():
     assert (r.whole, r.lesions) == (plain.whole, plain.lesions)  # keeping changes no score
 
 
+def test_only_the_document_module_reads_a_documents_rows_by_key():
+    """A case document's rows are derived from its record in results/document.py; every other
+    module reads them through its accessors (scan_of, is_ok, region_rows_of, lesion_rows_of),
+    never by subscripting the document."""
+    for p in sorted((ROOT / "pipeline" / "vascalc").rglob("*.py")):
+        if p.name == "document.py" and p.parent.name == "results":
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+                    and node.slice.value in ("scan", "regions", "lesions")
+                    and isinstance(node.value, ast.Name) and "doc" in node.value.id):
+                raise AssertionError(f"{p}:{node.lineno} reads doc[{node.slice.value!r}]")
+
+
 def test_modules_stay_small_and_import_at_the_top():
     """~400 lines per module; an import inside a function is a heavy or optional third-party
     dependency kept lazy on purpose, and says so in a comment."""

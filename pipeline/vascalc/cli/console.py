@@ -8,6 +8,7 @@ import time
 
 import typer
 
+from ..results.document import scan_of
 from ..results.wording import headline_text
 
 
@@ -30,7 +31,7 @@ class Progress:
         self.t0 = time.perf_counter()
 
     def __call__(self, case, doc, reused: bool) -> None:
-        scan = doc["scan"]
+        scan = scan_of(doc)
         self.done += 1
         self.reused += reused
         ok = scan["status"] == "ok"

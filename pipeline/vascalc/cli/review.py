@@ -13,6 +13,7 @@ from typing import Annotated, Callable
 import typer
 
 from ..errors import VascalcError
+from ..results.document import scan_of
 
 OUT_ARG = typer.Argument(help="Output folder of a vascalc run.", exists=True, file_okay=False)
 
@@ -65,7 +66,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
 
         def said(cid, doc):
             if not quiet:
-                s = doc["scan"]
+                s = scan_of(doc)
                 typer.echo(f"{cid}: coronary Agatston {s.get('agatston')}, "
                            f"{s.get('risk_category') or '-'}, {s.get('cac_drs') or '-'}"
                            f"{'/' + s['cac_drs_vessels'] if s.get('cac_drs_vessels') else ''}"

@@ -17,6 +17,7 @@ from ..files import write_atomic
 from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..records import CTVolume, ScanResult
+from ..results.document import region_rows_of, scan_of
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
 from .report import case_html, html_to_pdf
 
@@ -144,9 +145,9 @@ def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict
                 write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
                 written.append("calcium.seg.dcm")
         if rc.dicom_sr:
-            vessels = [r for r in doc["regions"] if r.get("region_class") == "coronary"] \
+            vessels = [r for r in region_rows_of(doc) if r.get("region_class") == "coronary"] \
                 if reader is not None else None
-            sr = measurement_report(sources, doc["scan"], seg=seg, case_id=result.case_id,
+            sr = measurement_report(sources, scan_of(doc), seg=seg, case_id=result.case_id,
                                     config_sha=config.sha256(), vessels=vessels)
             write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
             written.append("scores.sr.dcm")

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from ..flags import describe
+from ..results.document import scan_of
 
 #: the headline's title per scope (README, 'Scopes')
 SCOPE_TITLE = {
@@ -95,7 +96,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
     """The per-case report. ``weight_hu``: the density bands the scan was scored with (from a
     kVp table, say); the config's when not given. ``extra_flags``: what went wrong while the
     other artefacts were written (shown in the flag box as the row will show them)."""
-    s = doc["scan"]
+    s = scan_of(doc)
     flags = [f for f in (s.get("quality_flags") or "").split(";") if f]
     flags += [f for f in extra_flags if f not in flags]
     imgs = _image_grid(images) if images else (

@@ -294,6 +294,27 @@ def with_rows(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "scan": scan, "regions": [], "lesions": []}
 
 
+def scan_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The scans row of a case document (derived from its record: :func:`with_rows`). The
+    rows of a document are read only through these accessors, outside this module."""
+    return doc["scan"]
+
+
+def is_ok(doc: dict[str, Any]) -> bool:
+    """Whether the case was scored (its row's status is ok)."""
+    return doc["scan"]["status"] == "ok"
+
+
+def region_rows_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The regions rows of a case document ([] for a failed case)."""
+    return doc.get("regions") or []
+
+
+def lesion_rows_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lesions rows of a case document ([] for a failed case)."""
+    return doc.get("lesions") or []
+
+
 def with_artefacts(doc: dict[str, Any], written: list[str], error: str,
                    seconds: float) -> dict[str, Any]:
     """The document with the artefacts written for it; a failure adds report_failed."""

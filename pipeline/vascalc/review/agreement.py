@@ -27,6 +27,7 @@ from ..errors import UsageError
 from ..files import write_all
 from ..outputs.tables import to_csv
 from ..results.columns import Column
+from ..results.document import is_ok
 from .cases import load_view, open_run, reader_scores
 from .store import Reads, ReadStore, check_reader
 
@@ -113,7 +114,7 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     part_labels: tuple[list[str], list[str]] = ([], [])
     case_rows = []
     for cid, doc in docs.items():
-        if doc["scan"]["status"] != "ok":
+        if not is_ok(doc):
             continue
         view = load_view(cases[cid], config, doc)
         reads = store.reads(ra, cid), store.reads(rb, cid)

@@ -29,7 +29,7 @@ from ..core.regions import matches
 from ..core.score import cac_drs, risk_category
 from ..errors import ReviewError, UsageError, VascalcError
 from ..records import LesionLabels
-from ..results.document import read_result, result_path
+from ..results.document import lesion_rows_of, read_result, result_path
 from ..run.case import score_case
 from ..run.discovery import Case, collect_cases
 from ..run.rebuild import read_run
@@ -97,7 +97,7 @@ def case_documents(out: Path, case_ids) -> dict[str, dict[str, Any]]:
 
 
 def lesion_ids(doc: dict[str, Any]) -> list[int]:
-    return sorted({int(r["lesion_id"]) for r in doc.get("lesions") or []})
+    return sorted({int(r["lesion_id"]) for r in lesion_rows_of(doc)})
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +131,7 @@ def load_view(case: Case, config: Config, doc: dict[str, Any]) -> CaseView:
     volume, settings, result = score_case(case, config, keep_voxels=True)
     vox = result.voxels
     assert vox is not None
-    want = {int(r["lesion_id"]) for r in doc.get("lesions") or []}
+    want = {int(r["lesion_id"]) for r in lesion_rows_of(doc)}
     if {le.lesion_id for le in result.lesions} != want:
         raise ReviewError(f"case {case.case_id}: scoring it again found other lesions than the "
                           "run did (another config or vascalc version?)")

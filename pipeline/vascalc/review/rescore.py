@@ -21,7 +21,7 @@ from ..config.schema import Config
 from ..errors import ReviewError, UsageError
 from ..files import write_all
 from ..outputs.tables import json_text
-from ..results.document import write_result
+from ..results.document import is_ok, write_result
 from ..run.case import run_case
 from ..run.lock import output_lock
 from ..run.rebuild import rebuild
@@ -66,7 +66,7 @@ def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = No
         opened = open_run(out)
         run, config, cases, docs = opened.run, opened.config, opened.cases, opened.docs
         todo = [cid for cid in store.cases_read(reader) if cid in docs and cid in cases
-                and docs[cid]["scan"]["status"] == "ok"]
+                and is_ok(docs[cid])]
         rescored, unfinished = [], []
         for cid in todo:
             reads = store.reads(reader, cid)

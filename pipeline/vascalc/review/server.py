@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..config.schema import Config
 from ..errors import VascalcError
+from ..results.document import is_ok, scan_of
 from .cases import (
     CaseView,
     lesion_ids,
@@ -87,9 +88,10 @@ class ReviewApp:
 
     def view(self, case_id: str) -> CaseView:
         doc = self.doc(case_id)
-        if doc["scan"]["status"] != "ok":
-            raise HttpError(409, f"case {case_id} failed ({doc['scan']['error_code']}): "
-                                 f"{doc['scan']['error']}")
+        if not is_ok(doc):
+            scan = scan_of(doc)
+            raise HttpError(409, f"case {case_id} failed ({scan['error_code']}): "
+                                 f"{scan['error']}")
         if case_id not in self.cases:
             raise HttpError(409, f"case {case_id} is no longer among the run's inputs")
         with self._lock:
@@ -117,11 +119,12 @@ class ReviewApp:
             ids = lesion_ids(doc)
             reads = self.store.reads(reader, cid)
             done_ids = set(reads.lesion) | {les for les, _ in reads.slices}
-            out.append({"case_id": cid, "status": doc["scan"]["status"],
-                        "patient_id": doc["scan"].get("patient_id") or "",
+            scan = scan_of(doc)
+            out.append({"case_id": cid, "status": scan["status"],
+                        "patient_id": scan.get("patient_id") or "",
                         "n_lesions": len(ids), "labelled": len(done_ids & set(ids)),
                         "progress": (len(done_ids & set(ids)) / len(ids)) if ids else 1.0,
-                        "done": reads.done, "scope": doc["scan"].get("scope") or ""})
+                        "done": reads.done, "scope": scan.get("scope") or ""})
         return out
 
     def lesions(self, case_id: str, reader: str) -> list[dict[str, Any]]:
@@ -291,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"case_id": cid, "shape": list(view.hu.shape),
                              "spacing_mm": list(view.spacing_mm),
                              "lesion_slices": sorted({k for (_, k) in view.parts}),
-                             "scope": app.doc(cid)["scan"].get("scope") or ""})
+                             "scope": scan_of(app.doc(cid)).get("scope") or ""})
         elif what == "lesions" and arg is None:
             self._json(200, app.lesions(cid, reader))
         elif what == "scores" and arg is None:

@@ -32,7 +32,7 @@ from ..files import write_all
 from ..io.dicom import can_fork
 from ..outputs.artefacts import preload
 from ..outputs.tables import json_text, to_csv
-from ..results.document import reusable, write_result
+from ..results.document import reusable, scan_of, write_result
 from .case import failed_document, run_case
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
 from .lock import output_lock
@@ -246,7 +246,7 @@ def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *
             raise OutputError(f"cannot write the result of case {case.case_id}: {err.strerror}",
                               path=str(out)) from None
         docs[case.case_id] = doc
-        log.info("case %s: %s", case.case_id, doc["scan"]["status"])
+        log.info("case %s: %s", case.case_id, scan_of(doc)["status"])
         if on_case:
             on_case(case, doc, False)
     summary, files = rebuild(out, docs, config=config, argv=list(opts.argv), notes=notes,

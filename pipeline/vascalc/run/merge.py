@@ -16,7 +16,7 @@ from ..config.load import config_from_dict
 from ..errors import ResultError, UsageError
 from ..files import write_all
 from ..outputs.tables import json_text
-from ..results.document import read_result, result_path
+from ..results.document import read_result, result_path, scan_of
 from .lock import output_lock
 from .rebuild import read_run, rebuild
 
@@ -49,7 +49,7 @@ def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
             if doc.get("config_sha256") != run.get("config_sha256"):
                 raise UsageError(f"{res} was scored with another config than its run",
                                  hint="rerun that shard into an empty folder")
-            if cid in docs and docs[cid]["scan"] != doc["scan"]:
+            if cid in docs and scan_of(docs[cid]) != scan_of(doc):
                 raise UsageError(f"case {cid} has different results in two parts ({res})",
                                  hint="give each shard's output once")
             docs[cid], source[cid] = doc, part

@@ -16,7 +16,7 @@ from ..config.schema import Config
 from ..core.lesions import AUTO_ENGINE, engine_for
 from ..errors import UsageError
 from ..outputs.tables import table_files
-from ..results.document import table_rows
+from ..results.document import is_ok, scan_of, table_rows
 
 #: version of the run.json layout (``schema``); a record of another version is not read
 RUN_SCHEMA = 1
@@ -48,8 +48,8 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
     case_ids = sorted(by_case)
     docs = [by_case[cid] for cid in case_ids]
     rows, covariate_columns, regions = table_rows(docs)
-    failures = [{k: d["scan"][k] for k in ("case_id", "error_code", "error")}
-                for d in docs if d["scan"]["status"] != "ok"]
+    failures = [{k: scan_of(d)[k] for k in ("case_id", "error_code", "error")}
+                for d in docs if not is_ok(d)]
     stages: dict[str, float] = {}
     for d in docs:
         if ran is not None and d["case_id"] not in ran:
