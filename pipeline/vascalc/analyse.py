@@ -121,6 +121,37 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     by the reader's labels instead of the masks; the headline is the coronary scope of the
     coronary labels, and the region source is 'reader'.
 
+    Parameters
+    ----------
+    volume : CTVolume
+        The HU volume on its grid (slice, row, column) with its header facts.
+    config : Config
+        The conventions (threshold, connectivity, scope, contrast rule, ...).
+    case_id : str
+        The case's id, carried into the result.
+    anthropometry : Anthropometry, optional
+        Height and weight given outside the DICOM (they win over the header's).
+    regions : sequence of (name, mask), optional
+        Region masks on the volume's grid (boolean arrays or RegionMask).
+    region_source : str
+        How the masks were given (nifti_masks, label_map, ...), for the rows.
+    keep_voxels : bool
+        Keep the scored voxels in ``result.voxels`` (for the artefacts).
+    reads : LesionLabels, optional
+        A reader's labels of the lesions (``vascalc rescore``).
+
+    Returns
+    -------
+    ScanResult
+        The scores of the whole volume, each region and the headline's scope, the lesions,
+        BSA, risk fields, quality flags and the protocol gate.
+
+    Raises
+    ------
+    VascalcError
+        A subclass with its stable code: e.g. ScopeError (SCOPE_UNRESOLVED), ContrastError
+        (CONTRAST_ENHANCED under ``scoring.contrast: refuse``), RegionError.
+
     Examples
     --------
     >>> import numpy as np

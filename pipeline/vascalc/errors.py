@@ -9,7 +9,14 @@ from __future__ import annotations
 
 
 class VascalcError(Exception):
-    """Any vascalc error (base class; ``code`` is stable, ``hint`` says what to do)."""
+    """Any vascalc error (base class; ``code`` is stable, ``hint`` says what to do).
+
+    Examples
+    --------
+    >>> err = NotDicomError("not a DICOM file", path="scans/x.dcm")
+    >>> err.code, str(err)
+    ('NOT_DICOM', 'scans/x.dcm: not a DICOM file -> remove the file or point the case at the series folder')
+    """
 
     code = "VASCALC_ERROR"
     hint = ""

@@ -46,7 +46,37 @@ def config_from_dict(data: dict, *, source: str = "config") -> Config:
 
 
 def load_config(path: str | Path | None) -> Config:
-    """Read a YAML config; ``None`` gives the defaults."""
+    """Read a YAML config.
+
+    Parameters
+    ----------
+    path : str, Path or None
+        A YAML file of the shape of configs/default.yaml (any subset of its keys); None gives
+        the documented defaults.
+
+    Returns
+    -------
+    Config
+        The validated, frozen config.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or parsed, or holds an unknown key or a bad value (the
+        message names the file, the key, the value and what is allowed).
+
+    Examples
+    --------
+    >>> load_config(None).scoring.threshold_hu
+    130.0
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = p.write_text("scoring: {treshold_hu: 100}")
+    >>> load_config(p)
+    Traceback (most recent call last):
+    ...
+    vascalc.errors.ConfigError: ...unknown key 'scoring.treshold_hu'; allowed keys here: ...
+    """
     if path is None:
         return Config()
 
