@@ -351,7 +351,7 @@ def test_microct_nifti_in_scanner_units_runs_through_the_cli(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["run", str(tmp_path / "m.nii.gz"), "--out", str(tmp_path / "d"),
                               "-j", "1"], catch_exceptions=False)
-    assert res.exit_code == 1 and "NOT_CT_IMAGE" in res.output
+    assert res.exit_code == 1 and "HU_IMPLAUSIBLE" in res.output  # as a DICOM would be
     res = runner.invoke(app, ["run", str(tmp_path / "m.nii.gz"), "--out", str(tmp_path / "o"),
                               "-c", str(tmp_path / "c.yaml"), "-j", "1"], catch_exceptions=False)
     assert res.exit_code == 0, res.output

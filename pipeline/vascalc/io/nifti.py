@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DecodeError, GeometryError, NotCTError
+from ..errors import DecodeError, GeometryError, ImplausibleHUError, NotCTError
 from ..records import CTVolume, ScanMeta
 from .geometry import SPACING_RANGE_MM
+from .plausibility import HU_DECIMALS, SLOPE_RANGE, check_hu
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -43,6 +44,44 @@ def mask_like(path: str | os.PathLike) -> bool:
     img: Any = nib.load(str(path))  # a Nifti1Image (nibabel types its loader as the base)
     dtype = img.get_data_dtype()
     return dtype.kind == "b" or (dtype.kind == "u" and dtype.itemsize == 1)
+
+
+def nifti_rescale(proxy: Any, path: str) -> tuple[float, float]:
+    """The header's scl_slope and scl_inter as the decimals they were written from (float32
+    in the header: 0.7 is stored as 0.699999988; its shortest decimal is taken, as dcm2niix
+    wrote it from DICOM's decimal strings), checked as a DICOM rescale is; (1, 0) when the
+    header says no scaling (scl_slope 0 or NaN, NIfTI-1 3.3). ``proxy`` is the image's
+    array proxy (nibabel moves the header's scaling onto it when it loads the file)."""
+    slope, inter = getattr(proxy, "slope", None), getattr(proxy, "inter", None)
+    if slope is None or not np.isfinite(slope) or slope == 0:
+        return 1.0, 0.0 if inter is None or not np.isfinite(inter) else _decimal(inter)
+    slope = _decimal(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else _decimal(inter)
+    if not SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]:
+        raise ImplausibleHUError(f"scl_slope {slope:g} is outside {SLOPE_RANGE[0]:g} to "
+                                 f"{SLOPE_RANGE[1]:g} (a CT rescale is positive)", path=path)
+    return slope, inter
+
+
+def _decimal(v: float) -> float:
+    """The shortest decimal that reads back as the same float32."""
+    return float(np.format_float_positional(np.float32(v), unique=True, trim="-"))
+
+
+def rescaled(data: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """HU from stored values: int16 when exact and in range, else float64 rounded to
+    HU_DECIMALS decimals (decimal rescales give the exact decimal HU of the definition, as
+    for DICOM)."""
+    if (data.dtype.kind in "iu" and slope == 1.0 and float(inter).is_integer() and data.size
+            and data.min() + inter >= -32768 and data.max() + inter <= 32767):
+        return (data.astype(np.int32) + int(inter)).astype(np.int16)
+    if data.dtype.kind == "f" and slope == 1.0 and inter == 0.0:
+        # values stored as HU: taken as they are (a float32 volume stays float32, exactly)
+        return data if data.dtype in (np.float32, np.float64) else data.astype(np.float64)
+    hu = np.round(data.astype(np.float64) * slope + inter, HU_DECIMALS)
+    if np.all(hu == np.round(hu)) and hu.size and hu.min() >= -32768 and hu.max() <= 32767:
+        return hu.astype(np.int16)
+    return hu
 
 
 def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
@@ -77,7 +116,8 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
     others = [a for a in range(3) if a != slice_axis]
     order = [slice_axis, *others]
     try:
-        data = np.asanyarray(img.dataobj)  # a truncated file fails here, not at nib.load
+        # the stored values, unscaled: the rescale is applied below as DICOM's is
+        data = np.asanyarray(img.dataobj.get_unscaled())  # a truncated file fails here
     except Exception as err:  # noqa: BLE001 - nibabel and gzip raise many kinds
         raise DecodeError(f"cannot read the NIfTI voxel data ({type(err).__name__}: {err})",
                           path=path, hint="the file is incomplete or corrupt; copy it again"
@@ -90,16 +130,11 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
         raise DecodeError(f"{int(np.size(data) - np.isfinite(data).sum())} voxel(s) are NaN or "
                           "infinite: not a CT in HU", path=path,
                           hint="fix or re-export the volume (a voxel must hold a number)")
-    if data.dtype.kind in "iu" and data.size and data.min() >= -32768 and data.max() <= 32767:
-        hu = data.astype(np.int16, copy=False)
-    else:
-        hu = data.astype(np.float32, copy=False)
+    slope, inter = nifti_rescale(img.dataobj, path)
+    hu = rescaled(data, slope, inter)
     hu = np.ascontiguousarray(hu.transpose(order))
-    if require_hu and hu.size and float(hu.min()) > -100:
-        raise NotCTError(f"no value below -100 HU (range {hu.min()}..{hu.max()}): no air or fat, "
-                         "so this is not a CT in HU (a mask or a label map?)", path=path,
-                         hint="give the CT itself; for a volume in other units (micro-CT) set "
-                         "input.require_hu: false and calibrate it")
+    if hu.size:
+        check_hu(hu, path, require_hu=require_hu)
     hu.flags.writeable = False
     origin = RAS_TO_LPS @ affine[:3, 3]
     direction = tuple(tuple(float(x) for x in row) for row in dirs[:, order])
