@@ -410,3 +410,25 @@ def test_implausible_pixel_spacing_is_refused_by_name(tmp_path, spacing):
         ds.save_as(f)
     with pytest.raises(GeometryError, match="PixelSpacing"):
         load_series(index_tree(tmp_path / "s")[0])
+
+
+def test_a_manifest_scan_date_that_is_no_date_is_refused_by_line(tmp_path):
+    """#22: 2020-02-30 silently fell back to the DICOM date."""
+    from vascalc.errors import ManifestError
+    from vascalc.run.discovery import cases_from_manifest
+
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path,scan_date\na,x,2020-02-29\nb,y,2020-02-30\n")
+    with pytest.raises(ManifestError, match="line 3: scan_date '2020-02-30' is not a date"):
+        cases_from_manifest(m)
+
+
+def test_progression_does_not_replace_a_bad_scan_date_by_the_dicom_date():
+    from vascalc.cohort.progression import pair_rows
+
+    rows = [{"case_id": "a", "patient_id": "p", "scan_date": "2020-02-30",
+             "study_date": "2020-01-01", "status": "ok", "volume_mm3": "1"},
+            {"case_id": "b", "patient_id": "p", "study_date": "2021-01-01", "status": "ok",
+             "volume_mm3": "2"}]
+    pairs, notes = pair_rows(rows)
+    assert pairs == [] and any("'2020-02-30' is not a date" in n["reason"] for n in notes)

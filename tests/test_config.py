@@ -87,3 +87,19 @@ def test_the_study_secret_is_read_at_the_edge_only(monkeypatch):
     with pytest.raises(ConfigError, match="secret key"):
         with_study_secret(cfg)
     assert with_study_secret(Config()) == Config()  # no hash: nothing to resolve
+
+
+def test_deep_nesting_and_duplicate_keys_are_refused_by_name(tmp_path):
+    """#22: YAML nested 1,000 deep gave a RecursionError traceback (and time quadratic in the
+    depth); a key given twice was silently last-wins."""
+    from vascalc.errors import ConfigError
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("scoring: " + "[" * 1000 + "]" * 1000 + "\n")
+    with pytest.raises(ConfigError, match="nested deeper than 64 levels") as err:
+        load_config(deep)
+    assert err.value.code == "CONFIG_INVALID" and str(deep) in str(err.value)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("scoring:\n  threshold_hu: 130\n  threshold_hu: 100\n")
+    with pytest.raises(ConfigError, match="'threshold_hu' is given twice \\(line 3\\)"):
+        load_config(twice)

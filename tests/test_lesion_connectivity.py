@@ -106,3 +106,27 @@ def test_six_pairs_on_the_real_siemens_ct_with_and_without_regions():
         n3 = ndimage.label(r.voxels.bands > 0, STRUCT_3D[link])[1]
         assert len({le.lesion_id for le in r.lesions}) == n3 > 0, (conn, link)
     assert (counts[8, 6], counts[4, 18], counts[4, 26]) == (622, 403, 383)
+
+
+@pytest.mark.parametrize("dtype", ["uint32", "int64", "uint64", "float16", "int8", "uint8"])
+def test_wide_and_narrow_integer_volumes_are_compared_exactly(dtype):
+    """#22: uint32/int64/uint64 volumes were cast to int32 before the C kernel and wrapped
+    (3e9 HU read as no calcium). Every engine gives the scipy reference's lesions."""
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    high = 100 if info is not None and info.max < 1000 else (
+        3_000_000_000 if info is not None and info.max > 3e9 else 1000)
+    hu = np.zeros((2, 8, 8), dtype=dtype)
+    hu[0, 2:5, 2:5] = high
+    kw = dict(pixel_area_mm2=1.0, threshold_hu=90, min_lesion_area_mm2=1.0)
+    for engine in ("auto", "scipy"):
+        got = find_slice_lesions(hu, engine=engine, **kw)
+        assert got.n_lesions == 1 and int(got.area_px[got.kept].sum()) == 9, (dtype, engine)
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "longdouble"])
+def test_complex_and_extended_volumes_are_refused(dtype):
+    if np.dtype(dtype).itemsize <= 8:
+        pytest.skip("longdouble is float64 on this platform")
+    with pytest.raises(ValueError, match="real numbers of at most 64 bits"):
+        find_slice_lesions(np.zeros((2, 4, 4), dtype=dtype), pixel_area_mm2=1.0,
+                           threshold_hu=130, min_lesion_area_mm2=1.0)

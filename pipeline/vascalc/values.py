@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import math
 import re
@@ -69,22 +70,60 @@ def header_date(da: str) -> str:
 YAML_MAX_BYTES = 1 << 20
 
 
+#: nesting deeper than this is not a config (each level costs the parser more than the last)
+YAML_MAX_DEPTH = 64
+
+
 def safe_yaml(text: str):
-    """``text`` parsed by YAML's safe loader, refusing anchors and aliases (a kilobyte of
-    nested aliases expands to gigabytes: the 'billion laughs') and texts over
-    :data:`YAML_MAX_BYTES`. Raises ValueError with the reason."""
+    r"""``text`` parsed by YAML's safe loader, refusing anchors and aliases (a kilobyte of
+    nested aliases expands to gigabytes: the 'billion laughs'), texts over
+    :data:`YAML_MAX_BYTES`, nesting deeper than :data:`YAML_MAX_DEPTH` (checked on the event
+    stream, before anything is built) and a key given twice in one mapping (YAML's last-wins
+    would drop the first silently). Raises ValueError with the reason.
+
+    >>> safe_yaml("a: 1\nb: [2, 3]")
+    {'a': 1, 'b': [2, 3]}
+    >>> safe_yaml("a: 1\na: 2")
+    Traceback (most recent call last):
+    ...
+    ValueError: the key 'a' is given twice (line 2): give each key once
+    """
     import yaml  # lazy: PyYAML, for the files that are YAML
 
     if len(text.encode("utf-8", errors="replace")) > YAML_MAX_BYTES:
         raise ValueError(f"over {YAML_MAX_BYTES // 1024} KiB: not a config")
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise ValueError("YAML anchors and aliases (&, *) are not allowed here: "
                                  "write each value out")
-        return yaml.safe_load(text)
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > YAML_MAX_DEPTH:
+                    raise ValueError(f"nested deeper than {YAML_MAX_DEPTH} levels: not a config")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         raise ValueError(f"not valid YAML: {err}") from None
+
+
+def _unique_keys_loader():
+    import yaml  # lazy: PyYAML, for the files that are YAML
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise ValueError(f"the key {key!r} is given twice (line "
+                                     f"{key_node.start_mark.line + 1}): give each key once")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeys
 
 
 def ecg_gated(technique: str, trigger_time: Any) -> bool | None:
@@ -104,3 +143,19 @@ def ecg_gated(technique: str, trigger_time: Any) -> bool | None:
     if trigger_time not in (None, "") and finite_float(trigger_time) is not None:
         return True
     return None
+
+
+def parse_date(text: str) -> _dt.date | None:
+    """A calendar date from ``yyyy-mm-dd`` or DICOM's ``yyyymmdd``; None when it is not one
+    (2020-02-30 is not).
+
+    >>> parse_date("2020-02-29"), parse_date("20200229"), parse_date("2020-02-30")
+    (datetime.date(2020, 2, 29), datetime.date(2020, 2, 29), None)
+    """
+    v = text.strip()
+    try:
+        if len(v) == 8 and v.isdigit():
+            return _dt.date(int(v[:4]), int(v[4:6]), int(v[6:]))
+        return _dt.date.fromisoformat(v) if len(v) == 10 else None
+    except ValueError:
+        return None

@@ -27,7 +27,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from ..values import finite_float
+from ..values import finite_float, parse_date
 
 SCORES = ("agatston", "volume_mm3", "mass_mg", "volume_per_bsa_mm3_m2")
 PARAMETERS = ("scope", "scope_regions", "slice_thickness_mm", "slice_increment_mm", "kvp", "kernel",
@@ -56,14 +56,8 @@ def _dated(row: dict[str, Any]) -> tuple[dt.date | None, str]:
     for key in DATE_KEYS:
         v = (row.get(key) or "").strip()
         if v:
-            try:
-                return dt.date.fromisoformat(v), key
-            except ValueError:
-                if len(v) == 8 and v.isdigit():
-                    try:
-                        return dt.date(int(v[:4]), int(v[4:6]), int(v[6:])), key
-                    except ValueError:
-                        pass
+            # a date given but not a date is not replaced by the next column's silently
+            return parse_date(v), key
     return None, ""
 
 
@@ -83,6 +77,7 @@ def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
             r = {**r, "_date_source": source}
         if not pid or d is None:
             notes.append({"case_id": cid, "reason": "no patient_id" if not pid else
+                          f"{source} {r.get(source)!r} is not a date" if source else
                           "no study_date or scan_date"})
             continue
         by_patient.setdefault(pid, []).append((d, r))

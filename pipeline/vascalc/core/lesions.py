@@ -146,6 +146,9 @@ def find_slice_lesions(
     """
     if hu.ndim != 3:
         raise ValueError(f"hu must be 3-D (slice, row, col), got shape {hu.shape}")
+    if hu.dtype.kind not in "iuf" or (hu.dtype.kind == "f" and hu.dtype.itemsize > 8):
+        raise ValueError(f"hu must hold real numbers of at most 64 bits, got {hu.dtype} (cast "
+                         "it to float64 yourself if that is exact)")
     if slice_connectivity not in (4, 8):
         raise ValueError(f"slice connectivity must be 4 or 8, got {slice_connectivity!r}")
     if lesion_connectivity not in _LINK_OFFSETS:
@@ -170,8 +173,14 @@ def _scan_c(hu: np.ndarray, pixel_area_mm2: float, threshold_hu: float,
             min_lesion_area_mm2: float, slice_connectivity: int,
             lesion_connectivity: int) -> SliceLesions:
     min_px = min_lesion_area_mm2 / pixel_area_mm2 * (1.0 - AREA_RTOL)
-    data = hu if hu.dtype in (np.int16, np.int32, np.float32, np.float64) \
-        else hu.astype(np.float64 if hu.dtype.kind == "f" else np.int32)
+    if hu.dtype in (np.int16, np.int32, np.float32, np.float64):
+        data = hu
+    elif hu.dtype.kind in "iu" and hu.dtype.itemsize < 4:
+        data = hu.astype(np.int32)  # int8, uint8, uint16: exact
+    else:
+        # float16, and integers wider than int32 (int64, uint32, uint64): float64 keeps their
+        # order against the threshold, where an int32 cast would wrap (3e9 HU is not -1.3e9)
+        data = hu.astype(np.float64)
     data = np.ascontiguousarray(data)
     fmt = {np.dtype(np.int16): "h", np.dtype(np.int32): "i", np.dtype(np.float32): "f",
            np.dtype(np.float64): "d"}[data.dtype]

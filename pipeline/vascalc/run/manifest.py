@@ -23,6 +23,7 @@ from ..core.bsa import check_anthropometry
 from ..errors import AnthropometryError, ManifestError
 from ..records import Anthropometry
 from ..results.columns import names as column_names
+from ..values import parse_date
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
@@ -127,6 +128,12 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
         if water is not None and not -1000 < water < 1000:
             raise ManifestError(f"line {i}: calibration_water_hu={water:g} is outside (-1000, "
                                 "1000) HU", path=str(manifest))
+        sd = (row.get("scan_date") or "").strip()
+        if sd and parse_date(sd) is None:
+            raise ManifestError(f"line {i}: scan_date {sd!r} is not a date (yyyy-mm-dd or "
+                                "yyyymmdd)", path=str(manifest),
+                                hint="fix the date, or leave the cell empty to use the DICOM "
+                                     "StudyDate")
         pid = (row.get("patient_id") or "").strip() or None
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
