@@ -358,3 +358,54 @@ def test_region_masks_are_kept_as_their_bounding_box():
     assert names == ["b", "a"] and np.array_equal(labels, expected)
     empty = RegionMask.from_array(np.zeros(shape, bool))
     assert not empty.any() and empty.values(hu).size == 0
+
+
+def _map(tmp_path, labels, table, name="map"):
+    import json
+
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(labels), np.diag([-0.5, -0.5, 3.0, 1.0]))
+    nib.save(img, tmp_path / f"{name}.nii.gz")
+    (tmp_path / f"{name}.json").write_text(json.dumps(table))
+    return tmp_path / f"{name}.nii.gz"
+
+
+def test_label_tables_hardened(tmp_path):
+    """#22: two labels of one name are one region; 'whole'/'outside' are refused by name;
+    label values above 65535 survive resampling (65537 was read as 1)."""
+    from vascalc.errors import RegionError
+    from vascalc.io.masks import load_regions
+
+    vol = CTVolume(hu=np.zeros((4, 8, 8), np.int16), spacing_mm=(3.0, 0.5, 0.5))
+    lab = np.zeros((8, 8, 4), np.int32)  # x, y, z
+    lab[0:2, :, :] = 3
+    lab[6:8, :, :] = 7
+    regs = dict(load_regions(vol, str(_map(tmp_path, lab, {"3": "iliac", "7": "iliac"}))))
+    assert list(regs) == ["iliac"] and regs["iliac"].sum() == 2 * 2 * 8 * 4
+    for reserved in ("whole", "outside"):
+        with pytest.raises(RegionError, match="reserved"):
+            load_regions(vol, str(_map(tmp_path, lab, {"3": reserved}, name=reserved)))
+    big = np.zeros((8, 8, 4), np.int32)
+    big[0:4] = 65537  # no voxel has label 1: wrapped, 65537 would read as 1 (aorta)
+    off = tmp_path / "off"
+    off.mkdir()
+    import nibabel as nib
+
+    # on another grid (shifted by half a voxel): resampled, the values kept as they are
+    nib.save(nib.Nifti1Image(big, np.array([[-0.5, 0, 0, 0.01], [0, -0.5, 0, 0],
+                                            [0, 0, 3.0, 0], [0, 0, 0, 1]])), off / "m.nii.gz")
+    (off / "m.json").write_text('{"1": "aorta", "65537": "LAD"}')
+    regs = dict(load_regions(vol, str(off / "m.nii.gz")))
+    assert regs["LAD"].sum() > 0 and regs["aorta"].sum() == 0
+
+
+def test_a_region_name_given_twice_or_reserved_is_refused_in_analyse():
+    from vascalc.errors import RegionError
+
+    vol = CTVolume(hu=np.zeros((2, 4, 4), np.int16), spacing_mm=(3.0, 0.5, 0.5))
+    m = np.ones((2, 4, 4), bool)
+    with pytest.raises(RegionError, match="two regions are named 'LAD'"):
+        analyse(vol, Config(), case_id="x", regions=[("LAD", m), ("LAD", m)])
+    with pytest.raises(RegionError, match="reserves"):
+        analyse(vol, Config(), case_id="x", regions=[("outside", m)])

@@ -122,7 +122,13 @@ def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
 def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray:
     """``data`` on the CT grid through the affines; refused when it misses the CT."""
 
-    data = data.astype(np.uint16 if data.dtype.kind in "iu" else np.float32)
+    if data.dtype.kind in "iu":
+        # the label values as they are: uint16 would wrap 65537 to 1 (LAD read as aorta)
+        top = int(data.max()) if data.size else 0
+        low = int(data.min()) if data.size else 0
+        data = data.astype(np.uint16 if 0 <= low and top <= 65535 else np.int64)
+    else:
+        data = data.astype(np.float32)
     out = _resample_nearest(volume, data, np.asarray(img.affine, dtype=float))
     if data.any() and not out.any():
         raise RegionError("the mask does not overlap the CT volume (different patient "
@@ -165,8 +171,27 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
                           f"file named {stem}.json or {stem}.yaml beside it, or "
                           "regions.label_table in the config (e.g. totalsegmentator_v2)",
                           path=str(p))
+    check_label_table(label_table, str(table if table is not None else p))
     labels = mask_on_ct_grid(volume, str(p))
     return label_map_regions(labels, label_table)
+
+
+#: region names vascalc writes itself: a label table may not use them
+RESERVED_REGION_NAMES = ("whole", "outside")
+
+
+def check_label_table(table: dict[int, str], path: str) -> None:
+    """Refuse a table that names a label 'whole' or 'outside' (they would collide with the
+    built-in rows), an empty name or label values a map cannot hold (0 is background)."""
+    reserved = sorted({n for n in table.values() if n.strip().lower() in RESERVED_REGION_NAMES})
+    if reserved:
+        raise RegionError(f"the label table names {', '.join(map(repr, reserved))}: reserved "
+                          "for vascalc's own rows (all calcium, and calcium in no region)",
+                          path=path, hint="rename those labels")
+    bad = sorted(v for v, n in table.items() if v <= 0 or not n.strip())
+    if bad:
+        raise RegionError(f"label value(s) {bad[:5]} are 0 or below, or have an empty name "
+                          "(0 is the background of a label map)", path=path)
 
 
 def label_map_regions(labels: np.ndarray, label_table: dict[int, str],
@@ -179,14 +204,20 @@ def label_map_regions(labels: np.ndarray, label_table: dict[int, str],
     top = int(values.max()) if values.size else 0
     boxes = ndimage.find_objects(values, max_label=top) if top > 0 else []
     empty = RegionMask(labels.shape, (slice(0, 0),) * 3, np.zeros((0, 0, 0), dtype=bool))
-    out = []
+    by_name: dict[str, list[int]] = {}
     for value, name in sorted(label_table.items()):
-        box = boxes[value - 1] if 0 < value <= len(boxes) else None
-        if box is None:
+        by_name.setdefault(name, []).append(value)  # labels that share a name: one region
+    out = []
+    for name, vals in by_name.items():
+        found = [boxes[v - 1] for v in vals if 0 < v <= len(boxes) and boxes[v - 1] is not None]
+        if not found:
             out.append((name, empty))
-        else:
-            out.append((name, RegionMask(labels.shape, tuple(box),
-                                         np.ascontiguousarray(values[box] == value))))
+            continue
+        s0, s1, s2 = (slice(min(b[a].start for b in found), max(b[a].stop for b in found))
+                      for a in range(3))
+        box = (s0, s1, s2)
+        mask = np.isin(values[box], vals) if len(vals) > 1 else values[box] == vals[0]
+        out.append((name, RegionMask(labels.shape, box, np.ascontiguousarray(mask))))
     return out
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config.regions import RegionsConfig
 from ..core.regions import (
+    OUTSIDE,
     RegionMask,
     as_region_mask,
     combine,
@@ -17,6 +18,7 @@ from ..core.regions import (
     split_aorta,
     voxel_z_mm,
 )
+from ..errors import RegionError
 from ..records import CTVolume
 
 
@@ -42,11 +44,23 @@ class RegionLayout:
 
 
 def checked_masks(volume: CTVolume, regions) -> list[tuple[str, RegionMask]]:
-    """The region masks as :class:`RegionMask` records, each on the CT's grid (else ValueError)."""
+    """The region masks as :class:`RegionMask` records, each on the CT's grid (else ValueError).
+    A name given twice (two SEG segments, two mask files of one name) or a name vascalc
+    reserves for its own rows ('whole', 'outside') is refused by name (RegionError): either
+    would give two rows of one name or collide with the built-in rows."""
     out = []
+    seen: set[str] = set()
     for name, m in regions or []:
         if tuple(m.shape) != tuple(volume.shape):
             raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
+        if name.strip().lower() in ("whole", OUTSIDE):
+            raise RegionError(f"a region is named {name!r}, which vascalc reserves for its own "
+                              "rows (all calcium, and calcium in no region)",
+                              hint="rename that mask, segment or label")
+        if name in seen:
+            raise RegionError(f"two regions are named {name!r}: one name, one region",
+                              hint="merge them into one mask, or give each its own name")
+        seen.add(name)
         out.append((name, as_region_mask(m)))
     return out
 
