@@ -432,3 +432,28 @@ def test_progression_does_not_replace_a_bad_scan_date_by_the_dicom_date():
              "volume_mm3": "2"}]
     pairs, notes = pair_rows(rows)
     assert pairs == [] and any("'2020-02-30' is not a date" in n["reason"] for n in notes)
+
+
+def test_header_text_a_spreadsheet_would_run_is_written_as_text(tmp_path):
+    """#22: '=1+1' in Manufacturer, '@SUM(1,1)' in the model, '+...' in the kernel were
+    written raw into scans.csv."""
+    import csv as _csv
+
+    import numpy as np
+
+    from sample_data.dicom_writer import SeriesSpec, write_series
+
+    hu = np.full((4, 16, 16), -1000.0)
+    hu[1:3, 4:8, 4:8] = 400
+    write_series(tmp_path / "s", hu, SeriesSpec(manufacturer="=1+1", kernel="+cmd|x",
+                                               extra={"ManufacturerModelName": "@SUM(1,1)"}))
+    from vascalc.cli.app import app
+
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "s"), "--out", str(tmp_path / "o"),
+                                   "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "o" / "scans.csv", newline="") as fh:
+        row = next(_csv.DictReader(fh))
+    assert (row["manufacturer"], row["model"], row["kernel"]) == ("'=1+1", "'@SUM(1,1)",
+                                                                  "'+cmd|x")
+    assert float(row["agatston"]) > 0  # numbers are untouched

@@ -30,7 +30,16 @@ def _fmt(v: Any) -> str:
         if not math.isfinite(v):
             raise ValueError(f"refusing to write a non-finite number {v!r}")
         return repr(float(f"{v:.12g}"))  # 12 significant digits: exact to 1e-11 relative
-    return str(v)
+    text = str(v)
+    if text[:1] in FORMULA_STARTS and not _is_number(text):
+        # a header or manifest text a spreadsheet would run as a formula (=1+1, @SUM(...),
+        # +cmd): written as text, after OWASP's CSV injection advice; the Parquet keeps it
+        return "'" + text
+    return text
+
+
+#: the first characters that make a spreadsheet read a cell as a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:

@@ -157,9 +157,11 @@ SCANS: tuple[Column, ...] = tuple([
     _c("n_rows", "integer", "", "rows per slice"),
     _c("n_cols", "integer", "", "columns per slice"),
     _c("kvp", "number", "kV", "DICOM KVP"),
-    _c("manufacturer", "string", "", "DICOM Manufacturer"),
-    _c("model", "string", "", "DICOM ManufacturerModelName"),
-    _c("kernel", "string", "", "DICOM ConvolutionKernel"),
+    _c("manufacturer", "string", "", "DICOM Manufacturer (in the CSV, a text that a "
+       "spreadsheet would run as a formula, starting = + - @, gets a leading ' as every "
+       "text cell from a file does; the Parquet keeps it as read)"),
+    _c("model", "string", "", "DICOM ManufacturerModelName (formula-like text as manufacturer)"),
+    _c("kernel", "string", "", "DICOM ConvolutionKernel (formula-like text as manufacturer)"),
     _c("quality_flags", "string", "", "semicolon-separated quality codes; empty when none"),
     *_scope_aggregate_columns("vascular", "the vascular regions (each voxel once)"),
     *_scope_aggregate_columns("coronary", "the coronary regions"),
