@@ -457,3 +457,21 @@ def test_header_text_a_spreadsheet_would_run_is_written_as_text(tmp_path):
     assert (row["manufacturer"], row["model"], row["kernel"]) == ("'=1+1", "'@SUM(1,1)",
                                                                   "'+cmd|x")
     assert float(row["agatston"]) > 0  # numbers are untouched
+
+
+def test_progression_on_a_scan_rescan_pair_and_a_negative_volume():
+    """#22: 1.5 then 12 mm3 a day apart overflowed (12/1.5 to the power 365) and wrote nothing
+    for the cohort; a negative volume crashed in sqrt."""
+    from vascalc.cohort.progression import pair_rows
+
+    rows = [{"case_id": "a", "patient_id": "p", "study_date": "2024-01-01", "status": "ok",
+             "volume_mm3": "1.5", "agatston": "2"},
+            {"case_id": "b", "patient_id": "p", "study_date": "2024-01-02", "status": "ok",
+             "volume_mm3": "12", "agatston": "15"}]
+    (pair,), _ = pair_rows(rows)
+    assert pair["interval_flag"] == "short_interval" and pair["interval_days"] == 1
+    assert pair["volume_mm3_change"] == 10.5 and pair["volume_mm3_change_per_year"] is None
+    assert pair["volume_annual_relative_change"] is None and pair["progression_raggi"] is None
+    rows[1]["volume_mm3"] = "-3"
+    with pytest.raises(ValueError, match="case b: volume_mm3 -3 is negative"):
+        pair_rows(rows)

@@ -242,7 +242,10 @@ def progression(
     _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
     if "study_date" not in rows[0] and "scan_date" not in rows[0]:
         _fail_usage(f"{table}: needs a study_date or scan_date column")
-    pairs, notes = pair_rows(rows)
+    try:
+        pairs, notes = pair_rows(rows)
+    except ValueError as err:  # a hand-made table: named, never a traceback
+        _fail_usage(f"{table}: {err}")
     names = [c.name for c in PROGRESSION]
     write_atomic(out / "progression.csv", to_csv(pairs, names))
     write_atomic(out / "progression_dictionary.csv", to_csv(
@@ -252,7 +255,10 @@ def progression(
     if regions is not None:
         reg_rows = _read_table(regions)
         _require(reg_rows, ("case_id", "region", "volume_mm3"), regions)
-        reg_pairs, reg_notes = pair_region_rows(rows, reg_rows)
+        try:
+            reg_pairs, reg_notes = pair_region_rows(rows, reg_rows)
+        except ValueError as err:
+            _fail_usage(f"{regions}: {err}")
         write_atomic(out / "progression_regions.csv",
                      to_csv(reg_pairs, [c.name for c in PROGRESSION_REGIONS]))
         typer.echo(f"{len(reg_pairs)} region pair(s) over {len({p['region'] for p in reg_pairs})} "

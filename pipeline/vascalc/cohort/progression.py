@@ -112,16 +112,31 @@ def pair_region_rows(scans: list[dict[str, Any]], regions: list[dict[str, Any]],
     return out, notes
 
 
+#: scans closer than this are not annualised (a choice: a change over days or weeks is
+#: mostly scan-rescan noise, and raising it to the power 365/days overflows); flagged
+#: short_interval, with the per-year and annual values empty
+MIN_ANNUALISED_DAYS = 90
+
+
 def progression_row(pid: str, d1: dt.date, a: dict, d2: dt.date, b: dict) -> dict[str, Any]:
     days = (d2 - d1).days
     years = days / DAYS_PER_YEAR
+    for r in (a, b):
+        v = _num(r.get("volume_mm3"))
+        if v is not None and v < 0:
+            raise ValueError(f"case {r.get('case_id')}: volume_mm3 {v:g} is negative (not a "
+                             "calcium volume)")
+    short = 0 < days < MIN_ANNUALISED_DAYS
     row: dict[str, Any] = {"patient_id": pid, "case_id_1": a.get("case_id"),
                            "case_id_2": b.get("case_id"), "date_1": d1.isoformat(),
                            "date_2": d2.isoformat(),
                            "date_source": ";".join(sorted({a.get("_date_source", ""),
                                                            b.get("_date_source", "")} - {""})),
                            "interval_days": days, "interval_years": years,
-                           "interval_flag": "same_date" if days <= 0 else ""}
+                           "interval_flag": "same_date" if days <= 0 else
+                           "short_interval" if short else ""}
+    if short:
+        years = 0.0  # not annualised (MIN_ANNUALISED_DAYS)
     for s in SCORES:
         x, y = _num(a.get(s)), _num(b.get(s))
         row[f"{s}_1"], row[f"{s}_2"] = x, y

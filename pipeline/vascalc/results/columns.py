@@ -277,8 +277,9 @@ PROGRESSION: tuple[Column, ...] = (
        "(DICOM StudyDate), as the scans were placed"),
     _c("interval_days", "integer", "d", "days between the scans"),
     _c("interval_years", "number", "year", "interval_days / 365.25"),
-    _c("interval_flag", "string", "", "same_date when both scans carry one date (the "
-       "per-year changes and Raggi's rate are then empty: no interval to divide by)"),
+    _c("interval_flag", "string", "", "same_date when both scans carry one date; "
+       "short_interval when they are under 90 days apart (a scan-rescan pair: a change over "
+       "days annualised is noise); the per-year changes and Raggi's rate are then empty"),
     *_score_columns(),
     _c("sqrt_volume_difference", "number", "mm^1.5",
        "sqrt(volume_2) - sqrt(volume_1) (Hokanson et al., AJR 2004)"),
