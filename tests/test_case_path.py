@@ -201,7 +201,7 @@ def test_modules_stay_small_and_import_at_the_top():
     dependency kept lazy on purpose, and says so in a comment."""
     for p in sorted((ROOT / "pipeline").rglob("*.py")):
         lines = p.read_text().splitlines()
-        assert len(lines) <= 410, f"{p.name} has {len(lines)} lines"
+        assert len(lines) <= 400, f"{p.name} has {len(lines)} lines"
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for sub in ast.walk(node):
