@@ -475,3 +475,27 @@ def test_progression_on_a_scan_rescan_pair_and_a_negative_volume():
     rows[1]["volume_mm3"] = "-3"
     with pytest.raises(ValueError, match="case b: volume_mm3 -3 is negative"):
         pair_rows(rows)
+
+
+def test_case_ids_that_collide_on_case_insensitive_file_systems_are_refused(tmp_path):
+    """#22: 'A' and 'a' are one folder on macOS and Windows; CON and NUL are no folder."""
+    from vascalc.errors import ManifestError
+    from vascalc.run.discovery import _unique, cases_from_manifest
+
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path\nA,x\na,y\n")
+    with pytest.raises(ManifestError, match="line 3: case_id 'a' already used on line 2"):
+        cases_from_manifest(m)
+    m.write_text("case_id,path\nCON,x\n")
+    with pytest.raises(ManifestError, match="device name"):
+        cases_from_manifest(m)
+    assert _unique(["A", "a", "b"]) == ["A", "a-2", "b"]  # derived ids are made unique
+
+
+def test_progression_refuses_a_case_id_given_twice():
+    """#22: a duplicated case id was paired with itself as a follow-up."""
+    from vascalc.cohort.progression import pair_rows
+
+    row = {"case_id": "a", "patient_id": "p", "status": "ok", "volume_mm3": "1"}
+    with pytest.raises(ValueError, match="'a' occur more than once"):
+        pair_rows([{**row, "study_date": "2020-01-01"}, {**row, "study_date": "2021-01-01"}])

@@ -152,3 +152,14 @@ def test_a_decimal_nifti_rescale_gives_the_decimal_hu_dicom_gives(tmp_path):
         signed=True))
     same = analyse(load_series(index_tree(d)[0]), Config(), case_id="d")
     assert same.whole.agatston == r.whole.agatston
+
+
+def test_a_single_slice_nifti_is_refused_as_a_single_slice_dicom_is(tmp_path):
+    """#22: a 2-D export scored with pixdim[3]'s default 1 mm scaled Agatston by 1/3."""
+    from vascalc.errors import GeometryError
+
+    a = np.full((10, 10, 1), -1000, np.int16)
+    a[2:6, 2:6, 0] = 400
+    nib.save(nib.Nifti1Image(a, np.diag([-0.5, -0.5, 1.0, 1.0])), tmp_path / "one.nii.gz")
+    with pytest.raises(GeometryError, match="single slice"):
+        load_nifti(tmp_path / "one.nii.gz")

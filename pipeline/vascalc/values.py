@@ -8,13 +8,29 @@ import math
 import re
 from typing import Any
 
+#: names Windows reserves for devices, with any extension (CON, CON.txt): not a folder name
+DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                          *(f"LPT{i}" for i in range(1, 10))})
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` is a Windows device name (case-insensitive, any extension)."""
+    return name.split(".")[0].upper() in DEVICE_NAMES
+
 
 def safe_name(text: str, default: str = "case") -> str:
     """A file-name-safe name from ``text`` (case ids, patient folders): [A-Za-z0-9._-], no
-    leading dot, at most 64 characters (longer ones keep a hash suffix so they stay unique)."""
+    leading dot, at most 64 characters (longer ones keep a hash suffix so they stay unique),
+    never a Windows device name (CON becomes CON_).
+
+    >>> safe_name("P 01/T1"), safe_name("nul"), safe_name("..")
+    ('P_01_T1', 'nul_', 'case')
+    """
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or default
     if len(s) > 64:
         s = s[:51].rstrip("._-") + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    if is_device_name(s):
+        s = s.split(".")[0] + "_" + s[len(s.split(".")[0]):]
     return s
 
 

@@ -66,6 +66,13 @@ def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
     (case_id, reason) for scans that could not be placed."""
     notes: list[dict[str, str]] = []
     by_patient: dict[str, list[tuple[dt.date, dict]]] = {}
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.get("case_id", "")] = counts.get(r.get("case_id", ""), 0) + 1
+    twice = sorted(c for c, n in counts.items() if n > 1)
+    if twice:  # a scan paired with itself would pass for a follow-up
+        raise ValueError(f"case id(s) {', '.join(map(repr, twice[:5]))} occur more than once "
+                         "(one row per scan)")
     for r in rows:
         cid = r.get("case_id", "")
         if r.get("status", "ok") != "ok":

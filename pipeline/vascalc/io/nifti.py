@@ -133,6 +133,10 @@ def load_nifti(path: str | os.PathLike, *, max_shear_deg: float = 0.5,
     slope, inter = nifti_rescale(img.dataobj, path)
     hu = rescaled(data, slope, inter)
     hu = np.ascontiguousarray(hu.transpose(order))
+    if hu.shape[0] < 2:
+        # as for DICOM: one slice has no increment (pixdim's default 1 mm would scale Agatston)
+        raise GeometryError("the volume has a single slice; the slice increment needs at "
+                            "least two", path=path, hint="give the complete volume")
     if hu.size:
         check_hu(hu, path, require_hu=require_hu)
     hu.flags.writeable = False

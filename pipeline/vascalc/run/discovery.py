@@ -89,14 +89,16 @@ def _hash_files(h, root: str, files: list[str]) -> None:
 
 
 def _unique(ids: list[str]) -> list[str]:
+    """Ids made unique ignoring case (A and a are one folder on macOS and Windows)."""
     seen: dict[str, int] = {}
     out = []
     for i in ids:
-        if i in seen:
-            seen[i] += 1
-            out.append(f"{i}-{seen[i]}")
+        key = i.casefold()
+        if key in seen:
+            seen[key] += 1
+            out.append(f"{i}-{seen[key]}")
         else:
-            seen[i] = 1
+            seen[key] = 1
             out.append(i)
     return out
 
@@ -293,9 +295,10 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
             notes.extend(n)
     if not cases:
         raise NoInputError(f"no CT series found in {', '.join(str(i) for i in inputs)}")
-    dup = sorted(i for i, n in Counter(c.case_id for c in cases).items() if n > 1)
+    dup = sorted(i for i, n in Counter(c.case_id.casefold() for c in cases).items() if n > 1)
     if dup:
-        raise NoInputError(f"case ids occur twice across the inputs: {', '.join(dup)}",
+        raise NoInputError(f"case ids occur twice across the inputs (ignoring case, as macOS "
+                           f"and Windows file systems do): {', '.join(dup)}",
                            hint="give each input once, or use a manifest with unique case_id")
     return cases, notes
 

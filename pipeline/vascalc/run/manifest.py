@@ -23,7 +23,7 @@ from ..core.bsa import check_anthropometry
 from ..errors import AnthropometryError, ManifestError
 from ..records import Anthropometry
 from ..results.columns import names as column_names
-from ..values import parse_date
+from ..values import is_device_name, parse_date
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST_KNOWN = ("case_id", "path", "patient_id", "height_cm", "weight_kg",
@@ -102,10 +102,15 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
             raise ManifestError(
                 f"line {i}: case_id {cid!r} is not a safe name (letters, digits, '.', '_', '-'; "
                 "starting with a letter or digit; at most 64 characters)", path=str(manifest))
-        if cid in seen:
-            raise ManifestError(f"line {i}: case_id {cid!r} already used on line {seen[cid]}",
+        if is_device_name(cid):
+            raise ManifestError(f"line {i}: case_id {cid!r} is a device name on Windows (CON, "
+                                "PRN, AUX, NUL, COM1-9, LPT1-9): no folder can have it",
                                 path=str(manifest))
-        seen[cid] = i
+        if cid.casefold() in seen:
+            raise ManifestError(f"line {i}: case_id {cid!r} already used on line "
+                                f"{seen[cid.casefold()]} (ids that differ only in case are one "
+                                "folder on macOS and Windows)", path=str(manifest))
+        seen[cid.casefold()] = i
         rel = (row.get("path") or "").strip()
         if not rel:
             raise ManifestError(f"line {i}: path is empty", path=str(manifest))
