@@ -499,3 +499,46 @@ def test_progression_refuses_a_case_id_given_twice():
     row = {"case_id": "a", "patient_id": "p", "status": "ok", "volume_mm3": "1"}
     with pytest.raises(ValueError, match="'a' occur more than once"):
         pair_rows([{**row, "study_date": "2020-01-01"}, {**row, "study_date": "2021-01-01"}])
+
+
+def test_editing_the_label_table_beside_a_map_redoes_the_case(tmp_path):
+    """#22: map.json edited from aorta to LAD, rerun into the same OUT: the case was reused
+    with the old region."""
+    import os
+
+    from vascalc.run.discovery import Case
+
+    (tmp_path / "ct").mkdir()
+    (tmp_path / "ct" / "x.dcm").write_bytes(b"")
+    (tmp_path / "map.nii.gz").write_bytes(b"0")
+    table = tmp_path / "map.json"
+    table.write_text('{"1": "aorta"}')
+    case = Case(case_id="c", path=str(tmp_path / "ct"), display_path="c",
+                regions=str(tmp_path / "map.nii.gz"))
+    before = case.fingerprint()
+    st = os.stat(table)
+    table.write_text('{"1": "LADxx"}')  # same size, and the same mtime put back
+    os.utime(table, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert case.fingerprint() != before
+
+
+def test_one_series_uid_over_two_visits_is_two_cases(tmp_path):
+    """#22: one SeriesInstanceUID shared by a 2020 and a 2022 study (a bad de-identifier) was one
+    12-slice case adding both visits. They are two stacks now, never one sum."""
+    import numpy as np
+    from vascalc.io.dicom import index_tree
+    from vascalc.io.stacks import split_stacks
+
+    from sample_data.dicom_writer import SeriesSpec, write_series
+
+    hu = np.full((6, 16, 16), -1000.0)
+    hu[2:4, 4:8, 4:8] = 400
+    a = write_series(tmp_path / "s", hu, SeriesSpec(study_date="20200101", seed="v1",
+                                                    extra={"SeriesInstanceUID": "1.2.3.4"}))
+    b = write_series(tmp_path / "t", hu, SeriesSpec(study_date="20220101", seed="v2",
+                                                    extra={"SeriesInstanceUID": "1.2.3.4"}))
+    headers, _ = index_tree(tmp_path)
+    assert len(headers) == len(a) + len(b) == 12
+    stacks, notes = split_stacks(headers)
+    assert sorted(len(s) for s in stacks) == [6, 6] and notes == []
+    assert {s[0].meta.study_date for s in stacks} == {"2020-01-01", "2022-01-01"}

@@ -14,7 +14,9 @@ from .dicom_header import DicomHeader
 def split_stacks(headers: list[DicomHeader], *, min_slices: int = 3,
                  ) -> tuple[list[list[DicomHeader]], list[tuple[str, str]]]:
     """Split CT images into stacks: by SeriesInstanceUID and PatientID (two patients under one
-    UID are two stacks, never one case), then by orientation and matrix size, then, where one
+    UID are two stacks, never one case), by StudyInstanceUID and StudyDate (two visits under
+    one UID, as a bad de-identifier writes them, are two stacks, never one case adding both),
+    then by orientation and matrix size, then, where one
     position holds several images, by AcquisitionNumber. Stacks with
     fewer than ``min_slices`` images inside a larger series are outliers (localizer-like):
     returned as (path, reason) notes."""
@@ -22,7 +24,8 @@ def split_stacks(headers: list[DicomHeader], *, min_slices: int = 3,
     for h in headers:
         orient = tuple(round(x, 3) for x in h.orientation) if h.orientation else None
         uid = h.series_uid or f"(no SeriesInstanceUID) {Path(h.path).parent}"
-        by_key.setdefault((uid, h.meta.patient_id, orient, h.rows, h.cols), []).append(h)
+        by_key.setdefault((uid, h.meta.patient_id, h.study_uid, h.meta.study_date, orient,
+                           h.rows, h.cols), []).append(h)
     stacks: list[list[DicomHeader]] = []
     for hs in by_key.values():
         positions = [tuple(round(x, 2) for x in h.position) if h.position else None for h in hs]
@@ -35,16 +38,21 @@ def split_stacks(headers: list[DicomHeader], *, min_slices: int = 3,
         else:
             stacks.append(hs)
     notes: list[tuple[str, str]] = []
-    series_size: dict[tuple[str, str], int] = {}
+    series_size: dict[tuple[str, str, str, str], int] = {}
     for st in stacks:
-        key = (st[0].series_uid, st[0].meta.patient_id)
+        key = _series_key(st[0])
         series_size[key] = series_size.get(key, 0) + len(st)
     kept = []
     for st in stacks:
-        if len(st) < min_slices and series_size[(st[0].series_uid, st[0].meta.patient_id)] > len(st):
+        if len(st) < min_slices and series_size[_series_key(st[0])] > len(st):
             for h in st:
                 notes.append((h.path, f"outlier of its series ({len(st)} image(s) with another "
                                       "orientation, matrix or acquisition; localizer-like)"))
         else:
             kept.append(st)
     return kept, notes
+
+
+def _series_key(h: DicomHeader) -> tuple[str, str, str, str]:
+    """One series of one patient in one study on one date."""
+    return (h.series_uid, h.meta.patient_id, h.study_uid, h.meta.study_date)

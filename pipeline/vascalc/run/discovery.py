@@ -20,6 +20,7 @@ from ..errors import ArchiveError, NoInputError
 from ..io.archive import extract_zip
 from ..io.dicom import CT_SOP_CLASSES, ct_image_problem, index_tree
 from ..io.dicom_header import DicomHeader, has_dicm_preamble
+from ..io.masks import label_table_file
 from ..io.nifti import is_nifti, mask_like, nifti_stem
 from ..io.stacks import split_stacks
 from ..records import Anthropometry
@@ -56,13 +57,21 @@ class Case:
 
     def fingerprint(self) -> str:
         """sha256 over the case's inputs: each file's relative path, size and mtime (of the
-        series and of its region masks), and the manifest values that change the result.
+        series and of its region masks), the label table beside a label map (its content),
+        and the manifest values that change the result (the config's label table, territory
+        and class patterns are in the config's sha256, which a rerun compares too).
         Equal fingerprints: nothing to redo."""
         h = hashlib.sha256()
         _hash_files(h, self.path, self.files())
         if self.regions:
             h.update(b"regions\n")
             _hash_files(h, self.regions, _files_under(Path(self.regions)))
+            table = label_table_file(Path(self.regions)) if Path(self.regions).is_file() else None
+            if table is not None:  # the label table beside a map names its regions
+                try:
+                    h.update(b"label table\n" + table.read_bytes())
+                except OSError:
+                    h.update(b"label table unreadable\n")
         a = self.anthropometry
         h.update(repr((self.case_id, self.patient_id, a and (a.height_cm, a.weight_kg),
                        self.calibration, self.water_hu, sorted(self.extra.items()))).encode())
