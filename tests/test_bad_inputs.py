@@ -542,3 +542,23 @@ def test_one_series_uid_over_two_visits_is_two_cases(tmp_path):
     stacks, notes = split_stacks(headers)
     assert sorted(len(s) for s in stacks) == [6, 6] and notes == []
     assert {s[0].meta.study_date for s in stacks} == {"2020-01-01", "2022-01-01"}
+
+
+def test_a_slice_cut_inside_its_header_is_flagged_in_a_zip_as_in_a_folder(tmp_path):
+    """#22: flagged in a folder, dropped silently from a zip (Agatston 48 became 32)."""
+    import zipfile
+
+    paths = series(tmp_path / "s")
+    cut = sorted(paths)[-1]  # the top slice: the rest stays a regular stack
+    cut.write_bytes(cut.read_bytes()[:300])
+    z = tmp_path / "s.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in sorted((tmp_path / "s").iterdir()):
+            zf.write(p, f"s/{p.name}")
+    flags = {}
+    for name, inp in (("folder", tmp_path / "s"), ("zip", z)):
+        res = CliRunner().invoke(app, ["run", str(inp), "--out", str(tmp_path / name), "-j",
+                                       "1", "-q"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        flags[name] = read_rows(tmp_path / name / "scans.csv")[0]["quality_flags"]
+    assert flags["zip"] == flags["folder"] and flags["folder"]

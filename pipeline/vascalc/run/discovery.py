@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -294,9 +294,10 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
                 shutil.rmtree(dest, ignore_errors=True)  # nothing to score: nothing kept
             for case in c:
                 cid = safe_case_id(f"{inp.stem}_{case.case_id}" if case.case_id else inp.stem)
-                cases.append(Case(case_id=cid, path=case.path,
-                                  display_path=f"{inp.name}!/{case.display_path}",
-                                  headers=case.headers))
+                # everything discovery saw of it (its flags: unreadable files, split series)
+                # travels with it, as for a folder: an archive member gets what a file gets
+                cases.append(replace(case, case_id=cid,
+                                     display_path=f"{inp.name}!/{case.display_path}"))
             notes.extend({"path": f"{inp.name}!/{x['path']}", "reason": x["reason"]} for x in n)
         else:
             c, n = cases_from_tree(inp, config, jobs=jobs)
