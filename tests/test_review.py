@@ -571,3 +571,36 @@ def test_reader_labels_lesions_in_a_real_browser(out):
     assert shown["risk"] == scan["risk_category"]
     assert float(regions["LM"]["agatston"]) > 0 and float(regions["bone"]["agatston"]) > 0
     assert float(regions["aorta"]["agatston"]) > 0 and float(regions["outside"]["agatston"]) == 0
+
+
+def test_the_review_server_refuses_hostile_requests_with_400(out):
+    """#22: an unhashable label or JSON nested 30,000 deep answered 500; Content-Length -1 read
+    to the end of the stream; no frame protection; a half-sent request held a thread."""
+    import socket
+
+    from vascalc.review import server as srv
+
+    with serving(out) as (state, base):
+        tok = state.token
+        lid = lesion_ids(out, "P02")[0]
+        path = f"/api/cases/P02/lesions/{lid}"
+        status, body = call(base, "PUT", path, token=tok, body={"label": ["LAD"], "reader": "r1"})
+        assert status == 400 and b"must be a string" in body
+        deep = b'{"label": ' + b"[" * 30000 + b"]" * 30000 + b"}"
+        status, body = call(base, "PUT", path, token=tok, raw=deep)
+        assert status == 400 and b"nested deeper" in body
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(f"PUT {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Vascalc-Token: {tok}\r\n"
+                      "Content-Length: -1\r\n\r\n".encode())
+            assert s.recv(4096).split(b"\r\n")[0].split()[1] == b"400"
+        req = urllib.request.Request(base + "/api/cases", headers={"X-Vascalc-Token": tok})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    # a silent connection is closed after the timeout, not held for ever
+    server = srv.make_server(srv.ReviewApp(out, reader="r1"), port=0)
+    try:
+        assert server.RequestHandlerClass.timeout == srv.REQUEST_TIMEOUT_S <= 60
+    finally:
+        server.server_close()

@@ -175,3 +175,29 @@ def parse_date(text: str) -> _dt.date | None:
         return _dt.date.fromisoformat(v) if len(v) == 10 else None
     except ValueError:
         return None
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest bracket nesting of a JSON text (strings skipped), without parsing it.
+
+    >>> json_depth(b'{"a": [1, {"b": "[[["}]}')
+    3
+    """
+    depth = top = 0
+    in_string = escaped = False
+    for ch in raw.decode("utf-8", errors="replace"):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            top = max(top, depth)
+        elif ch in "]}":
+            depth -= 1
+    return top

@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..config.schema import Config
 from ..errors import VascalcError
 from ..results.document import is_ok, scan_of
+from ..values import json_depth
 from .cases import (
     CaseView,
     lesion_ids,
@@ -217,6 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
+        # no other site may frame the page (clickjacking a reader into labelling)
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
         self.end_headers()
         self.wfile.write(body)
 
@@ -309,14 +313,34 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise HttpError(404, f"no such resource {path!r}")
 
-    def _put(self, path: str) -> None:
+    def _body(self) -> dict[str, Any]:
+        """The request's JSON object: a Content-Length from 0 to MAX_BODY bytes (a negative or
+        missing length is not read to the end of the stream), nested at most
+        MAX_BODY_DEPTH deep, flat values only (a label is a string); else 400."""
+        raw_length = self.headers.get("Content-Length")
         try:
-            n = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(min(n, 65536)) or b"{}") if n else {}
+            n = int(raw_length) if raw_length not in (None, "") else 0
         except ValueError:
+            raise HttpError(400, "Content-Length is not a number") from None
+        if not 0 <= n <= MAX_BODY:
+            raise HttpError(400 if n < 0 else 413, f"Content-Length {n} is outside 0 to "
+                            f"{MAX_BODY} bytes")
+        raw = self.rfile.read(n) if n else b"{}"
+        if json_depth(raw) > MAX_BODY_DEPTH:
+            raise HttpError(400, f"the body is nested deeper than {MAX_BODY_DEPTH} levels")
+        try:
+            body = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):
             raise HttpError(400, "the body is not JSON") from None
         if not isinstance(body, dict):
             raise HttpError(400, "the body must be a JSON object")
+        bad = [k for k, v in body.items() if isinstance(v, (dict, list))]
+        if bad:
+            raise HttpError(400, f"{bad[0]!r} must be a string, a number or true/false")
+        return body
+
+    def _put(self, path: str) -> None:
+        body = self._body()
         m = re.fullmatch(r"/api/cases/([^/]+)/lesions/([^/]+)(?:/slices/([^/]+))?", path)
         if m:
             self._json(200, self.app.put(m.group(1), m.group(2), m.group(3), body))
@@ -333,13 +357,23 @@ class _Handler(BaseHTTPRequestHandler):
         raise HttpError(404, f"no such resource {path!r}")
 
 
+#: a request body larger than this is refused (a label is a few bytes)
+MAX_BODY = 65536
+#: JSON nesting deeper than this is refused before it is parsed
+MAX_BODY_DEPTH = 8
+#: seconds a connection may stay silent before it is closed (a half-sent request would
+#: hold a thread for ever)
+REQUEST_TIMEOUT_S = 30
+
+
 def make_server(app: ReviewApp, *, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
     """The HTTP server (not yet serving); its port is the one bound (port 0: any free one)."""
     server = ThreadingHTTPServer((host, port), _Handler)
     bound = server.server_address[1]
     names = {host, "127.0.0.1", "localhost"} if host in ("127.0.0.1", "localhost") else {host}
     handler = type("Handler", (_Handler,), {"app": app, "port": bound,
-                                            "hosts": {f"{h}:{bound}" for h in names}})
+                                            "hosts": {f"{h}:{bound}" for h in names},
+                                            "timeout": REQUEST_TIMEOUT_S})
     server.RequestHandlerClass = handler
     server.daemon_threads = True
     return server
