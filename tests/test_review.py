@@ -604,3 +604,26 @@ def test_the_review_server_refuses_hostile_requests_with_400(out):
         assert server.RequestHandlerClass.timeout == srv.REQUEST_TIMEOUT_S <= 60
     finally:
         server.server_close()
+
+
+def test_reads_made_on_another_lesion_set_are_refused(out, sample_data, tmp_path):
+    """#22: the run's threshold changed from 130 to 140 HU, which renumbers the lesions, and
+    rescore put the LAD read on an aortic speck without a word. Every read stores what
+    identifies its lesion; rescore refuses reads whose lesion is another now, and the page's
+    lesion list flags them."""
+    with serving(out) as (state, base):
+        _label_p02(base, state.token)
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    store = ReadStore(out)
+    assert store.reads("r1", "P02").signatures  # stored with every read
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((ROOT / "configs" / "sample_data.yaml").read_text().replace(
+        "scoring:\n", "scoring:\n  threshold_hu: 140\n", 1))
+    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
+                                   "-c", str(cfg), "-j", "1", "-q", "--no-report"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["rescore", str(out)])
+    assert res.exit_code == 2 and "were made on other lesions" in res.output
+    with serving(out) as (state, base):
+        status, body = call(base, "GET", "/api/cases/P02/lesions?reader=r1", token=state.token)
+    assert status == 200 and any(le["read_on_other_lesion"] for le in json.loads(body))

@@ -25,7 +25,7 @@ from ..results.document import is_ok, write_result
 from ..run.case import run_case
 from ..run.lock import output_lock
 from ..run.rebuild import rebuild
-from .cases import lesion_ids, lesion_labels, open_run
+from .cases import lesion_ids, lesion_labels, open_run, stale_reads
 from .store import Reads, ReadStore
 
 
@@ -54,6 +54,12 @@ def check_reads(reads: Reads, doc: dict[str, Any], config: Config) -> None:
     if bad:
         raise ReviewError(f"case {doc['case_id']}: reads name {bad[0]!r}, which is not a lesion "
                           "of the case or a label of the config")
+    stale = stale_reads(reads, doc)
+    if stale:
+        raise ReviewError(f"case {doc['case_id']}: the reads of lesion(s) {stale[:5]} were made "
+                          "on other lesions than those the run now numbers so (its config or "
+                          "inputs changed since the reads)",
+                          hint="review the case again, or rescore the run the reads were made on")
 
 
 def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = None,

@@ -47,9 +47,11 @@ from ..values import json_depth
 from .cases import (
     CaseView,
     lesion_ids,
+    lesion_signature,
     load_view,
     open_run,
     reader_scores,
+    stale_reads,
 )
 from .store import Reads, ReadStore, check_reader
 
@@ -132,6 +134,7 @@ class ReviewApp:
         view = self.view(case_id)
         others = {r: self.store.reads(r, case_id) for r in self.store.readers()}
         mine = others.get(reader) or Reads()
+        stale = set(stale_reads(mine, self.doc(case_id)))
         rows = []
         for le in view.lesions:
             lid = le["lesion_id"]
@@ -142,7 +145,9 @@ class ReviewApp:
                                     "volume_mm3": view.parts[(lid, k)][1]}
                                    for k in le["slices"]],
                          "labels": {r: rd.lesion[lid] for r, rd in others.items()
-                                    if rd.lesion.get(lid)}})
+                                    if rd.lesion.get(lid)},
+                         # this reader's read was made on another lesion of that number
+                         "read_on_other_lesion": lid in stale})
         return rows
 
     def put(self, case_id: str, lesion_id: str, slice_index: str | None,
@@ -161,7 +166,7 @@ class ReviewApp:
         label = self.label(body.get("label"))
         reader = self.reader_name(body.get("reader"))
         rid = self.store.add(reader=reader, case_id=case_id, lesion_id=lid, slice_index=k,
-                             label=label)
+                             label=label, signature=lesion_signature(self.doc(case_id), lid))
         return {"ok": True, "read_id": rid,
                 "scores": reader_scores(view, self.store.reads(reader, case_id), self.config)}
 

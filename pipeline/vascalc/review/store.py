@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS reads (
     lesion_id INTEGER NOT NULL,
     slice_index INTEGER,
     label TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    signature TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS reads_case ON reads (case_id, reader);
 CREATE TABLE IF NOT EXISTS marks (
@@ -69,6 +70,8 @@ class Reads:
     slices: dict[tuple[int, int], str] = field(default_factory=dict)
     done: bool = False
     last_id: int = 0  # the newest row that made them (0: none)
+    #: per lesion, the signature of the lesion its newest read was made on ('' rows: none)
+    signatures: dict[int, str] = field(default_factory=dict)
 
     def label_of(self, lesion_id: int, slice_index: int) -> str:
         """The label in force for a lesion on a slice ('' = unlabelled)."""
@@ -86,6 +89,9 @@ class ReadStore:
         try:
             with closing(self._connect()) as db, db:
                 db.executescript(_SCHEMA)
+                columns = {r[1] for r in db.execute("PRAGMA table_info(reads)")}
+                if "signature" not in columns:  # a database of an earlier vascalc
+                    db.execute("ALTER TABLE reads ADD COLUMN signature TEXT NOT NULL DEFAULT ''")
         except sqlite3.Error as err:
             raise OutputError(f"cannot open the reads database: {err}", path=str(self.path)) \
                 from None
@@ -97,15 +103,16 @@ class ReadStore:
         return db
 
     def add(self, *, reader: str, case_id: str, lesion_id: int, slice_index: int | None,
-            label: str) -> int:
-        """Append one read; returns its row id once it is on disk."""
+            label: str, signature: str = "") -> int:
+        """Append one read; returns its row id once it is on disk. ``signature`` identifies
+        the lesion the read was made on (:func:`vascalc.review.cases.lesion_signature`)."""
         check_reader(reader)
         with closing(self._connect()) as db:
             cur = db.execute(
-                "INSERT INTO reads (reader, case_id, lesion_id, slice_index, label, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO reads (reader, case_id, lesion_id, slice_index, label, at, "
+                "signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (reader, case_id, int(lesion_id), None if slice_index is None else int(slice_index),
-                 label, _now()))
+                 label, _now(), signature))
             return int(cur.lastrowid or 0)
 
     def mark(self, *, reader: str, case_id: str, done: bool) -> None:
@@ -118,22 +125,25 @@ class ReadStore:
         """The reader's current labels of the case (newest row per lesion or slice)."""
         with closing(self._connect()) as db:
             rows = db.execute(
-                "SELECT id, lesion_id, slice_index, label FROM reads WHERE reader = ? AND "
-                "case_id = ? ORDER BY id", (reader, case_id)).fetchall()
+                "SELECT id, lesion_id, slice_index, label, signature FROM reads WHERE "
+                "reader = ? AND case_id = ? ORDER BY id", (reader, case_id)).fetchall()
             done = db.execute("SELECT done FROM marks WHERE reader = ? AND case_id = ? "
                               "ORDER BY id DESC LIMIT 1", (reader, case_id)).fetchone()
         lesion: dict[int, str] = {}
         slices: dict[tuple[int, int], str] = {}
+        signatures: dict[int, str] = {}
         last = 0
-        for rid, les, sl, label in rows:
+        for rid, les, sl, label, sig in rows:
             last = rid
+            if sig:
+                signatures[les] = sig
             target = lesion if sl is None else slices
             key = les if sl is None else (les, sl)
             if label:
                 target[key] = label  # type: ignore[index]
             else:
                 target.pop(key, None)  # type: ignore[arg-type]
-        return Reads(lesion, slices, bool(done and done[0]), last)
+        return Reads(lesion, slices, bool(done and done[0]), last, signatures)
 
     def readers(self) -> list[str]:
         with closing(self._connect()) as db:
