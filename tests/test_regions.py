@@ -409,3 +409,17 @@ def test_a_region_name_given_twice_or_reserved_is_refused_in_analyse():
         analyse(vol, Config(), case_id="x", regions=[("LAD", m), ("LAD", m)])
     with pytest.raises(RegionError, match="reserves"):
         analyse(vol, Config(), case_id="x", regions=[("outside", m)])
+
+
+def test_a_huge_label_value_costs_no_memory_beyond_the_table():
+    """#22: a label map whose largest value is 3e7 cost 1.7 GB (boxes up to the largest
+    value); boxes now follow the table, and values beyond 65535 are boxed one by one."""
+    from vascalc.io.masks import label_map_regions
+
+    lab = np.zeros((4, 8, 8), np.int32)
+    lab[0, 0:2, 0:2] = 30_000_000
+    lab[2, 4:6, 4:6] = 1
+    regs = dict(label_map_regions(lab, {1: "aorta"}))
+    assert regs["aorta"].sum() == 4
+    regs = dict(label_map_regions(lab, {1: "aorta", 30_000_000: "LAD"}))
+    assert regs["LAD"].sum() == 4 and regs["aorta"].sum() == 4

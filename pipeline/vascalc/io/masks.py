@@ -202,18 +202,28 @@ def label_map_regions(labels: np.ndarray, label_table: dict[int, str],
 
     values = labels if labels.dtype.kind in "iu" else np.rint(labels).astype(np.int32)
     top = int(values.max()) if values.size else 0
-    boxes = ndimage.find_objects(values, max_label=top) if top > 0 else []
+    # boxes of the table's labels only, so memory follows the table, not the largest value in
+    # the map (a stray label of 3e7 cost 1.7 GB); labels beyond 65535 are boxed one by one
+    small = [v for v in label_table if 0 < v <= min(top, 65535)]
+    found = ndimage.find_objects(values, max_label=max(small)) if small else []
+    box_of: dict[int, tuple[slice, slice, slice]] = {
+        v: found[v - 1] for v in small if found[v - 1] is not None}
+    for v in (v for v in label_table if 65535 < v <= top):
+        hit = np.nonzero(values == v)
+        if hit[0].size:
+            b0, b1, b2 = (slice(int(ax.min()), int(ax.max()) + 1) for ax in hit)
+            box_of[v] = (b0, b1, b2)
     empty = RegionMask(labels.shape, (slice(0, 0),) * 3, np.zeros((0, 0, 0), dtype=bool))
     by_name: dict[str, list[int]] = {}
     for value, name in sorted(label_table.items()):
         by_name.setdefault(name, []).append(value)  # labels that share a name: one region
     out = []
     for name, vals in by_name.items():
-        found = [boxes[v - 1] for v in vals if 0 < v <= len(boxes) and boxes[v - 1] is not None]
-        if not found:
+        boxes = [box_of[v] for v in vals if v in box_of]
+        if not boxes:
             out.append((name, empty))
             continue
-        s0, s1, s2 = (slice(min(b[a].start for b in found), max(b[a].stop for b in found))
+        s0, s1, s2 = (slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
                       for a in range(3))
         box = (s0, s1, s2)
         mask = np.isin(values[box], vals) if len(vals) > 1 else values[box] == vals[0]
