@@ -562,3 +562,19 @@ def test_a_slice_cut_inside_its_header_is_flagged_in_a_zip_as_in_a_folder(tmp_pa
         assert res.exit_code == 0, res.output
         flags[name] = read_rows(tmp_path / name / "scans.csv")[0]["quality_flags"]
     assert flags["zip"] == flags["folder"] and flags["folder"]
+
+
+def test_summary_of_values_no_axis_can_hold_writes_its_tables_without_a_traceback(tmp_path):
+    """#22: summary crashed on 1e308 (the figures' axis ticks)."""
+    import warnings
+
+    from vascalc.cli.app import app
+
+    t = tmp_path / "s.csv"
+    t.write_text("case_id,patient_id,status,agatston,volume_mm3,scope\n"
+                 "a,p,ok,1e308,1e308,coronary\nb,q,ok,1e308,1e308,coronary\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow in the IQR
+        res = CliRunner().invoke(app, ["summary", str(t), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0 and res.exception is None, res.output
+    assert (tmp_path / "o" / "summary.csv").is_file()

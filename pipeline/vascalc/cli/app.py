@@ -36,7 +36,7 @@ from ..run.lock import output_lock
 from ..run.merge import merge_outputs
 from ..run.options import RunOptions
 from .console import Progress
-from .options import ConfigOption
+from .options import ConfigOption, parse_shard
 from .review import register as register_review
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -77,18 +77,6 @@ def _setup_logging(out: Path, level: str) -> logging.Handler:
     return fh
 
 
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        _fail_usage(f"--shard {text!r} must be I/N, e.g. 0/4 (I from 0 to N-1)")
-    if not (n >= 1 and 0 <= i < n):
-        _fail_usage(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
-    return i, n
-
-
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(
@@ -119,7 +107,10 @@ def run(
         _fail_usage(f"--log-level {log_level!r}; allowed: {', '.join(LOG_LEVELS)}")
     if scheduler and dask_local:
         _fail_usage("give --scheduler or --dask-local, not both")
-    shard_t = _parse_shard(shard)
+    try:
+        shard_t = parse_shard(shard)
+    except ValueError as err:
+        _fail_usage(str(err))
     try:
         cfg = load_config(config)
         if report is not None:
@@ -295,9 +286,13 @@ def summary(
         from ..outputs import figures as fig  # lazy: matplotlib, for this command only
 
         out.mkdir(parents=True, exist_ok=True)
-        fig.agatston_distribution(rows, out / "agatston_log_distribution.png")
-        fig.calc_bsa_by_group(rows, group, out / "calc_bsa_by_group.png")
-        fig.progression_per_patient(rows, out / "progression_per_patient.png")
+        try:
+            fig.agatston_distribution(rows, out / "agatston_log_distribution.png")
+            fig.calc_bsa_by_group(rows, group, out / "calc_bsa_by_group.png")
+            fig.progression_per_patient(rows, out / "progression_per_patient.png")
+        except (ValueError, OverflowError) as err:  # values no axis can hold (1e308)
+            typer.echo(f"warning: figures not drawn ({type(err).__name__}: {err}); the "
+                       "tables are written", err=True)
     a = groups["all"]
     med = a["scores"]["agatston"]["median"]
     typer.echo(f"{a['n_scans']} scan(s), {a['n_patients']} patient(s); median Agatston "

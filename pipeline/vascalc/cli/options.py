@@ -11,3 +11,20 @@ import typer
 ConfigOption = Annotated[Optional[Path], typer.Option(
     "--config", "-c", help="YAML config (every key is commented in configs/default.yaml); "
     "default: the built-in defaults.")]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` as (I, N), None when not given; ValueError says what is allowed.
+
+    >>> parse_shard("1/4"), parse_shard(None)
+    ((1, 4), None)
+    """
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r} must be I/N, e.g. 0/4 (I from 0 to N-1)") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
+    return i, n
