@@ -627,3 +627,20 @@ def test_reads_made_on_another_lesion_set_are_refused(out, sample_data, tmp_path
     with serving(out) as (state, base):
         status, body = call(base, "GET", "/api/cases/P02/lesions?reader=r1", token=state.token)
     assert status == 200 and any(le["read_on_other_lesion"] for le in json.loads(body))
+
+
+def test_a_lan_bind_answers_to_the_machines_names(out):
+    """#22: `vascalc review --host` with a LAN name answered 403 to the browser (the allow-list
+    held only host:port as given). A wildcard bind answers to the machine's names and
+    addresses and to loopback; a loopback bind only to loopback; another name stays 403."""
+    import socket
+
+    from vascalc.review.hosts import host_names
+
+    assert host_names("127.0.0.1") == {"127.0.0.1", "localhost"}
+    wide = host_names("0.0.0.0")
+    assert {socket.gethostname(), "127.0.0.1", "localhost"} <= wide and "0.0.0.0" not in wide
+    with serving(out) as (state, base):
+        port = base.rsplit(":", 1)[1]
+        assert call(base, "GET", "/api/cases", token=state.token,
+                    host=f"evil.example:{port}")[0] == 403

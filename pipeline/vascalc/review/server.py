@@ -53,6 +53,7 @@ from .cases import (
     reader_scores,
     stale_reads,
 )
+from .hosts import host_names
 from .store import Reads, ReadStore, check_reader
 
 PAGE = Path(__file__).with_name("page.html")
@@ -375,7 +376,7 @@ def make_server(app: ReviewApp, *, host: str = "127.0.0.1", port: int = 8765) ->
     """The HTTP server (not yet serving); its port is the one bound (port 0: any free one)."""
     server = ThreadingHTTPServer((host, port), _Handler)
     bound = server.server_address[1]
-    names = {host, "127.0.0.1", "localhost"} if host in ("127.0.0.1", "localhost") else {host}
+    names = host_names(host)
     handler = type("Handler", (_Handler,), {"app": app, "port": bound,
                                             "hosts": {f"{h}:{bound}" for h in names},
                                             "timeout": REQUEST_TIMEOUT_S})
