@@ -25,7 +25,6 @@ of lumen or rim; at 130 HU the lumen, the rim and the plaques are one lesion.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .dicom_writer import SeriesSpec, write_series
-from .generate import CALIBRATION_MG_PER_CM3_PER_HU, write_mask
+from .generate import CALIBRATION_MG_PER_CM3_PER_HU, write_csv, write_mask
 from .phantom import Box, Phantom, aorta_region, check_separated, render, spine, truth, vertebrae
 
 ROWS = COLS = 128
@@ -126,11 +125,7 @@ def generate(out: Path) -> Path:
         (out / name / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
         rows.append({"case_id": name, "path": f"{name}/dicom", **row,
                      "regions": f"{name}/regions"})
-    with open(out / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return out / "manifest.csv"
+    return write_csv(out / "manifest.csv", rows)
 
 
 def main(argv: list[str] | None = None) -> None:

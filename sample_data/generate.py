@@ -152,15 +152,17 @@ def generate(out: Path) -> Path:
         {"patient_id": "PHANTOM-04", "phosphate_mmol_l": 1.0, "calcium_mmol_l": 2.35,
          "pth_pmol_l": 5.0, "egfr_ml_min_1_73m2": 92, "dialysis": 0, "acei_arb": 0},
     ]
-    with open(out / "covariates.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(covariates[0]))
+    write_csv(out / "covariates.csv", covariates)
+    return write_csv(out / "manifest.csv", manifest_rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """``rows`` as a CSV with the first row's keys as header; returns ``path``."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(covariates)
-    with open(out / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(manifest_rows[0]))
-        w.writeheader()
-        w.writerows(manifest_rows)
-    return out / "manifest.csv"
+        w.writerows(rows)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -635,7 +635,7 @@ def test_case_ids_do_not_depend_on_the_root_given(sample_data, tmp_path):
 @pytest.mark.parametrize("age, years", [("067Y", 67.0), ("006M", 0.5), ("026W", 26 / 52.1775),
                                         ("010D", 10 / 365.25), ("67", None), ("", None)])
 def test_patient_age_in_years(age, years):
-    from vascalc.results.document import age_years
+    from vascalc.values import age_years
 
     assert age_years(age) == (None if years is None else pytest.approx(years))
 

@@ -214,7 +214,7 @@ def test_the_siemens_contrast_example_is_flagged():
 
 
 def test_the_unenhanced_totalsegmentator_nifti_is_not_flagged():
-    from vascalc.core.contrast import contrast_evidence
+    from vascalc.core.contrast import contrast_evidence, lumen_median_hu
     from vascalc.io.nifti import load_nifti
 
     # this NIfTI example's aortic lumen reads about 40 HU: blood without contrast
@@ -222,7 +222,13 @@ def test_the_unenhanced_totalsegmentator_nifti_is_not_flagged():
     masks = load_regions(vol, str(shared_path("totalsegmentator_example", "example_seg_fast")))
     aorta = dict(masks)["aorta"]
     assert 20 < float(np.median(vol.hu[aorta])) < 60
-    assert contrast_evidence(vol, masks) == ""
+    assert contrast_evidence(vol, {"aorta": lumen_median_hu(vol, aorta)}) == ""
+    # the whole scan through analyse: no contrast evidence, no contrast flag
+    from vascalc.analyse import analyse
+    from vascalc.config.schema import Config
+
+    r = analyse(vol, Config(), case_id="t", regions=masks)
+    assert "contrast_enhanced" not in r.quality_flags and r.contrast_rule == ""
 
 
 def _aorta_ct():

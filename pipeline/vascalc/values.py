@@ -201,3 +201,12 @@ def json_depth(raw: bytes) -> int:
         elif ch in "]}":
             depth -= 1
     return top
+
+
+def age_years(age: str) -> float | None:
+    """A DICOM Age String (nnnD, nnnW, nnnM or nnnY; PS3.5 6.2) in years, or None."""
+    m = re.fullmatch(r"(\d{3})([DWMY])", (age or "").strip())
+    if m is None:
+        return None
+    n = int(m.group(1))
+    return {"D": n / 365.25, "W": n / 52.1775, "M": n / 12.0, "Y": float(n)}[m.group(2)]

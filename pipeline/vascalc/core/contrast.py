@@ -27,17 +27,24 @@ def lumen_median_hu(volume: CTVolume, mask) -> float | None:
     return float(np.median(mask.values(volume.hu)))
 
 
-def contrast_evidence(volume: CTVolume, regions) -> str:
+def contrast_evidence(volume: CTVolume, lumen_medians: dict[str, float | None]) -> str:
     """Why the scan looks contrast-enhanced ('' when it does not): the header's
-    ContrastBolusAgent, or a lumen median (:func:`lumen_median_hu`) above 100 HU inside a
-    region named 'aorta'."""
+    ContrastBolusAgent, or a lumen median (:func:`lumen_median_hu`, measured once per
+    vascular region by the caller) above 100 HU.
+
+    >>> from vascalc.records import CTVolume, ScanMeta
+    >>> v = CTVolume(hu=np.zeros((2, 2, 2), np.int16), spacing_mm=(3.0, 1.0, 1.0))
+    >>> contrast_evidence(v, {"aorta": 151.0, "iliac": None})
+    'median 151 HU inside the aorta mask'
+    >>> contrast_evidence(v, {"aorta": 40.0})
+    ''
+    """
     agent = volume.meta.contrast_agent.strip()
     if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
         return f"ContrastBolusAgent is {agent!r}"
-    aorta = dict(regions or []).get("aorta")
-    med = None if aorta is None else lumen_median_hu(volume, aorta)
-    if med is not None and med > AORTA_CONTRAST_MEDIAN_HU:
-        return f"median {med:.0f} HU inside the aorta mask"
+    for name, med in sorted(lumen_medians.items()):
+        if med is not None and med > AORTA_CONTRAST_MEDIAN_HU:
+            return f"median {med:.0f} HU inside the {name} mask"
     return ""
 
 

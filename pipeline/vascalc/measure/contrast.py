@@ -99,10 +99,7 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
     empty = {n for n in names if layout is not None and n in layout.masks
              and not layout.masks[n].any()}
     filled = {n for n, med in lumen.items() if med is not None and med > AORTA_CONTRAST_MEDIAN_HU}
-    evidence = contrast_evidence(volume, masks)
-    if not evidence and filled:
-        n = sorted(filled)[0]
-        evidence = f"median {lumen[n]:.0f} HU inside the {n} mask"
+    evidence = contrast_evidence(volume, lumen)
     if not evidence:
         return ContrastPlan(lumen_median_hu=lumen)
     if sc.contrast == "refuse":

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ..core.score import RISK_LABELS
 from ..errors import ResultError
 from ..files import write_atomic
 from ..records import CaseFailure, ScanResult
+from ..values import age_years
 from .codec import decode, encode
 from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
 
@@ -48,15 +48,6 @@ def _num(v: float | None) -> float | None:
     if not math.isfinite(v):
         raise ValueError(f"refusing to write a non-finite number {v!r}")
     return float(v)
-
-
-def age_years(age: str) -> float | None:
-    """A DICOM Age String (nnnD, nnnW, nnnM or nnnY; PS3.5 6.2) in years, or None."""
-    m = re.fullmatch(r"(\d{3})([DWMY])", (age or "").strip())
-    if m is None:
-        return None
-    n = int(m.group(1))
-    return {"D": n / 365.25, "W": n / 52.1775, "M": n / 12.0, "Y": float(n)}[m.group(2)]
 
 
 def _checked(row: dict[str, Any], table: str) -> dict[str, Any]:
@@ -340,6 +331,19 @@ def write_result(out: Path, doc: dict[str, Any]) -> Path:
 def read_result(path: Path) -> dict[str, Any]:
     """A result document, read back with its rows derived; raises ResultError when it is
     missing, unreadable, or of another schema version (written by another vascalc)."""
+    return _derived(_stored_document(path), path)
+
+
+def _derived(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    try:
+        return with_rows(doc)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ResultError(f"the case result cannot be read ({type(err).__name__}: {err})",
+                          path=str(path)) from None
+
+
+def _stored_document(path: Path) -> dict[str, Any]:
+    """result.json as stored (schema checked), its rows not yet derived."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -350,25 +354,24 @@ def read_result(path: Path) -> dict[str, Any]:
     if doc.get("schema") != RESULT_SCHEMA:
         raise ResultError(f"result schema version {doc.get('schema')!r}; this vascalc "
                           f"({__version__}) reads version {RESULT_SCHEMA}", path=str(path))
-    try:
-        return with_rows(doc)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ResultError(f"the case result cannot be read ({type(err).__name__}: {err})",
-                          path=str(path)) from None
+    return doc
 
 
 def reusable(out: Path, case_id: str, *, config_sha256: str, fingerprint: str,
              ) -> dict[str, Any] | None:
     """The finished result of a case that a rerun can keep: ok, same config and same input.
     None otherwise (absent, unreadable, another version, failed or changed: redo it)."""
+    path = result_path(out, case_id)
     try:
-        doc = read_result(result_path(out, case_id))
+        doc = _stored_document(path)
+        # the cheap checks first: rows are derived only for a case that is reused
+        if ((doc.get("outcome") or {}).get("kind") != "scored"
+                or doc.get("config_sha256") != config_sha256
+                or doc.get("fingerprint") != fingerprint):
+            return None
+        return _derived(doc, path)
     except ResultError:
         return None
-    if (doc["scan"].get("status") == "ok" and doc.get("config_sha256") == config_sha256
-            and doc.get("fingerprint") == fingerprint):
-        return doc
-    return None
 
 
 def table_rows(docs: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], list[str],

@@ -190,27 +190,35 @@ def _suggestions(pieces, config: Config) -> dict[int, str]:
     return out
 
 
+def lesion_signatures(doc: dict[str, Any]) -> dict[int, str]:
+    """What identifies each lesion beyond its number: the run's config sha256, its voxel
+    count, peak HU and voxel-weighted centroid (0.1 mm), from the case's lesion rows (one
+    pass). A read stores it; a read whose lesion has another signature now was made on
+    another lesion set (a config change renumbers the lesions) and is refused, never applied
+    to a new lesion."""
+    sha = str(doc.get("config_sha256"))[:12]
+    acc: dict[int, list[float]] = {}  # lesion -> [voxels, peak, sum x, sum y, sum z]
+    for r in lesion_rows_of(doc):
+        n = int(r["n_voxels"])
+        a = acc.setdefault(int(r["lesion_id"]), [0, -math.inf, 0.0, 0.0, 0.0])
+        a[0] += n
+        a[1] = max(a[1], float(r["peak_hu"]))
+        for i, ax in enumerate("xyz", start=2):
+            a[i] += float(r[f"centroid_{ax}_mm"]) * n
+    return {lid: f"{sha}:{int(n)}:{peak:.1f}:" + ",".join(f"{s / n:.1f}" for s in sums)
+            for lid, (n, peak, *sums) in acc.items() if n}
+
+
 def lesion_signature(doc: dict[str, Any], lesion_id: int) -> str:
-    """What identifies a lesion beyond its number: the run's config sha256, its voxel count,
-    peak HU and voxel-weighted centroid (0.1 mm), from the case's lesion rows. A read stores
-    it; a read whose lesion has another signature now was made on another lesion set (a
-    config change renumbers the lesions) and is refused, never applied to a new lesion."""
-    pieces = [r for r in lesion_rows_of(doc) if int(r["lesion_id"]) == lesion_id]
-    n = sum(int(r["n_voxels"]) for r in pieces)
-    if not pieces or n == 0:
-        return f"{str(doc.get('config_sha256'))[:12]}:none"
-    cen = [sum(float(r[f"centroid_{a}_mm"]) * int(r["n_voxels"]) for r in pieces) / n
-           for a in "xyz"]
-    peak = max(float(r["peak_hu"]) for r in pieces)
-    return (f"{str(doc.get('config_sha256'))[:12]}:{n}:{peak:.1f}:"
-            + ",".join(f"{c:.1f}" for c in cen))
+    """The signature of one lesion (:func:`lesion_signatures`; 'none' for no such lesion)."""
+    return lesion_signatures(doc).get(lesion_id, f"{str(doc.get('config_sha256'))[:12]}:none")
 
 
 def stale_reads(reads: Reads, doc: dict[str, Any]) -> list[int]:
     """The lesions whose reads were made on another lesion than the one that has their number
     now (reads stored without a signature, by an earlier vascalc, are not checked)."""
-    return sorted(lid for lid, sig in reads.signatures.items()
-                  if sig != lesion_signature(doc, lid))
+    now = lesion_signatures(doc) if reads.signatures else {}
+    return sorted(lid for lid, sig in reads.signatures.items() if sig != now.get(lid))
 
 
 def lesion_labels(reads: Reads, config: Config, reader: str = "") -> LesionLabels:

@@ -181,9 +181,14 @@ def execute(todo: list[tuple[Case, str]], config: Config, *, jobs: int = 1,
             out: Path | None = None) -> Iterator:
     if scheduler or dask_local:
         return _dask(todo, config, out, scheduler=scheduler, local_workers=dask_local)
-    if jobs <= 1 or len(todo) <= 1:
+    if not uses_pool(jobs, len(todo), scheduler, dask_local):
         return _serial(todo, config, out)
     return _pool(todo, config, jobs, out)
+
+
+def uses_pool(jobs: int, n_cases: int, scheduler: str | None, dask_local: int | None) -> bool:
+    """Whether :func:`execute` runs the cases on a local process pool."""
+    return jobs > 1 and n_cases > 1 and not scheduler and not dask_local
 
 
 def default_jobs() -> int:
@@ -236,8 +241,7 @@ def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *
             continue
         todo.append((case, fp))
     log.info("run: %d case(s), %d reused, %d to do", len(cases), reused, len(todo))
-    pool = jobs > 1 and len(todo) > 1 and not scheduler and not dask_local
-    started = start_method() if pool else None
+    started = start_method() if uses_pool(jobs, len(todo), scheduler, dask_local) else None
     for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler, dask_local=dask_local,
                              out=out):
         try:
