@@ -277,7 +277,7 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
                      if med is not None and med > AORTA_CONTRAST_MEDIAN_HU)
     scope, whole = headline.scope, calcium.whole
     if scope == "bone_excluded":
-        flags.append("bone_heuristic")  # README, 'Scopes': what the heuristic misses and takes
+        flags.append("bone_heuristic")  # docs, conventions: 'Scopes': what the heuristic misses and takes
     if scope in ("whole_volume", "bone_excluded") and whole.volume_mm3 > 0:
         bone = sum(r.volume_mm3 for r in breakdown.regions if r.region_class == "bone")
         if max(calcium.large_volume_mm3, bone) > 0.5 * whole.volume_mm3:

@@ -1,7 +1,7 @@
 """One exception hierarchy for vascalc.
 
 Every error carries a stable ``code`` (a public interface: it is written to the ``error_code``
-column and listed in the README) and a message that names the thing, the value received, what
+column and listed in the docs) and a message that names the thing, the value received, what
 is allowed and what to do, after pydicom's ``errors.py`` and highdicom's ``volume.py``.
 """
 
@@ -43,7 +43,7 @@ class ConfigError(UsageError):
     """The config file is unreadable or has an unknown key or a bad value."""
 
     code = "CONFIG_INVALID"
-    hint = "fix the config file; every key is documented in configs/default.yaml"
+    hint = "fix the config file; every key is documented in `vascalc config show default`"
 
 
 class ManifestError(UsageError):
@@ -194,7 +194,7 @@ class ContrastError(InputError):
 
     code = "CONTRAST_ENHANCED"
     hint = ("score a non-contrast scan, or set scoring.contrast to withhold, phase_threshold "
-            "or lumen_adaptive (README, 'Contrast')")
+            "or lumen_adaptive (docs, conventions: 'Contrast')")
 
 
 class ThresholdError(InputError):
@@ -248,7 +248,7 @@ class InternalError(VascalcError):
 
 
 def error_table() -> list[tuple[str, str, str]]:
-    """(code, meaning, what to do) for every error class, for the README and the tests."""
+    """(code, meaning, what to do) for every error class, for the docs and the tests."""
     rows = []
     seen = set()
 

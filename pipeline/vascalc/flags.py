@@ -38,7 +38,7 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
     QualityFlag(
         'contrast_enhanced',
         'Contrast-enhanced scan: 130 HU also selects enhanced lumen, so no number counts at '
-        'it where contrast is (README, \'Contrast\').',
+        'it where contrast is (docs, conventions: \'Contrast\').',
         'analyse, measure.protocol', warns_headline=True),
     QualityFlag(
         'review_incomplete',
@@ -115,7 +115,7 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
     QualityFlag(
         'bone_heuristic',
         'Bone was removed by a heuristic (large dense structures): on a real body CT it left '
-        "43 % of the bone calcium and took 16 % of the aorta's (README, 'Scopes'); region "
+        "43 % of the bone calcium and took 16 % of the aorta's (docs, conventions: 'Scopes'); region "
         'masks are exact.',
         'analyse'),
     QualityFlag(

@@ -38,6 +38,7 @@ from ..run.options import RunOptions
 from .console import Progress
 from .options import ConfigOption, parse_shard
 from .review import register as register_review
+from .starter import register as register_starter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Vascular calcification on CT: Agatston, volume, mass, Calc/BSA.")
@@ -342,7 +343,7 @@ def segment(
 ) -> None:
     """Run TotalSegmentator on every case (cached per input); write a manifest for run.
 
-    Give --config the profile you will run with (configs/totalsegmentator.yaml): its classes
+    Give --config the profile you will run with (totalsegmentator): its classes
     are the ones segmented."""
     from ..segmentation.totalsegmentator import api, segment_cases  # lazy: optional extra
 
@@ -364,7 +365,7 @@ def segment(
     write_atomic(out / "segmentation.csv", to_csv(status, list(status[0])))
     n_bad = sum(1 for s in status if s["status"] != "ok")
     typer.echo(f"{len(status) - n_bad} segmented, {n_bad} failed; score them with: vascalc run "
-               f"{out / 'manifest.csv'} --config configs/totalsegmentator.yaml --out RESULTS")
+               f"{out / 'manifest.csv'} --config totalsegmentator --out RESULTS")
     raise typer.Exit(1 if n_bad else 0)
 
 
@@ -385,6 +386,7 @@ def merge(
 
 
 register_review(app, _fail_usage)
+register_starter(app, _fail_usage, run)
 
 
 def main() -> None:

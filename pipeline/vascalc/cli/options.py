@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 #: --config / -c of every command that reads a config
-ConfigOption = Annotated[Optional[Path], typer.Option(
-    "--config", "-c", help="YAML config (every key is commented in configs/default.yaml); "
-    "default: the built-in defaults.")]
+ConfigOption = Annotated[Optional[str], typer.Option(
+    "--config", "-c", help="A YAML config file, or the name of a bundled profile (vascalc "
+    "config list); default: the built-in defaults (vascalc config show default).")]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from ..values import safe_yaml
+from .profiles import resolve
 from .schema import HASH_SALT_ENV, Config
 
 
@@ -51,8 +52,8 @@ def load_config(path: str | Path | None) -> Config:
     Parameters
     ----------
     path : str, Path or None
-        A YAML file of the shape of configs/default.yaml (any subset of its keys); None gives
-        the documented defaults.
+        A YAML file of the shape of the ``default`` profile (any subset of its keys), or the
+        name of a bundled profile (``vascalc config list``); None gives the defaults.
 
     Returns
     -------
@@ -69,6 +70,8 @@ def load_config(path: str | Path | None) -> Config:
     --------
     >>> load_config(None).scoring.threshold_hu
     130.0
+    >>> load_config("totalsegmentator").regions.label_table  # a bundled profile, by name
+    'totalsegmentator_v2'
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
     >>> _ = p.write_text("scoring: {treshold_hu: 100}")
@@ -79,21 +82,16 @@ def load_config(path: str | Path | None) -> Config:
     """
     if path is None:
         return Config()
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read config file: {err.strerror}", path=str(p)) from None
+    source, text = resolve(path)
     try:
         data = safe_yaml(text)
     except ValueError as err:
-        raise ConfigError(str(err), path=str(p)) from None
+        raise ConfigError(str(err), path=source) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"top level must be a mapping, got {type(data).__name__}", path=str(p))
-    return config_from_dict(data, source=str(p))
+        raise ConfigError(f"top level must be a mapping, got {type(data).__name__}", path=source)
+    return config_from_dict(data, source=source)
 
 
 def with_study_secret(config: Config, environ: Mapping[str, str] | None = None) -> Config:

@@ -33,7 +33,7 @@ KERNELS_DEFAULT: dict[str, list[str]] = {
 
 
 class ContrastConfig(BaseModel):
-    """Parameters of the contrast rules (``scoring.contrast``; README, 'Contrast')."""
+    """Parameters of the contrast rules (``scoring.contrast``; docs, conventions: 'Contrast')."""
 
     model_config = _STRICT
 

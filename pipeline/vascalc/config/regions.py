@@ -1,5 +1,5 @@
 """The ``regions`` section of the config: how region masks are grown, ordered, grouped into
-territories and classed (coronary, vascular, bone) for the scopes (README, 'Scopes')."""
+territories and classed (coronary, vascular, bone) for the scopes (docs, conventions: 'Scopes')."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ class ScoringConfig(BaseModel):
     scope: Literal["auto", "coronary", "vascular", "bone_excluded", "whole_volume"] = Field(
         "auto", description="what the headline scores cover: coronary or vascular regions, "
         "all calcium without bone (heuristic) or with it; auto = the narrowest the case's "
-        "regions allow (README, 'Scopes')")
+        "regions allow (docs, conventions: 'Scopes')")
     fov_is_coronary: bool = Field(
         False, description="the user declares the whole field of view coronary (a phantom, a "
         "cropped coronary scan): scope coronary then counts all its calcium")
@@ -102,7 +102,7 @@ class ScoringConfig(BaseModel):
                       "lumen_adaptive_comp2comp", "refuse"] = Field(
         "withhold", description="contrast-filled territories: numbers withheld (empty, with "
         "the reason), found above a published phase threshold or a lumen-adaptive one, or the "
-        "scan refused (README, 'Contrast'); 'flag' is read as withhold")
+        "scan refused (docs, conventions: 'Contrast'); 'flag' is read as withhold")
     lumen_region: str = Field(
         "aorta", description="the region whose lumen stands in for a contrast-filled territory "
         "too small to measure its own (coronary arteries), and that tells the phase")

@@ -1,6 +1,6 @@
 """Regions on the CT grid and per-region scores (pure).
 
-Rules (README, 'Regions'):
+Rules (docs, conventions):
 - a region is a boolean mask on the CT grid, optionally grown by a margin in mm (calcium sits
   in the vessel wall, at the edge of a lumen mask), measured with a Euclidean distance
   transform in physical spacing;
@@ -114,7 +114,7 @@ def merge_territories(masks: list[tuple[str, RegionMask]], territories: dict[str
 
 
 def region_class(name: str, *, coronary, vascular, bone) -> str:
-    """'coronary', 'vascular', 'bone' or 'other' for a region name (README, 'Scopes'): a name
+    """'coronary', 'vascular', 'bone' or 'other' for a region name (docs, conventions: 'Scopes'): a name
     is coronary when it matches a coronary and a vascular pattern, vascular when it matches a
     vascular pattern, bone when it matches a bone pattern (and no vascular one)."""
     if matches(name, vascular):

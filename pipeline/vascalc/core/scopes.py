@@ -1,4 +1,4 @@
-"""Scopes: what a scan's headline numbers cover (pure). README, 'Scopes'; DESIGN.md, 'Scopes'.
+"""Scopes: what a scan's headline numbers cover (pure). docs, conventions: 'Scopes'; DESIGN.md, 'Scopes'.
 
 - ``coronary``: the union of the regions classed coronary (``regions.coronary``: LM, LAD, LCX,
   RCA masks ...), or the whole field of view when the user declares it coronary
@@ -22,7 +22,7 @@ from ..errors import ScopeError
 from ..records import RegionScore
 from .score import density_score, mass_mg
 
-#: scope -> what its headline covers (the README and the data dictionary say the same)
+#: scope -> what its headline covers (the docs and the data dictionary say the same)
 SCOPES: dict[str, str] = {
     "coronary": "coronary calcium: the union of the coronary regions (or a field of view the "
                 "user declared coronary)",
@@ -60,7 +60,7 @@ def resolve_scope(requested: str, classes: dict[str, str], *, fov_is_coronary: b
 _SCOPE_HINT = {
     "coronary": "give LM/LAD/LCX/RCA masks (manifest column regions, or --regions), set "
                 "scoring.fov_is_coronary for a coronary-only scan, or choose another scope",
-    "vascular": "give region masks (e.g. TotalSegmentator's, with configs/totalsegmentator.yaml)"
+    "vascular": "give region masks (e.g. TotalSegmentator's, with --config totalsegmentator)"
                 ", or set scoring.scope: whole_volume to score all calcium in the field of view",
 }
 

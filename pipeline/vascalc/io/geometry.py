@@ -3,7 +3,7 @@
 Conventions (DICOM PS3.3 C.7.6.2, Image Plane Module): slices are sorted by their position
 along the slice normal ``n = row_cos x col_cos``, ``d = ImagePositionPatient . n``; the slice
 increment is the distance between consecutive positions, never SliceThickness. Every irregular
-stack is either handled exactly with a quality flag or refused by name (README, 'Geometry').
+stack is either handled exactly with a quality flag or refused by name (docs, conventions).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def sort_slices(headers: list[DicomHeader], *, abs_tol_mm: float = 0.01, rel_tol
                 gantry_tilt: str = "score", max_obliquity_deg: float = 45.0) -> SortedSeries:
     """Sort slices along the normal and check the stack is one regular grid.
 
-    Decisions, per kind (README, 'Geometry'):
+    Decisions, per kind (docs, conventions):
     - the same file twice (same SOPInstanceUID at one position): one copy is dropped
       (flag ``duplicate_files_removed``); two different images at one position: refused;
     - a gap over 1.5x the median increment: refused (a missing slice loses its calcium);

@@ -1,4 +1,4 @@
-"""What a CT slice and its HU must satisfy before a number is computed from them (README,
+"""What a CT slice and its HU must satisfy before a number is computed from them (docs, conventions:
 'Geometry and pixel values'): a rescale that is a CT rescale, a matrix a header can mean,
 pixel data of the length the header declares (not truncated, not encapsulated fragments under
 an uncompressed transfer syntax), and HU that a CT field of view can hold. Each refusal names
@@ -13,7 +13,7 @@ from .dicom_header import _FAST_SYNTAXES, DicomHeader
 
 _UNCOMPRESSED = _FAST_SYNTAXES | {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 
-#: HU plausibility (README, 'Geometry and pixel values'): a CT field of view holds air or fat
+#: HU plausibility (docs, conventions): a CT field of view holds air or fat
 #: below this (as for NIfTI input) ...
 HU_MUST_REACH_BELOW = -100.0
 #: ... and no value beyond these (extended-scale metal reaches about 30,000 HU; stored values

@@ -19,7 +19,7 @@ from typing import Any
 from ..flags import describe
 from ..results.document import scan_of
 
-#: the headline's title per scope (README, 'Scopes')
+#: the headline's title per scope (docs, conventions: 'Scopes')
 SCOPE_TITLE = {
     "coronary": "Coronary calcium",
     "vascular": "Vascular calcium",
@@ -224,7 +224,7 @@ def _contrast_text(s: dict[str, Any]) -> str:
              f"{html.escape(str(s.get('contrast_phase_source') or ''))})"
              if s.get("contrast_phase") else "")
     return (f"contrast-enhanced scan: contrast-filled territories by the rule "
-            f"{html.escape(rule)}{phase}, other regions but bone withheld (README, "
+            f"{html.escape(rule)}{phase}, other regions but bone withheld (docs, conventions: "
             "'Contrast'); ")
 
 
@@ -241,7 +241,7 @@ def _region_threshold(r: dict[str, Any]) -> str:
 
 def _protocol_line(s: dict[str, Any]) -> str:
     """Whether the headline is comparable with the reference calcium-scoring protocol, and
-    each deviation in words (README, 'The reference protocol')."""
+    each deviation in words (docs, conventions: 'The reference protocol')."""
     codes = [c for c in (s.get("protocol_deviations") or "").split(";") if c]
     comparable = s.get("agatston_comparable") in (True, "true")
     if comparable:

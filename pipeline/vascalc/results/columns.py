@@ -47,7 +47,7 @@ _PROVENANCE = [
 ]
 
 def _scope_aggregate_columns(scope: str, what: str) -> list[Column]:
-    """The scans columns of one scope's aggregate (README, 'Scopes')."""
+    """The scans columns of one scope's aggregate (docs, conventions: 'Scopes')."""
     return [
         _c(f"{scope}_agatston", "number", "", f"Agatston score over {what}; empty without "
            "such regions"),
@@ -75,11 +75,11 @@ SCANS: tuple[Column, ...] = tuple([
     _c("patient_sex", "string", "", "DICOM PatientSex (M, F, O); empty unless privacy.demographics"),
     _c("series_instance_uid", "string", "", "DICOM SeriesInstanceUID of the scored series"),
     _c("status", "string", "", "ok or failed"),
-    _c("error_code", "string", "", "stable error code when failed (README lists them)"),
+    _c("error_code", "string", "", "stable error code when failed (docs, outputs: 'Error codes')"),
     _c("error", "string", "", "what was wrong, with the file, and what to do"),
     _c("scope", "string", "", "what the headline scores (agatston, volume_mm3, mass_mg, "
        "density_score, n_lesions, volume_per_bsa_mm3_m2, risk) cover: coronary, vascular, "
-       "bone_excluded or whole_volume (README, 'Scopes')"),
+       "bone_excluded or whole_volume (docs, conventions: 'Scopes')"),
     _c("scope_regions", "string", "", "semicolon-separated regions the headline sums (empty: "
        "the whole field of view)"),
     _c("region_source", "string", "", "how the case's region masks were given: nifti_masks, "
@@ -301,30 +301,9 @@ PROGRESSION_REGIONS: tuple[Column, ...] = (
 
 
 def markdown_table(table: str) -> str:
-    """The README's table of ``table``'s columns (name, type, unit, meaning), written from the
-    registry: ``python -m vascalc.results.columns README.md`` rewrites each table between
-    ``<!-- columns:<table> -->`` and ``<!-- /columns -->``, and a test checks it is current."""
+    """The docs' table of ``table``'s columns (name, type, unit, meaning), written from the
+    registry when the docs are built (docs/_ext/vascalc_reference.py)."""
     lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type} | {c.unit} | {c.meaning.replace('|', '/')} |"
               for c in TABLES[table]]
     return "\n".join(lines)
-
-
-def with_tables(text: str) -> str:
-    """``text`` with every marked column table rewritten from the registry."""
-    import re  # lazy: only the README writer needs it
-
-    def table(m: re.Match) -> str:
-        return f"{m.group(1)}\n{markdown_table(m.group(2))}\n{m.group(3)}"
-
-    return re.sub(r"(<!-- columns:(\w+) -->)\n.*?\n(<!-- /columns -->)", table, text,
-                  flags=re.DOTALL)
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    for arg in sys.argv[1:]:
-        p = Path(arg)
-        p.write_text(with_tables(p.read_text()))

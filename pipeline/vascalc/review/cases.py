@@ -9,7 +9,7 @@ ones the reader labelled.
 Per case the reader sees lesion *parts*: a 3-D lesion on one slice. A part's Agatston score
 is the sum over its voxels of the density weight of their slice lesion, times the pixel
 area and the increment scale (the per-voxel form of Agatston 1990 that the region split
-uses, README 'Regions'), so the parts of a lesion add up to its Agatston score, and a
+uses, docs, conventions), so the parts of a lesion add up to its Agatston score, and a
 label's score is the sum of the parts labelled so.
 """
 

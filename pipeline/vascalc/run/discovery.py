@@ -153,7 +153,7 @@ def path_ids(paths: list[tuple[str, ...]], depths: list[int]) -> list[str]:
     """Case ids from paths' own last components: ``depths[i]`` of them joined by '_' (two
     for a series folder, whose name alone is often 'dicom' or 'CT'; one for a NIfTI file),
     more where two cases would share an id. They do not depend on the root folder given, so a
-    rerun from another root resumes and joins on the same ids (README, 'Outputs')."""
+    rerun from another root resumes and joins on the same ids (docs, outputs)."""
     depth = list(depths)
     while True:
         ids = ["_".join(p[-d:]) for p, d in zip(paths, depth)]

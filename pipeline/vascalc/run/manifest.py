@@ -1,4 +1,4 @@
-"""Manifests: a CSV of the cases to score, one row each (README, 'Manifest').
+"""Manifests: a CSV of the cases to score, one row each (docs, inputs: 'The manifest').
 
 Columns case_id and path (a series folder or file, relative to the manifest) and optionally
 patient_id, height_cm, weight_kg, mass_calibration_mg_per_cm3_per_hu, calibration_water_hu

@@ -72,7 +72,7 @@ def api() -> Callable[..., Any]:
             "TotalSegmentator is not installed",
             hint="pip install 'vascalc[segment]' (it brings torch; its model weights download on "
                  "first use), or run TotalSegmentator yourself and give its output with --regions "
-                 "and configs/totalsegmentator.yaml") from None
+                 "and the totalsegmentator profile (vascalc config show totalsegmentator)") from None
     return totalsegmentator
 
 
