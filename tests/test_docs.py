@@ -106,3 +106,19 @@ def test_the_version_is_one_and_released_in_the_changelog_and_citation():
     assert f"\nversion: {__version__}\n" in (ROOT / "CITATION.cff").read_text()
     assert "BSD 3-Clause" in (ROOT / "LICENSE").read_text() or "Redistribution and use" in (
         ROOT / "LICENSE").read_text()
+
+
+@pytest.mark.shared_data
+def test_the_readme_library_example_runs_on_a_real_export(capsys):
+    """The README's Python block, run as written on the real Siemens export of ../shared/data
+    (its path in place of the example's)."""
+    from tests.conftest import SHARED
+
+    series = SHARED / "totalsegmentator_example" / "example_ct_dicom"
+    if not series.is_dir():
+        pytest.skip(f"real scanner data not available at {series} (../shared/data is absent)")
+    (code,) = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert '"export/ct_series"' in code
+    exec(code.replace('"export/ct_series"', repr(str(series))), {})
+    printed = capsys.readouterr().out.split()
+    assert printed[0] in ("coronary", "vascular", "bone_excluded", "whole_volume")
