@@ -86,7 +86,10 @@ def test_demo_regions_match_phantom_truth(demo, sample_truth):
     scans = {r["case_id"]: r for r in read_csv(out / "scans.csv")}
     for cid, t in sample_truth.items():
         got = {r["region"]: r for r in rows if r["case_id"] == cid}
-        assert set(got) == {"whole", *t["regions"]}, cid
+        assert set(got) == set(t["regions"]), cid
+        for m in ("agatston", "volume_mm3", "mass_mg"):  # the rows partition the kept calcium
+            assert sum(float(g[m]) for g in got.values()) == pytest.approx(
+                float(scans[cid][f"all_calcium_{m}"]), rel=1e-9, abs=1e-9), (cid, m)
         for name, want in t["regions"].items():
             g = got[name]
             assert float(g["agatston"]) == pytest.approx(want["agatston"], rel=1e-9, abs=1e-9)

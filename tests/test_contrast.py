@@ -115,9 +115,11 @@ def test_the_default_withholds_and_keeps_bone(scored, truth):
         assert "aorta: contrast-filled lumen; scoring.contrast is withhold" in \
             scan["withheld_reason"]
         assert "contrast_filled:aorta" in scan["quality_flags"].split(";")
-        for region in ("aorta", "outside", "whole"):
+        for region in ("aorta", "outside"):
             row = got["regions"][(case, region)]
             assert row["agatston"] == row["volume_mm3"] == "" and row["withheld_reason"], region
+        assert (case, "whole") not in got["regions"]  # the rows partition: no total row
+        assert scan["all_calcium_agatston"] == scan["all_calcium_volume_mm3"] == ""
         # bone is not contrast-filled: it keeps its calcium at 130 HU
         for v in ("vertebrae_T12", "vertebrae_L1"):
             row = got["regions"][(case, v)]

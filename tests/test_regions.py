@@ -311,7 +311,8 @@ def test_a_dicom_seg_is_a_region_input(sample_data, tmp_path):
         (tmp_path / "b" / "regions.csv").read_text().splitlines())}
     assert float(rows["outside"]["agatston"]) == 0.0  # every kept voxel is in its segment
     total = sum(float(rows[k]["agatston"]) for k in rows if k.startswith("calcium"))
-    assert total == pytest.approx(float(rows["whole"]["agatston"]))
+    (scan,) = csv.DictReader((tmp_path / "b" / "scans.csv").read_text().splitlines())
+    assert "whole" not in rows and total == pytest.approx(float(scan["all_calcium_agatston"]))
     assert float(rows["calcium >= 400 HU peak"]["agatston"]) > 0
 
 

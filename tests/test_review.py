@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.config.review import ReviewConfig
-from vascalc.review.agreement import cohen_kappa, icc_2_1
+from vascalc.review.agreement import cohen_kappa, icc_2_1, icc_2_1_ci, kappa_ci
 from vascalc.review.server import ReviewApp, make_server
 from vascalc.review.store import ReadStore
 
@@ -398,6 +398,36 @@ def test_icc_and_kappa_against_published_and_hand_values():
     assert cohen_kappa(list("AABB"), list("ABBB"))[0] == pytest.approx(0.5)
     value, why = cohen_kappa(list("AAA"), list("AAA"))
     assert value is None and "p_e = 1" in why
+
+
+def test_confidence_intervals_of_icc_and_kappa():
+    # Shrout and Fleiss 1979, Table 2; R psych::ICC prints ICC2 0.29, lower 0.019, upper 0.76
+    x = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
+                  [6, 2, 4, 7]], dtype=float)
+    low, high = icc_2_1_ci(x)
+    assert low == pytest.approx(0.019, abs=5e-4) and high == pytest.approx(0.761, abs=5e-4)
+    assert icc_2_1_ci(np.ones((3, 2))) is None
+    lo80, hi80 = icc_2_1_ci(x, level=0.80)
+    assert low < lo80 < icc_2_1(x)[0] < hi80 < high
+    # kappa: statsmodels' interval equals kappa +- 1.96 SE with Fleiss, Cohen and Everitt's
+    # (1969) standard error, computed here by hand from the table of proportions
+    a = list("AAAAABBBBBCCCAAB" * 3)
+    b = list("AABAABBBCBCCAACB" * 3)
+    cats = sorted(set(a) | set(b))
+    n = len(a)
+    p = np.array([[sum(1 for u, v in zip(a, b) if (u, v) == (ci, cj)) / n for cj in cats]
+                  for ci in cats])
+    rows, cols = p.sum(axis=1), p.sum(axis=0)
+    kappa = cohen_kappa(a, b)[0]
+    pe = float(rows @ cols)
+    diag = sum(p[i, i] * (1 - (rows[i] + cols[i]) * (1 - kappa)) ** 2 for i in range(len(cats)))
+    off = (1 - kappa) ** 2 * sum(p[i, j] * (cols[i] + rows[j]) ** 2 for i in range(len(cats))
+                                 for j in range(len(cats)) if i != j)
+    se = math.sqrt((diag + off - (kappa - pe * (1 - kappa)) ** 2) / (n * (1 - pe) ** 2))
+    low, high = kappa_ci(a, b)
+    assert low == pytest.approx(kappa - 1.959964 * se, abs=1e-6)
+    assert high == pytest.approx(kappa + 1.959964 * se, abs=1e-6)
+    assert kappa_ci(list("AAA"), list("AAA")) is None
 
 
 def test_agreement_of_two_readers(out):

@@ -206,7 +206,8 @@ def test_siemens_body_ct_with_totalsegmentator_labels_headlines_no_bone(tmp_path
     bone = [r for r in regs.values() if r["region_class"] == "bone"]
     assert bone and all(float(r["threshold_hu"]) == 130.0 and float(r["volume_mm3"]) > 0
                         for r in bone)
-    for cls in ("other", "outside", "whole"):
+    assert not [r for r in regs.values() if r["region_class"] == "whole"]  # a partition
+    for cls in ("other", "outside"):
         held = [r for r in regs.values() if r["region_class"] == cls]
         assert held and all(r["withheld_reason"] and r["agatston"] == "" for r in held), cls
     assert scan["all_calcium_agatston"] == ""

@@ -36,6 +36,7 @@ __all__ = [
     "analyse",
     "load_config",
     "score_series",
+    "read_tables",
     "Config",
     "VascalcError",
     "CTVolume",
@@ -47,3 +48,12 @@ __all__ = [
     "BSAResult",
     "Anthropometry",
 ]
+
+
+def __getattr__(name: str):
+    # read_tables needs pandas, which the command line and the scoring path never import
+    if name == "read_tables":
+        from .results.frames import read_tables  # lazy: pandas, for reading tables only
+
+        return read_tables
+    raise AttributeError(f"module 'vascalc' has no attribute {name!r}")

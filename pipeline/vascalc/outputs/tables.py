@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..results.columns import PRIMARY_KEYS, TABLES, WIDE_MEASURES, Column, names
+from ..results.columns import PRIMARY_KEYS, TABLES, WIDE_MEASURES, Column, names, pandas_dtype
 
 
 def _fmt(v: Any) -> str:
@@ -80,16 +80,18 @@ def _is_number(v: str) -> bool:
         return False
 
 
-def wide_columns(regions: Iterable[str]) -> list[Column]:
-    """The columns of regions_wide.csv: case_id, then '<region>_<measure>' per region."""
+def wide_columns(stems: dict[str, str]) -> list[Column]:
+    """The columns of regions_wide.csv: case_id, then '<stem>_<measure>' per region (region ->
+    snake_case stem, :mod:`vascalc.results.wide`)."""
     cols = [Column("case_id", "string", "", "case identifier (joins scans.csv)")]
-    for reg in regions:
-        cols += [Column(f"{reg}_{m.name}", m.type, m.unit, f"{reg}: {m.meaning[0].lower()}"
-                        f"{m.meaning[1:]} (regions.csv)") for m in WIDE_MEASURES]
+    for reg, stem in stems.items():
+        cols += [Column(f"{stem}_{m.name}", m.type, m.unit, f"region {reg}: "
+                        f"{m.meaning[0].lower()}{m.meaning[1:]} (regions.csv); empty where the "
+                        "scan has no such region") for m in WIDE_MEASURES]
     return cols
 
 
-def table_columns(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None,
+def table_columns(extra_scan_columns: Iterable[str] = (), regions: dict[str, str] | None = None,
                   types: dict[str, str] | None = None) -> dict[str, list[Column]]:
     """The columns of every table; with ``regions``, also the wide per-scan region table;
     ``types`` of the carried manifest columns (string when not given)."""
@@ -100,15 +102,16 @@ def table_columns(extra_scan_columns: Iterable[str] = (), regions: Iterable[str]
     return cols
 
 
-def data_dictionary(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None,
+def data_dictionary(extra_scan_columns: Iterable[str] = (), regions: dict[str, str] | None = None,
                     types: dict[str, str] | None = None) -> str:
-    rows = [{"table": t, "name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
+    rows = [{"table": t, "name": c.name, "type": c.type,
+             "pandas_dtype": pandas_dtype(c.name, c.type), "unit": c.unit, "meaning": c.meaning}
             for t, cols in table_columns(extra_scan_columns, regions, types).items()
             for c in cols]
-    return to_csv(rows, ["table", "name", "type", "unit", "meaning"])
+    return to_csv(rows, ["table", "name", "type", "pandas_dtype", "unit", "meaning"])
 
 
-def datapackage(extra_scan_columns: Iterable[str] = (), regions: Iterable[str] | None = None, *,
+def datapackage(extra_scan_columns: Iterable[str] = (), regions: dict[str, str] | None = None, *,
                 parquet: bool, types: dict[str, str] | None = None) -> dict[str, Any]:
     """A Frictionless tabular data package describing the CSV tables, with keys."""
     resources = []
@@ -154,7 +157,7 @@ def _parquet_bytes(csv_text: str, cols: list[Column]) -> bytes:
 
 
 def table_files(out: Path, rows: dict[str, list[dict[str, Any]]],
-                extra_scan_columns: list[str], regions: list[str], *,
+                extra_scan_columns: list[str], regions: dict[str, str], *,
                 parquet: bool = True) -> dict[Path, str | bytes]:
     """Every table as CSV (and Parquet), the data dictionary and datapackage.json, as the
     files to write (:func:`write_all` writes them all or none)."""

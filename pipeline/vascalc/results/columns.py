@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.score import CAC_DRS_LABELS, RISK_LABELS
+
 
 @dataclass(frozen=True)
 class Column:
@@ -16,6 +18,23 @@ class Column:
     type: str  # string | integer | number | boolean | date
     unit: str
     meaning: str
+
+
+#: the pandas dtype of each registry type (nullable, so an empty cell stays missing)
+PANDAS_DTYPES = {"string": "string", "integer": "Int64", "number": "float64",
+                 "boolean": "boolean", "date": "datetime64[ns]"}
+#: columns read as ordered categoricals, with their categories in order
+ORDERED_CATEGORIES: dict[str, tuple[str, ...]] = {"risk_category": RISK_LABELS,
+                                                  "cac_drs": CAC_DRS_LABELS}
+
+
+def pandas_dtype(column: str, type_: str) -> str:
+    """The dtype a pandas user passes for a column (the data dictionary's ``pandas_dtype``).
+
+    >>> pandas_dtype("agatston", "number"), pandas_dtype("risk_category", "string")
+    ('float64', 'category')
+    """
+    return "category" if column in ORDERED_CATEGORIES else PANDAS_DTYPES[type_]
 
 
 def _c(name: str, type_: str, unit: str, meaning: str) -> Column:
@@ -202,8 +221,9 @@ LESIONS: tuple[Column, ...] = (
 
 REGIONS: tuple[Column, ...] = (
     _c("case_id", "string", "", "case identifier (joins scans.csv)"),
-    _c("region", "string", "", "whole (the whole volume), a region mask's name, or outside "
-       "(kept calcium in no region)"),
+    _c("region", "string", "", "a region mask's name, or outside (kept calcium in no region); "
+       "whole (all kept calcium) only for a scan without regions. The rows of a scan partition "
+       "its kept calcium: their sum is the scan's all_calcium_* total"),
     _c("scope", "string", "", "for 'whole' whole_volume or bone_excluded (all calcium in the "
        "field of view); region for the others"),
     _c("region_class", "string", "", "whole; coronary, vascular, bone or other (regions.coronary, "

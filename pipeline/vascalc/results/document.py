@@ -30,7 +30,8 @@ from ..files import write_atomic
 from ..records import CaseFailure, ScanResult
 from ..values import age_years
 from .codec import decode, encode
-from .columns import PROVENANCE_KEYS, WIDE_MEASURES, names
+from .columns import PROVENANCE_KEYS, names
+from .wide import wide_rows
 
 #: version of the result.json layout; a document of another version is not read
 RESULT_SCHEMA = 5
@@ -169,7 +170,10 @@ def _whole_scope(r: ScanResult) -> str:
 
 
 def region_rows(r: ScanResult) -> list[dict[str, Any]]:
-    """'whole' first, then each region and 'outside' (kept calcium in no region)."""
+    """The rows of regions.csv, which partition the scan's kept calcium: each region and
+    'outside' (kept calcium in no region) once, so a per-case sum of the rows is the scan's
+    all-calcium total (scans.csv ``all_calcium_*``). A case without regions has one row,
+    'whole', which is that partition."""
     bsa = r.bsa.bsa_m2
     ag = r.settings.get("agatston", True)
     return [_checked({
@@ -182,7 +186,7 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
         "volume_per_bsa_mm3_m2": None if bsa is None or reg.withheld
         else _num(reg.volume_mm3 / bsa),
         "region_source": "" if reg is r.whole else r.region_source},
-        "regions") for reg in (r.whole, *r.regions)]
+        "regions") for reg in (r.regions or (r.whole,))]
 
 
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
@@ -374,15 +378,14 @@ def reusable(out: Path, case_id: str, *, config_sha256: str, fingerprint: str,
         return None
 
 
-def table_rows(docs: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], list[str],
-                                                     list[str]]:
+def table_rows(docs: list[dict[str, Any]], config: Config | None = None
+               ) -> tuple[dict[str, list[dict[str, Any]]], list[str], dict[str, str]]:
     """The rows of scans, regions, lesions and the wide per-scan region table from documents
-    (in the order given); the covariate columns and the regions, each in the order they first
-    occur."""
-    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": [],
-                                             "regions_wide": []}
+    (in the order given); the covariate columns in the order they first occur, and region ->
+    wide column stem (:mod:`vascalc.results.wide`)."""
+    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": []}
     covariate_columns: list[str] = []
-    regions: list[str] = []
+    scored = []
     for doc in docs:
         cov = doc.get("covariates", {})
         rows["scans"].append({**doc["scan"], **cov})
@@ -390,10 +393,6 @@ def table_rows(docs: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any
         rows["lesions"].extend(doc.get("lesions", []))
         covariate_columns.extend(k for k in cov if k not in covariate_columns)
         if doc["scan"]["status"] == "ok":
-            wide: dict[str, Any] = {"case_id": doc["case_id"]}
-            for reg in doc.get("regions", []):
-                if reg["region"] not in regions:
-                    regions.append(reg["region"])
-                wide.update({f"{reg['region']}_{m.name}": reg[m.name] for m in WIDE_MEASURES})
-            rows["regions_wide"].append(wide)
-    return rows, covariate_columns, regions
+            scored.append((doc["case_id"], doc.get("regions", [])))
+    rows["regions_wide"], stems = wide_rows(scored, config)
+    return rows, covariate_columns, stems

@@ -10,6 +10,12 @@ Over the cases both readers labelled:
   risk categories, on each lesion's label (the label holding most of its Agatston score) and
   on each lesion part's label (a lesion on one slice); 'unlabelled' is a category.
 
+Each statistic has its 95 % confidence interval: for ICC(2,1) the F-based interval of McGraw
+and Wong (1996, case 2A, with Satterthwaite's degrees of freedom), which gives 0.019 to 0.76
+on Shrout and Fleiss's Table 2 example, as R's psych::ICC prints; for kappa the large-sample
+interval kappa +- z * SE with the standard error of Fleiss, Cohen and Everitt (Psychol Bull
+1969;72:323-327), by statsmodels (``statsmodels.stats.inter_rater.cohens_kappa``).
+
 A value the definition does not give (fewer than two cases, no variance, p_e = 1) is left
 empty with the reason, never 0 or NaN.
 """
@@ -37,6 +43,9 @@ AGREEMENT_COLUMNS = [
            "rater) or cohen_kappa"),
     Column("n", "integer", "", "cases (ICC, risk kappa), lesions or lesion parts compared"),
     Column("value", "number", "", "the statistic; empty when undefined (see note)"),
+    Column("ci_low", "number", "", "lower end of its 95 % confidence interval (ICC: McGraw and "
+           "Wong 1996; kappa: Fleiss, Cohen and Everitt 1969); empty when undefined"),
+    Column("ci_high", "number", "", "upper end of its 95 % confidence interval"),
     Column("note", "string", "", "why the value is empty"),
     Column("reader_a", "string", "", "first reader"),
     Column("reader_b", "string", "", "second reader"),
@@ -49,20 +58,71 @@ CASE_COLUMNS = [
 ]
 
 
+def _mean_squares(x: np.ndarray) -> tuple[float, float, float]:
+    """MSR (cases), MSC (readers) and MSE of the two-way ANOVA of an n x k matrix."""
+    n, k = x.shape
+    grand = x.mean()
+    ssr = k * float(((x.mean(axis=1) - grand) ** 2).sum())
+    ssc = n * float(((x.mean(axis=0) - grand) ** 2).sum())
+    sse = float(((x - grand) ** 2).sum()) - ssr - ssc
+    return ssr / (n - 1), ssc / (k - 1), sse / ((n - 1) * (k - 1))
+
+
 def icc_2_1(x: np.ndarray) -> tuple[float | None, str]:
     """ICC(2,1) of an n cases x k readers matrix, and why it is undefined when it is."""
     n, k = x.shape
     if n < 2:
         return None, "fewer than 2 cases"
-    grand = x.mean()
-    ssr = k * float(((x.mean(axis=1) - grand) ** 2).sum())
-    ssc = n * float(((x.mean(axis=0) - grand) ** 2).sum())
-    sse = float(((x - grand) ** 2).sum()) - ssr - ssc
-    msr, msc, mse = ssr / (n - 1), ssc / (k - 1), sse / ((n - 1) * (k - 1))
+    msr, msc, mse = _mean_squares(x)
     denom = msr + (k - 1) * mse + k * (msc - mse) / n
     if not denom > 0:
         return None, "no variance between or within cases"
     return (msr - mse) / denom, ""
+
+
+def icc_2_1_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+    """The confidence interval of ICC(2,1) (McGraw and Wong 1996, case 2A: F-based, with
+    Satterthwaite's degrees of freedom for the denominator); None where ICC(2,1) is undefined
+    or 1 (no residual variance: the interval degenerates).
+
+    >>> sf = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
+    ...                [6, 2, 4, 7]], dtype=float)  # Shrout and Fleiss 1979, Table 2
+    >>> [round(v, 3) for v in icc_2_1_ci(sf)]  # R psych::ICC: ICC2 lower 0.019, upper 0.76
+    [0.019, 0.761]
+    """
+    from scipy import stats  # lazy: the agreement command only
+
+    icc, _ = icc_2_1(x)
+    if icc is None or not icc < 1.0:
+        return None
+    n, k = x.shape
+    msr, msc, mse = _mean_squares(x)
+    a = k * icc / (n * (1.0 - icc))
+    b = 1.0 + k * icc * (n - 1) / (n * (1.0 - icc))
+    v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / (k - 1) + (b * mse) ** 2 / ((n - 1) * (k - 1)))
+    q = 1.0 - (1.0 - level) / 2.0
+    f_lo, f_hi = stats.f.ppf(q, n - 1, v), stats.f.ppf(q, v, n - 1)
+    low = n * (msr - f_lo * mse) / (f_lo * (k * msc + (k * n - k - n) * mse) + n * msr)
+    high = n * (f_hi * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f_hi * msr)
+    return (float(low), float(high)) if math.isfinite(low) and math.isfinite(high) else None
+
+
+def kappa_ci(a: list[str], b: list[str], level: float = 0.95) -> tuple[float, float] | None:
+    """The large-sample confidence interval of Cohen's kappa (standard error of Fleiss, Cohen
+    and Everitt 1969, by statsmodels); None where kappa is undefined."""
+    from scipy import stats  # lazy: the agreement command only
+    from statsmodels.stats.inter_rater import cohens_kappa  # lazy: the agreement command only
+
+    if cohen_kappa(a, b)[0] is None:
+        return None
+    cats = sorted(set(a) | set(b))
+    table = np.zeros((len(cats), len(cats)))
+    for x, y in zip(a, b):
+        table[cats.index(x), cats.index(y)] += 1
+    res = cohens_kappa(table, return_results=True)
+    z = stats.norm.ppf(1.0 - (1.0 - level) / 2.0)
+    low, high = float(res.kappa - z * res.std_kappa), float(res.kappa + z * res.std_kappa)
+    return (low, high) if math.isfinite(low) and math.isfinite(high) else None
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> tuple[float | None, str]:
@@ -139,14 +199,19 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
                           "reader_a": sa["risk_category"], "reader_b": sb["risk_category"]})
     rows = []
     for m, pairs in values.items():
-        v, note = icc_2_1(np.asarray(pairs, dtype=float).reshape(-1, 2))
+        x = np.asarray(pairs, dtype=float).reshape(-1, 2)
+        v, note = icc_2_1(x)
+        ci = icc_2_1_ci(x) if v is not None else None
         rows.append({"measure": f"{m}_agatston", "statistic": "icc_2_1", "n": len(pairs),
-                     "value": v, "note": note})
+                     "value": v, "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+                     "note": note or ("" if ci else "no confidence interval: ICC = 1")})
     for name, (a, b) in (("risk_category", risk), ("lesion_label", lesion_labels),
                          ("lesion_part_label", part_labels)):
         v, note = cohen_kappa(a, b)
+        ci = kappa_ci(a, b) if v is not None else None
         rows.append({"measure": name, "statistic": "cohen_kappa", "n": len(a), "value": v,
-                     "note": note})
+                     "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+                     "note": note or ("" if ci else "no confidence interval: zero standard error")})
     for r in rows:
         r.update(reader_a=ra, reader_b=rb)
     folder = out / "agreement"
@@ -157,12 +222,18 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     return {"rows": rows, "cases": case_rows, "folder": str(folder), "unfinished": unfinished}
 
 
+def _interval(row: dict[str, Any]) -> str:
+    lo, hi = row.get("ci_low"), row.get("ci_high")
+    return "" if lo is None or hi is None else f"{lo:.3f} to {hi:.3f}"
+
+
 def _html(rows, case_rows, ra: str, rb: str) -> str:
     def cell(v):
         return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else html.escape(str(v)))
 
     body = "".join(f"<tr><td>{html.escape(r['measure'])}</td><td>{r['statistic']}</td>"
                    f"<td class=n>{r['n']}</td><td class=n>{cell(r['value'])}</td>"
+                   f"<td class=n>{_interval(r)}</td>"
                    f"<td>{html.escape(r['note'])}</td></tr>" for r in rows)
     cases = "".join(f"<tr><td>{html.escape(r['case_id'])}</td><td>{html.escape(r['measure'])}</td>"
                     f"<td class=n>{cell(r['reader_a'])}</td><td class=n>{cell(r['reader_b'])}</td></tr>"
@@ -175,9 +246,10 @@ padding:3px 10px;text-align:left}}.n{{text-align:right;font-variant-numeric:tabu
 .ruo{{color:#666}}</style></head><body>
 <h1>Reader agreement: {html.escape(ra)} and {html.escape(rb)}</h1>
 <p class="ruo">For research use only. ICC(2,1): two-way random effects, absolute agreement,
-single rater (Shrout and Fleiss 1979). Cohen's kappa (Cohen 1960); 'unlabelled' counts as a
-category. An empty value is one the definition does not give (reason in the note).</p>
-<table><tr><th>measure</th><th>statistic</th><th>n</th><th>value</th><th>note</th></tr>{body}</table>
+single rater (Shrout and Fleiss 1979), 95 % CI of McGraw and Wong (1996). Cohen's kappa
+(Cohen 1960), 95 % CI with the standard error of Fleiss, Cohen and Everitt (1969);
+'unlabelled' counts as a category. An empty value is one the definition does not give (reason in the note).</p>
+<table><tr><th>measure</th><th>statistic</th><th>n</th><th>value</th><th>95 % CI</th><th>note</th></tr>{body}</table>
 <h2>Per case</h2>
 <table><tr><th>case</th><th>measure</th><th>{html.escape(ra)}</th><th>{html.escape(rb)}</th></tr>{cases}</table>
 </body></html>

@@ -47,7 +47,7 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
     invocation's; None: all), never earlier runs' reused cases."""
     case_ids = sorted(by_case)
     docs = [by_case[cid] for cid in case_ids]
-    rows, covariate_columns, regions = table_rows(docs)
+    rows, covariate_columns, stems = table_rows(docs, config)
     failures = [{k: scan_of(d)[k] for k in ("case_id", "error_code", "error")}
                 for d in docs if not is_ok(d)]
     stages: dict[str, float] = {}
@@ -58,7 +58,7 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
             stages[k] = stages.get(k, 0.0) + v
     use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
         else parquet
-    files = table_files(out, rows, covariate_columns, regions, parquet=use_parquet)
+    files = table_files(out, rows, covariate_columns, stems, parquet=use_parquet)
     if config is not None and config.report.enabled:
         from ..outputs.patient_report import patient_files, patient_folder  # lazy: reports only
         from ..outputs.report import index_html  # lazy: reports only (xhtml2pdf, matplotlib)
