@@ -248,8 +248,10 @@ padding:3px 10px;text-align:left}}.n{{text-align:right;font-variant-numeric:tabu
 <p class="ruo">For research use only. ICC(2,1): two-way random effects, absolute agreement,
 single rater (Shrout and Fleiss 1979), 95 % CI of McGraw and Wong (1996). Cohen's kappa
 (Cohen 1960), 95 % CI with the standard error of Fleiss, Cohen and Everitt (1969);
-'unlabelled' counts as a category. An empty value is one the definition does not give (reason in the note).</p>
-<table><tr><th>measure</th><th>statistic</th><th>n</th><th>value</th><th>95 % CI</th><th>note</th></tr>{body}</table>
+'unlabelled' counts as a category. An empty value is one the definition does not give (reason
+in the note).</p>
+<table><tr><th>measure</th><th>statistic</th><th>n</th><th>value</th><th>95 % CI</th>
+<th>note</th></tr>{body}</table>
 <h2>Per case</h2>
 <table><tr><th>case</th><th>measure</th><th>{html.escape(ra)}</th><th>{html.escape(rb)}</th></tr>{cases}</table>
 </body></html>
