@@ -53,6 +53,22 @@ from .phantom import (
 
 CALIBRATION_MG_PER_CM3_PER_HU = 0.8
 
+COVARIATES = [  # made-up clinical covariates, one row per phantom patient (the CKD literature's)
+    {"patient_id": "PHANTOM-01", "phosphate_mmol_l": 1.9, "calcium_mmol_l": 2.41,
+     "pth_pmol_l": 48.0, "egfr_ml_min_1_73m2": 9, "dialysis": 1, "acei_arb": 1,
+     "phosphate_binder": "calcium_based"},
+    {"patient_id": "PHANTOM-02", "phosphate_mmol_l": 1.5, "calcium_mmol_l": 2.30,
+     "pth_pmol_l": 21.0, "egfr_ml_min_1_73m2": 28, "dialysis": 0, "acei_arb": 1,
+     "phosphate_binder": "non_calcium_based"},
+    {"patient_id": "PHANTOM-03", "phosphate_mmol_l": 1.1, "calcium_mmol_l": 2.25,
+     "pth_pmol_l": 7.5, "egfr_ml_min_1_73m2": 64, "dialysis": 0, "acei_arb": 0,
+     "phosphate_binder": "none"},
+    {"patient_id": "PHANTOM-04", "phosphate_mmol_l": 1.0, "calcium_mmol_l": 2.35,
+     "pth_pmol_l": 5.0, "egfr_ml_min_1_73m2": 92, "dialysis": 0, "acei_arb": 0,
+     "phosphate_binder": "none"},
+]
+
+
 
 def cases() -> list[tuple[str, Phantom, SeriesSpec, dict]]:
     rows = cols = 128
@@ -140,19 +156,11 @@ def generate(out: Path) -> Path:
         for rname, mask in regions.items():
             write_mask(out / name / "regions" / f"{rname}.nii.gz", mask, ph, spec)
         (out / name / "truth.json").write_text(json.dumps(doc, indent=2) + "\n")
+        cov = next(c for c in COVARIATES if c["patient_id"] == row["patient_id"])
         manifest_rows.append({"case_id": name, "path": f"{name}/dicom", **row,
-                              "regions": f"{name}/regions"})
-    covariates = [  # made-up clinical covariates, one row per phantom patient
-        {"patient_id": "PHANTOM-01", "phosphate_mmol_l": 1.9, "calcium_mmol_l": 2.41,
-         "pth_pmol_l": 48.0, "egfr_ml_min_1_73m2": 9, "dialysis": 1, "acei_arb": 1},
-        {"patient_id": "PHANTOM-02", "phosphate_mmol_l": 1.5, "calcium_mmol_l": 2.30,
-         "pth_pmol_l": 21.0, "egfr_ml_min_1_73m2": 28, "dialysis": 0, "acei_arb": 1},
-        {"patient_id": "PHANTOM-03", "phosphate_mmol_l": 1.1, "calcium_mmol_l": 2.25,
-         "pth_pmol_l": 7.5, "egfr_ml_min_1_73m2": 64, "dialysis": 0, "acei_arb": 0},
-        {"patient_id": "PHANTOM-04", "phosphate_mmol_l": 1.0, "calcium_mmol_l": 2.35,
-         "pth_pmol_l": 5.0, "egfr_ml_min_1_73m2": 92, "dialysis": 0, "acei_arb": 0},
-    ]
-    write_csv(out / "covariates.csv", covariates)
+                              "regions": f"{name}/regions",
+                              **{k: v for k, v in cov.items() if k != "patient_id"}})
+    write_csv(out / "covariates.csv", COVARIATES)
     return write_csv(out / "manifest.csv", manifest_rows)
 
 

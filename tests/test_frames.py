@@ -43,6 +43,9 @@ def test_read_tables_types_every_column_from_the_dictionary(run_out):
         got = str(scans[row["name"]].dtype)
         assert got == want, (row["name"], got, want)
     assert scans.attrs["units"]["volume_mm3"] == "mm3"
+    assert {r["name"] for r in scans.attrs["dictionary"]} == set(scans.columns)
+    # the attrs survive pandas operations that combine frames (concat, astype, merge)
+    pd.concat([scans, scans]).astype({"agatston": float}).merge(t["regions"], on="case_id")
     assert set(t) == {"scans", "regions", "lesions", "regions_wide", "dictionary"}
 
 

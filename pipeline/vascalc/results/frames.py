@@ -4,8 +4,8 @@ The types come from the run's own ``data_dictionary.csv`` (written from the colu
 with the run's covariate columns and wide columns): floats for numbers, nullable integers
 (``Int64``) and booleans (``boolean``), ``datetime64[ns]`` for dates, ordered categoricals for
 ``risk_category`` (0 < 1 to 10 < ... < >400) and ``cac_drs`` (A0 < ... < A3), ``string`` for the
-rest. CSV and Parquet give equal frames. Each frame carries its dictionary rows in
-``df.attrs["dictionary"]`` and the units in ``df.attrs["units"]``.
+rest. CSV and Parquet give equal frames. Each frame carries its dictionary rows (a list of
+records) in ``df.attrs["dictionary"]`` and the units in ``df.attrs["units"]``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def read_tables(out: str | Path, *, source: Literal["auto", "csv", "parquet"] = 
             df = _typed(raw, rows, str(path))
         except (ValueError, TypeError) as err:
             raise ResultError(f"cannot read it as typed: {err}", path=str(path)) from None
-        df.attrs["dictionary"] = rows
+        # plain records, not a frame: pandas compares attrs with == when it combines frames
+        df.attrs["dictionary"] = rows.to_dict("records")
         df.attrs["units"] = {n: u for n, u in zip(rows["name"], rows["unit"]) if u}
         tables[name] = df
     tables["dictionary"] = dictionary
