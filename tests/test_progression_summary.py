@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.cohort.progression import pair_rows
-from vascalc.cohort.summary import summarise, summarise_groups
+from vascalc.cohort.summary import baseline, scans_frame, summary_json, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,15 +86,27 @@ def test_summary_hand_values():
                                                 (20, 50, "11 to 100", "A1"),
                                                 (40, 500, ">400", "A3")])]
     rows.append({"case_id": "x", "status": "failed", "agatston": "", "volume_mm3": ""})
-    s = summarise(rows)
-    assert s["n_scans"] == 5 and s["status"] == {"failed": 1, "ok": 4} and s["n_patients"] == 4
-    v = s["scores"]["volume_mm3"]
+    for r in rows[:4]:
+        r["scope"] = "coronary"
+    rows.append(dict(row("y", "P0", "2021-06-01", 999.0, agatston=7777.0), scope="whole_volume"))
+    s = summary_json(summary_table(scans_frame(rows)))["all"]
+    assert s["n_scans"] == 6 and s["status"] == {"failed": 1, "ok": 5} and s["n_patients"] == 4
+    # scores are never pooled across scopes: the whole-volume scan is a block of its own
+    assert set(s["scopes"]) == {"coronary", "whole_volume"}
+    c = s["scopes"]["coronary"]
+    v = c["scores"]["volume_mm3"]
     assert (v["median"], v["q1"], v["q3"]) == (15.0, 7.5, 25.0)  # type 7 quantiles
-    assert s["zero_calcium"] == {"n": 1, "share": 0.25}
-    assert s["risk_category"] == {"0": 1, "1 to 10": 1, "11 to 100": 1, "101 to 400": 0, ">400": 1}
-    assert s["cac_drs"] == {"A0": 1, "A1": 2, "A2": 0, "A3": 1}
-    g = summarise_groups(rows, "patient_id")
-    assert g["patient_id=P3"]["scores"]["agatston"]["median"] == 500.0
+    assert c["zero_calcium"] == {"n": 1, "share": 0.25}
+    assert c["risk_category"] == {"0": 1, "1 to 10": 1, "11 to 100": 1, "101 to 400": 0, ">400": 1}
+    assert c["cac_drs"] == {"A0": 1, "A1": 2, "A2": 0, "A3": 1}
+    assert s["scopes"]["whole_volume"]["scores"]["agatston"]["median"] == 7777.0
+    g = summary_json(summary_table(scans_frame(rows), "patient_id"))
+    assert g["patient_id=P3"]["scopes"]["coronary"]["scores"]["agatston"]["median"] == 500.0
+    # baseline only: P0's first scan (2020) stays, its 2021 scan goes
+    b = baseline(scans_frame(rows))
+    assert sorted(b["case_id"]) == ["0", "1", "2", "3"]
+    assert summary_json(summary_table(scans_frame(rows), baseline_only=True))["all"][
+        "n_patients"] == 4
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +148,19 @@ def test_summary_on_the_phantoms(demo_scans, sample_truth, tmp_path):
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "summary.json").read_text())
     ag = sorted(t["vascular_only"]["agatston"] for t in sample_truth.values())
-    assert s["all"]["scores"]["agatston"]["median"] == pytest.approx(ag[2])
-    assert s["all"]["zero_calcium"] == {"n": 1, "share": 0.2}  # P04
+    vascular = s["all"]["scopes"]["vascular"]  # the sample headline: aorta + LAD
+    assert list(s["all"]["scopes"]) == ["vascular"]
+    assert vascular["scores"]["agatston"]["median"] == pytest.approx(ag[2])
+    assert vascular["zero_calcium"] == {"n": 1, "share": 0.2}  # P04
     assert s["all"]["n_patients"] == 4 and s["timepoint=2"]["n_scans"] == 1
+    assert "vascular: 5 scan(s)" in res.output
     for png in ("agatston_log_distribution.png", "calc_bsa_by_group.png",
                 "progression_per_patient.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert read(tmp_path / "summary.csv")[0].keys() == {"group", "measure", "statistic", "value"}
+    assert read(tmp_path / "summary.csv")[0].keys() == {"group", "scope", "measure", "statistic",
+                                                         "value"}
+    res = invoke("summary", demo_scans, "--out", tmp_path / "b", "--baseline-only", "--no-figures")
+    assert res.exit_code == 0 and "4 scan(s) of 4 patient(s) (baseline only)" in res.output
 
 
 def test_tables_without_the_needed_columns_are_usage_errors(tmp_path):

@@ -28,6 +28,7 @@ from .measure.calcium import Calcium, find_calcium
 from .measure.contrast import ContrastPlan, apply_plan, plan_contrast
 from .measure.layout import RegionLayout, checked_masks, layout_regions
 from .measure.protocol import deviations
+from .measure.shape import lesion_shapes
 from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's input record
     Anthropometry,
     BSAResult,
@@ -166,7 +167,8 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     masks = checked_masks(volume, regions)
     prepared = prepare(volume, config, masks)
     calcium = find_calcium(prepared.volume, config, prepared.thresholds,
-                           need_voxels=bool(masks) or keep_voxels or reads is not None)
+                           need_voxels=bool(masks) or keep_voxels or reads is not None
+                           or config.output.lesion_shape)
     t1 = time.perf_counter()
     breakdown = Breakdown()
     if reads is not None:
@@ -325,7 +327,17 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         coronary=breakdown.aggregates.get("coronary"), voxels=voxels,
         contrast_rule=plan.rule if plan.regions else "", contrast_phase=plan.phase,
         contrast_phase_source=plan.phase_source, agatston_comparable=comparable,
-        protocol_deviations=protocol)
+        protocol_deviations=protocol, lesion_shapes=_shapes(config, calcium, volume, timings))
+
+
+def _shapes(config: Config, calcium: Calcium, volume: CTVolume, timings: dict):
+    """Each whole lesion's shape when output.lesion_shape asks (its time in timings)."""
+    if not config.output.lesion_shape or calcium.kept is None:
+        return ()
+    t0 = time.perf_counter()
+    shapes = lesion_shapes(calcium.kept.lesion_labels, volume.spacing_mm)
+    timings["shape"] = time.perf_counter() - t0
+    return shapes
 
 
 def _cac_drs_vessels(region_scores, vessel_names) -> str:

@@ -119,6 +119,30 @@ class Lesion:
     region: str = "whole"
 
 
+#: the lesion shape columns of lesions.csv, in order (empty when output.lesion_shape is off)
+SHAPE_COLUMNS = ("length_mm", "width_mm", "thickness_mm", "extent", "linearity", "planarity",
+                 "sphericity", "shape_class")
+NO_SHAPE: dict[str, Any] = dict.fromkeys(SHAPE_COLUMNS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LesionShape:
+    """The shape of one whole 3-D lesion in physical units (vascalc.measure.shape)."""
+
+    lesion_id: int
+    length_mm: float
+    width_mm: float
+    thickness_mm: float
+    extent: float
+    linearity: float
+    planarity: float
+    sphericity: float
+    shape_class: str
+
+    def row(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in SHAPE_COLUMNS}
+
+
 @dataclass(frozen=True, kw_only=True)
 class RegionScore:
     """Scores over one region ('whole' = the whole volume)."""
@@ -240,6 +264,8 @@ class ScanResult:
     #: protocol, and the protocol deviations (flag registry codes) that say why not
     agatston_comparable: bool = False
     protocol_deviations: tuple[str, ...] = ()
+    #: the shape of each whole 3-D lesion, when output.lesion_shape asks for it
+    lesion_shapes: tuple[LesionShape, ...] = ()
     #: the scored voxels, when analyse was asked to keep them (for the artefacts)
     voxels: ScoredVoxels | None = field(default=None, compare=False, repr=False)
 

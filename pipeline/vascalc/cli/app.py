@@ -6,9 +6,7 @@ why, the others are written); 2 usage or config error (nothing was run).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import logging
 import shutil
 import sys
@@ -19,8 +17,6 @@ from typing import Annotated, Optional
 import typer
 
 from .._version import __version__
-from ..cohort.progression import pair_region_rows, pair_rows
-from ..cohort.summary import long_table, summarise_groups
 from ..config.calibration import read_inserts, snippet
 from ..config.load import load_config, with_study_secret
 from ..config.schema import Config
@@ -29,12 +25,12 @@ from ..errors import ConfigError, OutputError, VascalcError
 from ..files import write_atomic
 from ..io.load import load_ct
 from ..outputs.tables import to_csv
-from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
 from ..run.batch import default_jobs, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
 from ..run.lock import output_lock
 from ..run.merge import merge_outputs
 from ..run.options import RunOptions
+from .cohort import register as register_cohort
 from .console import Progress
 from .options import ConfigOption, parse_shard
 from .review import register as register_review
@@ -203,104 +199,6 @@ def _print_discovery(cases, notes) -> None:
     typer.echo(f"{len(cases)} case(s) would be scored; {len(notes)} file(s) not scored")
 
 
-def _read_table(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        _fail_usage(f"{path}: cannot read the table ({err})")
-    if not rows:
-        _fail_usage(f"{path}: the table has no rows")
-    return rows
-
-
-def _require(rows: list[dict], columns: tuple[str, ...], path: Path) -> None:
-    missing = [c for c in columns if c not in rows[0]]
-    if missing:
-        _fail_usage(f"{path}: missing column(s) {', '.join(missing)}; a vascalc scans.csv has "
-                    "them (or join your scan dates to it)")
-
-
-@app.command()
-def progression(
-    table: Annotated[Path, typer.Argument(help="scans.csv (patient_id, study_date, scores).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    regions: Annotated[Optional[Path], typer.Option(
-        help="regions.csv of the same run: also pair each region (progression_regions.csv).")
-    ] = None,
-) -> None:
-    """Pair each patient's scans in date order; write progression.csv and its dictionary."""
-    rows = _read_table(table)
-    _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
-    if "study_date" not in rows[0] and "scan_date" not in rows[0]:
-        _fail_usage(f"{table}: needs a study_date or scan_date column")
-    try:
-        pairs, notes = pair_rows(rows)
-    except ValueError as err:  # a hand-made table: named, never a traceback
-        _fail_usage(f"{table}: {err}")
-    names = [c.name for c in PROGRESSION]
-    write_atomic(out / "progression.csv", to_csv(pairs, names))
-    write_atomic(out / "progression_dictionary.csv", to_csv(
-        [{"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
-         for c in (PROGRESSION_REGIONS if regions is not None else PROGRESSION)],
-        ["name", "type", "unit", "meaning"]))
-    if regions is not None:
-        reg_rows = _read_table(regions)
-        _require(reg_rows, ("case_id", "region", "volume_mm3"), regions)
-        try:
-            reg_pairs, reg_notes = pair_region_rows(rows, reg_rows)
-        except ValueError as err:
-            _fail_usage(f"{regions}: {err}")
-        write_atomic(out / "progression_regions.csv",
-                     to_csv(reg_pairs, [c.name for c in PROGRESSION_REGIONS]))
-        typer.echo(f"{len(reg_pairs)} region pair(s) over {len({p['region'] for p in reg_pairs})} "
-                   f"region(s); {out / 'progression_regions.csv'}")
-        for n in reg_notes:
-            typer.echo(f"  left out {n['case_id']}: {n['reason']}")
-    n_h = sum(1 for p in pairs if p["progression_hokanson"])
-    n_r = sum(1 for p in pairs if p["progression_raggi"])
-    typer.echo(f"{len(pairs)} pair(s) from {len({p['patient_id'] for p in pairs})} patient(s): "
-               f"{n_h} progress by Hokanson, {n_r} by Raggi; {len(notes)} scan(s) left out; "
-               f"{out / 'progression.csv'}")
-    for n in notes:
-        typer.echo(f"  left out {n['case_id']}: {n['reason']}")
-
-
-@app.command()
-def summary(
-    table: Annotated[Path, typer.Argument(help="scans.csv (or any table with its columns).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    group: Annotated[Optional[str], typer.Option(help="Column to summarise by, too.")] = None,
-    figures: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
-) -> None:
-    """Cohort summary: counts, median/IQR of each score, zero-calcium share, categories."""
-    rows = _read_table(table)
-    _require(rows, ("case_id", "status", "agatston", "volume_mm3"), table)
-    if group and group not in rows[0]:
-        _fail_usage(f"--group {group!r} is not a column of {table}; columns: "
-                    f"{', '.join(rows[0])}")
-    groups = summarise_groups(rows, group)
-    write_atomic(out / "summary.json", json.dumps(groups, indent=2, allow_nan=False) + "\n")
-    write_atomic(out / "summary.csv", to_csv(long_table(groups),
-                                             ["group", "measure", "statistic", "value"]))
-    if figures:
-        from ..outputs import figures as fig  # lazy: matplotlib, for this command only
-
-        out.mkdir(parents=True, exist_ok=True)
-        try:
-            fig.agatston_distribution(rows, out / "agatston_log_distribution.png")
-            fig.calc_bsa_by_group(rows, group, out / "calc_bsa_by_group.png")
-            fig.progression_per_patient(rows, out / "progression_per_patient.png")
-        except (ValueError, OverflowError) as err:  # values no axis can hold (1e308)
-            typer.echo(f"warning: figures not drawn ({type(err).__name__}: {err}); the "
-                       "tables are written", err=True)
-    a = groups["all"]
-    med = a["scores"]["agatston"]["median"]
-    typer.echo(f"{a['n_scans']} scan(s), {a['n_patients']} patient(s); median Agatston "
-               f"{'-' if med is None else f'{med:.1f}'}; zero calcium "
-               f"{a['zero_calcium']['n']}; tables in {out}")
-
-
 @app.command()
 def calibrate(
     series: Annotated[Path, typer.Argument(
@@ -387,6 +285,7 @@ def merge(
 
 register_review(app, _fail_usage)
 register_starter(app, _fail_usage, run)
+register_cohort(app, _fail_usage)
 
 
 def main() -> None:

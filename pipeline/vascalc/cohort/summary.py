@@ -1,80 +1,137 @@
-"""Cohort summary of a scans table: counts, median and IQR of each score, share with zero
-calcium, counts per risk category and CAC-DRS, overall and per group.
+"""Cohort summary of a scans table, as pandas operations: counts of scans and of patients,
+status counts, and per scope the median, quartiles and IQR of each score, the share with zero
+calcium and the counts per risk category and CAC-DRS, overall and per group.
 
-Quantiles are numpy's default linear interpolation (Hyndman & Fan type 7, R's default). Pure
-functions over rows (dicts of strings, as csv.DictReader gives them).
+A headline score means what its scope covers (coronary, vascular, bone_excluded,
+whole_volume: docs, conventions: 'Scopes'), so scores are never pooled across scopes: every
+score statistic carries its ``scope``. ``baseline_only`` keeps each patient's first ok scan
+(by ``scan_date``, else ``study_date``, then case id), so no patient counts twice; scans
+without a patient id are kept, each as its own patient.
+
+Quantiles are pandas' (and numpy's) default linear interpolation, Hyndman and Fan's type 7,
+R's default.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
-from .progression import SCORES, _num
+from .progression import SCORES
+
+#: the columns of summary.csv
+SUMMARY_COLUMNS = ["group", "scope", "measure", "statistic", "value"]
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in rows if r.get("status") == "ok"]
-    out: dict[str, Any] = {
-        "n_scans": len(rows),
-        "status": {s: sum(1 for r in rows if r.get("status") == s)
-                   for s in sorted({r.get("status", "") for r in rows})},
-        "n_patients": len({r.get("patient_id") for r in ok if r.get("patient_id")}),
-    }
-    scores: dict[str, Any] = {}
-    for s in SCORES:
-        vals = np.array([v for v in (_num(r.get(s)) for r in ok) if v is not None])
-        if vals.size:
-            q1, med, q3 = np.percentile(vals, [25, 50, 75])
-            scores[s] = {"n": int(vals.size), "median": float(med), "q1": float(q1),
-                         "q3": float(q3), "iqr": float(q3 - q1), "min": float(vals.min()),
-                         "max": float(vals.max())}
-        else:
-            scores[s] = {"n": 0, "median": None, "q1": None, "q3": None, "iqr": None,
-                         "min": None, "max": None}
-    out["scores"] = scores
-    ag = [_num(r.get("agatston")) for r in ok]
-    ag = [a for a in ag if a is not None]
-    out["zero_calcium"] = {"n": sum(1 for a in ag if a == 0),
-                           "share": (sum(1 for a in ag if a == 0) / len(ag)) if ag else None}
-    out["risk_category"] = {k: sum(1 for r in ok if r.get("risk_category") == k)
-                            for k in RISK_LABELS}
-    out["cac_drs"] = {k: sum(1 for r in ok if r.get("cac_drs") == k) for k in CAC_DRS_LABELS}
+def scans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of a scans table (dicts of strings, as csv.DictReader gives them) as a frame with
+    the scores numeric (an empty or unreadable cell is missing, never 0)."""
+    df = pd.DataFrame(rows).fillna("")
+    for col in SCORES:
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
+    for col in ("status", "patient_id", "scope", "risk_category", "cac_drs", "case_id",
+                "study_date", "scan_date"):
+        if col not in df:
+            df[col] = ""
+    return df
+
+
+def baseline(df: pd.DataFrame) -> pd.DataFrame:
+    """Each patient's first ok scan (by scan_date, else study_date, then case id); scans
+    without a patient id are each kept."""
+    ok = df[df["status"] == "ok"].copy()
+    ok["_date"] = ok["scan_date"].where(ok["scan_date"] != "", ok["study_date"])
+    ok = ok.sort_values(["patient_id", "_date", "case_id"])
+    with_id = ok[ok["patient_id"] != ""].groupby("patient_id", sort=False).head(1)
+    return pd.concat([with_id, ok[ok["patient_id"] == ""]]).drop(columns="_date")
+
+
+def _score_rows(ok: pd.DataFrame, group: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(scope: str, measure: str, statistic: str, value: Any) -> None:
+        rows.append({"group": group, "scope": scope, "measure": measure,
+                     "statistic": statistic, "value": value})
+
+    for scope, part in ok.groupby("scope", sort=True):
+        add(str(scope), "scans", "n", len(part))
+        for score in SCORES:
+            v = part[score].dropna()
+            stats: dict[str, Any] = {"n": len(v)}
+            if len(v):
+                q1, med, q3 = (float(x) for x in v.quantile([0.25, 0.5, 0.75]))
+                stats.update(median=med, q1=q1, q3=q3, iqr=q3 - q1, min=float(v.min()),
+                             max=float(v.max()))
+            for k in ("n", "median", "q1", "q3", "iqr", "min", "max"):
+                add(str(scope), score, k, stats.get(k))
+        ag = part["agatston"].dropna()
+        add(str(scope), "zero_calcium", "n", int((ag == 0).sum()))
+        add(str(scope), "zero_calcium", "share", float((ag == 0).mean()) if len(ag) else None)
+        counts = part["risk_category"].value_counts()
+        for k in RISK_LABELS:
+            slug = k.replace(" ", "_").replace(">", "over_")
+            add(str(scope), f"risk_category_{slug}", "n", int(counts.get(k, 0)))
+        drs = part["cac_drs"].value_counts()
+        for k in CAC_DRS_LABELS:
+            add(str(scope), f"cac_drs_{k}", "n", int(drs.get(k, 0)))
+    return rows
+
+
+def summary_table(df: pd.DataFrame, group: str | None = None, *,
+                  baseline_only: bool = False) -> pd.DataFrame:
+    """The tidy summary (group, scope, measure, statistic, value): 'all' and, with
+    ``group``, one block per value of that column; counts of scans, patients and statuses
+    have an empty scope, every score statistic its own."""
+    df = baseline(df) if baseline_only else df
+    blocks = [("all", df)]
+    if group:
+        blocks += [(f"{group}={value}", part) for value, part in
+                   df.groupby(df[group].astype(str), sort=True)]
+    rows: list[dict[str, Any]] = []
+    for name, part in blocks:
+        ok = part[part["status"] == "ok"]
+        patients = ok.loc[ok["patient_id"] != "", "patient_id"].nunique() + int(
+            (ok["patient_id"] == "").sum())
+        rows.append({"group": name, "scope": "", "measure": "scans", "statistic": "n",
+                     "value": len(part)})
+        rows.append({"group": name, "scope": "", "measure": "patients", "statistic": "n",
+                     "value": int(patients)})
+        for status, n in part["status"].value_counts().sort_index().items():
+            rows.append({"group": name, "scope": "", "measure": f"status_{status}",
+                         "statistic": "n", "value": int(n)})
+        rows += _score_rows(ok, name)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS, dtype=object)  # ints stay ints
+
+
+def summary_json(table: pd.DataFrame) -> dict[str, Any]:
+    """The summary as nested JSON: group -> {n_scans, n_patients, status, scopes: {scope:
+    {scans, scores: {score: {statistic: value}}, zero_calcium, risk_category, cac_drs}}}."""
+    out: dict[str, Any] = {}
+    for g, part in table.groupby("group", sort=False):
+        top = part[part["scope"] == ""]
+        get = dict(zip(top["measure"], top["value"]))
+        block: dict[str, Any] = {
+            "n_scans": int(get["scans"]), "n_patients": int(get["patients"]),
+            "status": {m[len("status_"):]: int(v) for m, v in get.items()
+                       if m.startswith("status_")}, "scopes": {}}
+        for scope, sp in part[part["scope"] != ""].groupby("scope", sort=True):
+            cell = {(m, s): v for m, s, v in zip(sp["measure"], sp["statistic"], sp["value"])}
+            block["scopes"][scope] = {
+                "n_scans": int(cell[("scans", "n")]),
+                "scores": {score: {k: _plain(cell[(score, k)]) for k in
+                                   ("n", "median", "q1", "q3", "iqr", "min", "max")}
+                           for score in SCORES},
+                "zero_calcium": {"n": int(cell[("zero_calcium", "n")]),
+                                 "share": _plain(cell[("zero_calcium", "share")])},
+                "risk_category": {k: int(cell[(f"risk_category_{k.replace(' ', '_')}"
+                                               .replace(">", "over_"), "n")]) for k in RISK_LABELS},
+                "cac_drs": {k: int(cell[(f"cac_drs_{k}", "n")]) for k in CAC_DRS_LABELS}}
+        out[str(g)] = block
     return out
 
 
-def summarise_groups(rows: list[dict[str, Any]], group: str | None) -> dict[str, Any]:
-    """{'all': summary} plus one summary per value of ``group`` when given."""
-    result = {"all": summarise(rows)}
-    if group:
-        for value in sorted({str(r.get(group, "")) for r in rows}):
-            result[f"{group}={value}"] = summarise([r for r in rows
-                                                    if str(r.get(group, "")) == value])
-    return result
-
-
-def long_table(groups: dict[str, Any]) -> list[dict[str, Any]]:
-    """The summaries as tidy rows: group, measure, statistic, value."""
-    rows = []
-    for g, s in groups.items():
-        rows.append({"group": g, "measure": "scans", "statistic": "n", "value": s["n_scans"]})
-        rows.append({"group": g, "measure": "patients", "statistic": "n",
-                     "value": s["n_patients"]})
-        for status, n in s["status"].items():
-            rows.append({"group": g, "measure": f"status_{status}", "statistic": "n", "value": n})
-        for score, st in s["scores"].items():
-            for k in ("n", "median", "q1", "q3", "iqr", "min", "max"):
-                rows.append({"group": g, "measure": score, "statistic": k, "value": st[k]})
-        rows.append({"group": g, "measure": "zero_calcium", "statistic": "n",
-                     "value": s["zero_calcium"]["n"]})
-        rows.append({"group": g, "measure": "zero_calcium", "statistic": "share",
-                     "value": s["zero_calcium"]["share"]})
-        for k, n in s["risk_category"].items():
-            slug = k.replace(" ", "_").replace(">", "over_")
-            rows.append({"group": g, "measure": f"risk_category_{slug}", "statistic": "n",
-                         "value": n})
-        for k, n in s["cac_drs"].items():
-            rows.append({"group": g, "measure": f"cac_drs_{k}", "statistic": "n", "value": n})
-    return rows
+def _plain(v: Any) -> Any:
+    """A JSON value: None for a missing one, never NaN."""
+    return None if v is None or (isinstance(v, float) and v != v) else v

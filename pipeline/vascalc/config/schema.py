@@ -322,6 +322,10 @@ class OutputConfig(BaseModel):
         "folder", description="derive case ids from the series folder's own last two names "
         "(more when two would collide; a NIfTI file's name), or from a UID hash")
     parquet: bool = Field(True, description="also write the tables as Parquet (pyarrow)")
+    lesion_shape: bool = Field(
+        False, description="each lesion's shape in lesions.csv: length, width, thickness, "
+        "extent, linearity, planarity, sphericity, shape_class (docs, outputs: 'Lesion "
+        "shape'); costs a labelling pass over the calcium")
 
 
 class Config(BaseModel):

@@ -217,6 +217,20 @@ LESIONS: tuple[Column, ...] = (
        "or empty without regions"),
     _c("label", "string", "", "the reader's label of this piece (LM, LAD, LCX, RCA, aorta, "
        "bone, noise, ...; vascalc rescore); empty when unlabelled or without reads"),
+    # the shape of the whole 3-D lesion (every piece of it carries the same), output.lesion_shape
+    _c("length_mm", "number", "mm", "lesion length along its principal axis: sqrt(12 l1), l1 "
+       "the largest eigenvalue of its second moments as a solid (vascalc.measure.shape); empty "
+       "unless output.lesion_shape"),
+    _c("width_mm", "number", "mm", "lesion extent along its second axis, sqrt(12 l2)"),
+    _c("thickness_mm", "number", "mm", "lesion extent along its shortest axis, sqrt(12 l3)"),
+    _c("extent", "number", "", "voxels / voxels of the lesion's bounding box (scikit-image "
+       "regionprops)"),
+    _c("linearity", "number", "", "(l1 - l2) / l1, Westin et al., Med Image Anal 2002: 1 for a "
+       "line"),
+    _c("planarity", "number", "", "(l2 - l3) / l1 (Westin 2002): 1 for a sheet"),
+    _c("sphericity", "number", "", "l3 / l1 (Westin 2002): 1 for a compact lesion"),
+    _c("shape_class", "string", "", "the largest of the three: linear, planar (sheet-like) or "
+       "spherical (compact); a lesion of a few voxels is as compact as its voxels"),
 )
 
 REGIONS: tuple[Column, ...] = (

@@ -27,7 +27,7 @@ from ..core.regions import OUTSIDE
 from ..core.score import RISK_LABELS
 from ..errors import ResultError
 from ..files import write_atomic
-from ..records import CaseFailure, ScanResult
+from ..records import NO_SHAPE, CaseFailure, ScanResult
 from ..values import age_years
 from .codec import decode, encode
 from .columns import PROVENANCE_KEYS, names
@@ -192,6 +192,7 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
     ag = r.settings.get("agatston", True)
     cls = {reg.region: reg.region_class for reg in (r.whole, *r.regions)}
+    shapes = {s.lesion_id: s.row() for s in r.lesion_shapes}
     return [_checked({
         "case_id": r.case_id, "lesion_id": le.lesion_id, "region": le.region,
         "region_class": cls.get(le.region, "whole"),
@@ -201,8 +202,8 @@ def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
         "centroid_x_mm": _num(le.centroid_x_mm), "centroid_y_mm": _num(le.centroid_y_mm),
         "centroid_z_mm": _num(le.centroid_z_mm),
         "region_source": r.region_source if le.region != "whole" else "",
-        "label": le.region if r.region_source == "reader" and le.region != "outside" else ""},
-        "lesions") for le in r.lesions]
+        "label": le.region if r.region_source == "reader" and le.region != "outside" else "",
+        **shapes.get(le.lesion_id, NO_SHAPE)}, "lesions") for le in r.lesions]
 
 
 def table_patient_id(manifest_id: str | None, dicom_id: str, config: Config) -> str:
