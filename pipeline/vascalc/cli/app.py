@@ -33,6 +33,7 @@ from ..run.options import RunOptions
 from .cohort import register as register_cohort
 from .console import Progress
 from .options import ConfigOption, parse_shard
+from .pacs import register as register_pacs
 from .review import register as register_review
 from .starter import register as register_starter
 
@@ -286,6 +287,7 @@ def merge(
 register_review(app, _fail_usage)
 register_starter(app, _fail_usage, run)
 register_cohort(app, _fail_usage)
+register_pacs(app, _fail_usage)
 
 
 def main() -> None:

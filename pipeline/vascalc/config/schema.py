@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..core.bsa import FORMULAS
+from .listen import ListenConfig
 from .protocol import ContrastConfig, ProtocolConfig
 from .regions import RegionsConfig
 from .review import ReviewConfig
@@ -356,6 +357,7 @@ class Config(BaseModel):
     review: ReviewConfig = ReviewConfig()
     contrast: ContrastConfig = ContrastConfig()
     protocol: ProtocolConfig = ProtocolConfig()
+    listen: ListenConfig = ListenConfig()
 
     def provenance(self) -> dict:
         """The provenance columns every scans row carries (analyse refines the area limit
@@ -372,8 +374,8 @@ class Config(BaseModel):
     def sha256(self) -> str:
         """Digest of the resolved config (sorted JSON), recorded in every row. The hash key is
         not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases.
-        The review labels change no automated number and are left out."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"review"}), sort_keys=True,
+        The review labels and the DICOM node's settings change no number and are left out."""
+        text = json.dumps(self.model_dump(mode="json", exclude={"review", "listen"}), sort_keys=True,
                           separators=(",", ":"))
         key = self.privacy.secret() if self.privacy.patient_id == "hash" else None
         if key:

@@ -1,0 +1,1 @@
+"""The DICOM node: vascalc listen and vascalc send (docs, 'Results into a PACS')."""
