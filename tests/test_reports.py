@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,6 +55,9 @@ def test_every_case_has_its_artefacts_and_the_index_links_them(reported):
         assert ("No calcium was found" in (d / "report.html").read_text()) == (cid == "P04")
     index = (reported / "index.html").read_text()
     assert all(f'href="cases/{cid}/report.html"' in index for cid in scans(reported))
+    assert all(f'href="cases/{cid}/report.pdf"' in index for cid in scans(reported))
+    for target in re.findall(r'href="([^"#]+)"', index):  # every link leads to a file
+        assert (reported / target).is_file(), target
 
 
 def test_sr_reads_back_with_the_scores_codes_identity_and_references(reported):
@@ -179,7 +183,7 @@ def test_report_in_a_real_browser(reported):
             first = page.inner_text("#t tbody tr:first-child td:first-child")
             page.click("th:nth-child(5)")  # sort by agatston (case, patient, status, scope)
             page.click("th:nth-child(5)")
-            after = page.inner_text("#t tbody tr:first-child td:first-child")
+            after = page.inner_text("#t tbody tr:first-child td:first-child a")
             assert (first, after) != ("", "") and after == "P01_T2"  # the largest score
             page.fill("#ft", "P03")  # the text filter leaves one case
             shown = page.evaluate("Array.from(document.querySelectorAll('#t tbody tr'))"
@@ -299,3 +303,19 @@ def test_every_report_field_is_filled_or_says_why(reported):
     p04 = (reported / "cases" / "P04" / "report.html").read_text()
     assert "not computed: missing: no height and weight" in p04
     assert "No calcium was found" in p04 and "maximum intensity projection" not in p04
+
+
+def test_a_case_rescored_keeps_no_artefact_of_its_earlier_result(sample_data, tmp_path):
+    """Scored again with fewer key images, the folder holds only the new result's artefacts."""
+    runner = CliRunner()
+    series = sample_data / "P01_T1" / "dicom"
+    for n in (3, 1):
+        cfg = tmp_path / f"k{n}.yaml"
+        cfg.write_text(f"report: {{enabled: true, key_images: {n}, pdf: {str(n == 3).lower()}}}\n")
+        res = runner.invoke(app, ["run", str(series), "--out", str(tmp_path / "o"), "-c",
+                                  str(cfg), "-j", "1"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        (case,) = (tmp_path / "o" / "cases").iterdir()
+        assert sorted(p.name for p in case.glob("key_image_*.png")) == [
+            f"key_image_{i + 1}.png" for i in range(n)]
+        assert (case / "report.pdf").exists() == (n == 3)  # the first run's PDF is gone

@@ -28,6 +28,13 @@ log = logging.getLogger("vascalc")
 MIP_MIN_SLICES = 16
 
 
+#: every artefact a case folder may hold from an earlier result (the DICOM node's PDF and
+#: summary objects included); removed before a result's artefacts are written
+ARTEFACTS = ("key_image_*.png", "mip.png", "calcium_mask.nii.gz", "lesion_labels.nii.gz",
+             "calcium.seg.dcm", "scores.sr.dcm", "report.html", "report.pdf", "report.pdf.dcm",
+             "summary.sc.dcm")
+
+
 def preload(config: Config) -> None:
     """Import the libraries the configured artefacts use, once, in a process about to fork its
     workers: each worker would otherwise pay about a second of imports on its first case."""
@@ -58,6 +65,9 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     scored = result.voxels
     if scored is None:
         raise ValueError("the result carries no scored voxels (analyse(..., keep_voxels=True))")
+    for pattern in ARTEFACTS:  # the folder's artefacts are this result's only: none stale
+        for old in case_dir.glob(pattern):
+            old.unlink()
     bands = scored.bands
     written = [] if written is None else written
     # key images through the largest lesions of the headline's scope (its regions' pieces),

@@ -43,35 +43,41 @@ def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,
 
 
 def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
-    """Calcium volume and Calc/BSA over time as an embedded PNG ('' with fewer than 2 scans)."""
-    pts = [(d, r) for d, r in rows if d is not None and r.get("status") == "ok"
-           and r.get("volume_mm3") not in (None, "")]
-    if len(pts) < 2:
+    """The headline score, calcium volume and Calc/BSA over time as small separate panels, each
+    on its own axis (two measures on twin axes hide each other), as an embedded PNG; a panel
+    needs 2 dated ok scans with that measure ('' when none has)."""
+    ok = [(d, r) for d, r in rows if d is not None and r.get("status") == "ok"]
+    labels = {r.get("score_label") or "" for _, r in ok}
+    score_title = labels.pop() if len(labels) == 1 and "" not in labels else "headline score"
+    panels = []
+    for key, title in (("agatston", score_title), ("volume_mm3", "volume (mm3)"),
+                       ("volume_per_bsa_mm3_m2", "Calc/BSA (mm3/m2)")):
+        pts = [(d, float(r[key])) for d, r in ok if r.get(key) not in (None, "")]
+        if len(pts) >= 2:
+            panels.append((title, pts))
+    if not panels:
         return ""
+    from matplotlib import dates as mdates  # lazy: matplotlib, for figures only
+
     from .figures import _plt  # lazy: matplotlib, for figures only
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
-    dates = [d for d, _ in pts]
-    ax.plot(dates, [float(r["volume_mm3"]) for _, r in pts], marker="o", color="#3a5f8a",
-            label="volume (mm3)")
-    ax.set_ylabel("volume (mm3)")
-    bsa = [(d, float(r["volume_per_bsa_mm3_m2"])) for d, r in pts
-           if r.get("volume_per_bsa_mm3_m2") not in (None, "")]
-    lines = ax.get_lines()
-    if len(bsa) >= 2:  # a second axis: drawn dashed, so that it never hides the volume line
-        ax2 = ax.twinx()
-        ax2.plot([d for d, _ in bsa], [v for _, v in bsa], marker="s", color="#c0504d",
-                 linestyle="--", label="Calc/BSA (mm3/m2)")
-        ax2.set_ylabel("Calc/BSA (mm3/m2)")
-        lines += ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper left")
-    fig.autofmt_xdate()
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.3), dpi=100,
+                             squeeze=False)
+    for ax, (title, pts) in zip(axes[0], panels):
+        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o", color="#3a5f8a")
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(bottom=0)
+        locator = mdates.AutoDateLocator(minticks=2, maxticks=4)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
-    return (f'<img alt="calcium over time" width="440pt" height="190pt" '
+    width = 165 * len(panels)
+    return (f'<img alt="calcium over time" width="{width}pt" height="165pt" '
             f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
 
 

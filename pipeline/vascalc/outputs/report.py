@@ -294,11 +294,14 @@ def _index_cell(v: Any, column: str) -> str:
     return _fmt(v, 1)
 
 
-def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = None) -> str:
+def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = None,
+               reports: dict[str, tuple[bool, bool]] | None = None) -> str:
     """The run's index: every case with its scope, headline measures, flags, and for a failed
     case its error code and message; sortable by any column, filterable by status, scope and
-    text (a flag, a case); links to each case's report and each patient's."""
+    text (a flag, a case); links to each case's report and PDF and each patient's, only
+    where they exist (``reports``: case id -> (report.html, report.pdf) written)."""
     patients = patients or {}
+    reports = reports or {}
     cols = ["case_id", "patient", "status", "score_label", "agatston", "volume_mm3", "mass_mg",
             "n_lesions", "risk_category", "cac_drs", "volume_per_bsa_mm3_m2",
             "agatston_comparable", "protocol_deviations", "withheld_reason", "quality_flags",
@@ -311,9 +314,10 @@ def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = No
         pid = s.get("patient_id") or ""
         pcell = (f'<a href="patients/{html.escape(patients[pid])}/report.html">'
                  f'{html.escape(pid)}</a>' if pid in patients else "")
-        # a failed case has no report to link to
-        link = (f'<a href="cases/{cid}/report.html">{cid}</a>' if s.get("status") == "ok"
-                else cid)
+        # only what exists is linked: a failed case, or one whose report failed, has none
+        has_html, has_pdf = reports.get(s["case_id"], (False, False))
+        link = (f'<a href="cases/{cid}/report.html">{cid}</a>' if has_html else cid) + (
+            f' <a class="pdf" href="cases/{cid}/report.pdf">PDF</a>' if has_pdf else "")
         cells = [link, pcell] + [_index_cell(s.get(c), c) for c in cols[2:]]
         body.append(f'<tr data-status="{html.escape(s.get("status") or "")}" '
                     f'data-scope="{html.escape(s.get("scope") or "")}">'

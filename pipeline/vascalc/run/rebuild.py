@@ -66,7 +66,10 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
         files.update(patient_files(out, rows["scans"], pdf=config.report.pdf))
         patients = {r["patient_id"]: patient_folder(r["patient_id"]) for r in rows["scans"]
                     if (r.get("patient_id") or "").strip()}
-        files[out / "index.html"] = index_html(rows["scans"], patients)
+        written = {r["case_id"]: ((out / "cases" / r["case_id"] / "report.html").is_file(),
+                                  (out / "cases" / r["case_id"] / "report.pdf").is_file())
+                   for r in rows["scans"]}
+        files[out / "index.html"] = index_html(rows["scans"], patients, written)
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
     return {
         "schema": RUN_SCHEMA,
