@@ -220,6 +220,10 @@ def test_pdf_pages_and_text(reported, tmp_path):
     assert "CAC-DRS A" not in text and "risk category 0" not in text  # vascular: no risk
     words = " ".join(text.split())  # the PDF breaks lines anywhere
     assert "no risk category or CAC-DRS (defined for coronary calcium only)" in words
+    for n in range(1, len(pages) + 1):  # every page names the case and says which of how many
+        page = subprocess.run(["pdftotext", "-f", str(n), "-l", str(n), "-enc", "UTF-8", str(pdf),
+                               "-"], capture_output=True, check=True, timeout=120).stdout.decode()
+        assert f"case P01_T1, page {n} of {len(pages)}" in " ".join(page.split()), n
 
 
 def test_masks_hold_exactly_the_scored_calcium_under_other_thresholds_and_scopes(

@@ -47,7 +47,9 @@ table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #bbb;padding:
 text-align:left}th{background:#eef2f7}.big{font-size:14pt;font-weight:bold}
 .scope{font-size:12pt;margin:2px 0}.ruo{color:#a33;font-weight:bold;font-size:9pt}
 table.grid td{border:none;padding:2pt;vertical-align:top}.cap{font-size:8pt}
-@page{size:a4 portrait;margin:1.6cm}.keep{page-break-inside:avoid;-pdf-keep-with-next:true}
+@page{size:a4 portrait;margin:1.6cm 1.6cm 2.2cm 1.6cm;
+@frame footer{-pdf-frame-content:pdffooter;bottom:0.9cm;margin-left:1.6cm;margin-right:1.6cm;
+height:0.6cm}}#pdffooter{font-size:8pt;color:#555}.keep{page-break-inside:avoid;-pdf-keep-with-next:true}
 .flags{border:2px solid #c0504d;background:#fdf0ef;padding:6px 10px;margin:10px 0}
 .ok{border:1px solid #7aa37a;background:#f1f8f1;padding:6px 10px;margin:10px 0}
 .method{font-size:9pt;color:#555}img{margin:4px}
@@ -190,8 +192,11 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
             "calcium coloured by density weight: yellow 1, orange 2, red 3, magenta 4."))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/>
-<title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style></head>
+<title>vascalc report {html.escape(s['case_id'])}</title><style>{CSS}</style>
+<style media="screen">#pdffooter{{display:none}}</style></head>
 <body>
+<div id="pdffooter">vascalc report, case {html.escape(s['case_id'])}, page <pdf:pagenumber/> of
+<pdf:pagecount/>. For research use only.</div>
 <h1>Vascular calcification report</h1>
 <p class="ruo">For research use only. Not for diagnostic use.</p>
 {_table(who)}
