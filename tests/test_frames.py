@@ -46,12 +46,13 @@ def test_read_tables_types_every_column_from_the_dictionary(run_out):
     assert {r["name"] for r in scans.attrs["dictionary"]} == set(scans.columns)
     # the attrs survive pandas operations that combine frames (concat, astype, merge)
     pd.concat([scans, scans]).astype({"agatston": float}).merge(t["regions"], on="case_id")
-    assert set(t) == {"scans", "regions", "lesions", "regions_wide", "dictionary"}
+    assert set(t) == {"scans", "regions", "lesions", "regions_wide", "regions_masks", "dictionary"}
+    assert t["regions_masks"].empty  # no rescore: the masks' partition is regions itself
 
 
 def test_csv_and_parquet_give_equal_frames(run_out):
     a, b = vascalc.read_tables(run_out, source="csv"), vascalc.read_tables(run_out, source="parquet")
-    for name in ("scans", "regions", "lesions", "regions_wide"):
+    for name in ("scans", "regions", "lesions", "regions_wide", "regions_masks"):
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
 
 

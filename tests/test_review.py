@@ -324,7 +324,17 @@ def test_rescore_sums_are_exact_bone_and_noise_stay_out_and_reruns_are_identical
     assert scan["risk_category"] == expected == shown["risk_category"]
     n = sum(1 for a in arteries if float(regions[a]["agatston"]) > 0)
     assert scan["cac_drs_vessels"] == f"N{n}" == shown["cac_drs_vessels"] and n == 4
-    before = {t: (out / f"{t}.csv").read_bytes() for t in ("scans", "regions", "lesions")}
+    # the masks' partition is not lost: regions_masks.csv holds it, and each of the two
+    # tables sums to the scan's all-calcium total on its own
+    masks = {r["region"]: r for r in read(out / "regions_masks.csv") if r["case_id"] == "P02"}
+    assert {"aorta", "outside"} <= set(masks) and "LAD" not in masks
+    assert {r["region_source"] for r in masks.values()} == {"nifti_masks"}
+    for table in (regions, masks):
+        assert math.fsum(float(r["agatston"]) for r in table.values()) == pytest.approx(
+            float(scan["all_calcium_agatston"]), rel=1e-9)
+    assert not [r for r in read(out / "regions_masks.csv") if r["case_id"] == "P01_T1"]
+    before = {t: (out / f"{t}.csv").read_bytes() for t in ("scans", "regions", "lesions",
+                                                          "regions_masks")}
     res = CliRunner().invoke(app, ["rescore", str(out)], catch_exceptions=False)  # one reader
     assert res.exit_code == 0, res.output
     assert {t: (out / f"{t}.csv").read_bytes() for t in before} == before

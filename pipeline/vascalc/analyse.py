@@ -170,7 +170,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                            need_voxels=bool(masks) or keep_voxels or reads is not None
                            or config.output.lesion_shape)
     t1 = time.perf_counter()
-    breakdown = Breakdown()
+    breakdown = mask_breakdown = Breakdown()
+    if reads is not None and prepared.layout is not None:  # the masks' partition, kept beside
+        mask_breakdown = break_down(prepared.volume, config, calcium, prepared.layout,
+                                    prepared.plan, prepared.thresholds.threshold_hu)
     if reads is not None:
         assert calcium.kept is not None  # asked for above: reads split the kept voxels
         layout = layout_regions(prepared.volume, config.regions,
@@ -191,10 +194,13 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     comparable = (config.scoring.agatston and not headline.withheld and not protocol
                   and not headline.score.threshold_rule)
     t2 = time.perf_counter()
-    return _result(volume, config, case_id, prepared, calcium, breakdown, headline, bsa,
-                   flags=flags, protocol=protocol, comparable=comparable,
-                   region_source=region_source, reads=reads, keep_voxels=keep_voxels,
-                   timings={"segment": t1 - t0, "score": t2 - t1})
+    result = _result(volume, config, case_id, prepared, calcium, breakdown, headline, bsa,
+                     flags=flags, protocol=protocol, comparable=comparable,
+                     region_source=region_source, reads=reads, keep_voxels=keep_voxels,
+                     timings={"segment": t1 - t0, "score": t2 - t1})
+    if mask_breakdown.regions:
+        result = replace(result, mask_regions=mask_breakdown.regions, mask_source=region_source)
+    return result
 
 
 def prepare(volume: CTVolume, config: Config, masks) -> Prepared:

@@ -264,6 +264,10 @@ class ScanResult:
     #: protocol, and the protocol deviations (flag registry codes) that say why not
     agatston_comparable: bool = False
     protocol_deviations: tuple[str, ...] = ()
+    #: after a reader's labels split the calcium (rescore), the region masks' own partition of
+    #: it (regions_masks.csv) and where the masks came from; () without masks or reads
+    mask_regions: tuple[RegionScore, ...] = ()
+    mask_source: str = ""
     #: the shape of each whole 3-D lesion, when output.lesion_shape asks for it
     lesion_shapes: tuple[LesionShape, ...] = ()
     #: the scored voxels, when analyse was asked to keep them (for the artefacts)

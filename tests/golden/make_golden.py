@@ -20,8 +20,8 @@ from vascalc import __version__
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-TABLES = ("scans.csv", "regions.csv", "lesions.csv", "regions_wide.csv", "discovery.csv",
-          "data_dictionary.csv")
+TABLES = ("scans.csv", "regions.csv", "lesions.csv", "regions_wide.csv", "regions_masks.csv",
+          "discovery.csv", "data_dictionary.csv")
 
 
 def runs(phantoms: Path, shared: Path,

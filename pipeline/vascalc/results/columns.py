@@ -273,12 +273,16 @@ WIDE_MEASURES: tuple[Column, ...] = (
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "regions": REGIONS, "lesions": LESIONS}
+#: regions_masks.csv: after vascalc rescore, the region masks' own partition of the calcium the
+#: reader's labels split in regions.csv (the same columns; empty without a rescore)
+TABLES: dict[str, tuple[Column, ...]] = {"scans": SCANS, "regions": REGIONS, "lesions": LESIONS,
+                                         "regions_masks": REGIONS}
 
 #: primary keys of each table (datapackage.json); every other table's case_id refers to scans
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "scans": ("case_id",), "regions": ("case_id", "region"),
-    "lesions": ("case_id", "lesion_id", "region"), "regions_wide": ("case_id",)}
+    "lesions": ("case_id", "lesion_id", "region"), "regions_wide": ("case_id",),
+    "regions_masks": ("case_id", "region")}
 
 
 def names(table: str) -> list[str]:

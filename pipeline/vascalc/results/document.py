@@ -1,14 +1,10 @@
-"""The result document of a case (``OUT/cases/<case_id>/result.json``) and the rows it becomes.
-
-This module owns the document: its schema and version (:data:`RESULT_SCHEMA`), building it
-from the typed records (:class:`ScanResult` or :class:`CaseFailure`), writing it atomically,
-reading it back (another version is refused by name), and turning documents into table rows.
-
-Rows are built from the typed records through the column registry
-(:mod:`vascalc.results.columns`): a row holds exactly the registered columns of its table, so
-a column the registry does not know cannot be written and a registered column the builder
-forgets fails at once. Manifest covariates travel beside the row (``covariates``) and become
-the trailing columns of scans.csv.
+"""The result document of a case (``OUT/cases/<case_id>/result.json``) and the rows it becomes:
+its schema and version (:data:`RESULT_SCHEMA`), building it from the typed records
+(:class:`ScanResult` or :class:`CaseFailure`), writing it atomically, reading it back (another
+version is refused by name), and turning documents into table rows through the column registry
+(:mod:`vascalc.results.columns`): a row holds exactly the registered columns of its table, so an
+unknown column cannot be written and a forgotten one fails at once. Manifest covariates travel
+beside the row (``covariates``) and become the trailing columns of scans.csv.
 """
 
 from __future__ import annotations
@@ -169,11 +165,13 @@ def _whole_scope(r: ScanResult) -> str:
     return "bone_excluded" if r.settings.get("scope") == "bone_excluded" else "whole_volume"
 
 
-def region_rows(r: ScanResult) -> list[dict[str, Any]]:
+def region_rows(r: ScanResult, *, masks: bool = False) -> list[dict[str, Any]]:
     """The rows of regions.csv, which partition the scan's kept calcium: each region and
     'outside' (kept calcium in no region) once, so a per-case sum of the rows is the scan's
-    all-calcium total (scans.csv ``all_calcium_*``). A case without regions has one row,
-    'whole', which is that partition."""
+    all-calcium total (scans.csv ``all_calcium_*``); a case without regions has one row,
+    'whole'. ``masks``: the region masks' partition of a rescored case (regions_masks.csv)."""
+    regions, source = (r.mask_regions, r.mask_source) if masks else (
+        r.regions or (r.whole,), r.region_source)
     bsa = r.bsa.bsa_m2
     ag = r.settings.get("agatston", True)
     return [_checked({
@@ -185,8 +183,7 @@ def region_rows(r: ScanResult) -> list[dict[str, Any]]:
         **_measures(reg, ag), "n_slice_lesions": None if reg.withheld else reg.n_slice_lesions,
         "volume_per_bsa_mm3_m2": None if bsa is None or reg.withheld
         else _num(reg.volume_mm3 / bsa),
-        "region_source": "" if reg is r.whole else r.region_source},
-        "regions") for reg in (r.regions or (r.whole,))]
+        "region_source": "" if reg is r.whole else source}, "regions") for reg in regions]
 
 
 def lesion_rows(r: ScanResult) -> list[dict[str, Any]]:
@@ -285,9 +282,9 @@ def with_rows(doc: dict[str, Any]) -> dict[str, Any]:
         scan["quality_flags"] = ";".join(flags + [f for f in doc["extra_flags"]
                                                   if f not in flags])
     if isinstance(outcome, ScanResult):
-        return {**doc, "scan": scan, "regions": region_rows(outcome),
-                "lesions": lesion_rows(outcome)}
-    return {**doc, "scan": scan, "regions": [], "lesions": []}
+        return {**doc, "scan": scan, "regions": region_rows(outcome), "lesions":
+                lesion_rows(outcome), "regions_masks": region_rows(outcome, masks=True)}
+    return {**doc, "scan": scan, "regions": [], "lesions": [], "regions_masks": []}
 
 
 def scan_of(doc: dict[str, Any]) -> dict[str, Any]:
@@ -379,19 +376,23 @@ def reusable(out: Path, case_id: str, *, config_sha256: str, fingerprint: str,
         return None
 
 
+#: the per-case row lists of a document, beside its scans row
+PARTS = ("regions", "lesions", "regions_masks")
+
+
 def table_rows(docs: list[dict[str, Any]], config: Config | None = None
                ) -> tuple[dict[str, list[dict[str, Any]]], list[str], dict[str, str]]:
     """The rows of scans, regions, lesions and the wide per-scan region table from documents
     (in the order given); the covariate columns in the order they first occur, and region ->
     wide column stem (:mod:`vascalc.results.wide`)."""
-    rows: dict[str, list[dict[str, Any]]] = {"scans": [], "regions": [], "lesions": []}
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ("scans", *PARTS)}
     covariate_columns: list[str] = []
     scored = []
     for doc in docs:
         cov = doc.get("covariates", {})
         rows["scans"].append({**doc["scan"], **cov})
-        rows["regions"].extend(doc.get("regions", []))
-        rows["lesions"].extend(doc.get("lesions", []))
+        for t in PARTS:
+            rows[t].extend(doc.get(t, []))
         covariate_columns.extend(k for k in cov if k not in covariate_columns)
         if doc["scan"]["status"] == "ok":
             scored.append((doc["case_id"], doc.get("regions", [])))

@@ -19,7 +19,7 @@ from ..errors import ResultError
 from .columns import ORDERED_CATEGORIES
 
 #: the tables of a run, in the order read_tables returns them
-TABLE_NAMES = ("scans", "regions", "lesions", "regions_wide")
+TABLE_NAMES = ("scans", "regions", "lesions", "regions_wide", "regions_masks")
 
 
 def _typed(df: pd.DataFrame, dictionary: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -67,7 +67,8 @@ def read_tables(out: str | Path, *, source: Literal["auto", "csv", "parquet"] = 
     Returns
     -------
     dict of str to DataFrame
-        ``scans``, ``regions``, ``lesions`` and ``regions_wide`` (where written), and
+        ``scans``, ``regions``, ``lesions``, ``regions_wide`` and ``regions_masks`` (where
+        written), and
         ``dictionary``: the data dictionary (table, name, type, pandas_dtype, unit, meaning).
         The rows of ``regions`` partition each scan's kept calcium: a per-case sum equals
         the scan's ``all_calcium_*`` columns.
@@ -96,8 +97,8 @@ def read_tables(out: str | Path, *, source: Literal["auto", "csv", "parquet"] = 
         use_pq = source == "parquet" or (source == "auto" and pq_path.is_file())
         path = pq_path if use_pq else csv_path
         if not path.is_file():
-            if name == "regions_wide" and source != "parquet":
-                continue
+            if name in ("regions_wide", "regions_masks") and source != "parquet":
+                continue  # not written by every run (no scored case; older outputs)
             raise ResultError(f"no {path.name} in the output folder", path=str(folder))
         try:
             raw = (pd.read_parquet(path) if use_pq else
