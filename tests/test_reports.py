@@ -323,3 +323,19 @@ def test_a_case_rescored_keeps_no_artefact_of_its_earlier_result(sample_data, tm
         assert sorted(p.name for p in case.glob("key_image_*.png")) == [
             f"key_image_{i + 1}.png" for i in range(n)]
         assert (case / "report.pdf").exists() == (n == 3)  # the first run's PDF is gone
+
+
+def test_the_per_artery_table_equals_regions_csv(reported):
+    """P01 has an LAD mask: the report's coronary table shows it as regions.csv has it, in
+    whole Agatston, and says the left main was not assessed (no LM region)."""
+    from vascalc.outputs.arteries import whole
+
+    text = (reported / "cases" / "P01_T1" / "report.html").read_text()
+    lad = next(r for r in read(reported / "regions.csv")
+               if r["case_id"] == "P01_T1" and r["region"] == "LAD")
+    assert "<h2>Coronary arteries</h2>" in text
+    assert (f"<tr><td>LAD</td><td>{whole(lad['agatston'])}</td>"
+            f"<td>{float(lad['volume_mm3']):,.1f}</td><td>{int(lad['n_lesions'])}</td></tr>") in text
+    assert "Left main: not assessed" in text
+    p04 = (reported / "cases" / "P04" / "report.html").read_text()
+    assert "<h2>Coronary arteries</h2>" not in p04  # no coronary region: no table

@@ -24,6 +24,7 @@ import pytest
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.config.review import ReviewConfig
+from vascalc.outputs.arteries import whole
 from vascalc.review.agreement import cohen_kappa, icc_2_1, icc_2_1_ci, kappa_ci
 from vascalc.review.server import ReviewApp, make_server
 from vascalc.review.store import ReadStore
@@ -333,6 +334,10 @@ def test_rescore_sums_are_exact_bone_and_noise_stay_out_and_reruns_are_identical
         assert math.fsum(float(r["agatston"]) for r in table.values()) == pytest.approx(
             float(scan["all_calcium_agatston"]), rel=1e-9)
     assert not [r for r in read(out / "regions_masks.csv") if r["case_id"] == "P01_T1"]
+    report = (out / "cases" / "P02" / "report.html").read_text()  # the per-artery table
+    for a in arteries:
+        assert f"<tr><td>{a}</td><td>{whole(regions[a]['agatston'])}</td>" in report, a
+    assert "Left main: involved" in report
     before = {t: (out / f"{t}.csv").read_bytes() for t in ("scans", "regions", "lesions",
                                                           "regions_masks")}
     res = CliRunner().invoke(app, ["rescore", str(out)], catch_exceptions=False)  # one reader

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..flags import describe
 from ..results.document import scan_of
+from .arteries import artery_table
 
 #: the headline's title per scope (docs, conventions: 'Scopes')
 SCOPE_TITLE = {
@@ -204,6 +205,7 @@ def case_html(doc: dict[str, Any], images: list[tuple[str, bytes]], *, identity:
 <h2>Result</h2>
 {headline}
 {_table(totals)}
+{artery_table(doc.get("regions", []))}
 <h2>Regions</h2>
 <table><tr><th>region</th><th>class</th><th>Agatston</th><th>volume (mm3)</th><th>mass (mg)</th>
 <th>lesions</th><th>Calc/BSA (mm3/m2)</th><th>threshold</th></tr>{regions}</table>

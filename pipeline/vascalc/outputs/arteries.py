@@ -1,0 +1,62 @@
+"""The report's per-artery table: the coronary arteries' scores, from the case's regions.csv
+rows (region masks named LM, LAD, LCX, RCA, or a reader's finished labels after rescore).
+
+Agatston is shown as a whole number, as calcium-scoring reports print it (the tables keep full
+precision); the four main arteries come first in their usual order, then any other coronary
+region, and left main involvement is said in words, since calcium in the left main carries
+weight of its own in the CAC-DRS vessel count (Hecht HS et al., J Cardiovasc Comput Tomogr
+2018;12:185-191: the N modifier counts LM, LAD, LCX and RCA).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+#: the main coronary arteries, in the order reports list them
+MAIN = ("LM", "LAD", "LCX", "RCA")
+
+
+def whole(value: Any) -> str:
+    """A score as a whole number (half up), or '-' when empty.
+
+    >>> whole(15.68), whole(0.5), whole(""), whole(1234.4)
+    ('16', '1', '-', '1,234')
+    """
+    if value in (None, ""):
+        return "-"
+    return f"{math.floor(float(value) + 0.5):,}"
+
+
+def artery_rows(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The coronary rows of a case's regions, main arteries first, in order."""
+    coronary = [r for r in regions if r.get("region_class") == "coronary"]
+    rank = {name: i for i, name in enumerate(MAIN)}
+    return sorted(coronary, key=lambda r: (rank.get(r["region"], len(MAIN)), r["region"]))
+
+
+def artery_table(regions: list[dict[str, Any]]) -> str:
+    """The per-artery section of the report ('' without coronary regions)."""
+    rows = artery_rows(regions)
+    if not rows:
+        return ""
+    def volume(v: Any) -> str:
+        return "-" if v in (None, "") else f"{float(v):,.1f}"
+
+    body = "".join(
+        f"<tr><td>{html.escape(r['region'])}</td><td>{whole(r.get('agatston'))}</td>"
+        f"<td>{volume(r.get('volume_mm3'))}</td>"
+        f"<td>{'-' if r.get('n_lesions') in (None, '') else int(r['n_lesions'])}</td></tr>"
+        for r in rows)
+    lm = next((r for r in rows if r["region"] == "LM"), None)
+    if lm is None:
+        left_main = "Left main: not assessed (no LM region or label)."
+    elif lm.get("agatston") in (None, ""):
+        left_main = f"Left main: {html.escape(lm.get('withheld_reason') or 'not scored')}."
+    elif float(lm["agatston"]) > 0:
+        left_main = f"Left main: involved (Agatston {whole(lm['agatston'])})."
+    else:
+        left_main = "Left main: no calcium."
+    return ("<h2>Coronary arteries</h2><table><tr><th>artery</th><th>Agatston</th>"
+            f"<th>volume (mm3)</th><th>lesions</th></tr>{body}</table><p>{left_main}</p>")
