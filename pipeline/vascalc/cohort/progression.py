@@ -18,14 +18,17 @@ Definitions (each a column, so the user picks the one their study pre-registered
   thickness, increment, kVp, kernel, threshold and its source, minimum area, volume method,
   mass calibration, config sha256), because they bias the measured change.
 
-Pure functions over rows (dicts of strings, as csv.DictReader gives them).
+Pandas operations over a scans table (:func:`progression_frame`); :func:`pair_rows` takes
+and gives plain rows (dicts of strings, as csv.DictReader gives them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from ..values import finite_float, parse_date
 
@@ -37,6 +40,10 @@ PARAMETERS = ("scope", "scope_regions", "slice_thickness_mm", "slice_increment_m
 HOKANSON_SQRT_VOLUME = 2.5  # mm^(3/2)
 RAGGI_ANNUAL = 0.15
 DAYS_PER_YEAR = 365.25
+#: scans closer than this are not annualised (a choice: a change over days or weeks is
+#: mostly scan-rescan noise, and raising it to the power 365/days overflows); flagged
+#: short_interval, with the per-year and annual values empty
+MIN_ANNUALISED_DAYS = 90
 
 
 _num = finite_float
@@ -63,37 +70,107 @@ def _dated(row: dict[str, Any]) -> tuple[dt.date | None, str]:
 
 def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Progression rows for every consecutive pair of each patient's ok scans, and notes
-    (case_id, reason) for scans that could not be placed."""
+    (case_id, reason) for scans that could not be placed: :func:`progression_frame` on rows
+    (dicts of strings, as csv.DictReader gives them), as plain records."""
+    pairs, notes = progression_frame(pd.DataFrame(rows, dtype=object))
+    return _records(pairs), notes.to_dict("records")
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Frame rows as dicts with None for missing (never NaN) and Python scalars."""
+    out = []
+    for rec in df.astype(object).to_dict("records"):
+        out.append({k: None if v is None or (isinstance(v, float) and v != v) else
+                    v.item() if hasattr(v, "item") else v for k, v in rec.items()})
+    return out
+
+
+def _placed(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """The ok scans with a patient and a date (``_date``, ``_date_source``), and a note for
+    every other scan."""
     notes: list[dict[str, str]] = []
-    by_patient: dict[str, list[tuple[dt.date, dict]]] = {}
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.get("case_id", "")] = counts.get(r.get("case_id", ""), 0) + 1
-    twice = sorted(c for c, n in counts.items() if n > 1)
-    if twice:  # a scan paired with itself would pass for a follow-up
-        raise ValueError(f"case id(s) {', '.join(map(repr, twice[:5]))} occur more than once "
-                         "(one row per scan)")
-    for r in rows:
-        cid = r.get("case_id", "")
-        if r.get("status", "ok") != "ok":
+    keep = []
+    for i, row in df.iterrows():
+        # a cell missing from some rows is NaN in the frame: empty, as in the CSV
+        r = {k: "" if v is None or (isinstance(v, float) and v != v) else v
+             for k, v in row.items()}
+        cid = r.get("case_id") or ""
+        if (r.get("status") or "ok") != "ok":
             notes.append({"case_id": cid, "reason": "scan failed"})
             continue
-        pid = (r.get("patient_id") or "").strip()
+        pid = str(r.get("patient_id") or "").strip()
         d, source = _dated(r)
-        if d is not None:
-            r = {**r, "_date_source": source}
         if not pid or d is None:
             notes.append({"case_id": cid, "reason": "no patient_id" if not pid else
                           f"{source} {r.get(source)!r} is not a date" if source else
                           "no study_date or scan_date"})
             continue
-        by_patient.setdefault(pid, []).append((d, r))
-    out = []
-    for pid in sorted(by_patient):
-        scans = sorted(by_patient[pid], key=lambda x: (x[0], x[1].get("case_id", "")))
-        for (d1, a), (d2, b) in zip(scans, scans[1:]):
-            out.append(progression_row(pid, d1, a, d2, b))
-    return out, notes
+        keep.append((i, pid, d, source))
+    placed = df.loc[[i for i, *_ in keep]].copy()
+    placed["patient_id"] = [pid for _, pid, _, _ in keep]
+    placed["_date"] = pd.to_datetime([d for _, _, d, _ in keep])
+    placed["_date_source"] = [src for *_, src in keep]
+    return placed, notes
+
+
+def progression_frame(scans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every consecutive pair of each patient's ok scans (sorted by date, then case id, and
+    paired by a groupby shift), with the changes and progression criteria of the module
+    docstring as columns (in the order of :data:`vascalc.results.columns.PROGRESSION`); and
+    the notes (case_id, reason) of the scans that could not be placed."""
+    ids = scans["case_id"] if "case_id" in scans else pd.Series([], dtype=object)
+    twice = sorted({c for c in ids[ids.duplicated()]})
+    if twice:  # a scan paired with itself would pass for a follow-up
+        raise ValueError(f"case id(s) {', '.join(map(repr, twice[:5]))} occur more than once "
+                         "(one row per scan)")
+    placed, notes = _placed(scans)
+    placed = placed.sort_values(["patient_id", "_date", "case_id"], kind="stable")
+    later = placed.groupby("patient_id", sort=False).shift(-1)
+    first = placed[later["case_id"].notna()]
+    a, b = first.reset_index(drop=True), later.loc[first.index].reset_index(drop=True)
+    b["patient_id"] = a["patient_id"]
+    if a.empty:
+        return pd.DataFrame(), pd.DataFrame(notes, columns=["case_id", "reason"])
+    num = {(side, s): pd.to_numeric(t.get(s, pd.Series(index=t.index, dtype=object)),
+                                    errors="coerce").where(lambda v: np.isfinite(v))
+           for side, t in (("a", a), ("b", b)) for s in SCORES}
+    for side, t in (("a", a), ("b", b)):
+        bad = num[(side, "volume_mm3")] < 0
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(f"case {t['case_id'][i]}: volume_mm3 {num[(side, 'volume_mm3')][i]:g} "
+                             "is negative (not a calcium volume)")
+    days = (b["_date"] - a["_date"]).dt.days
+    years = days / DAYS_PER_YEAR
+    short = (days > 0) & (days < MIN_ANNUALISED_DAYS)
+    annualised = years.where(~short, 0.0)  # not annualised (MIN_ANNUALISED_DAYS)
+    out = pd.DataFrame({
+        "patient_id": a["patient_id"], "case_id_1": a["case_id"], "case_id_2": b["case_id"],
+        "date_1": a["_date"].dt.strftime("%Y-%m-%d"), "date_2": b["_date"].dt.strftime("%Y-%m-%d"),
+        "date_source": [";".join(sorted({x, y} - {""}))
+                        for x, y in zip(a["_date_source"], b["_date_source"])],
+        "interval_days": days, "interval_years": years,
+        "interval_flag": np.where(days <= 0, "same_date", np.where(short, "short_interval", ""))})
+    for s in SCORES:
+        x, y = num[("a", s)], num[("b", s)]
+        change = y - x
+        out[f"{s}_1"], out[f"{s}_2"], out[f"{s}_change"] = x, y, change
+        out[f"{s}_change_per_year"] = (change / annualised).where(annualised > 0)
+        out[f"{s}_relative_change"] = (change / x).where(x.notna() & (x != 0))
+    v1, v2 = num[("a", "volume_mm3")], num[("b", "volume_mm3")]
+    both = v1.notna() & v2.notna()
+    sqrt_diff = (np.sqrt(v2) - np.sqrt(v1)).where(both)
+    out["sqrt_volume_difference"] = sqrt_diff
+    out["progression_hokanson"] = (sqrt_diff >= HOKANSON_SQRT_VOLUME).astype(object).where(both)
+    ok = v1.notna() & (v1 != 0) & v2.notna() & (annualised > 0)
+    annual = ((v2 / v1.where(ok)) ** (1.0 / annualised.where(ok)) - 1.0).where(ok)
+    out["volume_annual_relative_change"] = annual
+    out["progression_raggi"] = (annual > RAGGI_ANNUAL).astype(object).where(ok)
+    text = {p: (a.get(p, pd.Series("", index=a.index)).fillna("").astype(str),
+                b.get(p, pd.Series("", index=b.index)).fillna("").astype(str)) for p in PARAMETERS}
+    out["parameters_differ"] = [";".join(p for p in PARAMETERS if text[p][0][i] != text[p][1][i])
+                                for i in range(len(out))]
+    return out, pd.DataFrame(notes, columns=["case_id", "reason"])
 
 
 def pair_region_rows(scans: list[dict[str, Any]], regions: list[dict[str, Any]],
@@ -117,53 +194,3 @@ def pair_region_rows(scans: list[dict[str, Any]], regions: list[dict[str, Any]],
         pairs, _ = pair_rows(grouped[name])
         out += [{"region": name, **p} for p in pairs]
     return out, notes
-
-
-#: scans closer than this are not annualised (a choice: a change over days or weeks is
-#: mostly scan-rescan noise, and raising it to the power 365/days overflows); flagged
-#: short_interval, with the per-year and annual values empty
-MIN_ANNUALISED_DAYS = 90
-
-
-def progression_row(pid: str, d1: dt.date, a: dict, d2: dt.date, b: dict) -> dict[str, Any]:
-    days = (d2 - d1).days
-    years = days / DAYS_PER_YEAR
-    for r in (a, b):
-        v = _num(r.get("volume_mm3"))
-        if v is not None and v < 0:
-            raise ValueError(f"case {r.get('case_id')}: volume_mm3 {v:g} is negative (not a "
-                             "calcium volume)")
-    short = 0 < days < MIN_ANNUALISED_DAYS
-    row: dict[str, Any] = {"patient_id": pid, "case_id_1": a.get("case_id"),
-                           "case_id_2": b.get("case_id"), "date_1": d1.isoformat(),
-                           "date_2": d2.isoformat(),
-                           "date_source": ";".join(sorted({a.get("_date_source", ""),
-                                                           b.get("_date_source", "")} - {""})),
-                           "interval_days": days, "interval_years": years,
-                           "interval_flag": "same_date" if days <= 0 else
-                           "short_interval" if short else ""}
-    if short:
-        years = 0.0  # not annualised (MIN_ANNUALISED_DAYS)
-    for s in SCORES:
-        x, y = _num(a.get(s)), _num(b.get(s))
-        row[f"{s}_1"], row[f"{s}_2"] = x, y
-        change = None if x is None or y is None else y - x
-        row[f"{s}_change"] = change
-        row[f"{s}_change_per_year"] = None if change is None or years <= 0 else change / years
-        row[f"{s}_relative_change"] = None if change is None or not x else change / x
-    v1, v2 = _num(a.get("volume_mm3")), _num(b.get("volume_mm3"))
-    if v1 is not None and v2 is not None:
-        sqrt_diff = math.sqrt(v2) - math.sqrt(v1)
-        row["sqrt_volume_difference"] = sqrt_diff
-        row["progression_hokanson"] = sqrt_diff >= HOKANSON_SQRT_VOLUME
-    else:
-        row["sqrt_volume_difference"] = row["progression_hokanson"] = None
-    if v1 and v2 is not None and years > 0:
-        annual = (v2 / v1) ** (1.0 / years) - 1.0
-        row["volume_annual_relative_change"] = annual
-        row["progression_raggi"] = annual > RAGGI_ANNUAL
-    else:
-        row["volume_annual_relative_change"] = row["progression_raggi"] = None
-    differ = [p for p in PARAMETERS if (a.get(p) or "") != (b.get(p) or "")]
-    row["parameters_differ"] = ";".join(differ)
-    return row
