@@ -339,3 +339,35 @@ def test_the_per_artery_table_equals_regions_csv(reported):
     assert "Left main: not assessed" in text
     p04 = (reported / "cases" / "P04" / "report.html").read_text()
     assert "<h2>Coronary arteries</h2>" not in p04  # no coronary region: no table
+
+
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="Chromium (Debian chromium) is not installed; .ci/run installs it")
+def test_the_index_fits_1280_px_with_a_failed_case_and_sorts(sample_data, tmp_path):
+    """A failed row shows its error code and message across the score columns: at 1280 px
+    the table needs no horizontal scroll and the message is on screen; sorting a score column
+    with a failed row in it raises no script error."""
+    pw = pytest.importorskip("playwright.sync_api")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("case_id,path,regions\n"
+                        f"P01_T1,{sample_data / 'P01_T1' / 'dicom'},{sample_data / 'P01_T1' / 'regions'}\n"
+                        f"P09,{tmp_path / 'missing'},\n")
+    res = CliRunner().invoke(app, ["run", str(manifest), "--out", str(tmp_path / "o"), "-c",
+                                   "sample_data", "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 1, res.output  # one case failed, the other written
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((tmp_path / "o" / "index.html").as_uri())
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+            box = page.locator("td.err").bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1280
+            assert "INPUT_INVALID" in page.inner_text("td.err")
+            page.click("th:nth-child(5)")
+            page.click("th:nth-child(5)")
+            assert errors == []
+        finally:
+            browser.close()

@@ -309,10 +309,11 @@ def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = No
     where they exist (``reports``: case id -> (report.html, report.pdf) written)."""
     patients = patients or {}
     reports = reports or {}
+    # a failed row shows its error code and message across the score columns: compact, and
+    # never pushed off-screen at 1280 px by empty score cells
     cols = ["case_id", "patient", "status", "score_label", "agatston", "volume_mm3", "mass_mg",
             "n_lesions", "risk_category", "cac_drs", "volume_per_bsa_mm3_m2",
-            "agatston_comparable", "protocol_deviations", "withheld_reason", "quality_flags",
-            "error_code", "error"]
+            "agatston_comparable", "protocol_deviations", "withheld_reason", "quality_flags"]
     head = "".join(f'<th onclick="sortBy({i})" title="{c}">{INDEX_TITLES.get(c, c)}</th>'
                    for i, c in enumerate(cols))
     body = []
@@ -325,10 +326,16 @@ def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = No
         has_html, has_pdf = reports.get(s["case_id"], (False, False))
         link = (f'<a href="cases/{cid}/report.html">{cid}</a>' if has_html else cid) + (
             f' <a class="pdf" href="cases/{cid}/report.pdf">PDF</a>' if has_pdf else "")
-        cells = [link, pcell] + [_index_cell(s.get(c), c) for c in cols[2:]]
+        if s.get("status") == "ok":
+            tds = "".join(f"<td>{c}</td>" for c in
+                          [link, pcell] + [_index_cell(s.get(c), c) for c in cols[2:]])
+        else:
+            tds = (f"<td>{link}</td><td>{pcell}</td><td>{_index_cell(s.get('status'), '')}</td>"
+                   f'<td class="err" colspan="{len(cols) - 3}"><b>'
+                   f"{html.escape(s.get('error_code') or '')}</b> "
+                   f"{html.escape(s.get('error') or '')}</td>")
         body.append(f'<tr data-status="{html.escape(s.get("status") or "")}" '
-                    f'data-scope="{html.escape(s.get("scope") or "")}">'
-                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+                    f'data-scope="{html.escape(s.get("scope") or "")}">{tds}</tr>')
     n_failed = sum(1 for s in scans if s.get("status") != "ok")
     scopes = sorted({s.get("scope") or "" for s in scans} - {""})
     options = "".join(f'<option value="{html.escape(x)}">{html.escape(x)}</option>'
@@ -336,7 +343,8 @@ def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = No
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/><title>vascalc results</title>
 <style>{CSS} th{{cursor:pointer}} #t{{font-size:0.85em}}
-#t td{{max-width:16em;overflow-wrap:break-word;vertical-align:top}}</style></head><body>
+#t td{{max-width:16em;overflow-wrap:break-word;vertical-align:top}}
+#t td.err{{max-width:none;color:#8a1f1b;font-size:0.95em}}</style></head><body>
 <h1>vascalc results</h1>
 <p class="ruo">For research use only. Not for diagnostic use.</p>
 <p>{len(scans)} case(s), {n_failed} failed. Click a column to sort; filter below.</p>
@@ -350,7 +358,7 @@ let asc = true;
 function sortBy(i) {{
   const tb = document.querySelector('#t tbody');
   const rows = Array.from(tb.rows);
-  const key = r => {{ const t = r.cells[i].innerText.replace(/,/g, '');
+  const key = r => {{ const c = r.cells[i]; const t = (c ? c.innerText : '').replace(/,/g, '');
     const n = parseFloat(t); return isNaN(n) ? t : n; }};
   rows.sort((a, b) => {{ const x = key(a), y = key(b);
     return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); }});
