@@ -99,12 +99,12 @@ def test_demo_scores_the_phantoms_with_the_sample_profile(sample_data, tmp_path)
 
 
 def test_demo_makes_its_phantoms_when_none_are_given(tmp_path):
-    from vascalc.sample_data.generate import generate  # the installed generator
-
-    assert callable(generate)
     res = invoke("demo", "--out", tmp_path / "d", "--jobs", "1")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "d" / "inputs" / "manifest.csv").is_file()
+    with open(tmp_path / "d" / "inputs" / "manifest.csv", newline="") as fh:
+        cases = [r["case_id"] for r in csv.DictReader(fh)]
+    with open(tmp_path / "d" / "scans.csv", newline="") as fh:
+        assert [r["case_id"] for r in csv.DictReader(fh)] == sorted(cases)
 
 
 @pytest.mark.skipif(os.environ.get("VASCALC_SKIP_WHEEL") == "1", reason="VASCALC_SKIP_WHEEL=1")

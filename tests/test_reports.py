@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from typer.testing import CliRunner
 from vascalc.cli.app import app
@@ -371,3 +372,19 @@ def test_the_index_fits_1280_px_with_a_failed_case_and_sorts(sample_data, tmp_pa
             assert errors == []
         finally:
             browser.close()
+
+
+def test_a_result_written_again_keeps_its_dicom_uids(sample_data, tmp_path):
+    """The SR and SEG of one result have the same UIDs when written again (--force): a PACS
+    that receives them twice keeps them once."""
+    series = sample_data / "P01_T1" / "dicom"
+    uids = []
+    for _ in range(2):
+        res = CliRunner().invoke(app, ["run", str(series), "--out", str(tmp_path / "o"), "--report",
+                                       "--force", "-j", "1"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        (case,) = (tmp_path / "o" / "cases").iterdir()
+        uids.append([(str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID)) for ds in (
+            pydicom.dcmread(case / n, stop_before_pixels=True)
+            for n in ("scores.sr.dcm", "calcium.seg.dcm"))])
+    assert uids[0] == uids[1] and len({u for pair in uids[0] for u in pair}) == 4

@@ -200,6 +200,11 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                      timings={"segment": t1 - t0, "score": t2 - t1})
     if mask_breakdown.regions:
         result = replace(result, mask_regions=mask_breakdown.regions, mask_source=region_source)
+    if config.output.lesion_shape and calcium.kept is not None:
+        t3 = time.perf_counter()
+        shapes = lesion_shapes(calcium.kept.lesion_labels, volume.spacing_mm)
+        result = replace(result, lesion_shapes=shapes,
+                         timings_s={**result.timings_s, "shape": time.perf_counter() - t3})
     return result
 
 
@@ -333,17 +338,7 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         coronary=breakdown.aggregates.get("coronary"), voxels=voxels,
         contrast_rule=plan.rule if plan.regions else "", contrast_phase=plan.phase,
         contrast_phase_source=plan.phase_source, agatston_comparable=comparable,
-        protocol_deviations=protocol, lesion_shapes=_shapes(config, calcium, volume, timings))
-
-
-def _shapes(config: Config, calcium: Calcium, volume: CTVolume, timings: dict):
-    """Each whole lesion's shape when output.lesion_shape asks (its time in timings)."""
-    if not config.output.lesion_shape or calcium.kept is None:
-        return ()
-    t0 = time.perf_counter()
-    shapes = lesion_shapes(calcium.kept.lesion_labels, volume.spacing_mm)
-    timings["shape"] = time.perf_counter() - t0
-    return shapes
+        protocol_deviations=protocol)
 
 
 def _cac_drs_vessels(region_scores, vessel_names) -> str:

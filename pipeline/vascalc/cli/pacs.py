@@ -57,7 +57,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             node.start()
         except (VascalcError, OSError, ValueError) as err:
             fail(str(err), getattr(err, "code", "USAGE"))
-        signal.signal(signal.SIGTERM, lambda *_: node._stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: node.stop_soon())
         typer.echo(f"vascalc listen: {ae_title} on {host}:{port}, results to "
                    f"{', '.join(d.key for d in dests)}; callers allowed: "
                    f"{', '.join(node.allowed)}; Ctrl-C stops")

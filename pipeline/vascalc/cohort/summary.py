@@ -48,6 +48,11 @@ def baseline(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([with_id, ok[ok["patient_id"] == ""]]).drop(columns="_date")
 
 
+def _risk_measure(label: str) -> str:
+    """The summary's measure name of a risk category ('>400' -> 'risk_category_over_400')."""
+    return "risk_category_" + label.replace(" ", "_").replace(">", "over_")
+
+
 def _score_rows(ok: pd.DataFrame, group: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
@@ -71,8 +76,7 @@ def _score_rows(ok: pd.DataFrame, group: str) -> list[dict[str, Any]]:
         add(str(scope), "zero_calcium", "share", float((ag == 0).mean()) if len(ag) else None)
         counts = part["risk_category"].value_counts()
         for k in RISK_LABELS:
-            slug = k.replace(" ", "_").replace(">", "over_")
-            add(str(scope), f"risk_category_{slug}", "n", int(counts.get(k, 0)))
+            add(str(scope), _risk_measure(k), "n", int(counts.get(k, 0)))
         drs = part["cac_drs"].value_counts()
         for k in CAC_DRS_LABELS:
             add(str(scope), f"cac_drs_{k}", "n", int(drs.get(k, 0)))
@@ -125,8 +129,7 @@ def summary_json(table: pd.DataFrame) -> dict[str, Any]:
                            for score in SCORES},
                 "zero_calcium": {"n": int(cell[("zero_calcium", "n")]),
                                  "share": _plain(cell[("zero_calcium", "share")])},
-                "risk_category": {k: int(cell[(f"risk_category_{k.replace(' ', '_')}"
-                                               .replace(">", "over_"), "n")]) for k in RISK_LABELS},
+                "risk_category": {k: int(cell[(_risk_measure(k), "n")]) for k in RISK_LABELS},
                 "cac_drs": {k: int(cell[(f"cac_drs_{k}", "n")]) for k in CAC_DRS_LABELS}}
         out[str(g)] = block
     return out

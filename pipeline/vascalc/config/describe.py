@@ -48,17 +48,12 @@ def key_rows() -> list[dict[str, str]]:
     """
     defaults = Config().model_dump(mode="json", by_alias=True)
     rows = []
-    for key, kind in _keys(Config):
+    for key, kind, text in _keys(Config, with_text=True):
         value = defaults
         for part in key.split("."):
             value = value[part]
-        rows.append({"key": key, "type": kind, "default": _flow(value),
-                     "description": _descriptions()[key]})
+        rows.append({"key": key, "type": kind, "default": _flow(value), "description": text})
     return rows
-
-
-def _descriptions() -> dict[str, str]:
-    return {key: text for key, _, text in _keys(Config, with_text=True)}
 
 
 def commented_yaml(config: Config, *, header: Sequence[str] = (), given: dict | None = None) -> str:

@@ -17,6 +17,7 @@ coronary artery, 13647002 right coronary artery (DICOM PS3.16 CID 3015, Coronary
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import re
 from typing import Any
@@ -80,10 +81,17 @@ def prepare_sources(datasets: list) -> list:
     return datasets
 
 
-def _uid_from(*parts: str) -> str:
-    from pydicom.uid import generate_uid  # lazy: pydicom's SR codes, for SR only
+def uid_from(*parts: str) -> str:
+    """A UID derived from ``parts``, the same for the same parts: 2.25 and the first 128 bits
+    of their sha256 as a decimal integer (PS3.5 B.2, a UID derived from a UUID-sized number).
+    pydicom's ``generate_uid(prefix=None, entropy_srcs=...)`` ignores the entropy and returns a
+    random UUID, which made every result's UIDs new on each write.
 
-    return generate_uid(prefix=None, entropy_srcs=["vascalc", __version__, *parts])
+    >>> uid_from("case", "sr") == uid_from("case", "sr") != uid_from("case", "seg")
+    True
+    """
+    digest = hashlib.sha256("\0".join(["vascalc", __version__, *parts]).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def _artery(name: str):
@@ -130,8 +138,8 @@ def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: 
         source_images=sources, pixel_array=labels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=_uid_from(case_id, config_sha, "seg-series"), series_number=9001,
-        sop_instance_uid=_uid_from(case_id, config_sha, "seg"), instance_number=1,
+        series_instance_uid=uid_from(case_id, config_sha, "seg-series"), series_number=9001,
+        sop_instance_uid=uid_from(case_id, config_sha, "seg"), instance_number=1,
         manufacturer="vascalc", manufacturer_model_name="vascalc",
         software_versions=__version__, device_serial_number="none",
         content_description="Calcium by density weight" if reader_regions is None
@@ -150,13 +158,13 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=_uid_from("device"), name="vascalc", model_name=f"vascalc {__version__}"))
+            uid=uid_from("device"), name="vascalc", model_name=f"vascalc {__version__}"))
     context = hd.sr.ObservationContext(observer_person_context=None,
                                        observer_device_context=observer)
     measurements = _measurements(scan, coronary=scan.get("scope") == "coronary")
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_uid_from(case_id, "tracking"),
+            uid=uid_from(case_id, "tracking"),
             identifier=f"{case_id} {(scan.get('scope') or 'whole_volume').replace('_', ' ')}"),
         algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
         measurements=measurements)
@@ -165,7 +173,7 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
         site = _artery(v["region"])
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=_uid_from(case_id, "tracking", v["region"]),
+                uid=uid_from(case_id, "tracking", v["region"]),
                 identifier=f"{case_id} {v['region']}"),
             algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
             finding_type=codes.SCT.PathologicCalcification,
@@ -178,8 +186,8 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
     evidence = list(sources) + ([seg] if seg is not None else [])
     return hd.sr.Comprehensive3DSR(
         evidence=evidence, content=report,
-        series_instance_uid=_uid_from(case_id, config_sha, "sr-series"), series_number=9002,
-        sop_instance_uid=_uid_from(case_id, config_sha, "sr"), instance_number=1,
+        series_instance_uid=uid_from(case_id, config_sha, "sr-series"), series_number=9002,
+        sop_instance_uid=uid_from(case_id, config_sha, "sr"), instance_number=1,
         manufacturer="vascalc", is_complete=True, is_final=False, is_verified=False)
 
 

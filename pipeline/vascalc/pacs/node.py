@@ -18,6 +18,7 @@ each when it is complete and sends the results back into the same study.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,9 +46,10 @@ STATUS_COLUMNS = ["study", "state", "instances", "series_chosen", "why", "destin
                   "pending", "failed", "last_error"]
 
 
-def score_study(study_folder: Path, out: Path, config: Config) -> tuple[dict[str, Any], list[Path]]:
+def score_study(study_folder: Path, out: Path, config: Config
+                ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Rank the study's series, score the chosen one as ``vascalc run`` would, and return the
-    study record and the result objects to send."""
+    study record and the result objects to send, as (path, SOP Instance UID)."""
     ranked = rank_series(study_folder, config)
     record: dict[str, Any] = {"series": record_of(ranked)}
     chosen = [s for s in ranked if s.chosen]
@@ -60,12 +62,16 @@ def score_study(study_folder: Path, out: Path, config: Config) -> tuple[dict[str
                                               "key_images": max(1, config.report.key_images)})
     cfg = config.model_copy(update={"report": report})
     with output_lock(out):
-        cases, notes = collect_cases([series], cfg, work_dir=out / ".work")
-        result = run_batch(cases, cfg, out, RunOptions(inputs=run_inputs([series])), notes=notes)
+        try:
+            cases, notes = collect_cases([series], cfg, work_dir=out / ".work")
+            result = run_batch(cases, cfg, out, RunOptions(inputs=run_inputs([series])),
+                               notes=notes)
+        finally:
+            shutil.rmtree(out / ".work", ignore_errors=True)  # as vascalc run leaves it
     record["run"] = {"counts": result.counts, "output": str(out)}
-    objects: list[Path] = []
+    objects: list[tuple[str, str]] = []
     for case in cases:
-        objects += case_objects(out / "cases" / case.case_id)
+        objects += case_objects(out / "cases" / case.case_id)[1]
     if not objects:
         record["error"] = "the case was not scored (its row in scans.csv says why)"
     return record, objects
@@ -97,8 +103,6 @@ def send_run(out: Path, destinations: list[Destination], config: Config, *,
              cases: list[str] | None = None, ae_title: str = "VASCALC") -> list[dict[str, Any]]:
     """Send a finished run's result objects (all cases, or ``cases``) through the outbox
     ``OUT/outbox.sqlite`` until each is acknowledged or out of attempts; returns the items."""
-    import pydicom  # lazy: only the DICOM node
-
     folders = sorted(p for p in (Path(out) / "cases").glob("*") if p.is_dir())
     if cases:
         missing = sorted(set(cases) - {p.name for p in folders})
@@ -110,11 +114,8 @@ def send_run(out: Path, destinations: list[Destination], config: Config, *,
         keys = [d.key for d in destinations]
         sops: set[str] = set()
         for folder in folders:
-            objects = case_objects(folder)
-            items = [(str(p), str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID))
-                     for p in objects]
+            study, items = case_objects(folder)
             if items:
-                study = str(pydicom.dcmread(objects[0], stop_before_pixels=True).StudyInstanceUID)
                 db.queue(study, items, keys)
                 sops |= {s for _, s in items}
         if not sops:
@@ -189,6 +190,10 @@ class Node:
         log.info("listening as %s on %s:%d; callers allowed: %s", self.ae_title, self.host,
                  self.port, ", ".join(self.allowed))
 
+    def stop_soon(self) -> None:
+        """Ask the serving loop to end (a signal handler may call it)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._server is not None:
@@ -232,11 +237,7 @@ class Node:
             self.db.set_study(study, "failed", {"error": str(err)})
             return
         if objects:
-            import pydicom  # lazy: only the DICOM node
-
-            items = [(str(p), str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID))
-                     for p in objects]
-            self.db.queue(study, items, list(self.destinations))
+            self.db.queue(study, objects, list(self.destinations))
         state = "scored" if objects else "failed"
         self.db.set_study(study, state, record)
         log.info("study %s: %s, %d object(s) queued for %d destination(s)", name, state,

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._version import __version__
 from ..files import write_atomic
+from ..outputs.dicom_out import uid_from
 
 #: patient and study attributes copied from the SR into the objects made here
 COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
@@ -28,9 +29,7 @@ SENT_FILES = ("scores.sr.dcm", "calcium.seg.dcm", "report.pdf.dcm", "summary.sc.
 
 
 def _uid(sr_uid: str, kind: str) -> str:
-    from pydicom.uid import generate_uid  # lazy: only the DICOM node makes these
-
-    return generate_uid(prefix=None, entropy_srcs=["vascalc", sr_uid, kind])
+    return uid_from(str(sr_uid), kind)
 
 
 def _base(sr, sop_class: str, kind: str, series_number: int, modality: str):
@@ -91,14 +90,15 @@ def secondary_capture(sr, png: Path):
     return ds
 
 
-def case_objects(case_dir: Path) -> list[Path]:
-    """The objects of a scored case folder to send, made where missing (the PDF and the
-    summary from report.pdf and key_image_1.png); [] when the case has no SR (no report)."""
+def case_objects(case_dir: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The study and the objects of a scored case folder to send, as (path, SOP Instance UID),
+    made where missing (the PDF and the summary from report.pdf and key_image_1.png); ("", [])
+    when the case has no SR (no report). Each header is read once."""
     import pydicom  # lazy: only the DICOM node
 
     sr_path = case_dir / "scores.sr.dcm"
     if not sr_path.is_file():
-        return []
+        return "", []
     sr = pydicom.dcmread(sr_path, stop_before_pixels=True)
     for name, source in (("report.pdf.dcm", case_dir / "report.pdf"),
                          ("summary.sc.dcm", case_dir / "key_image_1.png")):
@@ -108,7 +108,15 @@ def case_objects(case_dir: Path) -> list[Path]:
             ds = (encapsulated_pdf(sr, source.read_bytes()) if name == "report.pdf.dcm"
                   else secondary_capture(sr, source))
             write_atomic(target, _encoded(ds))
-    return [case_dir / n for n in SENT_FILES if (case_dir / n).is_file()]
+    uids = {"scores.sr.dcm": str(sr.SOPInstanceUID), "report.pdf.dcm": _uid(sr.SOPInstanceUID, "pdf"),
+            "summary.sc.dcm": _uid(sr.SOPInstanceUID, "sc")}
+    items = []
+    for name in SENT_FILES:
+        path = case_dir / name
+        if path.is_file():
+            sop = uids.get(name) or str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+            items.append((str(path), sop))
+    return str(sr.StudyInstanceUID), items
 
 
 def _encoded(ds) -> bytes:
