@@ -43,8 +43,8 @@ def out(reported, tmp_path):  # noqa: F811 - the fixture imported above
 
 
 @contextmanager
-def serving(out: Path, reader: str = "r1"):
-    state = ReviewApp(out, reader=reader)
+def serving(out: Path, reader: str = "r1", *, readers=(), adjudicator=None):
+    state = ReviewApp(out, reader=reader, readers=readers, adjudicator=adjudicator)
     server = make_server(state, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -118,10 +118,11 @@ def test_api_answers_with_the_documented_status_codes(out):
         for given, name in (("aortic valve", "aortic_valve"), ("noise/artefact", "noise"),
                             ("lad", "LAD")):
             assert call(base, "PUT", "/api/cases/P02/lesions/5", token=tok,
-                        body={"label": given, "reader": "r9"})[0] == 200
-            assert state.store.reads("r9", "P02").lesion[5] == name
+                        body={"label": given})[0] == 200
+            assert state.store.reads("r1", "P02").lesion[5] == name
+        # the token is r1's: a body naming anyone else is refused (#22)
         assert call(base, "PUT", "/api/cases/P02/lesions/2", token=tok,
-                    body={"label": "LAD", "reader": "bad name!"})[0] == 400
+                    body={"label": "LAD", "reader": "bad name!"})[0] == 403
         assert call(base, "POST", "/api/cases", token=tok)[0] == 405
         for header in (f"token {tok}", f"Bearer {tok}"):  # other ways to carry the token
             req = urllib.request.Request(base + "/api/cases", headers={"Authorization": header})
@@ -153,13 +154,14 @@ def test_api_answers_with_the_documented_status_codes(out):
 def test_two_readers_write_at_once_and_every_change_is_kept(out):
     ids = lesion_ids(out, "P02")
     labels = ["LM", "LAD", "LCX", "RCA", "bone"]
-    with serving(out) as (state, base):
+    with serving(out, readers=["r2"]) as (state, base):
         errors = []
 
         def reader(name: str, offset: int) -> None:
             for i in range(30):
                 lid = ids[i % len(ids)]
-                status, _ = call(base, "PUT", f"/api/cases/P02/lesions/{lid}", token=state.token,
+                status, _ = call(base, "PUT", f"/api/cases/P02/lesions/{lid}",
+                                 token=state.token_of(name),
                                  body={"label": labels[(i + offset) % 5], "reader": name})
                 if status != 200:
                     errors.append((name, i, status))
@@ -446,20 +448,22 @@ def test_confidence_intervals_of_icc_and_kappa():
 
 
 def test_agreement_of_two_readers(out):
-    with serving(out) as (state, base):
-        _label_p02(base, state.token, "r1")
-        _label_p02(base, state.token, "r2")
+    with serving(out, readers=["r2"]) as (state, base):
+        _label_p02(base, state.token_of("r1"), "r1")
+        _label_p02(base, state.token_of("r2"), "r2")
         # P03: the readers differ on one lesion
         ids = lesion_ids(out, "P03")
         for reader in ("r1", "r2"):
             for lid in ids:
                 label = "RCA" if (reader == "r2" and lid == ids[0]) else "LAD"
-                assert call(base, "PUT", f"/api/cases/P03/lesions/{lid}", token=state.token,
+                assert call(base, "PUT", f"/api/cases/P03/lesions/{lid}",
+                            token=state.token_of(reader),
                             body={"label": label, "reader": reader})[0] == 200
         # P01_T1: labelled by both, finished by r1 only: not a pair of readings to compare
         first = lesion_ids(out, "P01_T1")[0]
         for reader in ("r1", "r2"):
-            assert call(base, "PUT", f"/api/cases/P01_T1/lesions/{first}", token=state.token,
+            assert call(base, "PUT", f"/api/cases/P01_T1/lesions/{first}",
+                        token=state.token_of(reader),
                         body={"label": "LAD", "reader": reader})[0] == 200
     store = ReadStore(out)
     store.mark(reader="r1", case_id="P01_T1", done=True)
@@ -489,6 +493,58 @@ def test_agreement_of_two_readers(out):
         store.mark(reader="r2", case_id=case, done=False)
     res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1,r2"])
     assert res.exit_code == 2 and "did not both mark any done" in res.output
+
+
+def test_readers_are_isolated_and_blinded_and_only_the_adjudicator_sees_all(out):
+    """#22: one token served every reader, GET .../lesions returned every reader's labels,
+    ?reader=r2 showed r2's work and a PUT with "reader": "r2" wrote as r2. Now a token per
+    reader fixes who reads and writes; the adjudicator's token alone shows the others."""
+    lid = lesion_ids(out, "P02")[0]
+    path = f"/api/cases/P02/lesions/{lid}"
+    with serving(out, readers=["r2"], adjudicator="chief") as (state, base):
+        t1, t2, tc = (state.token_of(r) for r in ("r1", "r2", "chief"))
+        assert len({t1, t2, tc}) == 3
+        assert call(base, "PUT", path, token=t1, body={"label": "LAD"})[0] == 200
+        assert call(base, "PUT", path, token=t2, body={"label": "RCA"})[0] == 200
+        # a reader cannot write as, or look at, another reader
+        status, body = call(base, "PUT", path, token=t1, body={"label": "LCX", "reader": "r2"})
+        assert status == 403 and b"cannot write as" in body
+        assert call(base, "PUT", "/api/cases/P02/done", token=t1,
+                    body={"done": True, "reader": "r2"})[0] == 403
+        assert call(base, "GET", "/api/cases/P02/lesions?reader=r2", token=t1)[0] == 403
+        assert call(base, "GET", "/api/cases/P02/scores?reader=r2", token=t1)[0] == 403
+        # blinded: r1 sees only r1's label, and no list of the other readers
+        mine = {le["lesion_id"]: le for le in json.loads(call(base, "GET", "/api/cases/P02/lesions",
+                                                              token=t1)[1])}
+        assert mine[lid]["label"] == "LAD" and "labels" not in mine[lid]
+        assert b"r2" not in call(base, "GET", "/api/cases/P02/lesions", token=t1)[1]
+        cfg = json.loads(call(base, "GET", "/api/config", token=t1)[1])
+        assert cfg["me"] == "r1" and cfg["readers"] == ["r1"] and not cfg["adjudicator"]
+        # the adjudicator sees both readers' labels and can open either reader's work
+        seen = {le["lesion_id"]: le for le in json.loads(call(base, "GET", "/api/cases/P02/lesions",
+                                                              token=tc)[1])}
+        assert seen[lid]["labels"] == {"r1": "LAD", "r2": "RCA"} and seen[lid]["label"] == ""
+        of_r2 = json.loads(call(base, "GET", "/api/cases/P02/lesions?reader=r2", token=tc)[1])
+        assert {le["lesion_id"]: le["label"] for le in of_r2}[lid] == "RCA"
+        # ... but writes as itself only
+        assert call(base, "PUT", path, token=tc, body={"label": "LM", "reader": "r1"})[0] == 403
+        assert call(base, "PUT", path, token=tc, body={"label": "LM"})[0] == 200
+    store = ReadStore(out)
+    assert {r: store.reads(r, "P02").lesion[lid] for r in ("r1", "r2", "chief")} == {
+        "r1": "LAD", "r2": "RCA", "chief": "LM"}
+    with pytest.raises(ValueError, match="of their own"):
+        ReviewApp(out, readers=["r1", "r1"])
+    # the CLI prints one URL per reader, each with its own token
+    from vascalc.review import server as srv
+
+    state = ReviewApp(out, readers=["a", "b"], adjudicator="c")
+    server = srv.make_server(state, port=0)
+    try:
+        urls = dict((who.reader, url) for who, url in srv.urls_of(server, state))
+    finally:
+        server.server_close()
+    assert {r: url.rsplit("token=", 1)[1] for r, url in urls.items()} == {
+        r: state.token_of(r) for r in "abc"}
 
 
 def test_review_labels_config_is_checked():
@@ -529,8 +585,9 @@ def test_reader_labels_lesions_in_a_real_browser(out):
             n_lesions = len(lesion_ids(out, "P02"))
 
             def open_p02():
-                page.goto(f"{base}/?token={tok}&reader=r1")
+                page.goto(f"{base}/?token={tok}")
                 page.wait_for_selector("#lesions tbody tr")
+                assert "token" not in page.url  # #22: it left the address bar
                 names = page.eval_on_selector_all("#case option", "os => os.map(o => o.textContent)")
                 page.select_option("#case", index=next(i for i, n in enumerate(names)
                                                        if n.startswith("P02 ")))

@@ -25,24 +25,33 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
     def review(
         out: Annotated[Path, OUT_ARG],
         port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
-        reader: Annotated[str, typer.Option(help="Your reader name (reads are kept per reader)."
-                                            )] = "reader1",
+        reader: Annotated[list[str] | None, typer.Option(
+            help="A reader's name (reads are kept per reader); repeat it for several readers, "
+                 "each with their own URL and token, blinded to the others' labels "
+                 "[default: reader1].")] = None,
+        adjudicator: Annotated[str | None, typer.Option(
+            help="An adjudicator's name: a URL of its own that also shows every reader's "
+                 "labels (and any one reader's work).")] = None,
         host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless you "
                                           "know why (the token still guards it).")] = "127.0.0.1",
     ) -> None:
         """Label the run's lesions in the browser (arteries or not); reads go to OUT/reads.sqlite."""
-        from ..review.server import ReviewApp, make_server, url_of  # lazy: review only
+        from ..review.server import ReviewApp, make_server, urls_of  # lazy: review only
 
+        names = reader if reader else ([] if adjudicator else ["reader1"])
         try:
-            app_state = ReviewApp(out, reader=reader)
+            app_state = ReviewApp(out, readers=names, adjudicator=adjudicator)
             server = make_server(app_state, host=host, port=port)
         except (VascalcError, ValueError) as err:
             fail(str(err), getattr(err, "code", "USAGE"))
         except OSError as err:
             fail(f"cannot listen on {host}:{port}: {err.strerror}", "USAGE")
-        typer.echo(f"vascalc review: {len(app_state.docs)} case(s) in {out}; reader "
-                   f"{app_state.reader}\nopen {url_of(server, app_state)}\n(Ctrl+C stops; "
-                   "every acknowledged read is already saved)")
+        typer.echo(f"vascalc review: {len(app_state.docs)} case(s) in {out}")
+        for who, url in urls_of(server, app_state):
+            role = "adjudicator" if who.adjudicator else "reader"
+            typer.echo(f"{role} {who.reader}: open {url}")
+        typer.echo("(each URL is for its reader only; Ctrl+C stops; every acknowledged read "
+                   "is already saved)")
         sys.stdout.flush()
         try:
             server.serve_forever()

@@ -7,6 +7,13 @@ request must send it (header ``X-Vascalc-Token``, ``Authorization: token ...`` o
 header must name this server (a page of another site cannot reach it by DNS rebinding).
 Reads go to OUT/reads.sqlite (:mod:`vascalc.review.store`) before the answer is sent.
 
+Readers are isolated and blinded, as an agreement study needs: every reader gets a token of
+their own, the token fixes who reads and writes (a ``reader`` in a body or a query that names
+someone else is refused with 403), and no answer shows another reader's labels. Only an
+adjudicator (``--adjudicator NAME``, a token of its own) sees every reader's labels and may
+look at one reader's work with ``?reader=``; the adjudicator's own labels are kept under the
+adjudicator's name, like any reader's.
+
 API (JSON; the page uses it, scripts and tests can too):
 
 - ``GET /api/config``: labels (name, title, class, key, colour), the reader, risk bounds;
@@ -14,187 +21,38 @@ API (JSON; the page uses it, scripts and tests can too):
 - ``GET /api/cases/{case_id}``: the scan's shape and spacing, slices with lesions;
 - ``GET /api/cases/{case_id}/lesions``: each lesion (``lesion_id`` as in lesions.csv) with
   its slices, Agatston, volume, suggested label, this reader's ``label`` and slice labels,
-  and ``labels``: every reader's label of the lesion;
+  and (for the adjudicator only) ``labels``: every reader's label of the lesion;
 - ``GET /api/cases/{case_id}/scores``: this reader's per-label and coronary scores;
 - ``GET /api/cases/{case_id}/image/{k}`` and ``.../lesionmap/{k}``: slice k as little-endian
   int16 HU and int32 lesion ids (0 = none), row by row;
-- ``PUT /api/cases/{case_id}/lesions/{lesion_id}`` with ``{"label": "LAD", "reader": "r1"}``
-  (an empty label clears the read), and ``.../lesions/{lesion_id}/slices/{k}`` for one slice;
-- ``PUT /api/cases/{case_id}/done`` with ``{"done": true, "reader": "r1"}``.
+- ``PUT /api/cases/{case_id}/lesions/{lesion_id}`` with ``{"label": "LAD"}`` (an empty
+  label clears the read), and ``.../lesions/{lesion_id}/slices/{k}`` for one slice;
+- ``PUT /api/cases/{case_id}/done`` with ``{"done": true}``.
 
 Unknown case, lesion or slice: 404; an unknown label: 400 with the allowed labels; a failed
-case: 409; no or a wrong token: 403. ``?reader=`` chooses the reader of GETs.
+case: 409; no or a wrong token, or a reader the token is not for: 403.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
-import secrets
-import threading
-from collections import OrderedDict
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..config.schema import Config
-from ..errors import VascalcError
-from ..results.document import is_ok, scan_of
+from ..results.document import scan_of
 from ..values import json_depth
-from .cases import (
-    CaseView,
-    lesion_ids,
-    lesion_signature,
-    load_view,
-    open_run,
-    reader_scores,
-    stale_reads,
-)
+from .cases import reader_scores
 from .hosts import host_names
-from .store import Reads, ReadStore, check_reader
+from .service import CACHED_VIEWS, HttpError, Identity, ReviewApp
+
+__all__ = ["CACHED_VIEWS", "HttpError", "Identity", "ReviewApp", "make_server", "url_of",
+           "urls_of"]
 
 PAGE = Path(__file__).with_name("page.html")
-#: case views kept in memory (a 512 x 512 x 300 scan takes about 240 MB with its labels)
-CACHED_VIEWS = 2
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any):
-        super().__init__(message)
-        self.status, self.extra = status, extra
-
-
-class ReviewApp:
-    """The state behind the server: the run, its cases, the reads, a small view cache."""
-
-    def __init__(self, out: Path, *, reader: str):
-        self.out = Path(out)
-        self.reader = check_reader(reader)
-        opened = open_run(self.out)
-        self.config: Config = opened.config
-        self.cases, self.docs = opened.cases, opened.docs
-        self.store = ReadStore(self.out)
-        self.token = secrets.token_urlsafe(24)
-        self.labels = self.config.review.by_name()
-        self._views: OrderedDict[str, CaseView] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-
-    # --- data ---------------------------------------------------------------------------
-
-    def doc(self, case_id: str) -> dict[str, Any]:
-        if case_id not in self.docs:
-            raise HttpError(404, f"no case {case_id!r} in this run")
-        return self.docs[case_id]
-
-    def view(self, case_id: str) -> CaseView:
-        doc = self.doc(case_id)
-        if not is_ok(doc):
-            scan = scan_of(doc)
-            raise HttpError(409, f"case {case_id} failed ({scan['error_code']}): "
-                                 f"{scan['error']}")
-        if case_id not in self.cases:
-            raise HttpError(409, f"case {case_id} is no longer among the run's inputs")
-        with self._lock:
-            if case_id in self._views:
-                self._views.move_to_end(case_id)
-                return self._views[case_id]
-            loading = self._loading.setdefault(case_id, threading.Lock())
-        with loading:  # one load per case, however many requests ask at once
-            with self._lock:
-                if case_id in self._views:
-                    return self._views[case_id]
-            try:
-                view = load_view(self.cases[case_id], self.config, doc)
-            except VascalcError as err:
-                raise HttpError(409, str(err)) from None
-            with self._lock:
-                self._views[case_id] = view
-                while len(self._views) > CACHED_VIEWS:
-                    self._views.popitem(last=False)
-            return view
-
-    def case_list(self, reader: str) -> list[dict[str, Any]]:
-        out = []
-        for cid, doc in self.docs.items():
-            ids = lesion_ids(doc)
-            reads = self.store.reads(reader, cid)
-            done_ids = set(reads.lesion) | {les for les, _ in reads.slices}
-            scan = scan_of(doc)
-            out.append({"case_id": cid, "status": scan["status"],
-                        "patient_id": scan.get("patient_id") or "",
-                        "n_lesions": len(ids), "labelled": len(done_ids & set(ids)),
-                        "progress": (len(done_ids & set(ids)) / len(ids)) if ids else 1.0,
-                        "done": reads.done, "scope": scan.get("scope") or ""})
-        return out
-
-    def lesions(self, case_id: str, reader: str) -> list[dict[str, Any]]:
-        view = self.view(case_id)
-        others = {r: self.store.reads(r, case_id) for r in self.store.readers()}
-        mine = others.get(reader) or Reads()
-        stale = set(stale_reads(mine, self.doc(case_id)))
-        rows = []
-        for le in view.lesions:
-            lid = le["lesion_id"]
-            rows.append({**le, "label": mine.lesion.get(lid, ""),
-                         "slice_labels": {str(k): lab for (les, k), lab in mine.slices.items()
-                                          if les == lid},
-                         "parts": [{"slice": k, "agatston": view.parts[(lid, k)][0],
-                                    "volume_mm3": view.parts[(lid, k)][1]}
-                                   for k in le["slices"]],
-                         "labels": {r: rd.lesion[lid] for r, rd in others.items()
-                                    if rd.lesion.get(lid)},
-                         # this reader's read was made on another lesion of that number
-                         "read_on_other_lesion": lid in stale})
-        return rows
-
-    def put(self, case_id: str, lesion_id: str, slice_index: str | None,
-            body: dict[str, Any]) -> dict[str, Any]:
-        view = self.view(case_id)
-        if not re.fullmatch(r"[0-9]{1,9}", lesion_id) or not view.slices_of(int(lesion_id)):
-            raise HttpError(404, f"case {case_id} has no lesion {lesion_id!r}")
-        lid = int(lesion_id)
-        k = None
-        if slice_index is not None:
-            if not re.fullmatch(r"[0-9]{1,9}", slice_index) or int(slice_index) not in \
-                    view.slices_of(lid):
-                raise HttpError(404, f"lesion {lid} of case {case_id} is not on slice "
-                                     f"{slice_index!r} (its slices: {view.slices_of(lid)})")
-            k = int(slice_index)
-        label = self.label(body.get("label"))
-        reader = self.reader_name(body.get("reader"))
-        rid = self.store.add(reader=reader, case_id=case_id, lesion_id=lid, slice_index=k,
-                             label=label, signature=lesion_signature(self.doc(case_id), lid))
-        return {"ok": True, "read_id": rid,
-                "scores": reader_scores(view, self.store.reads(reader, case_id), self.config)}
-
-    def label(self, given: Any) -> str:
-        """A label's name from its name, or from its name or title written another way
-        ('aortic valve', 'noise/artefact', 'lad'); '' clears. Anything else: 400."""
-        if given == "" or given in self.labels:
-            return given
-        if isinstance(given, str):
-            key = _norm(given)
-            hits = {lab.name for lab in self.labels.values()
-                    if key in (_norm(lab.name), _norm(lab.title or lab.name))}
-            if len(hits) == 1:
-                return hits.pop()
-        raise HttpError(400, f"unknown label {given!r}; allowed: {', '.join(self.labels)}",
-                        allowed=list(self.labels))
-
-    def reader_name(self, given: Any) -> str:
-        name = self.reader if given in (None, "") else given
-        try:
-            return check_reader(name)
-        except ValueError as err:
-            raise HttpError(400, str(err)) from None
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -207,12 +65,11 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _page_cookie(self) -> str | None:
-        """Opened with the right token: a cookie that carries it (this port's, same-site only),
+        """Opened with a right token: a cookie that carries it (this port's, same-site only),
         so the page and a browser session need not repeat it."""
         given = (parse_qs(urlsplit(self.path).query).get("token") or [""])[0]
-        if given and hmac.compare_digest(given.encode(), self.app.token.encode()):
-            return (f"vascalc_token_{self.port}={self.app.token}; HttpOnly; SameSite=Strict; "
-                    "Path=/")
+        if given and self.app.identity(given) is not None:
+            return f"vascalc_token_{self.port}={given}; HttpOnly; SameSite=Strict; Path=/"
         return None
 
     def _send(self, status: int, body: bytes, ctype: str, cookie: str | None = None) -> None:
@@ -233,16 +90,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj: Any) -> None:
         self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
 
-    def _guard(self) -> tuple[str, dict[str, list[str]]]:
+    def _guard(self) -> tuple[str, dict[str, list[str]], Identity | None]:
         if (self.headers.get("Host") or "") not in self.hosts:
             raise HttpError(403, "this server answers only to its own address (Host header)")
         url = urlsplit(self.path)
         query = parse_qs(url.query)
-        if url.path.startswith("/api/"):
-            if not hmac.compare_digest(self._token(query).encode(), self.app.token.encode()):
-                raise HttpError(403, "missing or wrong token: open the URL vascalc review "
-                                     "printed (it carries the token)")
-        return url.path, query
+        who = self.app.identity(self._token(query))
+        if url.path.startswith("/api/") and who is None:
+            raise HttpError(403, "missing or wrong token: open the URL vascalc review "
+                                 "printed for you (it carries your token)")
+        return url.path, query, who
 
     def _token(self, query: dict[str, list[str]]) -> str:
         """The token a request carries: X-Vascalc-Token, Authorization (token or Bearer), the
@@ -257,13 +114,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
-            path, query = self._guard()
-            given = query.get("reader")
-            reader = self.app.reader_name(given[0] if given else None)
+            path, query, who = self._guard()
+            if path in ("/", "/index.html"):
+                self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8",
+                           cookie=self._page_cookie())
+                return
+            if who is None:
+                raise HttpError(404, f"no such resource {path!r}")
             if method == "GET":
-                self._get(path, reader)
+                given = query.get("reader")
+                self._get(path, self.app.viewer(given[0] if given else None, who), who)
             else:
-                self._put(path)
+                self._put(path, who)
         except HttpError as err:
             self._json(err.status, {"error": str(err), **err.extra})
         except Exception as exc:  # noqa: BLE001 - a bug answers 500, the server keeps serving
@@ -278,14 +140,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._json(405, {"error": "use GET or PUT"})
 
-    def _get(self, path: str, reader: str) -> None:
+    def _get(self, path: str, reader: str, who: Identity) -> None:
         app = self.app
-        if path in ("/", "/index.html"):
-            self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8",
-                       cookie=self._page_cookie())
-            return
         if path == "/api/config":
-            self._json(200, {"reader": reader, "readers": app.store.readers(),
+            self._json(200, {"reader": reader, "me": who.reader, "adjudicator": who.adjudicator,
+                             "readers": app.store.readers() if who.adjudicator else [who.reader],
                              "labels": [{"name": lab.name, "title": lab.title or lab.name,
                                          "class": lab.label_class, "key": lab.key,
                                          "colour": lab.colour} for lab in app.config.review.labels],
@@ -306,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
                              "lesion_slices": sorted({k for (_, k) in view.parts}),
                              "scope": scan_of(app.doc(cid)).get("scope") or ""})
         elif what == "lesions" and arg is None:
-            self._json(200, app.lesions(cid, reader))
+            self._json(200, app.lesions(cid, reader, adjudicator=who.adjudicator))
         elif what == "scores" and arg is None:
             self._json(200, reader_scores(app.view(cid), app.store.reads(reader, cid), app.config))
         elif what in ("image", "lesionmap") and arg is not None:
@@ -345,18 +204,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, f"{bad[0]!r} must be a string, a number or true/false")
         return body
 
-    def _put(self, path: str) -> None:
+    def _put(self, path: str, who: Identity) -> None:
         body = self._body()
         m = re.fullmatch(r"/api/cases/([^/]+)/lesions/([^/]+)(?:/slices/([^/]+))?", path)
         if m:
-            self._json(200, self.app.put(m.group(1), m.group(2), m.group(3), body))
+            self._json(200, self.app.put(m.group(1), m.group(2), m.group(3), body, who))
             return
         m = re.fullmatch(r"/api/cases/([^/]+)/done", path)
         if m:
             self.app.doc(m.group(1))
             if not isinstance(body.get("done"), bool):
                 raise HttpError(400, "give {\"done\": true or false}")
-            self.app.store.mark(reader=self.app.reader_name(body.get("reader")),
+            self.app.store.mark(reader=self.app.writer(body.get("reader"), who),
                                 case_id=m.group(1), done=body["done"])
             self._json(200, {"ok": True})
             return
@@ -385,7 +244,14 @@ def make_server(app: ReviewApp, *, host: str = "127.0.0.1", port: int = 8765) ->
     return server
 
 
-def url_of(server: ThreadingHTTPServer, app: ReviewApp) -> str:
+def url_of(server: ThreadingHTTPServer, app: ReviewApp, reader: str | None = None) -> str:
+    """The URL that opens the page as ``reader`` (default: the first reader); the page takes
+    the token out of the address bar once it has it."""
     host, port = server.server_address[:2]
     host = host.decode() if isinstance(host, bytes) else host
-    return f"http://{host}:{port}/?token={app.token}&reader={app.reader}"
+    return f"http://{host}:{port}/?token={app.token_of(reader or app.reader)}"
+
+
+def urls_of(server: ThreadingHTTPServer, app: ReviewApp) -> list[tuple[Identity, str]]:
+    """Every reader's (and the adjudicator's) own URL."""
+    return [(who, url_of(server, app, who.reader)) for who in app.identities.values()]
