@@ -578,3 +578,50 @@ def test_summary_of_values_no_axis_can_hold_writes_its_tables_without_a_tracebac
         res = CliRunner().invoke(app, ["summary", str(t), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and res.exception is None, res.output
     assert (tmp_path / "o" / "summary.csv").is_file()
+
+
+def test_a_label_map_of_another_crop_is_flagged_and_its_own_map_is_not(tmp_path):
+    """#22: a label map covering only part of the CT (another crop's map on the same affine)
+    was accepted without a flag: the plaque beyond it silently became 'outside'."""
+    from vascalc.io.masks import nifti_bytes
+
+    series(tmp_path / "s1")
+    vol = load_series(index_tree(tmp_path / "s1")[0])
+    labels = np.zeros(vol.shape, dtype=np.uint8)
+    labels[:, 4:12, 4:12] = 1  # an 'aorta' around the plaque
+    (tmp_path / "own.nii.gz").write_bytes(nifti_bytes(labels, vol))
+    # the map of a crop holding the first 2 of 6 slices, on the CT's own affine
+    short = type(vol)(**{**vol.__dict__, "hu": vol.hu[:2]})
+    (tmp_path / "crop.nii.gz").write_bytes(nifti_bytes(labels[:2], short))
+    for stem in ("own", "crop"):
+        (tmp_path / f"{stem}.json").write_text('{"1": "aorta"}')
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("case_id,path,regions\nown,s1,own.nii.gz\ncrop,s1,crop.nii.gz\n")
+    res = CliRunner().invoke(app, ["run", str(manifest), "--out", str(tmp_path / "out"), "-q",
+                                   "--no-report", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    rows = {r["case_id"]: r for r in read_rows(tmp_path / "out" / "scans.csv")}
+    assert "regions_partial_coverage" not in rows["own"]["quality_flags"]
+    assert "regions_partial_coverage" in rows["crop"]["quality_flags"].split(";")
+    regions = {(r["case_id"], r["region"]): r for r in read_rows(tmp_path / "out" / "regions.csv")}
+    assert float(regions[("own", "aorta")]["agatston"]) == pytest.approx(EXPECTED_AGATSTON)
+    # the plaque on slices 2-3 is beyond the crop's map: outside, and the flag says why
+    assert float(regions[("crop", "outside")]["agatston"]) == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_a_quoted_crlf_in_a_manifest_cell_is_carried_unchanged(tmp_path):
+    """#22: a quoted CRLF inside a manifest cell lost its CR on the way to scans.csv."""
+    import pandas as pd
+    import vascalc
+
+    series(tmp_path / "s1")
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes(b'case_id,path,note\r\nC1,s1,"line one\r\nline two"\r\n')
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["run", str(manifest), "--out", str(out), "-q", "--no-report",
+                                   "-j", "1"])
+    assert res.exit_code == 0, res.output
+    with (out / "scans.csv").open(newline="", encoding="utf-8") as f:
+        assert next(csv.DictReader(f))["note"] == "line one\r\nline two"
+    assert pd.read_parquet(out / "scans.parquet")["note"].iloc[0] == "line one\r\nline two"
+    assert vascalc.read_tables(out)["scans"]["note"].iloc[0] == "line one\r\nline two"

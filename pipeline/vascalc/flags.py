@@ -113,6 +113,17 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'from this case.',
         'run.discovery'),
     QualityFlag(
+        'regions_partial_coverage',
+        "The region masks' grid covers only part of the CT (a map of another crop, or a "
+        'shifted one?): calcium beyond it is counted outside every region.',
+        'io.mask_fit', warns_headline=True),
+    QualityFlag(
+        'regions_misaligned',
+        'The bone regions of the masks lie mostly off bone (under 20 % of their voxels at '
+        '150 HU or more): the masks are probably shifted against the CT or belong to another '
+        'scan, so region rows may be wrong.',
+        'io.mask_fit', warns_headline=True),
+    QualityFlag(
         'bone_heuristic',
         'Bone was removed by a heuristic (large dense structures): on a real body CT it left '
         "43 % of the bone calcium and took 16 % of the aorta's (docs, conventions: 'Scopes'); region "

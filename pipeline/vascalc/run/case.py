@@ -21,6 +21,7 @@ from ..config.schema import Config
 from ..config.settings import resolve_settings
 from ..errors import InternalError, OutOfMemoryError, VascalcError
 from ..io.load import load_ct, load_region_masks
+from ..io.mask_fit import fit_flags
 from ..outputs.artefacts import try_write_case_artefacts
 from ..records import CaseFailure, CTVolume, LesionLabels, ScanResult
 from ..results.document import document, result_path, table_patient_id, with_artefacts
@@ -127,6 +128,9 @@ def load_case(case: Case, config: Config, *,
     if case.regions:
         with _timed(timings, "regions"):
             masks, source = load_region_masks(case.regions, volume, config)
+            misfit = fit_flags(volume, masks, case.regions, config.regions.bone)
+        if misfit:
+            volume = replace(volume, quality_flags=volume.quality_flags + misfit)
     return LoadedCase(volume, settings, volume.meta.patient_id, masks, source)
 
 
