@@ -24,7 +24,8 @@ The mass calibration of the simulated scanner is c = 0.8 mg/(cm^3 HU): a 200 mg/
 hydroxyapatite insert reading 250 HU above water (200 / 250); configs/sample_data.yaml
 carries it. Truth per case is written to ``<case>/truth.json`` from :mod:`sample_data.phantom`;
 ``covariates.csv`` holds made-up clinical covariates per patient (phosphate, calcium, PTH,
-eGFR, dialysis, ACEI/ARB use) for the cohort notebook.
+eGFR, dialysis, ACEI/ARB use) for the cohort notebook, and the MESA risk factors (race,
+cholesterol, blood pressure, medication, diabetes, smoking, family history).
 """
 
 from __future__ import annotations
@@ -53,17 +54,34 @@ from .phantom import (
 
 CALIBRATION_MG_PER_CM3_PER_HU = 0.8
 
-COVARIATES = [  # made-up clinical covariates, one row per phantom patient (the CKD literature's)
-    {"patient_id": "PHANTOM-01", "phosphate_mmol_l": 1.9, "calcium_mmol_l": 2.41,
+COVARIATES = [  # made-up clinical covariates, one row per phantom patient (the CKD literature's,
+    # and the MESA risk factors: vascalc.core.mesa.FACTORS)
+    {"patient_id": "PHANTOM-01",
+     "race": "white", "total_cholesterol_mg_dl": 212, "hdl_cholesterol_mg_dl": 38,
+     "systolic_bp_mm_hg": 148, "bp_medication": 1, "lipid_medication": 1, "diabetes": 1,
+     "current_smoker": 0, "family_history_chd": 0,
+     "phosphate_mmol_l": 1.9, "calcium_mmol_l": 2.41,
      "pth_pmol_l": 48.0, "egfr_ml_min_1_73m2": 9, "dialysis": 1, "acei_arb": 1,
      "phosphate_binder": "calcium_based"},
-    {"patient_id": "PHANTOM-02", "phosphate_mmol_l": 1.5, "calcium_mmol_l": 2.30,
+    {"patient_id": "PHANTOM-02",
+     "race": "african_american", "total_cholesterol_mg_dl": 195, "hdl_cholesterol_mg_dl": 47,
+     "systolic_bp_mm_hg": 138, "bp_medication": 1, "lipid_medication": 0, "diabetes": 0,
+     "current_smoker": 1, "family_history_chd": 1,
+     "phosphate_mmol_l": 1.5, "calcium_mmol_l": 2.30,
      "pth_pmol_l": 21.0, "egfr_ml_min_1_73m2": 28, "dialysis": 0, "acei_arb": 1,
      "phosphate_binder": "non_calcium_based"},
-    {"patient_id": "PHANTOM-03", "phosphate_mmol_l": 1.1, "calcium_mmol_l": 2.25,
+    {"patient_id": "PHANTOM-03",
+     "race": "hispanic", "total_cholesterol_mg_dl": 180, "hdl_cholesterol_mg_dl": 55,
+     "systolic_bp_mm_hg": 126, "bp_medication": 0, "lipid_medication": 0, "diabetes": 0,
+     "current_smoker": 0, "family_history_chd": 0,
+     "phosphate_mmol_l": 1.1, "calcium_mmol_l": 2.25,
      "pth_pmol_l": 7.5, "egfr_ml_min_1_73m2": 64, "dialysis": 0, "acei_arb": 0,
      "phosphate_binder": "none"},
-    {"patient_id": "PHANTOM-04", "phosphate_mmol_l": 1.0, "calcium_mmol_l": 2.35,
+    {"patient_id": "PHANTOM-04",
+     "race": "chinese", "total_cholesterol_mg_dl": 170, "hdl_cholesterol_mg_dl": 62,
+     "systolic_bp_mm_hg": 118, "bp_medication": 0, "lipid_medication": 0, "diabetes": 0,
+     "current_smoker": 0, "family_history_chd": 0,
+     "phosphate_mmol_l": 1.0, "calcium_mmol_l": 2.35,
      "pth_pmol_l": 5.0, "egfr_ml_min_1_73m2": 92, "dialysis": 0, "acei_arb": 0,
      "phosphate_binder": "none"},
 ]

@@ -137,6 +137,14 @@ SCANS: tuple[Column, ...] = tuple([
        "with calcium); coronary scope with vessel regions only"),
     _c("risk_basis", "string", "", "what risk_category and cac_drs rest on, or why they are "
        "empty"),
+    _c("mesa_chd_10y_risk_pct", "number", "%", "MESA 10-year coronary heart disease risk with "
+       "CAC (McClelland et al., JACC 2015, Table 2) from the manifest's risk factors and the "
+       "coronary Agatston score; empty outside ages 45-84, for another scope, without a score "
+       "by the definition or with a factor missing (mesa_withheld_reason)"),
+    _c("mesa_age_sex_source", "string", "", "where the MESA age and sex came from: manifest "
+       "(its age_years and sex win) or dicom_header, or both named"),
+    _c("mesa_withheld_reason", "string", "", "why mesa_chd_10y_risk_pct is empty when the "
+       "manifest gives risk factors"),
     _c("score_label", "string", "", "what the headline number is, as the console, index and "
        "report name it: '<scope> Agatston at <t> HU', '<scope> calcium score at <t> HU "
        "(<rule>)' on contrast CT, '<scope> calcium volume' without Agatston, or withheld"),

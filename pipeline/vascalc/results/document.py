@@ -4,7 +4,7 @@ its schema and version (:data:`RESULT_SCHEMA`), building it from the typed recor
 version is refused by name), and turning documents into table rows through the column registry
 (:mod:`vascalc.results.columns`): a row holds exactly the registered columns of its table, so an
 unknown column cannot be written and a forgotten one fails at once. Manifest covariates travel
-beside the row (``covariates``) and become the trailing columns of scans.csv.
+beside the row (``covariates``), become the trailing columns of scans.csv and feed the MESA risk.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..records import NO_SHAPE, CaseFailure, ScanResult
 from ..values import age_years
 from .codec import decode, encode
 from .columns import PROVENANCE_KEYS, names
+from .risk import MESA_COLUMNS, mesa_columns
 from .wide import wide_rows
 
 #: version of the result.json layout; a document of another version is not read
@@ -91,7 +92,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         headline_threshold_hu=_num(w.threshold_hu) if given else None,
         headline_threshold_rule=w.threshold_rule, contrast_rule=r.contrast_rule,
         contrast_phase=r.contrast_phase, contrast_phase_source=r.contrast_phase_source,
-        agatston_comparable=r.agatston_comparable,
+        agatston_comparable=r.agatston_comparable, **dict.fromkeys(MESA_COLUMNS),
         protocol_deviations=";".join(r.protocol_deviations),
         **_scope_columns("vascular", r.vascular, b.bsa_m2, ag),
         **_scope_columns("coronary", r.coronary, b.bsa_m2, ag),
@@ -259,10 +260,7 @@ def _stored(outcome: ScanResult | CaseFailure, demographics: bool) -> dict[str, 
                    patient_size_m=None, patient_weight_kg=None,
                    patient_age=m.patient_age if demographics else "",
                    patient_sex=m.patient_sex if demographics else "")
-    return {"kind": "scored", "record": encode(replace(outcome, meta=meta), skip=_NOT_STORED)}
-
-
-_NOT_STORED = frozenset({"voxels"})
+    return {"kind": "scored", "record": encode(replace(outcome, meta=meta), skip=frozenset({"voxels"}))}
 
 
 def outcome_of(doc: dict[str, Any]) -> ScanResult | CaseFailure:
@@ -277,6 +275,7 @@ def with_rows(doc: dict[str, Any]) -> dict[str, Any]:
     outcome, row = outcome_of(doc), doc["row"]
     scan = scan_row(outcome, patient_id=row["patient_id"], source_path=row["source_path"],
                     settings=row["provenance"], demographics=row["demographics"])
+    scan.update(mesa_columns(scan, doc.get("covariates", {})))
     if doc.get("extra_flags"):
         flags = [f for f in (scan["quality_flags"] or "").split(";") if f]
         scan["quality_flags"] = ";".join(flags + [f for f in doc["extra_flags"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.bsa import check_anthropometry
+from ..core.mesa import FACTORS, parse_factor
 from ..errors import AnthropometryError, ManifestError
 from ..records import Anthropometry
 from ..results.columns import names as column_names
@@ -139,6 +140,13 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
                                 "yyyymmdd)", path=str(manifest),
                                 hint="fix the date, or leave the cell empty to use the DICOM "
                                      "StudyDate")
+        for column in (c for c in FACTORS if c in row):  # the MESA risk factors
+            try:
+                parse_factor(column, row[column] or "")
+            except ValueError as err:
+                raise ManifestError(f"line {i}: {err}", path=str(manifest),
+                                    hint="fix the cell, or leave it empty (no MESA risk then)"
+                                    ) from None
         pid = (row.get("patient_id") or "").strip() or None
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
