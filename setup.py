@@ -16,7 +16,8 @@ PACKAGES = find_packages("pipeline", include=["vascalc", "vascalc.*"])
 setup(
     packages=[*PACKAGES, "vascalc.profiles", "vascalc.sample_data"],
     package_dir={"": "pipeline", "vascalc.profiles": "configs", "vascalc.sample_data": "sample_data"},
-    package_data={"vascalc": ["review/page.html", "core/_ckernel.c", "py.typed"],
+    package_data={"vascalc": ["review/page.html", "core/_ckernel.c", "py.typed",
+                             "outputs/templates/*.html", "outputs/templates/*.css"],
                   "vascalc.profiles": ["*.yaml"]},
     exclude_package_data={"vascalc.sample_data": ["phantoms/*", "contrast_phantoms/*"]},
     ext_modules=[Extension("vascalc.core._ckernel", ["pipeline/vascalc/core/_ckernel.c"],

@@ -155,12 +155,13 @@ def test_report_and_index_say_what_the_number_is(contrast_data, tmp_path):
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     c01 = (tmp_path / "o" / "cases" / "C01_arterial" / "report.html").read_text()
-    assert "Vascular calcium score at 900 HU (phase_threshold:arterial_thoracic) 129.4" in c01
-    assert "Agatston 129.4" not in c01 and "Not comparable with the reference" in c01
-    assert "900.0 HU (phase_threshold:arterial_thoracic)" in c01  # the aorta's threshold
+    assert ("Vascular calcium, aorta: calcium score at 900 HU (phase_threshold:arterial_thoracic; "
+            "not an Agatston score) 129") in c01
+    assert "Agatston 129" not in c01 and "Not comparable with the reference" in c01
+    assert "900 HU (phase_threshold:arterial_thoracic)" in c01  # the aorta's threshold
     assert "arterial phase (from lumen_hu)" in c01
     c03 = (tmp_path / "o" / "cases" / "C03_bright" / "report.html").read_text()
-    assert "Vascular score withheld: aorta: lumen too bright" in c03
+    assert "Vascular calcium, aorta: withheld (aorta: lumen too bright" in c03
     index = (tmp_path / "o" / "index.html").read_text()
     assert "vascular calcium score at 300 HU (phase_threshold:venous)" in index
     assert "what the score is" in index and "protocol deviations" in index

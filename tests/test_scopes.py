@@ -169,7 +169,7 @@ def test_coronary_scope_report_and_sr_carry_the_coronary_score(sample_data, tmp_
     walk(sr.ContentSequence)
     assert nums["450360000"] == pytest.approx(float(row["agatston"]))
     html = (case / "report.html").read_text()
-    assert "Coronary calcium (LAD)" in html and "risk category 11 to 100" in html
+    assert "Coronary artery calcium: Agatston score" in html and "Risk category 11 to 100" in html
 
 
 # --- real CT and TotalSegmentator's own outputs (../shared/data) ---------------------------

@@ -334,6 +334,7 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         region_source="reader" if reads is not None else region_source
         if prepared.layout is not None else "",
         reader=reads.reader if reads is not None else "", risk_basis=headline.risk_basis,
+        read_at=reads.done_at if reads is not None and reads.done else "",
         vascular=breakdown.aggregates.get("vascular"),
         coronary=breakdown.aggregates.get("coronary"), voxels=voxels,
         contrast_rule=plan.rule if plan.regions else "", contrast_phase=plan.phase,

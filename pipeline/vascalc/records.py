@@ -221,6 +221,7 @@ class LesionLabels:
     classes: tuple[str, ...]
     reader: str = ""
     done: bool = True
+    done_at: str = ""  # when the reader marked it done (UTC, ISO 8601), '' = not done
 
     def coronary(self) -> tuple[str, ...]:
         return tuple(n for n, c in zip(self.names, self.classes) if c == "coronary")
@@ -252,6 +253,7 @@ class ScanResult:
     scope_regions: tuple[str, ...] = ()
     region_source: str = ""  # how the region masks were given ('' = none; 'reader')
     reader: str = ""  # whose reads split the calcium (vascalc rescore), '' = none
+    read_at: str = ""  # when that reader marked the case done (UTC, ISO 8601), '' = not done
     risk_basis: str = ""  # why risk_category and cac_drs are filled or empty
     vascular: RegionScore | None = None  # over the vascular regions, when there are some
     coronary: RegionScore | None = None  # over the coronary regions, when there are some

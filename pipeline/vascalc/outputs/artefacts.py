@@ -43,7 +43,7 @@ def preload(config: Config) -> None:
         return
     from . import key_images  # noqa: F401  # lazy: Pillow, for key images only
     if r.pdf:
-        import xhtml2pdf.pisa  # noqa: F401  # lazy: xhtml2pdf, for PDF reports only
+        import weasyprint  # noqa: F401  # lazy: WeasyPrint, for PDF reports only
     if r.dicom_seg or r.dicom_sr:
         import highdicom  # noqa: F401  # lazy: highdicom, for SEG/SR only
 
@@ -70,37 +70,9 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
             old.unlink()
     bands = scored.bands
     written = [] if written is None else written
-    # key images through the largest lesions of the headline's scope (its regions' pieces),
-    # so a vascular report never opens on a vertebra
-    scoped = [le for le in result.lesions
-              if not result.scope_regions or le.region in result.scope_regions]
-    largest = sorted(scoped, key=lambda le: -le.volume_mm3)[:rc.key_images]
-    slices: dict[int, tuple[str, list]] = {}
-    for le in largest:
-        k, r, c = _patient_ijk(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
-        radius = float(np.sqrt(le.n_voxels / max(le.n_slices, 1) / np.pi)) + 6.0
-        if k not in slices:
-            z = float(volume.index_to_patient(np.array([[k, 0, 0]]))[0, 2])
-            inst = volume.source_instances[k] if k < len(volume.source_instances) else None
-            where = f"instance {inst}, " if inst is not None else ""
-            slices[k] = (f"slice {k + 1} of {volume.shape[0]} ({where}z {z:.1f} mm): lesion "
-                         f"{le.lesion_id}, {le.volume_mm3:.0f} mm3", [])
-        slices[k][1].append((r, c, radius))
-    from . import key_images  # lazy: Pillow, for key images only
-
-    regions, colouring = scored.region_labels, None
-    if regions is not None:  # territory colours, with a legend
-        colouring = key_images.territory_colouring(scored.region_names, scored.region_classes)
-    images = key_images.key_images(volume.hu, bands, [(k, t, m) for k, (t, m) in slices.items()],
-                                   volume.spacing_mm, regions=regions, colouring=colouring,
-                                   direction=volume.direction)
-    names = [f"key_image_{i + 1}.png" for i in range(len(images))]
-    if largest and volume.shape[0] >= MIP_MIN_SLICES:  # a MIP of a few slices shows nothing
-        images.append(("coronal maximum intensity projection", key_images.mip_image(
-            volume.hu, bands, volume.spacing_mm, regions=regions, colouring=colouring)))
-        names.append("mip.png")
-    for name, (_, png) in zip(names, images):
-        write_atomic(case_dir / name, png)
+    images, names, mip_note = _key_images(volume, result, rc.key_images)
+    for name, image in zip(names, images):
+        write_atomic(case_dir / name, image.png)
         written.append(name)
     failures: list[Exception] = []
     if rc.nifti:
@@ -125,8 +97,8 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     if rc.identity == "full" and volume.source_paths:
         identity = patient_identity(volume.source_paths[0])
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
-                     weight_hu=scored.weight_hu, territories=colouring is not None,
-                     extra_flags=("report_failed",) if failures else ())
+                     weight_hu=scored.weight_hu, territories=scored.region_labels is not None,
+                     extra_flags=("report_failed",) if failures else (), mip_note=mip_note)
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:
@@ -135,6 +107,81 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
     if failures:
         raise failures[0]
     return written
+
+
+def _key_images(volume: CTVolume, result: ScanResult, n: int):
+    """The key images (KeyImage), their file names, and why the MIP is left out ('' when it is
+    shown). Each image is the slice where one of the ``n`` largest lesions of the headline's
+    scope (its regions' pieces, so a vascular report never opens on a vertebra) has most
+    pixels, the circle centred on the lesion's own pixel nearest its centroid there (the
+    centroid of a ring lies off the ring)."""
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
+
+    from . import key_images  # lazy: Pillow, for key images only
+
+    scored = result.voxels
+    assert scored is not None
+    scoped = [le for le in result.lesions
+              if not result.scope_regions or le.region in result.scope_regions]
+    largest = sorted(scoped, key=lambda le: -le.volume_mm3)[:n]
+    labels = scored.lesion_labels
+    boxes = ndimage.find_objects(labels, max_label=max((le.lesion_id for le in largest),
+                                                       default=0)) if largest else []
+    slices: dict[int, tuple[str, list]] = {}
+    for le in largest:
+        box = boxes[le.lesion_id - 1]
+        if box is None:
+            continue
+        mine = labels[box] == le.lesion_id
+        k = box[0].start + int(np.argmax(mine.sum(axis=(1, 2))))
+        rr, cc = np.nonzero(mine[k - box[0].start])
+        rr, cc = rr + box[1].start, cc + box[2].start
+        _, r0, c0 = _patient_ijk(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
+        at = int(np.argmin((rr - r0) ** 2 + (cc - c0) ** 2))
+        r, c = float(rr[at]), float(cc[at])
+        # a marker, not an outline: a ring (a skull) would otherwise get a circle round the head
+        radius = min(float(np.sqrt(((rr - r) ** 2 + (cc - c) ** 2).max())), 25.0) + 6.0
+        if k not in slices:
+            z = float(volume.index_to_patient(np.array([[k, 0, 0]]))[0, 2])
+            inst = volume.source_instances[k] if k < len(volume.source_instances) else None
+            where = f"instance {inst}, " if inst is not None else ""
+            slices[k] = (f"slice {k + 1} of {volume.shape[0]} ({where}z {z:.1f} mm): lesion "
+                         f"{le.lesion_id}, {le.volume_mm3:.0f} mm3", [])
+        slices[k][1].append((r, c, radius))
+    regions, colouring = scored.region_labels, None
+    if regions is not None:  # territory colours, with a legend
+        colouring = key_images.territory_colouring(scored.region_names, scored.region_classes)
+    images = key_images.key_images(volume.hu, scored.bands,
+                                   [(k, t, m) for k, (t, m) in slices.items()],
+                                   volume.spacing_mm, regions=regions, colouring=colouring,
+                                   direction=volume.direction)
+    names = [f"key_image_{i + 1}.png" for i in range(len(images))]
+    note = _mip_note(volume, result, largest)
+    if largest and not note:
+        mip, index = key_images.mip_index(volume.hu, scored.bands, regions)
+        scope_ids = [i + 1 for i, name in enumerate(scored.region_names)
+                     if name in result.scope_regions]
+        if regions is not None and scope_ids and not np.isin(index, scope_ids).any():
+            note = ("No projection: along every ray, denser calcium outside the headline's "
+                    "scope (bone) hides the scope's calcium.")
+        else:
+            images.append(key_images.mip_image(mip, index, volume.spacing_mm,
+                                               colouring=colouring, direction=volume.direction))
+            names.append("mip.png")
+    return images, names, note
+
+
+def _mip_note(volume: CTVolume, result: ScanResult, largest) -> str:
+    """Why the coronal projection is left out ('' when it is drawn)."""
+    if not largest:
+        return ""  # no calcium: the report says so, and there is nothing to project
+    if volume.shape[0] < MIP_MIN_SLICES:
+        return (f"No projection: the series has {volume.shape[0]} slices (fewer than "
+                f"{MIP_MIN_SLICES}), and a coronal projection of it would be a thin strip.")
+    if "bone_dominated" in result.quality_flags:
+        return ("No projection: most of this calcium is bone, and a projection would show "
+                "the bone, not vessels.")
+    return ""
 
 
 def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict,

@@ -10,7 +10,6 @@ weight of its own in the CAC-DRS vessel count (Hecht HS et al., J Cardiovasc Com
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -36,27 +35,13 @@ def artery_rows(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(coronary, key=lambda r: (rank.get(r["region"], len(MAIN)), r["region"]))
 
 
-def artery_table(regions: list[dict[str, Any]]) -> str:
-    """The per-artery section of the report ('' without coronary regions)."""
-    rows = artery_rows(regions)
-    if not rows:
-        return ""
-    def volume(v: Any) -> str:
-        return "-" if v in (None, "") else f"{float(v):,.1f}"
-
-    body = "".join(
-        f"<tr><td>{html.escape(r['region'])}</td><td>{whole(r.get('agatston'))}</td>"
-        f"<td>{volume(r.get('volume_mm3'))}</td>"
-        f"<td>{'-' if r.get('n_lesions') in (None, '') else int(r['n_lesions'])}</td></tr>"
-        for r in rows)
-    lm = next((r for r in rows if r["region"] == "LM"), None)
+def left_main_text(regions: list[dict[str, Any]]) -> str:
+    """Left main involvement in words, from the case's regions rows."""
+    lm = next((r for r in artery_rows(regions) if r["region"] == "LM"), None)
     if lm is None:
-        left_main = "Left main: not assessed (no LM region or label)."
-    elif lm.get("agatston") in (None, ""):
-        left_main = f"Left main: {html.escape(lm.get('withheld_reason') or 'not scored')}."
-    elif float(lm["agatston"]) > 0:
-        left_main = f"Left main: involved (Agatston {whole(lm['agatston'])})."
-    else:
-        left_main = "Left main: no calcium."
-    return ("<h2>Coronary arteries</h2><table><tr><th>artery</th><th>Agatston</th>"
-            f"<th>volume (mm3)</th><th>lesions</th></tr>{body}</table><p>{left_main}</p>")
+        return "Left main: not assessed (no LM region or label)."
+    if lm.get("agatston") in (None, ""):
+        return f"Left main: {lm.get('withheld_reason') or 'not scored'}."
+    if float(lm["agatston"]) > 0:
+        return f"Left main: involved (Agatston {whole(lm['agatston'])})."
+    return "Left main: no calcium."

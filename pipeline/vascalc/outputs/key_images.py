@@ -3,9 +3,11 @@
 Each image is the slice in the soft-tissue window (W400/L40), the kept calcium coloured by
 density weight or by territory, composed with numpy at the scan's own resolution and scaled
 to 600 px by nearest neighbour in physical proportion; then the lesions' circles, orientation
-letters (DICOM PS3.3 C.7.6.1.1.1: the patient direction of the row and column axes), a 20 mm
-scale bar, the legend and the title are drawn on it. No plotting library starts per case
-(matplotlib took about 80 ms an image).
+letters (DICOM PS3.3 C.7.6.1.1.1: the patient direction of the row and column axes) and a
+20 mm scale bar are drawn on it. The title and the legend are not burned in: the report
+prints them beside the image, readable at any size, and the legend lists only the colours
+the image shows (:attr:`KeyImage.legend`). No plotting library starts per case (matplotlib
+took about 80 ms an image).
 """
 
 from __future__ import annotations
@@ -28,12 +30,32 @@ APART_COLOURS = {"bone": "#d9d9d9", "other": "#6b8e23", "outside": "#8a6bbf"}
 
 
 @dataclass(frozen=True)
+class KeyImage:
+    """One image of the report: its caption, PNG, and the legend of the colours it shows."""
+
+    title: str
+    png: bytes
+    legend: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Colouring:
     """How kept voxels are coloured: ``index`` (same shape as the image, 0 = none) into
     ``colours``, with ``legend`` (label, colour) pairs."""
 
     colours: tuple[str, ...]
     legend: tuple[tuple[str, str], ...]
+
+    def shown(self, index: np.ndarray) -> tuple[tuple[str, str], ...]:
+        """The legend entries whose colour an image of this colour ``index`` shows."""
+        present = {self.colours[i - 1] for i in np.unique(index) if 0 < i <= len(self.colours)}
+        return tuple((name, c) for name, c in self.legend if c in present)
+
+
+def band_legend(index: np.ndarray) -> tuple[tuple[str, str], ...]:
+    """The density weights an image shows, as legend entries."""
+    present = {int(i) for i in np.unique(index) if 0 < i <= 4}
+    return tuple((f"density weight {w}", BAND_COLOURS[w - 1]) for w in sorted(present))
 
 
 def territory_colouring(names: tuple[str, ...], classes: tuple[str, ...]) -> Colouring:
@@ -70,41 +92,60 @@ def _letters(vector) -> str:
     return ("LR", "PA", "HF")[axis][0 if vector[axis] > 0 else 1]
 
 
+_FLIP = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+
+
 def key_images(hu, bands, slices: list[tuple[int, str, list]], spacing_mm, *, regions=None,
-               colouring: Colouring | None = None, direction=None) -> list[tuple[str, bytes]]:
+               colouring: Colouring | None = None, direction=None) -> list[KeyImage]:
     """Axial slices (soft-tissue window, 600 px) with calcium coloured by density band, or by
     territory when ``regions`` and its ``colouring`` are given; each lesion of ``slices``'
     markers ((row, col, radius) in pixels) circled, orientation letters and a scale bar."""
     d = np.asarray(direction if direction is not None else np.eye(3), dtype=float)
-    flip = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
     right, down = _letters(d[:, 2]), _letters(d[:, 1])
-    letters = (flip[right], right, flip[down], down)
+    letters = (_FLIP[right], right, _FLIP[down], down)
     out = []
     for k, title, markers in slices:
         index = _index(bands[k], None if regions is None else regions[k])
-        out.append((title, render(hu[k], index, aspect=spacing_mm[1] / spacing_mm[2], title=title,
-                                  colouring=colouring, markers=markers,
-                                  spacing_col_mm=spacing_mm[2], letters=letters)))
+        png = render(hu[k], index, aspect=spacing_mm[1] / spacing_mm[2], colouring=colouring,
+                     markers=markers, spacing_col_mm=spacing_mm[2], letters=letters)
+        out.append(KeyImage(title, png, _legend_of(index, colouring)))
     return out
 
 
-def mip_image(hu, bands, spacing_mm, *, regions=None, colouring: Colouring | None = None) -> bytes:
-    """Coronal maximum intensity projection (along the rows): the densest band, or the region
-    of the densest kept voxel along each ray."""
+def _legend_of(index: np.ndarray, colouring: Colouring | None) -> tuple[tuple[str, str], ...]:
+    return band_legend(index) if colouring is None else colouring.shown(index)
+
+
+def mip_index(hu, bands, regions=None) -> tuple[np.ndarray, np.ndarray]:
+    """The coronal maximum intensity projection (along the rows) and its colour index: the
+    densest band, or the region (label + 1) of the densest kept voxel along each ray."""
     mip = hu.max(axis=1)
     if regions is None:
-        index = bands.max(axis=1)
-    else:
-        kept_hu = np.where(bands > 0, hu, np.iinfo(np.int16).min).astype(np.float32)
-        ray = kept_hu.argmax(axis=1)[:, None, :]
-        index = np.where(bands.max(axis=1) > 0,
-                         np.take_along_axis(regions, ray, axis=1)[:, 0, :].astype(np.int32) + 1, 0)
-    return render(mip, index, aspect=spacing_mm[0] / spacing_mm[2],
-                  title="maximum intensity projection", colouring=colouring)
+        return mip, bands.max(axis=1)
+    kept_hu = np.where(bands > 0, hu, np.iinfo(np.int16).min).astype(np.float32)
+    ray = kept_hu.argmax(axis=1)[:, None, :]
+    index = np.where(bands.max(axis=1) > 0,
+                     np.take_along_axis(regions, ray, axis=1)[:, 0, :].astype(np.int32) + 1, 0)
+    return mip, index
+
+
+def mip_image(mip: np.ndarray, index: np.ndarray, spacing_mm, *, colouring: Colouring | None = None,
+              direction=None) -> KeyImage:
+    """The coronal MIP of :func:`mip_index` as a key image, head up: orientation letters
+    (the column axis across, the slice axis up and down) and a 20 mm scale bar."""
+    d = np.asarray(direction if direction is not None else np.eye(3), dtype=float)
+    along = _letters(d[:, 0])  # where increasing slice index points
+    if along == "H":  # slices run feet to head: turn the projection head up
+        mip, index = mip[::-1], index[::-1]
+        along = "F"
+    right = _letters(d[:, 2])
+    letters = (_FLIP[right], right, _FLIP[along], along)
+    png = render(mip, index, aspect=spacing_mm[0] / spacing_mm[2], colouring=colouring,
+                 spacing_col_mm=spacing_mm[2], letters=letters)
+    return KeyImage("coronal maximum intensity projection", png, _legend_of(index, colouring))
 
 
 SIZE = 600  # px, square
-TITLE_PX = 30
 MARKER = (0, 255, 102)
 
 
@@ -139,26 +180,14 @@ def _place(shape, aspect: float) -> tuple[int, int, int, int]:
     """Where the image goes: x0, y0, width, height, fitting the area below the title with
     rows ``aspect`` times as tall as columns are wide (physical proportions)."""
     rows, cols = shape
-    area_w, area_h = SIZE - 8, SIZE - TITLE_PX - 6
+    area_w, area_h = SIZE - 8, SIZE - 8
     phys_w, phys_h = cols, rows * aspect
     scale = min(area_w / phys_w, area_h / phys_h)
     w, h = max(1, round(phys_w * scale)), max(1, round(phys_h * scale))
-    return (SIZE - w) // 2, TITLE_PX + (area_h - h) // 2, w, h
+    return (SIZE - w) // 2, (SIZE - h) // 2, w, h
 
 
-def _legend(draw: ImageDraw.ImageDraw, legend, x0: int, y_bottom: int) -> None:
-    font = _font(12)
-    line = 16
-    width = 18 + max(int(draw.textlength(n, font=font)) for n, _ in legend)
-    top = y_bottom - 8 - line * len(legend)
-    draw.rectangle((x0 + 6, top - 4, x0 + 12 + width, y_bottom - 4), fill=(255, 255, 255, 190))
-    for i, (name, colour) in enumerate(legend):
-        y = top + i * line
-        draw.rectangle((x0 + 10, y + 2, x0 + 20, y + 12), fill=_rgb(colour))
-        draw.text((x0 + 24, y), name, fill=(20, 20, 20), font=font)
-
-
-def render(img: np.ndarray, index: np.ndarray, *, aspect: float, title: str,
+def render(img: np.ndarray, index: np.ndarray, *, aspect: float,
            colouring: Colouring | None = None, markers=(), spacing_col_mm: float | None = None,
            letters: tuple[str, str, str, str] | None = None) -> bytes:
     """One PNG (600 x 600 px). ``markers``: (row, col, radius) in voxels; ``letters``: the
@@ -175,7 +204,7 @@ def render(img: np.ndarray, index: np.ndarray, *, aspect: float, title: str,
         cx, cy, rad = x0 + (c + 0.5) * sx, y0 + (r + 0.5) * sy, max(radius * sx, 4.0)
         draw.ellipse((cx - rad, cy - rad, cx + rad, cy + rad), outline=MARKER, width=2)
     if letters is not None:
-        font = _font(15)
+        font = _font(18)
         left, right, top, bottom = letters
         for text, (x, y) in ((left, (x0 + 0.03 * w, y0 + h / 2)), (right, (x0 + 0.97 * w, y0 + h / 2)),
                              (top, (x0 + w / 2, y0 + 0.04 * h)), (bottom, (x0 + w / 2, y0 + 0.96 * h))):
@@ -185,11 +214,8 @@ def render(img: np.ndarray, index: np.ndarray, *, aspect: float, title: str,
         bar = 20.0 / spacing_col_mm * sx  # 20 mm in output pixels
         bx, by = x0 + 0.62 * w, y0 + 0.92 * h
         draw.line((bx, by, bx + bar, by), fill=(255, 255, 255), width=3)
-        draw.text((bx + bar / 2, by - 6), "20 mm", fill=(255, 255, 255), font=_font(11),
+        draw.text((bx + bar / 2, by - 6), "20 mm", fill=(255, 255, 255), font=_font(14),
                   anchor="ms")
-    if colouring is not None and colouring.legend:
-        _legend(draw, colouring.legend, x0, y0 + h)
-    draw.text((SIZE / 2, TITLE_PX / 2), title, fill=(20, 20, 20), font=_font(13), anchor="mm")
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay).convert("RGB")
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", compress_level=1)

@@ -8,7 +8,6 @@ page a reader opens for one patient."""
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from ..cohort.progression import _dated, pair_rows
 from ..results.columns import names
 from ..values import finite_float, safe_name
-from .report import CSS, _fmt, html_to_pdf
+from .render import html_to_pdf, render, stylesheet
 
 
 def patient_folder(patient_id: str) -> str:
@@ -42,10 +41,10 @@ def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,
     return files
 
 
-def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
+def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[str, list[str]]:
     """The headline score, calcium volume and Calc/BSA over time as small separate panels, each
-    on its own axis (two measures on twin axes hide each other), as an embedded PNG; a panel
-    needs 2 dated ok scans with that measure ('' when none has)."""
+    on its own axis (two measures on twin axes hide each other), as a base64 PNG, and the
+    panels' titles; a panel needs 2 dated ok scans with that measure ('' when none has)."""
     ok = [(d, r) for d, r in rows if d is not None and r.get("status") == "ok"]
     labels = {r.get("score_label") or "" for _, r in ok}
     score_title = labels.pop() if len(labels) == 1 and "" not in labels else "headline score"
@@ -56,16 +55,16 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
         if len(pts) >= 2:
             panels.append((title, pts))
     if not panels:
-        return ""
+        return "", []
     from matplotlib import dates as mdates  # lazy: matplotlib, for figures only
 
     from .figures import _plt  # lazy: matplotlib, for figures only
 
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.3), dpi=100,
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), dpi=110,
                              squeeze=False)
     for ax, (title, pts) in zip(axes[0], panels):
-        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o", color="#3a5f8a")
+        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o", color="#2f5d8a")
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)
@@ -76,69 +75,54 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
-    width = 165 * len(panels)
-    return (f'<img alt="calcium over time" width="{width}pt" height="165pt" '
-            f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
+    return base64.b64encode(buf.getvalue()).decode(), [t for t, _ in panels]
 
 
 def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
     dated = sorted(((_dated(r)[0], r) for r in scans),
                    key=lambda x: (x[0] is None, x[0] or 0, x[1].get("case_id", "")))
     known = set(names("scans"))
-    covariates = [k for r in scans for k in r if k not in known]
-    covariates = list(dict.fromkeys(covariates))
-    head = ["scan", "date", "status", "scope", "Agatston", "volume (mm3)", "mass (mg)",
+    covariates = list(dict.fromkeys(k for r in scans for k in r if k not in known))
+    head = ["scan", "date", "status", "scope", "score", "volume (mm3)", "mass (mg)",
             "Calc/BSA (mm3/m2)", "risk category", *covariates]
-    body = []
+    rows = []
     for d, r in dated:
-        cid = html.escape(r["case_id"])
         status = r.get("status", "")
         if status != "ok":
             status = f"failed: {r.get('error_code', '')}"
-        cells = [f'<a href="../../cases/{cid}/report.html">{cid}</a>',
-                 d.isoformat() if d else "date not recorded", html.escape(status),
-                 html.escape(r.get("scope") or ""), _fmt(finite_float(r.get("agatston"))),
-                 _fmt(finite_float(r.get("volume_mm3"))), _fmt(finite_float(r.get("mass_mg"))),
+        cells = [d.isoformat() if d else "date not recorded", status, r.get("scope") or "",
+                 _fmt(finite_float(r.get("agatston"))), _fmt(finite_float(r.get("volume_mm3"))),
+                 _fmt(finite_float(r.get("mass_mg"))),
                  _fmt(finite_float(r.get("volume_per_bsa_mm3_m2"))),
-                 html.escape(r.get("risk_category") or ("not given (not coronary)"
-                                                         if status == "ok" else ""))]
-        cells += [html.escape(str(r.get(c) if r.get(c) is not None else "")) for c in covariates]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+                 r.get("risk_category") or ("not given (not coronary)" if status == "ok" else "")]
+        cells += [str(r.get(c) if r.get(c) is not None else "") for c in covariates]
+        rows.append({"case_id": r["case_id"], "cells": cells,
+                     "link": f"../../cases/{r['case_id']}/report.html" if status == "ok" else ""})
     pairs, _ = pair_rows([r for _, r in dated])
-    prog = "".join(
-        f"<tr><td>{html.escape(str(p['case_id_1']))} &rarr; {html.escape(str(p['case_id_2']))}"
-        f"</td><td>{p['interval_days']}</td><td>{_fmt(p['volume_mm3_change'])}</td>"
-        f"<td>{_fmt(p['volume_mm3_change_per_year'])}</td>"
-        f"<td>{_fmt(p['sqrt_volume_difference'], 2)}</td>"
-        f"<td>{_yes(p['progression_hokanson'])}</td>"
-        f"<td>{_fmt(None if p['volume_annual_relative_change'] is None else 100 * p['volume_annual_relative_change'])}</td>"  # noqa: E501
-        f"<td>{_yes(p['progression_raggi'])}</td>"
-        f"<td>{html.escape(p['parameters_differ'] or 'none')}</td></tr>" for p in pairs)
-    prog_table = (
-        "<table><tr><th>scans</th><th>days</th><th>volume change (mm3)</th><th>per year</th>"
-        "<th>sqrt volume difference</th><th>progression (Hokanson, &gt;= 2.5)</th>"
-        "<th>annual change (%)</th><th>progression (Raggi, &gt; 15 %/year)</th>"
-        f"<th>parameters that differ</th></tr>{prog}</table>" if pairs else
-        "<p>Fewer than two scored scans with a date: no progression to show.</p>")
+    pair_cells = [[f"{p['case_id_1']} \u2192 {p['case_id_2']}", p["interval_days"],
+                   _fmt(p["volume_mm3_change"]), _fmt(p["volume_mm3_change_per_year"]),
+                   _fmt(p["sqrt_volume_difference"], 2), _yes(p["progression_hokanson"]),
+                   _fmt(None if p["volume_annual_relative_change"] is None
+                        else 100 * p["volume_annual_relative_change"]),
+                   _yes(p["progression_raggi"]), p["parameters_differ"] or "none"]
+                  for p in pairs]
     versions = sorted({(r.get("pipeline_version") or "", r.get("config_sha256") or "")
                        for r in scans})
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"/>
-<title>vascalc patient {html.escape(patient_id)}</title><style>{CSS}
-td,th{{font-size:8.5pt;padding:2pt 4pt}}</style></head><body>
-<h1>Calcification over time: patient {html.escape(patient_id)}</h1>
-<p class="ruo">For research use only. Not for diagnostic use.</p>
-<p>{len(scans)} scan(s) in date order (the manifest's scan_date, else DICOM StudyDate). The
-headline measures cover each row's scope; compare scans of one scope and one set of scan
-parameters.</p>
-<table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
-{_chart(dated)}
-<h2>Progression between consecutive scans</h2>
-{prog_table}
-<p class="ruo">For research use only. Not for diagnostic use. vascalc
-{html.escape('; '.join(f'{v}, config sha256 {c}' for v, c in versions))}.</p>
-</body></html>
-"""
+    chart, measures = _chart(dated)
+    return render("patient.html", css=stylesheet(), patient_id=patient_id, n_scans=len(scans),
+                  head=head, rows=rows, chart=chart, chart_measures=", ".join(measures),
+                  chart_width=250 * max(len(measures), 1), pairs=pair_cells,
+                  versions="; ".join(f"{v}, config sha256 {c}" for v, c in versions),
+                  top=f"vascalc patient report {patient_id}", top_right="",
+                  footer=f"patient {patient_id}")
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
 
 
 def _yes(v: Any) -> str:

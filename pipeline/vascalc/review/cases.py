@@ -227,7 +227,7 @@ def lesion_labels(reads: Reads, config: Config, reader: str = "") -> LesionLabel
     return LesionLabels(lesion=dict(reads.lesion), slices=dict(reads.slices),
                         names=tuple(lab.name for lab in labels),
                         classes=tuple(lab.label_class for lab in labels), reader=reader,
-                        done=reads.done)
+                        done=reads.done, done_at=reads.done_at)
 
 
 def reader_scores(view: CaseView, reads: Reads, config: Config) -> dict[str, Any]:

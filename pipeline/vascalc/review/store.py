@@ -72,6 +72,7 @@ class Reads:
     last_id: int = 0  # the newest row that made them (0: none)
     #: per lesion, the signature of the lesion its newest read was made on ('' rows: none)
     signatures: dict[int, str] = field(default_factory=dict)
+    done_at: str = ""  # when the case was last marked done (UTC, ISO 8601), '' = not done
 
     def label_of(self, lesion_id: int, slice_index: int) -> str:
         """The label in force for a lesion on a slice ('' = unlabelled)."""
@@ -127,7 +128,7 @@ class ReadStore:
             rows = db.execute(
                 "SELECT id, lesion_id, slice_index, label, signature FROM reads WHERE "
                 "reader = ? AND case_id = ? ORDER BY id", (reader, case_id)).fetchall()
-            done = db.execute("SELECT done FROM marks WHERE reader = ? AND case_id = ? "
+            done = db.execute("SELECT done, at FROM marks WHERE reader = ? AND case_id = ? "
                               "ORDER BY id DESC LIMIT 1", (reader, case_id)).fetchone()
         lesion: dict[int, str] = {}
         slices: dict[tuple[int, int], str] = {}
@@ -143,7 +144,9 @@ class ReadStore:
                 target[key] = label  # type: ignore[index]
             else:
                 target.pop(key, None)  # type: ignore[arg-type]
-        return Reads(lesion, slices, bool(done and done[0]), last, signatures)
+        finished = bool(done and done[0])
+        return Reads(lesion, slices, finished, last, signatures,
+                     done_at=str(done[1]) if finished else "")
 
     def readers(self) -> list[str]:
         with closing(self._connect()) as db:

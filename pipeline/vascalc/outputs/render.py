@@ -1,0 +1,69 @@
+"""HTML from the Jinja2 templates of ``outputs/templates``, and PDF from that same HTML.
+
+The templates autoescape every value (a DICOM header string is text, never markup). The PDF
+is WeasyPrint's rendering of the report's HTML with CSS paged media (CSS Paged Media Level 3:
+``@page`` size and margins, margin boxes with ``counter(page)`` and ``counter(pages)``), so
+every page carries the case and "page N of M", tables do not split inside a row, and the
+screen and the printed report are one document.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@lru_cache(maxsize=1)
+def _environment():
+    import jinja2  # lazy: Jinja2, for reports only
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["css_string"] = css_string
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    """The template ``name`` filled with ``context`` (a missing value is an error, never an
+    empty cell)."""
+    return _environment().get_template(name).render(**context)
+
+
+def stylesheet() -> str:
+    """The reports' shared CSS (screen and print)."""
+    return (TEMPLATES / "report.css").read_text(encoding="utf-8")
+
+
+def css_string(text: Any) -> str:
+    """``text`` as the inside of a CSS string (for ``@page`` margin boxes, inside a ``<style>``
+    element, where HTML escapes are not read): quotes and backslashes escaped, control
+    characters and ``<`` ``>`` (which could close the element) dropped.
+
+    >>> print(css_string('case "A"'))
+    case \\"A\\"
+    """
+    from markupsafe import Markup  # lazy: Jinja2's, for reports only
+
+    out = []
+    for ch in str(text):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch not in "<>":
+            out.append(ch)
+    return Markup("".join(out))
+
+
+def html_to_pdf(text: str) -> bytes:
+    """The PDF of a report's HTML (WeasyPrint; images are embedded as data: URLs, so nothing
+    is fetched)."""
+    import weasyprint  # lazy: WeasyPrint, for PDF reports only
+
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return weasyprint.HTML(string=text, base_url=None).write_pdf()
