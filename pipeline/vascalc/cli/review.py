@@ -46,6 +46,9 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             fail(str(err), getattr(err, "code", "USAGE"))
         except OSError as err:
             fail(f"cannot listen on {host}:{port}: {err.strerror}", "USAGE")
+        import threading  # lazy: review only
+
+        threading.Thread(target=app_state.warm_up, daemon=True, name="warm-up").start()
         typer.echo(f"vascalc review: {len(app_state.docs)} case(s) in {out}")
         for who, url in urls_of(server, app_state):
             role = "adjudicator" if who.adjudicator else "reader"

@@ -70,17 +70,29 @@ def _resample_nearest(volume: CTVolume, data: np.ndarray, affine: np.ndarray) ->
     return out
 
 
-def _same_grid(volume: CTVolume, img) -> np.ndarray | None:
-    """The axis order that maps the mask array onto the CT array when both share one grid."""
+def _same_grid(volume: CTVolume, img) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """How the mask array maps onto the CT array when both share one grid: the axis order,
+    and the axes (after reordering) stored the other way round (a converter that writes rows
+    bottom-up, as dcm2niix-style NIfTI often is); None for another grid."""
 
     aff = np.asarray(img.affine, dtype=float)
     ct = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
     lps = RAS_TO_LPS @ aff[:3, :3]
+    origin = RAS_TO_LPS @ aff[:3, 3]
+    shape = np.asarray(img.shape[:3])
     for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)):
-        if (np.allclose(lps[:, list(order)], ct, atol=1e-4)
-                and np.allclose(RAS_TO_LPS @ aff[:3, 3], volume.origin_mm, atol=1e-3)
-                and tuple(np.asarray(img.shape[:3])[list(order)]) == volume.shape):
-            return np.asarray(order)
+        if tuple(shape[list(order)]) != volume.shape:
+            continue
+        cols = lps[:, list(order)]
+        signs = [1.0 if np.allclose(cols[:, a], ct[:, a], atol=1e-4) else
+                 -1.0 if np.allclose(cols[:, a], -ct[:, a], atol=1e-4) else 0.0 for a in range(3)]
+        if 0.0 in signs:
+            continue
+        flipped = tuple(a for a in range(3) if signs[a] < 0)
+        # the CT's first voxel: the mask's last along each flipped axis
+        first = origin + sum(cols[:, a] * (volume.shape[a] - 1) for a in flipped)
+        if np.allclose(first, volume.origin_mm, atol=1e-3):
+            return np.asarray(order), flipped
     return None
 
 
@@ -104,18 +116,23 @@ def region_on_ct_grid(volume: CTVolume, path: str) -> RegionMask:
     axis order, as TotalSegmentator writes it) only the mask's bounding box is reordered, so
     a mask costs its box; on another grid it is resampled like :func:`mask_on_ct_grid`."""
     img, data = _read_mask(path)
-    order = _same_grid(volume, img)
-    if order is None:
+    grid = _same_grid(volume, img)
+    if grid is None:
         return RegionMask.from_array(_resampled(volume, img, data, path) > 0)
+    order, flipped = grid
+    if flipped:
+        return RegionMask.from_array(np.flip(np.asarray(data).transpose(order) != 0, flipped))
     return RegionMask.from_array(data != 0).transposed(order)
 
 
 def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
     """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines)."""
     img, data = _read_mask(path)
-    order = _same_grid(volume, img)
-    if order is not None:
-        return np.ascontiguousarray(data.transpose(order))
+    grid = _same_grid(volume, img)
+    if grid is not None:
+        order, flipped = grid
+        return np.ascontiguousarray(np.flip(data.transpose(order), flipped) if flipped
+                                    else data.transpose(order))
     return _resampled(volume, img, data, path)
 
 

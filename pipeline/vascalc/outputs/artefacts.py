@@ -18,8 +18,9 @@ from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..records import CTVolume, ScanResult
 from ..results.document import region_rows_of, scan_of
+from .case_report import case_html
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
-from .report import case_html, html_to_pdf
+from .render import html_to_pdf
 
 log = logging.getLogger("vascalc")
 

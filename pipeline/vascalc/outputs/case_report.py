@@ -73,7 +73,7 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
         technique=clinical.technique(s),
         images=[{"title": im.title, "legend": im.legend,
                  "data": base64.b64encode(im.png).decode()} for im in images],
-        key_text=_key_text(territories), mip_note=mip_note,
+        key_text=_key_text(territories), mip_note=mip_note, no_images=_no_images(s, bool(doc.get("lesions"))),
         method=_method(s, config, weight_hu), version=s.get("pipeline_version"),
         config_sha256=s.get("config_sha256"))
     return render("case.html", **context)
@@ -220,6 +220,17 @@ def _apart(regions: list[dict[str, Any]]) -> list[str]:
             for c, (v, a, n) in totals.items() if v > 0]
 
 
+def _no_images(s: dict[str, Any], any_lesion: bool) -> str:
+    """Why there is no key image: a withheld headline, no calcium at all, or none in the
+    headline's scope."""
+    if s.get("withheld_reason"):
+        return f"No key image: the headline's score is withheld ({s['withheld_reason']})."
+    if not any_lesion:
+        return "No calcium was found at or above the threshold: there is no lesion to show."
+    return ("No key image: the headline's scope holds no lesion to show (its score is withheld "
+            "or it has no calcium); the calcium elsewhere is in the tables above.")
+
+
 def _key_text(territories: bool) -> str:
     return ("Axial slices through the largest lesions of the headline's scope (soft-tissue "
             "window, 20 mm scale bar, patient directions at the edges), each lesion circled "
@@ -238,7 +249,7 @@ def _method(s: dict[str, Any], config: dict[str, Any], weight_hu) -> str:
         "Agatston (Agatston et al., JACC 1990): density weight from each slice lesion's peak "
         "HU (weight 1 from the threshold, 2, 3, 4 from "
         f"{', '.join(_fmt(float(w)) for w in list(bands)[1:])} HU), scaled by increment / "
-        f"{_fmt(sc.get('reference_increment_mm'))} mm; " if s.get("agatston") is not None
+        f"{_fmt(sc.get('reference_increment_mm'))} mm; " if sc.get("agatston", True)
         else "Agatston not computed (scoring.agatston: false); ")
     mass = (f"mass = c x sum(HU - water HU) x voxel volume with c = "
             f"{_fmt(_float(s.get('mass_calibration_mg_per_cm3_per_hu')), 3)} mg/(cm3 HU) and "

@@ -81,6 +81,8 @@ def headline_title(s: dict[str, Any]) -> str:
         what = f"All calcium in the field of view ({bone}; not a vascular score)"
     if len(regions) > 1 and scope == "vascular":
         rule = f"sum of the territories' {rule}s" if by_definition(s) else f"sum, {rule}"
+    if scope in ("whole_volume", "bone_excluded") and by_definition(s):
+        rule = "score by the Agatston method (bone is no coronary or vascular calcium)"
     return f"{what}: {rule}"
 
 

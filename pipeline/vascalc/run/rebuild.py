@@ -61,7 +61,7 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
     files = table_files(out, rows, covariate_columns, stems, parquet=use_parquet)
     if config is not None and config.report.enabled:
         from ..outputs.patient_report import patient_files, patient_folder  # lazy: reports only
-        from ..outputs.report import index_html  # lazy: reports only (xhtml2pdf, matplotlib)
+        from ..outputs.report import index_html  # lazy: reports only (Jinja2, WeasyPrint)
 
         files.update(patient_files(out, rows["scans"], pdf=config.report.pdf))
         patients = {r["patient_id"]: patient_folder(r["patient_id"]) for r in rows["scans"]
