@@ -162,3 +162,30 @@ def test_a_long_patient_name_is_not_clipped_and_the_birth_date_is_readable(sampl
     # every word of the name is on the page (a clipped name loses its end)
     assert all(w in words for w in written.split()), words[:400]
     assert "1950-01-01" in words and "19500101" not in words
+
+
+def test_a_patient_report_that_fails_costs_no_other_report_and_no_table(sample_data, tmp_path,
+                                                                        monkeypatch):
+    """A page is a view of the tables: one patient's report failing is logged (without the
+    patient id) and the run, its tables, the index and the other patients' reports stand."""
+    from vascalc.outputs import patient_report
+
+    real = patient_report.patient_html
+
+    def broken(pid, rows):
+        if pid == "PHANTOM-02":
+            raise RuntimeError("template trouble")
+        return real(pid, rows)
+
+    monkeypatch.setattr(patient_report, "patient_html", broken)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
+                                   "-c", str(ROOT / "configs" / "sample_data.yaml"), "-j", "1",
+                                   "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert len(read(out / "scans.csv")) == 5 and (out / "index.html").is_file()
+    assert (out / "patients" / "PHANTOM-01" / "report.pdf").is_file()
+    assert not (out / "patients" / "PHANTOM-02").exists()
+    log = (out / "vascalc.log").read_text()
+    assert "a patient report could not be written: RuntimeError: template trouble" in log
+    assert "PHANTOM-02" not in log.split("template trouble")[0].splitlines()[-1]

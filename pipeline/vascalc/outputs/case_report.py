@@ -67,7 +67,9 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
         impression=clinical.impression(s, regions), statements=clinical.statements(s),
         flags=[(f, describe(f)) for f in flags],
         arteries=arteries, left_main=left_main_text(regions) if arteries else "",
-        territories=_territories(s, regions), headline=_headline(s),
+        territories=[t for t in _territories(s, regions) if not t["empty"]],
+        empty_territories=[t["name"] for t in _territories(s, regions) if t["empty"]],
+        headline=_headline(s),
         protocol=_protocol(s), totals=_totals(s), risk=_risk(s),
         not_vascular=_apart(regions), findings=clinical.findings(s, regions, covariates),
         technique=clinical.technique(s),
@@ -152,6 +154,7 @@ def _territories(s: dict[str, Any], regions: list[dict[str, Any]]) -> list[dict[
             continue
         withheld = r.get("withheld_reason")
         rows.append({"name": r["region"], "agatston": whole(r.get("agatston")),
+                     "empty": not withheld and not (_float(r.get("volume_mm3")) or 0) > 0,
                      "volume": _fmt(_float(r.get("volume_mm3"))),
                      "mass": "uncalibrated" if r.get("mass_mg") in (None, "") and not withheld
                      else _fmt(_float(r.get("mass_mg"))),

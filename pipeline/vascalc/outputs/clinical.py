@@ -62,7 +62,9 @@ def headline_title(s: dict[str, Any]) -> str:
     alone only for a score by the definition; a sum over several territories as that sum."""
     scope = s.get("scope") or ""
     regions = [r for r in (s.get("scope_regions") or "").split(";") if r]
-    over = " + ".join(regions)
+    # a long list is named by its first and its count (the territory table lists them all)
+    over = (" + ".join(regions) if len(regions) <= 4 else
+            f"{regions[0]} + {len(regions) - 1} other territories")
     rule = ("Agatston score" if by_definition(s) else
             f"calcium score at {whole(s.get('headline_threshold_hu'))} HU "
             f"({s.get('headline_threshold_rule') or 'not the Agatston threshold'}; not an "

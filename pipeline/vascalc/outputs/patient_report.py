@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from ..cohort.progression import _dated, pair_rows
 from ..results.columns import names
 from ..values import finite_float, safe_name
 from .render import html_to_pdf, render, stylesheet
+
+log = logging.getLogger("vascalc")
 
 
 def patient_folder(patient_id: str) -> str:
@@ -32,12 +35,21 @@ def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,
         if pid:
             by_patient.setdefault(pid, []).append(s)
     files: dict[Path, str | bytes] = {}
+    failed = 0
     for pid, rows in sorted(by_patient.items()):
         folder = out / "patients" / patient_folder(pid)
-        text = patient_html(pid, rows)
+        try:  # one patient's report never costs another's, nor the run's tables
+            text = patient_html(pid, rows)
+            pages = html_to_pdf(text) if pdf else None
+        except Exception as err:  # noqa: BLE001 - logged (without the patient id), then skipped
+            failed += 1
+            log.error("a patient report could not be written: %s: %s", type(err).__name__, err)
+            continue
         files[folder / "report.html"] = text
-        if pdf:
-            files[folder / "report.pdf"] = html_to_pdf(text)
+        if pages is not None:
+            files[folder / "report.pdf"] = pages
+    if failed:
+        log.error("%d patient report(s) not written (see above)", failed)
     return files
 
 
@@ -84,7 +96,7 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
     known = set(names("scans"))
     covariates = list(dict.fromkeys(k for r in scans for k in r if k not in known))
     head = ["scan", "date", "status", "scope", "score", "volume (mm3)", "mass (mg)",
-            "Calc/BSA (mm3/m2)", "risk category", *covariates]
+            "Calc/BSA (mm3/m2)", "risk category"]
     rows = []
     for d, r in dated:
         status = r.get("status", "")
@@ -95,7 +107,6 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
                  _fmt(finite_float(r.get("mass_mg"))),
                  _fmt(finite_float(r.get("volume_per_bsa_mm3_m2"))),
                  r.get("risk_category") or ("not given (not coronary)" if status == "ok" else "")]
-        cells += [str(r.get(c) if r.get(c) is not None else "") for c in covariates]
         rows.append({"case_id": r["case_id"], "cells": cells,
                      "link": f"../../cases/{r['case_id']}/report.html" if status == "ok" else ""})
     pairs, _ = pair_rows([r for _, r in dated])
@@ -108,9 +119,14 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
                   for p in pairs]
     versions = sorted({(r.get("pipeline_version") or "", r.get("config_sha256") or "")
                        for r in scans})
+    # the manifest's covariates, one row each, one column per scan: a wide table of them
+    # would run off the page
+    cov_rows = [(c, [str(r.get(c) if r.get(c) is not None else "") for _, r in dated])
+                for c in covariates]
     chart, measures = _chart(dated)
     return render("patient.html", css=stylesheet(), patient_id=patient_id, n_scans=len(scans),
-                  head=head, rows=rows, chart=chart, chart_measures=", ".join(measures),
+                  head=head, rows=rows, covariates=cov_rows,
+                  scan_ids=[r["case_id"] for _, r in dated], chart=chart, chart_measures=", ".join(measures),
                   chart_width=250 * max(len(measures), 1), pairs=pair_cells,
                   versions="; ".join(f"{v}, config sha256 {c}" for v, c in versions),
                   top=f"vascalc patient report {patient_id}", top_right="",

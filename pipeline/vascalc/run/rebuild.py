@@ -5,6 +5,7 @@ reader of run.json, which refuses a record of another schema by name."""
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -17,6 +18,8 @@ from ..core.lesions import AUTO_ENGINE, engine_for
 from ..errors import UsageError
 from ..outputs.tables import table_files
 from ..results.document import is_ok, scan_of, table_rows
+
+log = logging.getLogger("vascalc")
 
 #: version of the run.json layout (``schema``); a record of another version is not read
 RUN_SCHEMA = 1
@@ -69,7 +72,10 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
         written = {r["case_id"]: ((out / "cases" / r["case_id"] / "report.html").is_file(),
                                   (out / "cases" / r["case_id"] / "report.pdf").is_file())
                    for r in rows["scans"]}
-        files[out / "index.html"] = index_html(rows["scans"], patients, written)
+        try:  # the index is a view of the tables: its failure never costs them
+            files[out / "index.html"] = index_html(rows["scans"], patients, written)
+        except Exception as err:  # noqa: BLE001 - logged; the tables are written
+            log.error("index.html could not be written: %s: %s", type(err).__name__, err)
     n_ok = sum(1 for r in rows["scans"] if r["status"] == "ok")
     return {
         "schema": RUN_SCHEMA,
