@@ -130,18 +130,10 @@ def _key_images(volume: CTVolume, result: ScanResult, n: int):
                                                        default=0)) if largest else []
     slices: dict[int, tuple[str, list]] = {}
     for le in largest:
-        box = boxes[le.lesion_id - 1]
-        if box is None:
+        mark = lesion_marker(volume, labels, le, boxes[le.lesion_id - 1])
+        if mark is None:
             continue
-        mine = labels[box] == le.lesion_id
-        k = box[0].start + int(np.argmax(mine.sum(axis=(1, 2))))
-        rr, cc = np.nonzero(mine[k - box[0].start])
-        rr, cc = rr + box[1].start, cc + box[2].start
-        _, r0, c0 = _patient_ijk(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
-        at = int(np.argmin((rr - r0) ** 2 + (cc - c0) ** 2))
-        r, c = float(rr[at]), float(cc[at])
-        # a marker, not an outline: a ring (a skull) would otherwise get a circle round the head
-        radius = min(float(np.sqrt(((rr - r) ** 2 + (cc - c) ** 2).max())), 25.0) + 6.0
+        k, r, c, radius = mark
         if k not in slices:
             z = float(volume.index_to_patient(np.array([[k, 0, 0]]))[0, 2])
             inst = volume.source_instances[k] if k < len(volume.source_instances) else None
@@ -170,6 +162,25 @@ def _key_images(volume: CTVolume, result: ScanResult, n: int):
                                                colouring=colouring, direction=volume.direction))
             names.append("mip.png")
     return images, names, note
+
+
+def lesion_marker(volume: CTVolume, labels: np.ndarray, le, box,
+                  ) -> tuple[int, float, float, float] | None:
+    """Where a key image marks a lesion: the slice where it has most pixels, and on it the
+    lesion's own pixel nearest its centroid (the centroid of a ring, a skull, lies off the
+    ring), with a radius that reaches the lesion's pixels there (at most 25 voxels: a
+    marker, not an outline). None when the lesion is not in ``labels``."""
+    if box is None:
+        return None
+    mine = labels[box] == le.lesion_id
+    k = box[0].start + int(np.argmax(mine.sum(axis=(1, 2))))
+    rr, cc = np.nonzero(mine[k - box[0].start])
+    rr, cc = rr + box[1].start, cc + box[2].start
+    _, r0, c0 = _patient_ijk(volume, (le.centroid_x_mm, le.centroid_y_mm, le.centroid_z_mm))
+    at = int(np.argmin((rr - r0) ** 2 + (cc - c0) ** 2))
+    r, c = float(rr[at]), float(cc[at])
+    radius = min(float(np.sqrt(((rr - r) ** 2 + (cc - c) ** 2).max())), 25.0) + 6.0
+    return k, r, c, radius
 
 
 def _mip_note(volume: CTVolume, result: ScanResult, largest) -> str:
