@@ -64,6 +64,9 @@ def test_every_case_has_its_artefacts_and_the_index_links_them(reported):
     assert all(f'href="cases/{cid}/report.pdf"' in index for cid in scans(reported))
     for target in re.findall(r'href="([^"#]+)"', index):  # every link leads to a file
         assert (reported / target).is_file(), target
+    for case in (reported / "cases").iterdir():  # the case reports' links too (prior studies)
+        for target in re.findall(r'href="([^"#]+)"', (case / "report.html").read_text()):
+            assert (case / target).resolve().is_file(), (case.name, target)
 
 
 def test_sr_reads_back_with_the_scores_codes_identity_and_references(reported):

@@ -19,6 +19,7 @@ from ..flags import describe
 from ..results.document import outcome_of, scan_of
 from . import clinical
 from .arteries import artery_rows, left_main_text, whole
+from .patient_report import patient_folder
 from .render import render, stylesheet
 
 #: region classes that are not vascular, as the report names their totals
@@ -63,6 +64,8 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
         footer=f"case {s['case_id']}",
         patient=_patient(s, identity, covariates),
         study_date=_date(s.get("study_date")) or NOT_RECORDED,
+        patient_link=(f"../../patients/{patient_folder(s['patient_id'])}/report.html"
+                      if (s.get("patient_id") or "").strip() else ""),
         status=_status(s, doc), reader=_reader(s, doc),
         impression=clinical.impression(s, regions), statements=clinical.statements(s),
         flags=[(f, describe(f)) for f in flags],
