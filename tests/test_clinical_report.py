@@ -14,23 +14,20 @@ from vascalc.cli.app import app
 from vascalc.outputs import clinical
 from vascalc.outputs.arteries import whole
 
-from tests.test_reports import ROOT, artery_cells, read
+from tests.test_reports import ROOT, artery_cells, read, reported  # noqa: F401 - a fixture
 
 POPPLER = shutil.which("pdfinfo") and shutil.which("pdftotext")
 
 
 @pytest.fixture(scope="module")
-def read_run(sample_data, tmp_path_factory):
+def read_run(reported, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """The sample run with reports, read by r1 as the golden 'sample_reader' run is, rescored."""
     from vascalc.review.store import ReadStore
 
     from tests.golden.make_golden import READS
 
-    out = tmp_path_factory.mktemp("read")
-    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
-                                   "-c", str(ROOT / "configs" / "sample_data.yaml"), "-j", "1",
-                                   "-q"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    out = tmp_path_factory.mktemp("read") / "out"
+    shutil.copytree(reported, out)
     store = ReadStore(out)
     for reader, cid, lid, k, label in READS["sample_reader"]:
         store.add(reader=reader, case_id=cid, lesion_id=lid, slice_index=k, label=label)

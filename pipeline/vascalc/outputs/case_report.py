@@ -20,19 +20,12 @@ from ..results.document import outcome_of, scan_of
 from . import clinical
 from .arteries import artery_rows, left_main_text, whole
 from .patient_report import patient_folder
+from .render import fmt as _fmt
 from .render import render, stylesheet
 
 #: region classes that are not vascular, as the report names their totals
 APART = {"bone": "bone", "other": "other structures", "outside": "calcium in no region"}
 NOT_RECORDED = "not recorded"
-
-
-def _fmt(v: Any, digits: int = 1) -> str:
-    if v is None or v == "":
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return str(v)
 
 
 def _said(value: Any, why: str, digits: int = 1) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from ..cohort.progression import _dated, pair_rows
 from ..results.columns import names
 from ..values import finite_float, safe_name
+from .render import fmt as _fmt
 from .render import html_to_pdf, render, stylesheet
 
 log = logging.getLogger("vascalc")
@@ -131,14 +132,6 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
                   versions="; ".join(f"{v}, config sha256 {c}" for v, c in versions),
                   top=f"vascalc patient report {patient_id}", top_right="",
                   footer=f"patient {patient_id}")
-
-
-def _fmt(v: Any, digits: int = 1) -> str:
-    if v is None or v == "":
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return str(v)
 
 
 def _yes(v: Any) -> str:

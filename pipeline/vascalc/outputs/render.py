@@ -35,6 +35,19 @@ def render(name: str, **context: Any) -> str:
     return _environment().get_template(name).render(**context)
 
 
+def fmt(v: Any, digits: int = 1) -> str:
+    """A value as the reports print it: '-' for none, floats with thousands separators.
+
+    >>> fmt(None), fmt(1234.5678), fmt(0.5, 2), fmt("A1")
+    ('-', '1,234.6', '0.50', 'A1')
+    """
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
 def stylesheet() -> str:
     """The reports' shared CSS (screen and print)."""
     return (TEMPLATES / "report.css").read_text(encoding="utf-8")

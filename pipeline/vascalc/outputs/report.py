@@ -8,6 +8,7 @@ from typing import Any
 
 from ..flags import describe
 from .case_report import case_html
+from .render import fmt as _fmt
 from .render import html_to_pdf, render, stylesheet
 
 __all__ = ["case_html", "flag_text", "html_to_pdf", "index_html"]
@@ -15,14 +16,6 @@ __all__ = ["case_html", "flag_text", "html_to_pdf", "index_html"]
 def flag_text(flag: str) -> str:
     """What a quality flag means, in words (from the registry, :mod:`vascalc.flags`)."""
     return describe(flag)
-
-
-def _fmt(v: Any, digits: int = 1) -> str:
-    if v is None or v == "":
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return str(v)
 
 
 #: the index's column headers in words (the column name is each header's tooltip)
