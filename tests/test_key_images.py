@@ -111,3 +111,23 @@ def test_the_projection_is_head_up_with_letters():
     column = pic[10:590, 270]  # inside the image, clear of the letters and the scale bar
     rows = np.nonzero(column > 250)[0] + 10
     assert rows.size and rows.min() > 500  # the feet end is drawn at the bottom
+
+
+def test_a_flat_slab_gets_no_projection_and_the_gating_is_as_the_header_records_it(tmp_path):
+    """The Siemens example is 20 slices of 2 mm over a 500 mm field of view: its projection
+    would be a 40 mm strip (the issue's '40 px strip with a legend larger than the image')."""
+    folder = shared_path("totalsegmentator_example", "example_ct_dicom")
+    seg = shared_path("totalsegmentator_example", "example_seg_dicom.nii.gz")
+    m = tmp_path / "m.csv"
+    m.write_text(f"case_id,path,regions\nS,{folder},{seg}\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("report:\n  enabled: true\n  pdf: false\n  dicom_seg: false\n"
+                   "  dicom_sr: false\n  nifti: false\nscoring:\n  contrast: phase_threshold\n"
+                   "regions:\n  label_table: totalsegmentator_v2\n")
+    res = CliRunner().invoke(app, ["run", str(m), "--out", str(tmp_path / "o"), "-c", str(cfg),
+                                   "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "o" / "cases" / "S" / "report.html").read_text()
+    assert not (tmp_path / "o" / "cases" / "S" / "mip.png").exists()
+    assert "the series covers 40 mm along the body over a 500 mm field of view" in text
+    assert "ECG gating</th><td>not recorded in the header" in text

@@ -27,6 +27,8 @@ log = logging.getLogger("vascalc")
 
 #: a coronal MIP of fewer slices is a strip that shows nothing: left out, with no gap
 MIP_MIN_SLICES = 16
+#: ... and so is one whose height along the body is under this share of its width
+MIP_MIN_HEIGHT_RATIO = 0.15
 
 
 #: every artefact a case folder may hold from an earlier result (the DICOM node's PDF and
@@ -190,6 +192,11 @@ def _mip_note(volume: CTVolume, result: ScanResult, largest) -> str:
     if volume.shape[0] < MIP_MIN_SLICES:
         return (f"No projection: the series has {volume.shape[0]} slices (fewer than "
                 f"{MIP_MIN_SLICES}), and a coronal projection of it would be a thin strip.")
+    tall = volume.shape[0] * float(volume.spacing_mm[0])
+    wide = volume.shape[2] * float(volume.spacing_mm[2])
+    if tall < MIP_MIN_HEIGHT_RATIO * wide:
+        return (f"No projection: the series covers {tall:.0f} mm along the body over a "
+                f"{wide:.0f} mm field of view, and a coronal projection of it would be a strip.")
     if "bone_dominated" in result.quality_flags:
         return ("No projection: most of this calcium is bone, and a projection would show "
                 "the bone, not vessels.")

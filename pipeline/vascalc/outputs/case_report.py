@@ -68,13 +68,19 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
         headline=_headline(s),
         protocol=_protocol(s), totals=_totals(s), risk=_risk(s),
         not_vascular=_apart(regions), findings=clinical.findings(s, regions, covariates),
-        technique=clinical.technique(s),
+        technique=clinical.technique(s, _gated(doc)),
         images=[{"title": im.title, "legend": im.legend,
                  "data": base64.b64encode(im.png).decode()} for im in images],
         key_text=_key_text(territories), mip_note=mip_note, no_images=_no_images(s, bool(doc.get("lesions"))),
         method=_method(s, config, weight_hu), version=s.get("pipeline_version"),
         config_sha256=s.get("config_sha256"))
     return render("case.html", **context)
+
+
+def _gated(doc: dict[str, Any]) -> bool | None:
+    """Whether the scan's header records ECG synchronisation (None: it records nothing)."""
+    meta = getattr(outcome_of(doc), "meta", None)
+    return getattr(meta, "ecg_gated", None)
 
 
 def _float(v: Any) -> float | None:

@@ -202,8 +202,10 @@ def impression(s: dict[str, Any], regions: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def technique(s: dict[str, Any]) -> list[tuple[str, str]]:
-    """The technique block: how the scan was made, and whether it meets the protocol."""
+def technique(s: dict[str, Any], ecg_gated: bool | None = None) -> list[tuple[str, str]]:
+    """The technique block: how the scan was made, and whether it meets the protocol.
+    ``ecg_gated``: what the header records (CardiacSynchronizationTechnique or a TriggerTime,
+    :func:`vascalc.values.ecg_gated`); None when it records neither."""
     nr = "not recorded"
 
     def val(key: str, unit: str = "") -> str:
@@ -223,7 +225,8 @@ def technique(s: dict[str, Any]) -> list[tuple[str, str]]:
          f"{val('slice_thickness_mm', ' mm')} / {val('slice_increment_mm', ' mm')}"),
         ("Pixel spacing", val("pixel_spacing_mm", " mm")),
         ("Matrix", f"{s.get('n_rows')} x {s.get('n_cols')}, {s.get('n_slices')} slices"),
-        ("ECG gating", "not read from the header (vascalc does not check it)"),
+        ("ECG gating", "not recorded in the header" if ecg_gated is None else
+         "ECG-synchronised (header)" if ecg_gated else "none (header: not synchronised)"),
         ("Contrast", contrast),
         ("Reference protocol", "comparable (120 kVp, 2.5-3 mm, reference kernel, no contrast)"
          if comparable else "not comparable: " + ((s.get("protocol_deviations") or "")
