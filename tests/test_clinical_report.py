@@ -186,3 +186,36 @@ def test_a_patient_report_that_fails_costs_no_other_report_and_no_table(sample_d
     log = (out / "vascalc.log").read_text()
     assert "a patient report could not be written: RuntimeError: template trouble" in log
     assert "PHANTOM-02" not in log.split("template trouble")[0].splitlines()[-1]
+
+
+def test_reports_never_raise_on_rows_that_are_not_what_vascalc_wrote(read_run):
+    """A report is written from rows read back from disk: every field of a scans or regions
+    row replaced by None, '', text, NaN, 1e308 or a boolean still gives a page (each value
+    is taken as its registry type first), never a traceback."""
+    import copy
+    import json
+    import random
+
+    from vascalc.outputs.case_report import case_html
+    from vascalc.outputs.patient_report import patient_html
+    from vascalc.outputs.report import index_html
+    from vascalc.results.document import with_rows
+
+    docs = [with_rows(json.loads(p.read_text())) for p in sorted(read_run.glob("cases/*/result.json"))]
+    scans = read(read_run / "scans.csv")
+    odd = [None, "", "x", 0, -1.0, 1e308, float("nan"), "true", True, "<b>x</b>", "2020-02-30"]
+    rng = random.Random(7)
+    for _ in range(40):
+        d = copy.deepcopy(rng.choice(docs))
+        for k in rng.sample(sorted(d["scan"]), 10):
+            d["scan"][k] = rng.choice(odd)
+        for r in d.get("regions", []):
+            r[rng.choice(sorted(r))] = rng.choice(odd)
+        html = case_html(d, [], identity={}, config={})
+        assert "<b>x</b>" not in html  # text is escaped, never markup
+        rows = copy.deepcopy(scans)
+        for r in rows:
+            for k in rng.sample(sorted(r), 5):
+                r[k] = rng.choice(odd)
+        assert "<b>x</b>" not in index_html(rows)
+        assert "<b>x</b>" not in patient_html("P", rows)

@@ -20,12 +20,14 @@ MAIN = ("LM", "LAD", "LCX", "RCA")
 def whole(value: Any) -> str:
     """A score as a whole number (half up), or '-' when empty.
 
-    >>> whole(15.68), whole(0.5), whole(""), whole(1234.4)
-    ('16', '1', '-', '1,234')
+    >>> whole(15.68), whole(0.5), whole(""), whole(1234.4), whole("nan"), whole("x")
+    ('16', '1', '-', '1,234', '-', '-')
     """
-    if value in (None, ""):
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
         return "-"
-    return f"{math.floor(float(value) + 0.5):,}"
+    return f"{math.floor(x + 0.5):,}" if math.isfinite(x) else "-"
 
 
 def artery_rows(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:

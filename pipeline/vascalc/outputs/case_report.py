@@ -21,7 +21,7 @@ from . import clinical
 from .arteries import artery_rows, left_main_text, whole
 from .patient_report import patient_folder
 from .render import fmt as _fmt
-from .render import render, stylesheet
+from .render import render, stylesheet, typed
 
 #: region classes that are not vascular, as the report names their totals
 APART = {"bone": "bone", "other": "other structures", "outside": "calcium in no region"}
@@ -40,9 +40,10 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
     ``identity``: the DICOM patient identity, given only when ``report.identity`` is full;
     ``weight_hu``: the density bands the scan was scored with (the config's when not given);
     ``extra_flags``: what went wrong while the other artefacts were written."""
-    s = scan_of(doc)
-    regions = doc.get("regions", [])
-    covariates = doc.get("covariates", {})
+    s = typed(scan_of(doc), "scans")
+    regions = [typed(r, "regions") for r in doc.get("regions", [])]
+    covariates = {str(k): "" if v is None else str(v) for k, v in
+                  (doc.get("covariates") or {}).items()}
     flags = [f for f in (s.get("quality_flags") or "").split(";") if f]
     flags += [f for f in extra_flags if f not in flags]
     scope = s.get("scope") or ""

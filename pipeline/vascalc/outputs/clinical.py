@@ -140,11 +140,11 @@ def findings(s: dict[str, Any], regions: list[dict[str, Any]],
         title = FINDINGS.get(_key(r.get("region") or ""))
         if title is None or r.get("region") in scope:  # the headline's own: listed above
             continue
-        ag = _num(r.get("agatston"))
+        ag, vol = _num(r.get("agatston")), _num(r.get("volume_mm3"))
+        volume = "volume not given" if vol is None else f"volume {vol:,.1f} mm3"
         text = (f"withheld: {r['withheld_reason']}" if r.get("withheld_reason") else
                 "no calcium" if ag == 0 else
-                f"Agatston {whole(ag)}, volume {float(r['volume_mm3']):,.1f} mm3"
-                if ag is not None else f"volume {float(r['volume_mm3']):,.1f} mm3")
+                f"Agatston {whole(ag)}, {volume}" if ag is not None else volume)
         if title == "Aortic valve" and ag is not None and not r.get("withheld_reason"):
             text += "; " + valve_severity(ag, sex_of(s, covariates), by_definition(s))
         out.append({"finding": title, "text": text})

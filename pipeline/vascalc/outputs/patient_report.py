@@ -17,9 +17,13 @@ from ..cohort.progression import _dated, pair_rows
 from ..results.columns import names
 from ..values import finite_float, safe_name
 from .render import fmt as _fmt
-from .render import html_to_pdf, render, stylesheet
+from .render import html_to_pdf, render, stylesheet, typed
 
 log = logging.getLogger("vascalc")
+
+
+def known_columns() -> set[str]:
+    return set(names("scans"))
 
 
 def patient_folder(patient_id: str) -> str:
@@ -64,7 +68,9 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[str, list[str]]:
     panels = []
     for key, title in (("agatston", score_title), ("volume_mm3", "volume (mm3)"),
                        ("volume_per_bsa_mm3_m2", "Calc/BSA (mm3/m2)")):
-        pts = [(d, float(r[key])) for d, r in ok if r.get(key) not in (None, "")]
+        # a value no chart axis can hold (1e308 in a hand-made table) is left off the panel
+        pts = [(d, v) for d, r in ok for v in [finite_float(r.get(key))]
+               if v is not None and abs(v) < 1e12]
         if len(pts) >= 2:
             panels.append((title, pts))
     if not panels:
@@ -92,6 +98,9 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[str, list[str]]:
 
 
 def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
+    """One patient's report (template ``patient.html``) from their scans rows."""
+    scans = [{**typed(r, "scans"), **{k: "" if v is None else str(v) for k, v in r.items()
+                                      if k not in known_columns()}} for r in scans]
     dated = sorted(((_dated(r)[0], r) for r in scans),
                    key=lambda x: (x[0] is None, x[0] or 0, x[1].get("case_id", "")))
     known = set(names("scans"))
@@ -110,7 +119,11 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
                  r.get("risk_category") or ("not given (not coronary)" if status == "ok" else "")]
         rows.append({"case_id": r["case_id"], "cells": cells,
                      "link": f"../../cases/{r['case_id']}/report.html" if status == "ok" else ""})
-    pairs, _ = pair_rows([r for _, r in dated])
+    try:
+        pairs, _ = pair_rows([r for _, r in dated])
+        why_none = "Fewer than two scored scans with a date: no progression to show."
+    except ValueError as err:  # a table the progression refuses, by name
+        pairs, why_none = [], f"No progression: {err}."
     pair_cells = [[f"{p['case_id_1']} \u2192 {p['case_id_2']}", p["interval_days"],
                    _fmt(p["volume_mm3_change"]), _fmt(p["volume_mm3_change_per_year"]),
                    _fmt(p["sqrt_volume_difference"], 2), _yes(p["progression_hokanson"]),
@@ -129,6 +142,7 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
                   head=head, rows=rows, covariates=cov_rows,
                   scan_ids=[r["case_id"] for _, r in dated], chart=chart, chart_measures=", ".join(measures),
                   chart_width=250 * max(len(measures), 1), pairs=pair_cells,
+                  why_no_pairs=why_none,
                   versions="; ".join(f"{v}, config sha256 {c}" for v, c in versions),
                   top=f"vascalc patient report {patient_id}", top_right="",
                   footer=f"patient {patient_id}")

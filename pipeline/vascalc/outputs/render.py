@@ -48,6 +48,43 @@ def fmt(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
+def typed(row: dict[str, Any], table: str) -> dict[str, Any]:
+    """A table row with each registered column as its registry type (:mod:`vascalc.results.
+    columns`): text as str ('' for none), numbers as finite floats, integers as int,
+    booleans as bool (None where the value is none or not of the type). A report never
+    trusts a row read back from disk to be what vascalc wrote; columns the registry does
+    not know (covariates) pass as they are.
+
+    >>> r = typed({"case_id": 7, "agatston": "nan", "n_lesions": "3", "status": None}, "scans")
+    >>> r["case_id"], r["agatston"], r["n_lesions"], r["status"]
+    ('7', None, 3, '')
+    """
+    import math
+
+    from ..results.columns import TABLES
+
+    kinds = {c.name: c.type for c in TABLES[table]}
+    out = dict(row)
+    for name, value in row.items():
+        kind = kinds.get(name)
+        if kind is None:
+            continue
+        if kind in ("string", "date"):
+            out[name] = "" if value is None else str(value)
+        elif kind == "boolean":
+            out[name] = value if isinstance(value, bool) else {"true": True, "false": False}.get(
+                str(value).strip().lower())
+        else:
+            try:
+                x = float(value) if not isinstance(value, bool) else None
+            except (TypeError, ValueError):
+                x = None
+            x = x if x is not None and math.isfinite(x) else None
+            out[name] = (int(x) if x is not None and x.is_integer() else None) \
+                if kind == "integer" else x
+    return out
+
+
 def stylesheet() -> str:
     """The reports' shared CSS (screen and print)."""
     return (TEMPLATES / "report.css").read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 from ..flags import describe
 from .case_report import case_html
 from .render import fmt as _fmt
-from .render import html_to_pdf, render, stylesheet
+from .render import html_to_pdf, render, stylesheet, typed
 
 __all__ = ["case_html", "flag_text", "html_to_pdf", "index_html"]
 
@@ -53,6 +53,7 @@ def index_html(scans: list[dict[str, Any]], patients: dict[str, str] | None = No
     (report.html, report.pdf) written)."""
     patients = patients or {}
     reports = reports or {}
+    scans = [typed(s, "scans") for s in scans]
     rows = []
     for s in scans:
         pid = s.get("patient_id") or ""
