@@ -8,7 +8,6 @@ import math
 
 import pytest
 from vascalc.core.mesa import BETAS, chd_risk_10y_pct, parse_factor
-from vascalc.errors import ManifestError
 from vascalc.results.risk import mesa_columns
 from vascalc.run.manifest import read_manifest
 
@@ -80,12 +79,18 @@ def test_manifest_age_and_sex_win_over_the_header_and_the_row_says_which():
 
 @pytest.mark.parametrize("column, bad", [("race", "asian"), ("sex", "x"), ("diabetes", "maybe"),
                                          ("systolic_bp_mm_hg", "-5"), ("age_years", "old")])
-def test_a_value_the_model_cannot_take_is_refused_at_manifest_load_by_line(tmp_path, column, bad):
+def test_a_value_the_model_cannot_take_is_warned_by_line_and_withholds_the_risk(tmp_path, column,
+                                                                               bad):
+    """sex and age were covariates before MESA: a value the model cannot take costs that case
+    its MESA risk, with the reason in the row and a warning naming the line, never the run."""
     with pytest.raises(ValueError):
         parse_factor(column, bad)
     (tmp_path / "s").mkdir()
     m = tmp_path / "m.csv"
     cells = {**FACTORS, column: bad}
     m.write_text("case_id,path," + ",".join(cells) + "\nA,s," + ",".join(cells.values()) + "\n")
-    with pytest.raises(ManifestError, match=f"line 2: {column}="):
-        read_manifest(m)
+    warned: list[str] = []
+    rows = read_manifest(m, warnings=warned)
+    assert len(rows) == 1 and any(f"line 2: {column}=" in w and "no MESA risk" in w for w in warned)
+    cols = mesa_columns(_scan(), rows[0]["extra"])
+    assert cols["mesa_chd_10y_risk_pct"] is None and f"{column}=" in cols["mesa_withheld_reason"]

@@ -112,7 +112,12 @@ def css_string(text: Any) -> str:
 def html_to_pdf(text: str) -> bytes:
     """The PDF of a report's HTML (WeasyPrint; images are embedded as data: URLs, so nothing
     is fetched)."""
-    import weasyprint  # lazy: WeasyPrint, for PDF reports only
+    try:
+        import weasyprint  # lazy: WeasyPrint, for PDF reports only
+    except OSError as err:  # its system libraries (Pango) are missing
+        raise RuntimeError(f"PDF reports need WeasyPrint's system libraries ({err}): install "
+                           "Pango (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0), "
+                           "or set report.pdf: false") from None
 
     for name in ("weasyprint", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)

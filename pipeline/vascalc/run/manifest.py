@@ -140,13 +140,15 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
                                 "yyyymmdd)", path=str(manifest),
                                 hint="fix the date, or leave the cell empty to use the DICOM "
                                      "StudyDate")
-        for column in (c for c in FACTORS if c in row):  # the MESA risk factors
+        # the MESA risk factors: a value the model cannot take costs that case its MESA risk
+        # (the row says why), never the run: sex and age were covariates long before MESA
+        for column in (c for c in FACTORS if c in row):
             try:
                 parse_factor(column, row[column] or "")
             except ValueError as err:
-                raise ManifestError(f"line {i}: {err}", path=str(manifest),
-                                    hint="fix the cell, or leave it empty (no MESA risk then)"
-                                    ) from None
+                if warnings is not None:
+                    warnings.append(f"{manifest}: line {i}: {err}; no MESA risk for this case "
+                                    "(fix the cell, or leave it empty)")
         pid = (row.get("patient_id") or "").strip() or None
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
