@@ -10,9 +10,12 @@ screen and the printed report are one document.
 from __future__ import annotations
 
 import logging
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from ..results.columns import TABLES
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -59,10 +62,6 @@ def typed(row: dict[str, Any], table: str) -> dict[str, Any]:
     >>> r["case_id"], r["agatston"], r["n_lesions"], r["status"]
     ('7', None, 3, '')
     """
-    import math
-
-    from ..results.columns import TABLES
-
     kinds = {c.name: c.type for c in TABLES[table]}
     out = dict(row)
     for name, value in row.items():
