@@ -76,7 +76,6 @@ def test_a_coronary_case_with_four_arteries_fits_two_pages_naming_the_case_on_ea
     for k, text in enumerate(pages, start=1):
         assert f"case P02, page {k} of {len(pages)}" in text, k
     words = " ".join(pages)
-    assert "LM LAD LCX RCA" not in words or "Coronary artery" in words
     for every in ("Impression", "Technique", "Key images", "Method", "CAC-DRS A1/N4"):
         assert every in words, every
 

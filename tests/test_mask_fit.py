@@ -16,8 +16,7 @@ from vascalc.config.label_tables import LABEL_TABLES
 from vascalc.config.schema import Config
 from vascalc.io.dicom import index_tree, load_series
 from vascalc.io.load import load_region_masks
-from vascalc.io.mask_fit import MIN_COVERAGE, bone_share, fit_flags, grid_coverage
-from vascalc.io.masks import affine_ras
+from vascalc.io.mask_fit import MIN_COVERAGE, bone_share, fit_flags
 
 from tests.conftest import shared_path
 
@@ -42,26 +41,27 @@ def _variant(tmp_path, name: str, *, shift_mm=(0.0, 0.0, 0.0), keep_slices=None)
     return path
 
 
-def _flags(vol, path):
+def _fit(vol, path) -> tuple[tuple[str, ...], float]:
+    """The fit flags of a map on the CT, and the least coverage the loader measured."""
     cfg = Config()
-    masks, _ = load_region_masks(path, vol, cfg)
-    return fit_flags(vol, masks, path, cfg.regions.bone)
+    coverage: list[float] = []
+    masks, _ = load_region_masks(path, vol, cfg, coverage=coverage)
+    return fit_flags(vol, masks, coverage, cfg.regions.bone), min(coverage, default=1.0)
 
 
 def test_the_segmenters_own_map_fits_and_its_variants_do_not(siemens, tmp_path):
     _, vol = siemens
     own = _variant(tmp_path, "own")
-    assert grid_coverage(vol, nib.load(str(own)).affine, nib.load(str(own)).shape) == 1.0
-    assert _flags(vol, own) == ()
+    assert _fit(vol, own) == ((), 1.0)
     # another crop's map on the same affine: the first 10 of 20 slices
     crop = _variant(tmp_path, "crop", keep_slices=slice(0, 10))
-    cov = grid_coverage(vol, nib.load(str(crop)).affine, nib.load(str(crop)).shape)
-    assert 0.4 < cov < 0.6 and "regions_partial_coverage" in _flags(vol, crop)
+    flags, cov = _fit(vol, crop)
+    assert cov == 0.5 and flags == ("regions_partial_coverage",)
     # shifted 60 mm sideways: off the CT's edge, and its bones on soft tissue
     shifted = _variant(tmp_path, "shifted", shift_mm=(60.0, 0.0, 0.0))
-    assert set(_flags(vol, shifted)) == {"regions_partial_coverage", "regions_misaligned"}
-    # vascalc's own affine of the CT grid (slice, row, col axes) covers the CT whole
-    assert grid_coverage(vol, affine_ras(vol), vol.shape) == 1.0 >= MIN_COVERAGE
+    flags, cov = _fit(vol, shifted)
+    assert set(flags) == {"regions_partial_coverage", "regions_misaligned"}
+    assert cov < MIN_COVERAGE
 
 
 def test_bone_share_separates_an_aligned_map_from_a_shifted_one(siemens, tmp_path):
@@ -106,6 +106,9 @@ def test_a_map_stored_rows_bottom_up_is_read_on_the_ct_grid_exactly(siemens):
     grid = masks._same_grid(vol, img)
     assert grid is not None and grid[1]  # the same grid, with a flipped axis
     data = np.asanyarray(img.dataobj)
-    assert np.array_equal(masks.mask_on_ct_grid(vol, path), masks._resampled(vol, img, data, path))
+    coverage: list[float] = []
+    assert np.array_equal(masks.mask_on_ct_grid(vol, path, coverage),
+                          masks._resampled(vol, img, data, path))
+    assert coverage == []  # the CT's own grid: nothing resampled, covered whole
     region = masks.region_on_ct_grid(vol, path)
     assert np.array_equal(region.full(), masks._resampled(vol, img, data, path) > 0)

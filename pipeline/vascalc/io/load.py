@@ -90,12 +90,14 @@ CT_INPUTS: tuple[InputKind, ...] = (
 REGION_INPUTS: tuple[InputKind, ...] = (
     InputKind("dicom_seg", "DICOM SEG referencing the CT's images",
               lambda p: p.suffix.lower() == ".dcm" or has_dicm_preamble(p),
-              lambda p, volume, table: load_seg_regions(str(p), list(volume.source_uids))),
+              lambda p, volume, table, cov: load_seg_regions(str(p), list(volume.source_uids))),
     InputKind("nifti_masks", "folder of binary NIfTI masks, one per structure (TotalSegmentator)",
-              Path.is_dir, lambda p, volume, table: load_regions(volume, str(p))),
+              Path.is_dir, lambda p, volume, table, cov: load_regions(volume, str(p),
+                                                                     coverage=cov)),
     InputKind("label_map", "NIfTI label map with its label table (stem.json or stem.yaml "
               "beside it, or regions.label_table)", lambda p: True,
-              lambda p, volume, table: load_regions(volume, str(p), label_table=table)),
+              lambda p, volume, table, cov: load_regions(volume, str(p), label_table=table,
+                                                         coverage=cov)),
 )
 
 
@@ -123,11 +125,13 @@ def load_ct(path: str | Path, config: Config, *, display_path: str | None = None
     return kind.load(p, config, display)  # type: ignore[return-value]
 
 
-def load_region_masks(path: str | Path, volume: CTVolume, config: Config,
+def load_region_masks(path: str | Path, volume: CTVolume, config: Config, *,
+                      coverage: list[float] | None = None,
                       ) -> tuple[list[tuple[str, RegionMask]], str]:
     """The region masks at ``path`` on ``volume``'s grid, and the kind that read them (the
     first matching kind of :data:`REGION_INPUTS`; a label map read through the config's
-    label table says which)."""
+    label table says which). ``coverage`` gets the share of the CT each resampled NIfTI
+    mask's grid holds (:mod:`vascalc.io.mask_fit`)."""
     p = Path(path)
     if not (p.is_dir() or p.is_file()):  # a FIFO or device would block the reader forever
         raise RegionError("not a folder or a regular file" if p.exists() else "does not exist",
@@ -136,7 +140,7 @@ def load_region_masks(path: str | Path, volume: CTVolume, config: Config,
     assert kind is not None  # the last kind matches every path
     name = config.regions.label_table
     table = LABEL_TABLES[name] if name else None
-    masks = kind.load(p, volume, table)
+    masks = kind.load(p, volume, table, coverage)
     source = kind.name
     if kind.name == "label_map" and name and label_table_file(p) is None:
         source = f"label_map:{name}"

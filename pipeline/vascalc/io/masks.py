@@ -47,9 +47,11 @@ def nifti_bytes(array: np.ndarray, volume: CTVolume, *, xyz: bool = False) -> by
 
 # --- region masks onto the CT grid --------------------------------------------------------
 
-def _resample_nearest(volume: CTVolume, data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+def _resample_nearest(volume: CTVolume, data: np.ndarray, affine: np.ndarray,
+                      ) -> tuple[np.ndarray, float]:
     """``data`` (a NIfTI array with its RAS affine) sampled at every CT voxel centre by
-    nearest neighbour; outside the mask's grid is 0. Works slice by slice (bounded memory)."""
+    nearest neighbour, outside the mask's grid 0, and the share of the CT's voxel centres the
+    mask's grid holds. Works slice by slice (bounded memory)."""
     ras_from_ijk = affine
     ijk_from_ras = np.linalg.inv(ras_from_ijk)
     d = np.asarray(volume.direction, dtype=float) * np.asarray(volume.spacing_mm)
@@ -58,16 +60,18 @@ def _resample_nearest(volume: CTVolume, data: np.ndarray, affine: np.ndarray) ->
     rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     out = np.zeros(volume.shape, dtype=data.dtype)
     shape = np.asarray(data.shape[:3])
+    covered = 0
     for k in range(n):
         lps = origin + (k * d[:, 0])[None, None, :] + rr[..., None] * d[:, 1] + cc[..., None] * d[:, 2]
         ras = lps * np.array([-1.0, -1.0, 1.0])
         ijk = ras @ ijk_from_ras[:3, :3].T + ijk_from_ras[:3, 3]
         ijk = np.rint(ijk).astype(np.int64)
         ok = np.all((ijk >= 0) & (ijk < shape), axis=-1)
+        covered += int(np.count_nonzero(ok))
         if ok.any():
             sel = ijk[ok]
             out[k][ok] = data[sel[:, 0], sel[:, 1], sel[:, 2]]
-    return out
+    return out, covered / max(n * rows * cols, 1)
 
 
 def _same_grid(volume: CTVolume, img) -> tuple[np.ndarray, tuple[int, ...]] | None:
@@ -111,33 +115,39 @@ def _read_mask(path: str):
     return img, data
 
 
-def region_on_ct_grid(volume: CTVolume, path: str) -> RegionMask:
+def region_on_ct_grid(volume: CTVolume, path: str, coverage: list[float] | None = None,
+                      ) -> RegionMask:
     """A binary NIfTI mask (any non-zero voxel) on the CT grid. On the CT's own grid (any
     axis order, as TotalSegmentator writes it) only the mask's bounding box is reordered, so
     a mask costs its box; on another grid it is resampled like :func:`mask_on_ct_grid`."""
     img, data = _read_mask(path)
     grid = _same_grid(volume, img)
     if grid is None:
-        return RegionMask.from_array(_resampled(volume, img, data, path) > 0)
+        return RegionMask.from_array(_resampled(volume, img, data, path, coverage) > 0)
     order, flipped = grid
     if flipped:
         return RegionMask.from_array(np.flip(np.asarray(data).transpose(order) != 0, flipped))
     return RegionMask.from_array(data != 0).transposed(order)
 
 
-def mask_on_ct_grid(volume: CTVolume, path: str) -> np.ndarray:
-    """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines)."""
+def mask_on_ct_grid(volume: CTVolume, path: str, coverage: list[float] | None = None,
+                    ) -> np.ndarray:
+    """A NIfTI mask or label map on the CT grid (nearest neighbour through the affines).
+    ``coverage``, when given, gets the share of the CT a resampled mask's grid holds (a mask
+    on the CT's own grid holds all of it and adds nothing)."""
     img, data = _read_mask(path)
     grid = _same_grid(volume, img)
     if grid is not None:
         order, flipped = grid
         return np.ascontiguousarray(np.flip(data.transpose(order), flipped) if flipped
                                     else data.transpose(order))
-    return _resampled(volume, img, data, path)
+    return _resampled(volume, img, data, path, coverage)
 
 
-def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray:
-    """``data`` on the CT grid through the affines; refused when it misses the CT."""
+def _resampled(volume: CTVolume, img, data: np.ndarray, path: str,
+               coverage: list[float] | None = None) -> np.ndarray:
+    """``data`` on the CT grid through the affines; refused when it misses the CT. The share
+    of the CT the mask's grid holds is appended to ``coverage``."""
 
     if data.dtype.kind in "iu":
         # the label values as they are: uint16 would wrap 65537 to 1 (LAD read as aorta)
@@ -146,7 +156,9 @@ def _resampled(volume: CTVolume, img, data: np.ndarray, path: str) -> np.ndarray
         data = data.astype(np.uint16 if 0 <= low and top <= 65535 else np.int64)
     else:
         data = data.astype(np.float32)
-    out = _resample_nearest(volume, data, np.asarray(img.affine, dtype=float))
+    out, covered = _resample_nearest(volume, data, np.asarray(img.affine, dtype=float))
+    if coverage is not None:
+        coverage.append(covered)
     if data.any() and not out.any():
         raise RegionError("the mask does not overlap the CT volume (different patient "
                           "position or frame of reference?)", path=path)
@@ -161,7 +173,7 @@ def label_table_file(p: Path) -> Path | None:
 
 
 def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | None = None,
-                 ) -> list[tuple[str, RegionMask]]:
+                 coverage: list[float] | None = None) -> list[tuple[str, RegionMask]]:
     """Region masks from a folder of binary NIfTI masks (one per structure, named by file,
     as TotalSegmentator writes them) or from one label map with a label table: a JSON or
     YAML file beside it with the same stem, else ``label_table`` (the config's, e.g.
@@ -172,7 +184,7 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
         files = sorted(f for f in p.iterdir() if f.name.lower().endswith((".nii", ".nii.gz")))
         if not files:
             raise RegionError("no NIfTI masks in the folder", path=str(p))
-        return [(nifti_stem(f), region_on_ct_grid(volume, str(f))) for f in files]
+        return [(nifti_stem(f), region_on_ct_grid(volume, str(f), coverage)) for f in files]
     table = label_table_file(p)
     if table is not None:  # a table beside the map wins over the config's
         try:
@@ -189,7 +201,7 @@ def load_regions(volume: CTVolume, path: str, *, label_table: dict[int, str] | N
                           "regions.label_table in the config (e.g. totalsegmentator_v2)",
                           path=str(p))
     check_label_table(label_table, str(table if table is not None else p))
-    labels = mask_on_ct_grid(volume, str(p))
+    labels = mask_on_ct_grid(volume, str(p), coverage)
     return label_map_regions(labels, label_table)
 
 

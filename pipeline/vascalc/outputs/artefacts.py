@@ -101,7 +101,8 @@ def write_case_artefacts(case_dir: Path, volume: CTVolume, result: ScanResult, d
         identity = patient_identity(volume.source_paths[0])
     text = case_html(doc, images, identity=identity, config=config.model_dump(mode="json"),
                      weight_hu=scored.weight_hu, territories=scored.region_labels is not None,
-                     extra_flags=("report_failed",) if failures else (), mip_note=mip_note)
+                     extra_flags=("report_failed",) if failures else (), mip_note=mip_note,
+                     read_at=result.read_at, ecg_gated=volume.meta.ecg_gated)
     write_atomic(case_dir / "report.html", text)
     written.append("report.html")
     if rc.pdf:
@@ -126,7 +127,13 @@ def _key_images(volume: CTVolume, result: ScanResult, n: int):
     assert scored is not None
     scoped = [le for le in result.lesions
               if not result.scope_regions or le.region in result.scope_regions]
-    largest = sorted(scoped, key=lambda le: -le.volume_mm3)[:n]
+    # a lesion crossing regions has a piece in each: one marker per lesion
+    largest: list = []
+    seen: set[int] = set()
+    for le in sorted(scoped, key=lambda le: -le.volume_mm3):
+        if le.lesion_id not in seen and len(largest) < n:
+            seen.add(le.lesion_id)
+            largest.append(le)
     labels = scored.lesion_labels
     boxes = ndimage.find_objects(labels, max_label=max((le.lesion_id for le in largest),
                                                        default=0)) if largest else []

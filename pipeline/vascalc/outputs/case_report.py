@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ..flags import describe
-from ..results.document import outcome_of, scan_of
+from ..results.document import scan_of
 from . import clinical
 from .arteries import artery_rows, left_main_text, whole
 from .patient_report import patient_folder
@@ -35,11 +35,14 @@ def _said(value: Any, why: str, digits: int = 1) -> str:
 
 def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
               config: dict[str, Any], weight_hu=None, territories: bool = False,
-              extra_flags: tuple[str, ...] = (), mip_note: str = "") -> str:
+              extra_flags: tuple[str, ...] = (), mip_note: str = "", read_at: str = "",
+              ecg_gated: bool | None = None) -> str:
     """The per-case report. ``images``: :class:`vascalc.outputs.key_images.KeyImage`;
     ``identity``: the DICOM patient identity, given only when ``report.identity`` is full;
     ``weight_hu``: the density bands the scan was scored with (the config's when not given);
-    ``extra_flags``: what went wrong while the other artefacts were written."""
+    ``extra_flags``: what went wrong while the other artefacts were written; ``read_at``:
+    when the reader marked the case done; ``ecg_gated``: what the header records (the
+    record's, passed in: decoding it again would cost a pass over its lesions)."""
     s = typed(scan_of(doc), "scans")
     regions = [typed(r, "regions") for r in doc.get("regions", [])]
     covariates = {str(k): "" if v is None else str(v) for k, v in
@@ -50,8 +53,9 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
     title = ("Coronary artery calcium report" if scope == "coronary" else
              "Vascular calcification report")
     arteries = [{"name": r["region"], "agatston": whole(r.get("agatston")),
-                 "volume": _fmt(_float(r.get("volume_mm3"))),
+                 "volume": _fmt(r.get("volume_mm3")),
                  "lesions": _fmt(r.get("n_lesions"))} for r in artery_rows(regions)]
+    territories_all = _territories(s, regions)
     context = dict(
         css=stylesheet(), case_id=s["case_id"], title=title,
         top=f"vascalc {title.lower()}", top_right=_top_right(s, identity),
@@ -60,35 +64,23 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
         study_date=_date(s.get("study_date")) or NOT_RECORDED,
         patient_link=(f"../../patients/{patient_folder(s['patient_id'])}/report.html"
                       if (s.get("patient_id") or "").strip() else ""),
-        status=_status(s, doc), reader=_reader(s, doc),
+        status=_status(s), reader=_reader(s, read_at),
         impression=clinical.impression(s, regions), statements=clinical.statements(s),
         flags=[(f, describe(f)) for f in flags],
         arteries=arteries, left_main=left_main_text(regions) if arteries else "",
-        territories=[t for t in _territories(s, regions) if not t["empty"]],
-        empty_territories=[t["name"] for t in _territories(s, regions) if t["empty"]],
-        headline=_headline(s),
+        territories=[t for t in territories_all if not t["empty"]],
+        empty_territories=[t["name"] for t in territories_all if t["empty"]],
+        headline=clinical.headline_text(s),
         protocol=_protocol(s), totals=_totals(s), risk=_risk(s),
         not_vascular=_apart(regions), findings=clinical.findings(s, regions, covariates),
-        technique=clinical.technique(s, _gated(doc)),
+        technique=clinical.technique(s, ecg_gated),
         images=[{"title": im.title, "legend": im.legend,
                  "data": base64.b64encode(im.png).decode()} for im in images],
-        key_text=_key_text(territories), mip_note=mip_note, no_images=_no_images(s, bool(doc.get("lesions"))),
+        key_text=_key_text(territories), mip_note=mip_note,
+        no_images=_no_images(s, bool(doc.get("lesions"))),
         method=_method(s, config, weight_hu), version=s.get("pipeline_version"),
         config_sha256=s.get("config_sha256"))
     return render("case.html", **context)
-
-
-def _gated(doc: dict[str, Any]) -> bool | None:
-    """Whether the scan's header records ECG synchronisation (None: it records nothing)."""
-    meta = getattr(outcome_of(doc), "meta", None)
-    return getattr(meta, "ecg_gated", None)
-
-
-def _float(v: Any) -> float | None:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def _date(value: Any) -> str:
@@ -122,7 +114,7 @@ def _patient(s: dict[str, Any], identity: dict[str, str],
     return out
 
 
-def _status(s: dict[str, Any], doc: dict[str, Any]) -> dict[str, str]:
+def _status(s: dict[str, Any]) -> dict[str, str]:
     """Draft or final: final only when a reader marked the case done."""
     if s.get("reader"):
         if str(s.get("review_done")).lower() == "true":
@@ -134,11 +126,9 @@ def _status(s: dict[str, Any], doc: dict[str, Any]) -> dict[str, str]:
             "text": "automated result, not reviewed by a reader (vascalc review)"}
 
 
-def _reader(s: dict[str, Any], doc: dict[str, Any]) -> list[tuple[str, str]]:
+def _reader(s: dict[str, Any], at: str) -> list[tuple[str, str]]:
     if not s.get("reader"):
         return [("Reader", "none yet")]
-    record = outcome_of(doc)
-    at = getattr(record, "read_at", "") or ""
     when = ""
     if at:
         try:
@@ -157,24 +147,15 @@ def _territories(s: dict[str, Any], regions: list[dict[str, Any]]) -> list[dict[
             continue
         withheld = r.get("withheld_reason")
         rows.append({"name": r["region"], "agatston": whole(r.get("agatston")),
-                     "empty": not withheld and not (_float(r.get("volume_mm3")) or 0) > 0,
-                     "volume": _fmt(_float(r.get("volume_mm3"))),
-                     "mass": "uncalibrated" if r.get("mass_mg") in (None, "") and not withheld
-                     else _fmt(_float(r.get("mass_mg"))),
+                     "empty": not withheld and not (r.get("volume_mm3") or 0) > 0,
+                     "volume": _fmt(r.get("volume_mm3")),
+                     "mass": "uncalibrated" if r.get("mass_mg") is None and not withheld
+                     else _fmt(r.get("mass_mg")),
                      "lesions": _fmt(r.get("n_lesions")),
                      "threshold": f"withheld: {withheld}" if withheld else
-                     f"{_fmt(_float(r.get('threshold_hu')), 0)} HU"
+                     f"{_fmt(r.get('threshold_hu'), 0)} HU"
                      + (f" ({r['threshold_rule']})" if r.get("threshold_rule") else "")})
     return rows
-
-
-def _headline(s: dict[str, Any]) -> str:
-    title = clinical.headline_title(s)
-    if s.get("withheld_reason"):
-        return f"{title.split(':')[0]}: withheld ({s['withheld_reason']})"
-    if s.get("agatston") is None:
-        return f"{title} {_fmt(_float(s.get('volume_mm3')))} mm3"
-    return f"{title} {whole(s.get('agatston'))}"
 
 
 def _protocol(s: dict[str, Any]) -> dict[str, Any]:
@@ -205,11 +186,12 @@ def _risk(s: dict[str, Any]) -> list[tuple[str, str]]:
     if not s.get("risk_category"):
         basis = (s.get("risk_basis") or "").removeprefix("empty: ")
         return [("Risk category", f"not given: {basis or 'no score by the definition'}")]
-    mesa = _float(s.get("mesa_chd_10y_risk_pct"))
+    mesa = s.get("mesa_chd_10y_risk_pct")
+    why = s.get("mesa_withheld_reason") or "no risk factors in the manifest"
     return [("Risk category (Agatston)", str(s["risk_category"])),
             ("CAC-DRS", clinical.cac_drs_text(s)),
             ("MESA 10-year CHD risk", f"{mesa:.1f} % (McClelland et al., JACC 2015)"
-             if mesa is not None else f"not computed: {s.get('mesa_withheld_reason') or 'no risk factors in the manifest'}")]  # noqa: E501
+             if mesa is not None else f"not computed: {why}")]
 
 
 def _apart(regions: list[dict[str, Any]]) -> list[str]:
@@ -258,8 +240,8 @@ def _method(s: dict[str, Any], config: dict[str, Any], weight_hu) -> str:
         f"{_fmt(sc.get('reference_increment_mm'))} mm; " if sc.get("agatston", True)
         else "Agatston not computed (scoring.agatston: false); ")
     mass = (f"mass = c x sum(HU - water HU) x voxel volume with c = "
-            f"{_fmt(_float(s.get('mass_calibration_mg_per_cm3_per_hu')), 3)} mg/(cm3 HU) and "
-            f"water {_fmt(_float(s.get('calibration_water_hu')))} HU; "
+            f"{_fmt(s.get('mass_calibration_mg_per_cm3_per_hu'), 3)} mg/(cm3 HU) and "
+            f"water {_fmt(s.get('calibration_water_hu'))} HU; "
             if s.get("mass_calibration_mg_per_cm3_per_hu") not in (None, "") else
             "mass not computed (no scanner calibration c was configured); ")
     risk = ("risk category 0 / 1 to 10 / 11 to 100 / 101 to 400 / >400 (Rumberger et al., "
@@ -273,7 +255,7 @@ def _method(s: dict[str, Any], config: dict[str, Any], weight_hu) -> str:
     if s.get("contrast_rule"):
         contrast = (f"contrast-enhanced scan: contrast-filled territories by the rule "
                     f"{s['contrast_rule']}, other regions but bone withheld; ")
-    return (f"Calcium: HU >= {_fmt(_float(s.get('threshold_hu')))} "
+    return (f"Calcium: HU >= {_fmt(s.get('threshold_hu'))} "
             f"({s.get('threshold_source') or 'config'}); slice lesions on each axial slice, "
-            f"kept from {_fmt(_float(s.get('min_lesion_area_mm2')))} mm2; {contrast}{scoring}"
+            f"kept from {_fmt(s.get('min_lesion_area_mm2'))} mm2; {contrast}{scoring}"
             f"volume = {volume_rule}; {mass}{risk}. Scope: {s.get('scope') or ''}.")

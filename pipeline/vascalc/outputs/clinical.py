@@ -41,7 +41,8 @@ FINDINGS = {"aortic_valve": "Aortic valve", "mitral_annulus": "Mitral annulus",
             "aorta": "Aorta", "aorta_abdominal": "Abdominal aorta"}
 
 
-def _num(v: Any) -> float | None:
+def number(v: Any) -> float | None:
+    """A finite float, or None."""
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -54,38 +55,60 @@ def by_definition(s: dict[str, Any]) -> bool:
     scan, no contrast rule, not withheld."""
     return (s.get("agatston") is not None and not s.get("withheld_reason")
             and not s.get("headline_threshold_rule")
-            and _num(s.get("headline_threshold_hu")) == 130.0)
+            and number(s.get("headline_threshold_hu")) == 130.0)
+
+
+def _scope_regions(s: dict[str, Any]) -> list[str]:
+    return [r for r in (s.get("scope_regions") or "").split(";") if r]
+
+
+def headline_subject(s: dict[str, Any]) -> str:
+    """What the headline covers: its scope, and for a vascular scope its territories (a long
+    list named by its first and a count: the territory table lists them all)."""
+    scope, regions = s.get("scope") or "", _scope_regions(s)
+    if scope == "coronary":
+        return "Coronary artery calcium"
+    if scope == "vascular":
+        if not regions:
+            return "Vascular calcium"
+        over = (" + ".join(regions) if len(regions) <= 4 else
+                f"{regions[0]} + {len(regions) - 1} other territories")
+        return f"Vascular calcium, {over}"
+    if scope == "bone_excluded":
+        return "All calcium in the field of view, bone removed by a heuristic (not a vascular score)"
+    bone = "mostly bone" if "bone_dominated" in (s.get("quality_flags") or "") else "includes bone"
+    return f"All calcium in the field of view ({bone}; not a vascular score)"
+
+
+def headline_rule(s: dict[str, Any]) -> str:
+    """What the headline number is: 'Agatston score' only for a score by the definition; a
+    sum over several territories as that sum; a contrast rule's score as not Agatston."""
+    scope, summed = s.get("scope") or "", len(_scope_regions(s)) > 1 and s.get("scope") == "vascular"
+    if s.get("agatston") is None and not s.get("withheld_reason"):
+        return "calcium volume (no Agatston score: scoring.agatston is false)"
+    if not by_definition(s):
+        rule = (f"calcium score at {whole(s.get('headline_threshold_hu'))} HU "
+                f"({s.get('headline_threshold_rule') or 'not the Agatston threshold'}; not an "
+                "Agatston score)")
+        return f"sum, {rule}" if summed else rule
+    if scope in ("whole_volume", "bone_excluded"):
+        return "score by the Agatston method (bone is no coronary or vascular calcium)"
+    return "sum of the territories' Agatston scores" if summed else "Agatston score"
 
 
 def headline_title(s: dict[str, Any]) -> str:
-    """What the headline number is, named by its scope, territories and rule: 'Agatston'
-    alone only for a score by the definition; a sum over several territories as that sum."""
-    scope = s.get("scope") or ""
-    regions = [r for r in (s.get("scope_regions") or "").split(";") if r]
-    # a long list is named by its first and its count (the territory table lists them all)
-    over = (" + ".join(regions) if len(regions) <= 4 else
-            f"{regions[0]} + {len(regions) - 1} other territories")
-    rule = ("Agatston score" if by_definition(s) else
-            f"calcium score at {whole(s.get('headline_threshold_hu'))} HU "
-            f"({s.get('headline_threshold_rule') or 'not the Agatston threshold'}; not an "
-            "Agatston score)")
-    if s.get("agatston") is None and not s.get("withheld_reason"):
-        rule = "calcium volume (no Agatston score: scoring.agatston is false)"
-    if scope == "coronary":
-        what = "Coronary artery calcium"
-    elif scope == "vascular":
-        what = f"Vascular calcium, {over}" if over else "Vascular calcium"
-    elif scope == "bone_excluded":
-        what = "All calcium in the field of view, bone removed by a heuristic (not a vascular score)"
-    else:
-        bone = "mostly bone" if "bone_dominated" in (s.get("quality_flags") or "") else \
-            "includes bone"
-        what = f"All calcium in the field of view ({bone}; not a vascular score)"
-    if len(regions) > 1 and scope == "vascular":
-        rule = f"sum of the territories' {rule}s" if by_definition(s) else f"sum, {rule}"
-    if scope in ("whole_volume", "bone_excluded") and by_definition(s):
-        rule = "score by the Agatston method (bone is no coronary or vascular calcium)"
-    return f"{what}: {rule}"
+    """The headline's name: its subject and its rule."""
+    return f"{headline_subject(s)}: {headline_rule(s)}"
+
+
+def headline_text(s: dict[str, Any]) -> str:
+    """The headline with its number, or why it has none."""
+    if s.get("withheld_reason"):
+        return f"{headline_subject(s)}: withheld ({s['withheld_reason']})"
+    if s.get("agatston") is None:
+        volume = number(s.get("volume_mm3"))
+        return f"{headline_title(s)} {'-' if volume is None else f'{volume:,.1f}'} mm3"
+    return f"{headline_title(s)} {whole(s.get('agatston'))}"
 
 
 def cac_drs_text(s: dict[str, Any]) -> str:
@@ -102,7 +125,7 @@ def statements(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The guideline statements the coronary score calls for: (css class, text)."""
     if s.get("scope") != "coronary" or not s.get("risk_category") or not by_definition(s):
         return []
-    ag = _num(s.get("agatston"))
+    ag = number(s.get("agatston"))
     out = []
     if ag == 0:
         out.append(("note", "Coronary calcium score of zero. Under the 2018 AHA/ACC cholesterol "
@@ -135,12 +158,12 @@ def findings(s: dict[str, Any], regions: list[dict[str, Any]],
     """Extra-coronary findings where a region or a reader's label names them: aortic valve
     (with the sex-specific severity criteria), mitral annulus, the aorta and its parts."""
     out = []
-    scope = set((s.get("scope_regions") or "").split(";"))
+    scope = set(_scope_regions(s))
     for r in regions:
         title = FINDINGS.get(_key(r.get("region") or ""))
         if title is None or r.get("region") in scope:  # the headline's own: listed above
             continue
-        ag, vol = _num(r.get("agatston")), _num(r.get("volume_mm3"))
+        ag, vol = number(r.get("agatston")), number(r.get("volume_mm3"))
         volume = "volume not given" if vol is None else f"volume {vol:,.1f} mm3"
         text = (f"withheld: {r['withheld_reason']}" if r.get("withheld_reason") else
                 "no calcium" if ag == 0 else
@@ -175,19 +198,16 @@ def impression(s: dict[str, Any], regions: list[dict[str, Any]]) -> list[str]:
     """The impression: a few sentences built from the numbers, the headline first."""
     if s.get("status") != "ok":
         return [f"No result: {s.get('error_code')}."]
-    title = headline_title(s)
+    out = [f"{headline_text(s)}."]
     if s.get("withheld_reason"):
-        return [f"{title.split(':')[0]}: no score ({s['withheld_reason']})."]
-    value = (f"{whole(s.get('agatston'))}" if s.get("agatston") is not None
-             else f"{float(s.get('volume_mm3') or 0):,.1f} mm3")
-    out = [f"{title} {value}."]
+        return out
     if s.get("scope") == "coronary":
         if s.get("risk_category") and by_definition(s):
             out.append(f"Risk category {s['risk_category']}; {cac_drs_text(s)}.")
             lm = next((r for r in artery_rows(regions) if r["region"] == "LM"), None)
-            if lm is not None and (_num(lm.get("agatston")) or 0) > 0:
+            if lm is not None and (number(lm.get("agatston")) or 0) > 0:
                 out.append(f"Left main involved (Agatston {whole(lm['agatston'])}).")
-            risk = _num(s.get("mesa_chd_10y_risk_pct"))
+            risk = number(s.get("mesa_chd_10y_risk_pct"))
             if risk is not None:
                 out.append(f"MESA 10-year coronary heart disease risk {risk:.1f} %.")
         else:

@@ -84,8 +84,9 @@ def typed(row: dict[str, Any], table: str) -> dict[str, Any]:
     return out
 
 
+@lru_cache(maxsize=1)
 def stylesheet() -> str:
-    """The reports' shared CSS (screen and print)."""
+    """The reports' shared CSS (screen and print), read once per process."""
     return (TEMPLATES / "report.css").read_text(encoding="utf-8")
 
 

@@ -29,7 +29,7 @@ from .cases import (
     reader_scores,
     stale_reads,
 )
-from .store import Reads, ReadStore, check_reader
+from .store import ReadStore, check_reader
 
 #: case views kept in memory (a 512 x 512 x 300 scan takes about 240 MB with its labels)
 CACHED_VIEWS = 2
@@ -61,7 +61,8 @@ class ReviewApp:
             check_reader(adjudicator)
         if not names and adjudicator is None:
             raise ValueError("name at least one reader (--reader) or an adjudicator")
-        if len(set(names) | {adjudicator} - {None}) != len(names) + (adjudicator is not None):
+        everyone = names + ([adjudicator] if adjudicator is not None else [])
+        if len(set(everyone)) != len(everyone):
             raise ValueError("each reader and the adjudicator need a name of their own")
         self.reader = names[0] if names else str(adjudicator)
         opened = open_run(self.out)
@@ -159,7 +160,7 @@ class ReviewApp:
         view = self.view(case_id)
         others = ({r: self.store.reads(r, case_id) for r in self.store.readers()}
                   if adjudicator else {})
-        mine = others.get(reader) or self.store.reads(reader, case_id) or Reads()
+        mine = others[reader] if reader in others else self.store.reads(reader, case_id)
         stale = set(stale_reads(mine, self.doc(case_id)))
         rows = []
         for le in view.lesions:

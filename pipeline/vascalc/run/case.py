@@ -127,8 +127,9 @@ def load_case(case: Case, config: Config, *,
     masks, source = None, ""
     if case.regions:
         with _timed(timings, "regions"):
-            masks, source = load_region_masks(case.regions, volume, config)
-            misfit = fit_flags(volume, masks, case.regions, config.regions.bone)
+            coverage: list[float] = []
+            masks, source = load_region_masks(case.regions, volume, config, coverage=coverage)
+            misfit = fit_flags(volume, masks, coverage, config.regions.bone)
         if misfit:
             volume = replace(volume, quality_flags=volume.quality_flags + misfit)
     return LoadedCase(volume, settings, volume.meta.patient_id, masks, source)
