@@ -93,9 +93,12 @@ def upload(base: str, series: Path) -> str:
     return study
 
 
-def start_node(out: Path, node_port: int, dests: list[str], config: Path) -> subprocess.Popen:
+def start_node(out: Path, node_port: int, dests: list[str], config: Path,
+               allow: tuple[str, ...] = ()) -> subprocess.Popen:
     args = [sys.executable, "-m", "vascalc.cli.app", "listen", str(out), "--port", str(node_port),
             "--config", str(config)]
+    for a in allow:
+        args += ["--allow", a]
     for d in dests:
         args += ["--stow-url", d] if d.startswith("http") else ["--send-to", d]
     log = out.parent / f"{out.name}.stderr"
@@ -214,7 +217,8 @@ def test_a_study_from_orthanc_comes_back_scored_once(orthanc, sample_data, tmp_p
 def test_results_over_stow_rs(orthanc, sample_data, tmp_path, coronary_config):
     base, _, node_port = orthanc
     study = upload(base, sample_data / "P01_T1" / "dicom")
-    node = start_node(tmp_path / "node", node_port, [base + "/dicom-web"], coronary_config)
+    node = start_node(tmp_path / "node", node_port, [base + "/dicom-web"], coronary_config,
+                      allow=("ORTHANC@127.0.0.1",))
     try:
         http(base, "/modalities/vascalc/store", json.dumps(study).encode(), "POST")
         check_results(base, study, tmp_path / "node")
