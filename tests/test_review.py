@@ -32,6 +32,8 @@ from vascalc.review.store import ReadStore
 from tests.test_reports import artery_cells, read, reported  # noqa: F401 - reported: a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
+#: dciodvfy cannot know a private coding scheme; the SR declares it (CodingSchemeIdentification)
+PRIVATE_SCHEME = "Unrecognized defined term <99VASCALC>"
 
 
 @pytest.fixture
@@ -390,7 +392,7 @@ def test_rescore_writes_seg_and_sr_per_artery(out):
             rep = subprocess.run(["dciodvfy", str(case / name)], capture_output=True, text=True,
                                  timeout=120)
             problems = [ln for ln in (rep.stdout + rep.stderr).splitlines()
-                        if ln.startswith(("Error", "Warning"))]
+                        if ln.startswith(("Error", "Warning")) and PRIVATE_SCHEME not in ln]
             assert problems == [], name
 
 

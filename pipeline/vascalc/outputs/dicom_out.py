@@ -148,8 +148,9 @@ def series_description(what: str, version: ResultVersion) -> str:
 
 def _person_name(text: str) -> str:
     """A reader's name as a DICOM PN value (no backslash or control characters, at most 64)."""
-    clean = "".join(ch for ch in text if ch.isprintable() and ch not in "\\=")
-    return clean.strip()[:64] or "unknown reader"
+    clean = "".join(ch for ch in text if ch.isprintable() and ch not in "\\=").strip()[:60]
+    clean = clean or "unknown reader"
+    return clean if "^" in clean else clean + "^"  # the name as the family name component
 
 
 def _dt(iso: str) -> str:
@@ -242,7 +243,20 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
     if final and _dt(version.verified_at):
         sr.VerifyingObserverSequence[0].VerificationDateTime = _dt(version.verified_at)
     sr.SeriesDescription = series_description("calcium SR", version)
+    sr.CodingSchemeIdentificationSequence = [_private_scheme()]
     return sr
+
+
+def _private_scheme():
+    """The declaration of vascalc's private coding scheme (PS3.3 C.12.1.1.3.1: a private
+    scheme used in the instance is identified in the Coding Scheme Identification Sequence)."""
+    from pydicom.dataset import Dataset  # lazy: pydicom, for SR only
+
+    item = Dataset()
+    item.CodingSchemeDesignator = "99VASCALC"
+    item.CodingSchemeName = "vascalc result annotations"
+    item.CodingSchemeResponsibleOrganization = "vascalc project"
+    return item
 
 
 #: the scopes in words, as the SR's tracking identifier and scope evaluation name them
