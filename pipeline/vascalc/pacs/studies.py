@@ -41,8 +41,13 @@ def score_study(study_folder: Path, out: Path, config: Config, *,
                                               for s in ranked))[:2000]
         return record, []
     series = study_folder / chosen[0].folder
+    # the report goes back into the patient's own study: it names the patient, the accession
+    # and the series (a PDF a reader cannot match to its patient is unsafe) unless the config
+    # sets report.identity itself
+    identity = config.report.identity if "identity" in config.report.model_fields_set \
+        else "full"
     report = config.report.model_copy(update={"enabled": True, "pdf": True, "dicom_sr": True,
-                                              "dicom_seg": True,
+                                              "dicom_seg": True, "identity": identity,
                                               "key_images": max(1, config.report.key_images)})
     cfg = config.model_copy(update={"report": report})
     with output_lock(out):
