@@ -19,8 +19,16 @@ from pydicom.uid import generate_uid
 from vascalc.pacs.callers import admitted, callers
 from vascalc.pacs.send import parse_destination
 
-from tests.test_pacs import (_numbers, free_port, http, needs_orthanc, orthanc,  # noqa: F401
-                             result_series, start_node, wait_for)
+from tests.test_pacs import (  # noqa: F401
+    _numbers,
+    free_port,
+    http,
+    needs_orthanc,
+    orthanc,
+    result_series,
+    start_node,
+    wait_for,
+)
 from tests.test_review import call, serving
 
 
@@ -64,7 +72,7 @@ def _study_record(node: Path) -> tuple[str, dict]:
 
 
 @needs_orthanc
-def test_draft_then_late_slices_then_a_readers_final(orthanc, sample_data, tmp_path,
+def test_draft_then_late_slices_then_a_readers_final(orthanc, sample_data, tmp_path,  # noqa: F811
                                                      loop_config):
     base, dicom_port, node_port = orthanc
     files = sorted((sample_data / "P01_T1" / "dicom").iterdir(),
@@ -155,7 +163,7 @@ def _head_ct(src: Path, dest: Path) -> list[Path]:
 
 
 @needs_orthanc
-def test_a_head_ct_gets_nothing_back_and_its_reason_is_recorded(orthanc, sample_data,
+def test_a_head_ct_gets_nothing_back_and_its_reason_is_recorded(orthanc, sample_data,  # noqa: F811
                                                                tmp_path, loop_config):
     base, dicom_port, node_port = orthanc
     ids = _upload(base, _head_ct(sample_data / "P01_T1" / "dicom", tmp_path / "head"))

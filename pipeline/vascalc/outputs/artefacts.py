@@ -17,7 +17,7 @@ from ..files import write_atomic
 from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..records import CTVolume, ScanResult
-from ..results.document import region_rows_of, scan_of
+from ..results.document import lesion_rows_of, region_rows_of, scan_of
 from . import versions
 from .case_report import case_html
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
@@ -245,14 +245,14 @@ def result_version(case_dir: Path, result: ScanResult, doc: dict, config: Config
                    source) -> versions.ResultVersion:
     """The version this result is in the case's ledger (:mod:`.versions`): a reader's done
     read makes a final, anything else a draft."""
-    scan = scan_of(doc)
-    regions = [{k: v for k, v in r.items() if k != "source_path"} for r in region_rows_of(doc)]
+    def steady(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "source_path"} for r in rows]
+
     key = versions.version_key(
         study_uid=str(source.get("StudyInstanceUID", "")),
-        series_uid=str(source.get("SeriesInstanceUID", "")),
-        fingerprint=str(doc.get("fingerprint", "")), config_sha=config.sha256(),
-        reader=result.reader, read_at=result.read_at, read_extra={}, scan=scan,
-        regions=regions)
+        series_uid=str(source.get("SeriesInstanceUID", "")), config_sha=config.sha256(),
+        reader=result.reader, read_at=result.read_at, read_extra={}, scan=scan_of(doc),
+        regions=steady(region_rows_of(doc)), lesions=steady(lesion_rows_of(doc)))
     return versions.next_version(case_dir, key, reader=result.reader,
                                  verified_at=result.read_at,
                                  study_uid=str(source.get("StudyInstanceUID", "")))

@@ -92,22 +92,24 @@ def uid_from(*parts: str) -> str:
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
-def version_key(*, study_uid: str, series_uid: str, fingerprint: str, config_sha: str,
-                reader: str, read_at: str, read_extra: dict[str, Any],
-                scan: dict[str, Any], regions: list[dict[str, Any]]) -> str:
-    """The digest of what a version is: its source series, inputs, config, read and numbers.
+def version_key(*, study_uid: str, series_uid: str, config_sha: str, reader: str,
+                read_at: str, read_extra: dict[str, Any], scan: dict[str, Any],
+                regions: list[dict[str, Any]], lesions: list[dict[str, Any]]) -> str:
+    """The digest of what a version is: its source series, config, read and numbers (the
+    scans row, the region and lesion rows). Files touched but unchanged give the same numbers
+    and so the same version; a corrected series, a grown study or a new read gives another.
 
-    >>> k = dict(study_uid="1.2", series_uid="1.2.3", fingerprint="f", config_sha="c",
-    ...          reader="", read_at="", read_extra={}, scan={"agatston": 1.0}, regions=[])
+    >>> k = dict(study_uid="1.2", series_uid="1.2.3", config_sha="c", reader="", read_at="",
+    ...          read_extra={}, scan={"agatston": 1.0}, regions=[], lesions=[])
     >>> version_key(**k) == version_key(**k)
     True
     >>> version_key(**k) == version_key(**{**k, "series_uid": "1.2.4"})
     False
     """
     steady = {k: v for k, v in scan.items() if k not in _VOLATILE}
-    payload = json.dumps({"study": study_uid, "series": series_uid, "fp": fingerprint,
-                          "config": config_sha, "reader": reader, "read_at": read_at,
-                          "read": read_extra, "scan": steady, "regions": regions,
+    payload = json.dumps({"study": study_uid, "series": series_uid, "config": config_sha,
+                          "reader": reader, "read_at": read_at, "read": read_extra,
+                          "scan": steady, "regions": regions, "lesions": lesions,
                           "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
