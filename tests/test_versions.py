@@ -19,8 +19,8 @@ from tests.test_reports import reported  # noqa: F401 - a fixture
 from tests.test_review import _label_p02, out, serving  # noqa: F401 - out: a fixture
 
 
-def _run(series: Path, out: Path, *extra: str) -> None:
-    res = CliRunner().invoke(app, ["run", str(series), "--out", str(out), "--report", "-j", "1",
+def _run(series: Path, dest: Path, *extra: str) -> None:
+    res = CliRunner().invoke(app, ["run", str(series), "--out", str(dest), "--report", "-j", "1",
                                    *extra], catch_exceptions=False)
     assert res.exit_code == 0, res.output
 
@@ -32,21 +32,21 @@ def _sr(case: Path) -> pydicom.Dataset:
 def test_the_same_result_keeps_its_uids_and_a_changed_one_gets_new(sample_data, tmp_path):
     series = tmp_path / "in" / "P03" / "dicom"
     shutil.copytree(sample_data / "P03" / "dicom", series)
-    out = tmp_path / "out"
-    _run(series, out)
-    (case,) = (out / "cases").iterdir()
+    dest = tmp_path / "out"
+    _run(series, dest)
+    (case,) = (dest / "cases").iterdir()
     first = _sr(case)
     (v1,) = ledger(case)
     assert (v1.number, v1.status, v1.sr_uid) == (1, "draft", first.SOPInstanceUID)
     assert first.SeriesDescription == "vascalc calcium SR draft v1"
-    _run(series, out, "--force")  # the same files scored again: the same version
+    _run(series, dest, "--force")  # the same files scored again: the same version
     assert _sr(case).SOPInstanceUID == first.SOPInstanceUID and len(ledger(case)) == 1
     # a corrected series (one slice's calcium removed): a new version naming the first
     victim = max(series.iterdir(), key=lambda f: pydicom.dcmread(f).pixel_array.max())
     ds = pydicom.dcmread(victim)
     ds.PixelData = (ds.pixel_array * 0 + 1024).astype(ds.pixel_array.dtype).tobytes()
     ds.save_as(victim)
-    _run(series, out)
+    _run(series, dest)
     second = _sr(case)
     assert second.SOPInstanceUID != first.SOPInstanceUID
     assert [v.number for v in ledger(case)] == [1, 2]
