@@ -51,6 +51,11 @@ def rank_series(study_folder: Path, config: Config) -> list[SeriesChoice]:
         by_folder[str(Path(h.path).parent)].append(h)
     ranked = [_rank_one(folder, sorted(hs, key=lambda h: h.path), config)
               for folder, hs in sorted(by_folder.items())]
+    patients = {h.meta.patient_id for h in headers if h.meta.patient_id}
+    if len(patients) > 1:  # a PACS error: results would be filed into the wrong patient
+        why = (f"the study holds series of {len(patients)} different PatientIDs; a result "
+               "could be filed into the wrong patient's record, so none is scored")
+        return [replace(r, eligible=False, reason=why, points=0) for r in ranked]
     ranked.sort(key=lambda s: (not s.eligible, -s.points, -s.n_images, s.series_uid))
     if ranked and ranked[0].eligible:
         ranked[0] = replace(ranked[0], chosen=True)
