@@ -14,7 +14,10 @@ import hashlib
 import os
 import re
 import threading
+from io import BytesIO
 from pathlib import Path
+
+import numpy as np
 
 #: a DICOM UID (PS3.5 9.1): components of digits, no leading zero unless the component is 0
 UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
@@ -54,9 +57,6 @@ def same_instance(a: bytes, b: bytes) -> bool:
     """Whether two encodings hold the same instance: the same data elements and the same
     pixels, whatever the transfer syntax (a sender may resend in implicit VR what it first sent
     explicit, PS3.5 A.1/A.2); the file meta (the syntax itself) is left out."""
-    from io import BytesIO
-
-    import numpy as np
     import pydicom  # lazy: only when an instance arrives a second time with other bytes
 
     try:
