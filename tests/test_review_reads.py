@@ -350,3 +350,52 @@ def test_a_run_redone_under_the_server_refuses_writes_until_reloaded(sample_data
 
     stale = stale_reads(reads, read_result(result_path(out_dir, "P02")))
     assert lid not in stale and reads.lesion[lid] == "RCA"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="Chromium (Debian chromium) is not installed; .ci/run installs it")
+def test_the_page_asks_for_the_confirmation_before_done(out):
+    """On the page, 'case done' with calcium unlabelled opens a confirmation naming the
+    amount; declining leaves the case not done; confirming marks it done with the
+    confirmation, which the scores panel then shows."""
+    pw = pytest.importorskip("playwright.sync_api")
+    from tests.test_reports import BROWSER_ARGS
+    from tests.test_review import start_server, stop
+
+    proc, base, tok = start_server(out)
+    try:
+        with pw.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                        args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            asked: list[str] = []
+            answers = iter([False, True])
+
+            def answer(dialog):
+                asked.append(dialog.message)
+                dialog.accept() if next(answers) else dialog.dismiss()
+
+            page.on("dialog", answer)
+            page.goto(f"{base}/?token={tok}")
+            page.wait_for_selector("#lesions tbody tr")
+            names = page.eval_on_selector_all("#case option", "os => os.map(o => o.textContent)")
+            page.select_option("#case", index=next(i for i, n in enumerate(names)
+                                                   if n.startswith("P03 ")))
+            page.wait_for_selector("#score-LAD")
+            page.click("#done")
+            page.wait_for_function("document.querySelector('#status').textContent"
+                                   ".includes('not marked done')")
+            assert not page.is_checked("#done") and len(asked) == 1
+            assert "unlabelled (Agatston" in asked[0] and "none of the unlabelled calcium" in asked[0]
+            assert not ReadStore(out).reads("r1", "P03").done
+            page.click("#done")
+            page.wait_for_selector("#rest-confirmed")
+            assert "rest confirmed not coronary" in page.inner_text("#rest-confirmed")
+            assert page.is_checked("#done") and len(asked) == 2 and errors == []
+            browser.close()
+    finally:
+        stop(proc)
+    reads = ReadStore(out).reads("r1", "P03")
+    assert reads.done and reads.rest_confirmed_at
