@@ -87,10 +87,13 @@ def score(args: list[str], out: Path, name: str = "") -> None:
 
 
 def normalised(text: str, roots: dict[str, Path]) -> str:
-    """The table text with each input root replaced by a token (error texts name files) and
-    vascalc's version (pipeline_version) by $VERSION, so a release changes no golden table."""
+    """The table text with each input root replaced by a token (error texts name files),
+    vascalc's version (pipeline_version) by $VERSION and UTC times (a reader's confirmation)
+    by $TIME, so a release or a rerun changes no golden table."""
     for token, root in roots.items():
         text = text.replace(str(root), token)
+    # when a reader confirmed the unlabelled calcium (rest_confirmed_at): the time of the run
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+00:00", "$TIME", text)
     return re.sub(rf"(?<=,){re.escape(__version__)}(?=,|\r?$)", "$VERSION", text,
                   flags=re.MULTILINE)
 
