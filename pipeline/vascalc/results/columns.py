@@ -106,7 +106,8 @@ SCANS: tuple[Column, ...] = tuple([
        "rescore); empty without regions"),
     _c("reader", "string", "", "the reader whose lesion labels made the regions and the "
        "coronary scope (vascalc rescore); empty otherwise"),
-    _c("review_done", "boolean", "", "whether the reader marked the case done; false only "
+    _c("review_done", "boolean", "", "whether the read is a final: the reader marked the case "
+       "done with every calcium lesion labelled or the rest confirmed not coronary; false only "
        "under rescore --include-unfinished (flag review_incomplete: no risk category or "
        "CAC-DRS); empty without a reader"),
     _c("unlabelled_agatston", "number", "", "Agatston score of the calcium the reader left "
