@@ -111,16 +111,13 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
 
 
 def _unlabelled(r: ScanResult, ag: bool) -> dict[str, Any]:
-    """What the reader left unlabelled (the 'outside' of a reader's regions), and whether the
-    read was finished; all empty without a reader."""
+    """What a reader left unlabelled ('outside'), its confirmation, and whether the read is final."""
     if not r.reader:
         return dict.fromkeys(("review_done", "unlabelled_agatston", "unlabelled_volume_mm3",
-                              "unlabelled_n_lesions", "rest_confirmed_not_coronary",
-                              "rest_confirmed_at"))
+                              "unlabelled_n_lesions", "rest_confirmed_not_coronary", "rest_confirmed_at"))
     out = next((x for x in r.regions if x.region == OUTSIDE), None)
-    return {"review_done": "review_incomplete" not in r.quality_flags,
-            "rest_confirmed_not_coronary": bool(r.rest_confirmed_at),
-            "rest_confirmed_at": r.rest_confirmed_at,
+    return {"review_done": "review_incomplete" not in r.quality_flags, "rest_confirmed_at":
+            r.rest_confirmed_at, "rest_confirmed_not_coronary": bool(r.rest_confirmed_at),
             "unlabelled_agatston": _num(out.agatston) if out is not None and ag else None,
             "unlabelled_volume_mm3": _num(out.volume_mm3) if out is not None else None,
             "unlabelled_n_lesions": out.n_lesions if out is not None else None}
@@ -293,15 +290,6 @@ def scan_of(doc: dict[str, Any]) -> dict[str, Any]:
     """The scans row of a case document (derived from its record: :func:`with_rows`). The
     rows of a document are read only through these accessors, outside this module."""
     return doc["scan"]
-
-
-def geometry_of(doc: dict[str, Any]) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-    """A scored case's patient position of voxel (0, 0, 0) and its step from slice to slice
-    (LPS, mm); (None, None) for a failed case or a result of an earlier vascalc."""
-    record = (doc.get("outcome") or {}).get("record") or {}
-    origin, step = record.get("origin_mm"), record.get("slice_step_mm")
-    return (None if origin is None else tuple(float(v) for v in origin),
-            None if step is None else tuple(float(v) for v in step))
 
 
 def is_ok(doc: dict[str, Any]) -> bool:

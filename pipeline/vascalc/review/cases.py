@@ -34,7 +34,7 @@ from ..measure.headline import unconfirmed_rest
 from ..measure.layout import checked_masks
 from ..measure.reads import Measured, reader_split
 from ..records import LesionLabels
-from ..results.document import geometry_of, lesion_rows_of, read_result, result_path
+from ..results.document import lesion_rows_of, read_result, result_path
 from ..run.case import load_case, score_loaded
 from ..run.discovery import Case, collect_cases
 from ..run.rebuild import read_run
@@ -250,10 +250,13 @@ def part_signature(doc: dict[str, Any], lesion_id: int, slice_index: int) -> str
 
 
 def _slice_place(doc: dict[str, Any], k: int) -> str:
-    origin, step = geometry_of(doc)
+    """The patient position (LPS, 0.1 mm) of slice ``k``: the record's origin plus k steps
+    ('' for a failed case or a result of an earlier vascalc, which records neither)."""
+    record = (doc.get("outcome") or {}).get("record") or {}
+    origin, step = record.get("origin_mm"), record.get("slice_step_mm")
     if origin is None or step is None:
         return ""
-    return ",".join(f"{o + k * d:.1f}" for o, d in zip(origin, step))
+    return ",".join(f"{float(o) + k * float(d):.1f}" for o, d in zip(origin, step))
 
 
 def _same(stored: str, now: str) -> bool:
