@@ -381,9 +381,14 @@ def test_the_page_asks_for_the_confirmation_before_done(out):
             page.goto(f"{base}/?token={tok}")
             page.wait_for_selector("#lesions tbody tr")
             names = page.eval_on_selector_all("#case option", "os => os.map(o => o.textContent)")
-            page.select_option("#case", index=next(i for i, n in enumerate(names)
-                                                   if n.startswith("P03 ")))
-            page.wait_for_selector("#score-LAD")
+            index = next(i for i, n in enumerate(names) if n.startswith("P03 "))
+            page.select_option("#case", index=index)
+            # P03 loaded (its lesions listed, the 'loading' line cleared), not the first case
+            page.wait_for_function(
+                f"document.querySelector('#case').selectedIndex === {index} && "
+                "document.querySelector('#status').textContent === '' && "
+                "document.querySelectorAll('#lesions tbody tr').length === "
+                f"{len(lesion_ids(out, 'P03'))}")
             page.click("#done")
             page.wait_for_function("document.querySelector('#status').textContent"
                                    ".includes('not marked done')")
