@@ -122,12 +122,18 @@ def cac_drs_text(s: dict[str, Any]) -> str:
 
 
 def statements(s: dict[str, Any]) -> list[tuple[str, str]]:
-    """The guideline statements the coronary score calls for: (css class, text)."""
+    """The guideline statements the coronary score calls for: (css class, text). The CAC = 0
+    statement only on a confirmed zero: a reader's final (marked done, every calcium lesion
+    labelled or the rest confirmed not coronary); an automated zero may be calcium that no
+    artery mask covered."""
     if s.get("scope") != "coronary" or not s.get("risk_category") or not by_definition(s):
         return []
     ag = number(s.get("agatston"))
     out = []
-    if ag == 0:
+    if ag == 0 and not confirmed_zero(s):
+        out.append(("note", "Coronary calcium score of zero, not confirmed by a reader: the "
+                    "statements of a zero score wait for a reader's final (vascalc review)."))
+    elif ag == 0:
         out.append(("note", "Coronary calcium score of zero. Under the 2018 AHA/ACC cholesterol "
                     "guideline (Grundy et al., Circulation 2019), statin therapy may be withheld "
                     "or postponed for an adult at intermediate risk whose score is zero, unless "
@@ -138,6 +144,14 @@ def statements(s: dict[str, Any]) -> list[tuple[str, str]]:
                     "(in MESA, more cardiovascular events and deaths than 400-999; Peng et al., "
                     "Circulation 2021)."))
     return out
+
+
+def confirmed_zero(s: dict[str, Any]) -> bool:
+    """Whether a coronary zero is a reader's final: the reader marked the case done and left
+    no calcium unlabelled, or confirmed that what they left is not coronary."""
+    return (bool(s.get("reader")) and str(s.get("review_done")).lower() == "true"
+            and (number(s.get("unlabelled_volume_mm3")) == 0
+                 or str(s.get("rest_confirmed_not_coronary")).lower() == "true"))
 
 
 def sex_of(s: dict[str, Any], covariates: dict[str, str]) -> str:

@@ -22,6 +22,7 @@ from ..config.settings import resolve_settings
 from ..errors import InternalError, OutOfMemoryError, VascalcError
 from ..io.load import load_ct, load_region_masks
 from ..io.mask_fit import fit_flags
+from ..measure.reads import Measured
 from ..outputs.artefacts import try_write_case_artefacts
 from ..records import CaseFailure, CTVolume, LesionLabels, ScanResult
 from ..results.document import document, result_path, table_patient_id, with_artefacts
@@ -137,11 +138,14 @@ def load_case(case: Case, config: Config, *,
 
 def score_loaded(case: Case, loaded: LoadedCase, *, keep_voxels: bool = False,
                  reads: LesionLabels | None = None,
-                 timings: dict[str, float] | None = None) -> ScanResult:
-    """Score a loaded case (:func:`vascalc.analyse.analyse` with its settings and masks)."""
+                 timings: dict[str, float] | None = None,
+                 measured: Measured | None = None) -> ScanResult:
+    """Score a loaded case (:func:`vascalc.analyse.analyse` with its settings and masks;
+    ``measured``: its calcium, found already by :func:`vascalc.analyse.measure`)."""
     result = analyse(loaded.volume, loaded.settings, case_id=case.case_id,
                      anthropometry=case.anthropometry, regions=loaded.masks,
-                     region_source=loaded.region_source, keep_voxels=keep_voxels, reads=reads)
+                     region_source=loaded.region_source, keep_voxels=keep_voxels, reads=reads,
+                     measured=measured)
     if timings is not None:
         timings.update(result.timings_s)
     return result
