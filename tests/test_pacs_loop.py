@@ -134,8 +134,9 @@ def test_draft_then_late_slices_then_a_readers_final(orthanc, sample_data, tmp_p
         assert _headline(final) == pytest.approx(
             float(row["agatston"]), rel=1e-9)
         # the final's PDF and summary are in the study beside the draft's, named final
-        docs = result_series(base, study)
-        assert len(docs["DOC"]) == 3 and len(docs["OT"]) == 3
+        docs = wait_for(lambda: (lambda d: d if len(d.get("DOC", [])) == 3 and
+                                 len(d.get("OT", [])) == 3 else None)(result_series(base, study)),
+                        60, "the final's PDF and summary")
         titles = {http(base, f"/instances/{i}/simplified-tags")["SeriesDescription"]
                   for i in docs["DOC"]}
         assert "vascalc report final v3" in titles

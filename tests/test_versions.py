@@ -109,3 +109,37 @@ def test_a_readers_done_read_makes_a_verified_final_that_replaces_the_draft(out)
     sc = pydicom.dcmread(case / "summary.sc.dcm")
     assert sc.SeriesDescription == "vascalc summary final v2" and sc.Rows > 400
     assert json.loads((case / "versions.json").read_text())[-1]["predecessor"]["number"] == 1
+
+
+def _codes(items, found=None) -> dict[str, object]:
+    """Concept code -> value (the code of a CODE item, the number of a NUM item) in an SR tree."""
+    found = {} if found is None else found
+    for it in items:
+        name = it.ConceptNameCodeSequence[0].CodeValue if "ConceptNameCodeSequence" in it else ""
+        if it.ValueType == "CODE":
+            found.setdefault(name, it.ConceptCodeSequence[0].CodeValue)
+        elif it.ValueType == "NUM" and it.get("MeasuredValueSequence"):
+            found.setdefault(name, float(it.MeasuredValueSequence[0].NumericValue))
+        _codes(getattr(it, "ContentSequence", []), found)
+    return found
+
+
+def test_a_final_with_calcium_left_unlabelled_says_so_in_its_sr(out):  # noqa: F811
+    """The reader labelled one lesion and confirmed the rest is not coronary: the final SR
+    carries the confirmation and the unlabelled amount, equal to scans.csv."""
+    import csv
+
+    from vascalc.review.scripted import write_reads
+
+    write_reads(out, [("r1", "P02", 2, None, "LAD")], done=[("r1", "P02")],
+                rest_not_coronary=[("r1", "P02")])
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    with open(out / "scans.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["case_id"] == "P02")
+    assert row["rest_confirmed_not_coronary"] == "true" and float(row["unlabelled_agatston"]) > 0
+    sr = _sr(out / "cases" / "P02")
+    assert sr.VerificationFlag == "VERIFIED"
+    got = _codes(sr.ContentSequence)
+    assert got["rest-confirmed"] == "yes" and got["review-done"] == "yes"
+    assert got["unlabelled-ag"] == float(row["unlabelled_agatston"])
+    assert got["unlabelled-vol"] == float(row["unlabelled_volume_mm3"])

@@ -17,6 +17,7 @@ coronary artery, 13647002 right coronary artery (DICOM PS3.16 CID 3015, Coronary
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import re
 from typing import Any
@@ -195,8 +196,7 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
     evaluations = [hd.sr.QualitativeEvaluation(_vc("scope", "Scope of the measurements"),
                                                _vc(scope, SCOPE_WORDS.get(scope, scope)))]
     evaluations += [hd.sr.QualitativeEvaluation(_vc("quality-flag", "Quality flag"),
-                                                _vc(f.split(":")[0][:16], f[:64]))
-                    for f in flags]
+                                                _vc(_short(f), f[:64])) for f in flags]
     evaluations += _read_evaluations(scan)
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
@@ -266,6 +266,14 @@ SCOPE_WORDS = {"coronary": "coronary artery calcium",
                "whole_volume": "all calcium in the field of view, bone included; not vascular"}
 
 
+def _short(code: str) -> str:
+    """A code value of at most 16 characters (SH) for a longer name: its start and 4 hex
+    digits of its sha256, so two names never share one."""
+    if len(code) <= 16:
+        return code
+    return f"{code[:11]}-{hashlib.sha256(code.encode()).hexdigest()[:4]}"
+
+
 def _vc(value: str, meaning: str):
     """A vascalc code (private coding scheme 99VASCALC, PS3.16 8.2: a private scheme's
     designator starts with 99)."""
@@ -287,7 +295,7 @@ def _read_evaluations(scan: dict[str, Any]) -> list:
     confirmed = scan.get("rest_confirmed_not_coronary")
     if confirmed is not None:
         out.append(hd.sr.QualitativeEvaluation(
-            _vc("rest-not-coronary", "Reader confirmed unlabelled calcium is not coronary"),
+            _vc("rest-confirmed", "Reader confirmed unlabelled calcium is not coronary"),
             _vc("yes" if confirmed else "no", "yes" if confirmed else "no")))
     return out
 
