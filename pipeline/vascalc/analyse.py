@@ -18,7 +18,6 @@ from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
 from .core.contrast import AORTA_CONTRAST_MEDIAN_HU
 from .core.regions import RegionMask
-from .core.thresholds import Thresholds
 from .errors import AnthropometryError
 from .flags import check as check_flags
 from .measure.breakdown import Breakdown, break_down
