@@ -164,7 +164,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     (16.0, 12.0, 'whole_volume')
     """
     t0 = time.perf_counter()
-    masks = checked_masks(volume, regions)
+    masks = checked_masks(volume, regions, config.regions)
     prepared = prepare(volume, config, masks)
     calcium = find_calcium(prepared.volume, config, prepared.thresholds,
                            need_voxels=bool(masks) or keep_voxels or reads is not None

@@ -45,7 +45,7 @@ _INVISIBLE = {ord(c): f"[U+{ord(c):04X}]" for c in BIDI_CONTROLS} | {
 
 
 def visible_text(text: str) -> str:
-    """``text`` with every bidirectional formatting character and every C0/C1 control except
+    r"""``text`` with every bidirectional formatting character and every C0/C1 control except
     tab and line breaks written as a visible ``[U+XXXX]``, so a page shows what the value
     holds instead of being reordered or hiding a NUL.
 
@@ -56,7 +56,7 @@ def visible_text(text: str) -> str:
 
 
 def distinct_name(text: str, default: str) -> str:
-    """A file-name-safe name (:func:`safe_name`) that two different ``text`` never share, even
+    r"""A file-name-safe name (:func:`safe_name`) that two different ``text`` never share, even
     on a case-insensitive file system: ``text`` itself when it is already safe and has no
     lower-case letter (P01, PHANTOM-01), else its safe form with the first 10 hex digits of
     the SHA-256 of ``text`` (so 'P 01', 'P/01', 'P_01' and 'p_01' are four folders, and a
