@@ -233,3 +233,25 @@ def test_the_id_of_a_split_series_never_reaches_above_the_input(tmp_path):
     text = (tmp_path / "o" / "scans.csv").read_text() + (tmp_path / "o" / "discovery.csv"
                                                          ).read_text()
     assert "alice" not in text and "home" not in text
+
+
+@pytest.mark.parametrize("cut_at", ["element_header", "sop_class_uid"])
+def test_a_file_without_preamble_cut_before_its_sop_class_is_unreadable(tmp_path, cut_at):
+    """The same rule for a data set written without the Part 10 preamble (pydicom reads it;
+    it stops silently at the cut): a value shorter than its length, or no SOP Class UID at all,
+    is an unreadable file of the folder, never 'not a CT image'."""
+    paths = series(tmp_path / "in" / "s")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(p, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    raw = paths[-1].read_bytes()
+    sop = raw.index(b"1.2.840.10008.5.1.4.1.1.2\x00")
+    paths[-1].write_bytes(raw[:sop - 4 if cut_at == "element_header" else sop + 12])
+    run(tmp_path / "in", tmp_path / "o")
+    scan = rows(tmp_path / "o" / "scans.csv")
+    assert len(scan) == 1 and int(scan[0]["n_slices"]) == N - 1
+    assert "unreadable_files_in_folder" in scan[0]["quality_flags"].split(";")
+    lost = [r for r in rows(tmp_path / "o" / "discovery.csv") if r["status"] == "not_scored"]
+    assert [r["reason"].split(" (")[0] for r in lost] == ["unreadable DICOM file"]

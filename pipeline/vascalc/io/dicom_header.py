@@ -31,7 +31,6 @@ from .dicom_parse import (  # noqa: F401 - _FAST_SYNTAXES and IMAGE_SOP_CLASSES 
     IMAGE_SOP_CLASSES,
     _Fallback,
     _fast_values,
-    _NoPixels,
     _pydicom_values,
     _Truncated,
 )
@@ -109,11 +108,9 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
     except _Truncated:
         truncated = True  # what pydicom can read of it is kept; the file is not a slice
         meta, v, offset, length = _pydicom_values(path)
-    except _NoPixels:
-        no_pixels = True
-        meta, v, offset, length = _pydicom_values(path)
     except (_Fallback, struct.error, UnicodeDecodeError):
         meta, v, offset, length = _pydicom_values(path)
+        truncated, no_pixels = bool(meta.get("_cut")), bool(meta.get("_no_pixels"))
     syntax = meta.get("TransferSyntaxUID", "")
     size = finite_float(v.get("PatientSize"))
     weight = finite_float(v.get("PatientWeight"))

@@ -5,8 +5,9 @@ The fast parser reads the first block of the file and walks the top-level data e
 files whose data set is little endian (explicit or implicit VR, DICOM PS3.5 section 7; file
 meta PS3.10 7.1), skipping sequences (PS3.5 7.5), until the Pixel Data element. When the block
 is the whole file and an element runs past its end, the file is a cut copy
-(:class:`_Truncated`); when the data set ends cleanly before Pixel Data, :class:`_NoPixels`
-lets the caller decide by the SOP class.
+(:class:`_Truncated`). pydicom stops silently at the end of a cut file: its reading says
+whether a value came out shorter than its length (``_cut``) and whether Pixel Data follows
+the data set (``_no_pixels``, cut for an image class, whole for others).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class _PastEnd(_Fallback):
 
 class _NoPixels(_Fallback):
     """The data set ends cleanly before any Pixel Data: whole for a non-image object, cut for
-    an image (read_header decides by the SOP class)."""
+    an image (pydicom reads it and says so; read_header decides by the SOP class)."""
 
 
 class _Truncated(_Fallback):
@@ -194,10 +195,6 @@ def _fast_values(path: str) -> tuple[dict[str, Any], dict[str, Any], int, int]:
         pix = _walk(buf, pos, syntax == _IMPLICIT_LE, vals)
     except _PastEnd as err:
         raise (_Truncated(str(err)) if whole else err) from None
-    except _NoPixels:
-        if whole:
-            raise
-        raise _Fallback("the header fills the block") from None
     charset = vals.get("SpecificCharacterSet", "")
     if isinstance(charset, list) or charset not in _SIMPLE_CHARSETS:
         raise _Fallback(f"character set {charset!r}")
@@ -253,13 +250,19 @@ def _pydicom_values_inner(path: str) -> tuple[dict[str, Any], dict[str, Any], in
             # (BytesLengthException on a file cut inside its meta crashed the whole tree)
             raise NotDicomError(f"not a readable DICOM file ({err.__class__.__name__})",
                                 path=path) from None
+        # pydicom stops silently at the end of a cut file: a value shorter than its length
+        # says the file ends inside it (looked at before any value is converted)
+        cut = any(type(e).__name__ == "RawDataElement" and e.value is not None
+                  and getattr(e, "length", 0) != 0xFFFFFFFF
+                  and len(e.value) < getattr(e, "length", 0) for e in ds.elements())
         syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
         if not syntax and ds.get("SOPClassUID"):  # no meta header: implicit VR LE (PS3.5 A.1)
             syntax = _IMPLICIT_LE if ds.is_implicit_VR else _EXPLICIT_LE
         offset, length = -1, 0
+        start = fp.tell()
+        head = fp.read(12)
+        no_pixels = head[:4] != _PIXEL_TAG  # no Pixel Data after the data set
         if syntax in _FAST_SYNTAXES:
-            start = fp.tell()
-            head = fp.read(12)
             if len(head) >= 8 and head[:4] == _PIXEL_TAG:
                 if syntax == _IMPLICIT_LE:
                     offset, length = start + 8, struct.unpack("<I", head[4:8])[0]
@@ -267,7 +270,8 @@ def _pydicom_values_inner(path: str) -> tuple[dict[str, Any], dict[str, Any], in
                     offset, length = start + 12, struct.unpack("<I", head[8:12])[0]
     meta = {"TransferSyntaxUID": syntax,
             "MediaStorageSOPClassUID": str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")
-                                           or "")}
+                                           or ""),
+            "_cut": cut, "_no_pixels": no_pixels}
     vals: dict[str, Any] = {}
     for keyword, _vr in _WANTED.values():
         try:

@@ -105,7 +105,8 @@ def unreadable_files(headers: list[DicomHeader], skipped: list[tuple[str, str]],
     """The headers that can be classified, and (path, reason) for the DICOM files that cannot:
     a file with the DICOM marker that no reader could parse, a header cut short (the file ends
     inside its file meta, its SOP Class UID or any element before its Pixel Data,
-    :attr:`DicomHeader.truncated`), and a CT image header without Modality or matrix. Such a
+    :attr:`DicomHeader.truncated`), a data set without any SOP Class UID, and a CT image
+    header without Modality or matrix. Such a
     file is an unreadable file of the series beside it, never 'not a CT image': a slice may be
     missing from that series (flag ``unreadable_files_in_folder``)."""
     bad = [(p, f"unreadable DICOM file ({r.split(': ', 1)[-1].split(' -> ')[0]})")
@@ -115,6 +116,9 @@ def unreadable_files(headers: list[DicomHeader], skipped: list[tuple[str, str]],
         if h.truncated:
             bad.append((h.path, "unreadable DICOM file (it ends inside its header: a "
                                 "truncated copy; copy it again from the source)"))
+        elif not h.sop_class_uid:
+            bad.append((h.path, "unreadable DICOM file (no SOP Class UID: it cannot be "
+                                "classified; a truncated copy?)"))
         elif h.sop_class_uid in IMAGE_SOP_CLASSES and (not h.modality or h.rows <= 0
                                                          or h.cols <= 0):
             bad.append((h.path, "unreadable DICOM file (a CT image header without Modality "
