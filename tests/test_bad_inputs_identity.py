@@ -58,6 +58,9 @@ def test_patient_folders_are_one_per_patient_ignoring_case(ids):
     assert len({f.casefold() for f in folders}) == len(ids), folders
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", f) for f in folders)
     assert [patient_folder(i) for i in ids] == folders  # stable: no order, no run state
+    # the case report links by the id as the table holds it; the patient pages group ids
+    # stripped: one folder either way
+    assert [patient_folder(f" {i} ") for i in ids] == folders
 
 
 def test_three_patients_a_safe_name_made_one_have_three_reports(tmp_path):

@@ -255,3 +255,18 @@ def test_a_file_without_preamble_cut_before_its_sop_class_is_unreadable(tmp_path
     assert "unreadable_files_in_folder" in scan[0]["quality_flags"].split(";")
     lost = [r for r in rows(tmp_path / "o" / "discovery.csv") if r["status"] == "not_scored"]
     assert [r["reason"].split(" (")[0] for r in lost] == ["unreadable DICOM file"]
+
+
+def test_a_cut_slice_inside_the_stack_fails_the_case_saying_why(tmp_path):
+    """A cut slice in the middle leaves a gap: the case is refused (never scored without that
+    slice's calcium), and its row says discovery found the unreadable file."""
+    paths = series(tmp_path / "in" / "s")
+    raw = paths[4].read_bytes()
+    paths[4].write_bytes(raw[:_cut_points(raw)["sop_class_uid"]])
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"),
+                                   "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 1
+    row = rows(tmp_path / "o" / "scans.csv")[0]
+    assert (row["status"], row["error_code"], row["agatston"]) == (
+        "failed", "GEOMETRY_MISSING_SLICE", "")
+    assert "(discovery: 1 unreadable DICOM file(s) in its folder)" in row["error"]

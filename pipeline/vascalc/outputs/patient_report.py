@@ -30,7 +30,7 @@ def patient_folder(patient_id: str) -> str:
     """A file-name-safe folder name for a patient id (the id the tables already carry), one
     per patient: ids that a safe name would make alike ('P 01', 'P/01', 'P_01') or that differ
     only in case keep a hash of the id (:func:`vascalc.values.distinct_name`; #35 item 10)."""
-    return distinct_name(patient_id, "patient")
+    return distinct_name(patient_id.strip(), "patient")  # as patient_files groups them
 
 
 def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,
