@@ -139,6 +139,7 @@ def test_invalid_pn_and_lo_values_are_fitted_to_their_vr_in_the_sr_and_seg(tmp_p
             ds.StudyID = "S\x001"
             ds.AccessionNumber = "A" * 40
             ds.ReferringPhysicianName = "Doc\x00^Tor"
+            ds.PatientAge = "67 years"  # cut to 4 characters it would still not be an AS
         ds.save_as(p)
     out = tmp_path / "o"
     run(tmp_path / "in", out, config(tmp_path))
@@ -147,6 +148,7 @@ def test_invalid_pn_and_lo_values_are_fitted_to_their_vr_in_the_sr_and_seg(tmp_p
     assert len(str(sr.PatientName)) == 64 and str(sr.PatientName).startswith("Smith^J")
     assert sr.PatientID == "ID" + "9" * 62 and sr.AccessionNumber == "A" * 16
     assert sr.StudyID == "S1" and str(sr.ReferringPhysicianName) == "Doc^Tor"
+    assert sr.get("PatientAge", "") == ""
     if VALIDATOR is None:
         pytest.skip("dciodvfy (dicom3tools) is not installed: the values were checked above")
     for obj in ("scores.sr.dcm", "calcium.seg.dcm"):

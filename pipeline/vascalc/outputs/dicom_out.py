@@ -65,7 +65,8 @@ def prepare_sources(datasets: list) -> list:
     value is cut to its VR's length (PS3.5 Table 6.2-1: LO and each PN component group 64
     characters, SH 16, CS 16, AE 16, AS 4, ST 1024, LT 10240) and loses the control characters
     its VR does not allow (NUL and the other C0 controls but ESC; LT, ST and UT keep TAB, LF,
-    FF and CR), so that an invalid PN or LO (601 characters, NUL bytes) is never copied into
+    FF and CR); an AS that is not nnnD/W/M/Y becomes empty, a CS keeps its upper-case letters,
+    digits, spaces and underscores; so that an invalid PN or LO (601 characters, NUL bytes) is never copied into
     an SR or SEG that a validator (dciodvfy) rejects (#35 item 14)."""
     limits = {"AE": 16, "AS": 4, "CS": 16, "LO": 64, "PN": 64, "SH": 16, "ST": 1024,
               "LT": 10240, "UC": None, "UT": None}
@@ -74,6 +75,10 @@ def prepare_sources(datasets: list) -> list:
     def fit(value: str, vr: str) -> str:
         keep = "\x1b\t\n\x0c\r" if vr in text_block else "\x1b"
         value = "".join(c for c in value if c in keep or not (c < " " or c == "\x7f"))
+        if vr == "AS":  # nnnD, nnnW, nnnM or nnnY, or nothing ('67 years' was cut to '67 y')
+            return value if re.fullmatch(r"\d{3}[DWMY]", value) else ""
+        if vr == "CS":  # upper-case letters, digits, space and underscore
+            value = re.sub(r"[^A-Z0-9 _]", "", value.upper())
         limit = limits[vr]
         if limit is None:
             return value
