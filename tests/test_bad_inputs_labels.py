@@ -161,3 +161,14 @@ def test_a_reader_label_close_to_a_vessel_but_not_coronary_is_refused(name):
     with pytest.raises(ValueError, match="close to the coronary vessel"):
         _label(name, "other")
     assert _label(name, "coronary").name == name  # a coronary segment the config names
+
+
+def test_the_configs_own_spelling_wins():
+    """A config that spells its coronary names in lower case: 'LAD' takes the config's 'lad'
+    (the spelling its patterns match), not the default vessel spelling."""
+    vol, a, b = two_arteries()
+    cfg = Config(scoring={"scope": "coronary"},
+                 regions={"coronary": ["lad", "lcx"], "vascular": ["aorta", "lad", "lcx"]})
+    r = analyse(vol, cfg, case_id="s", regions=[("LAD", a), ("Lcx", b)])
+    assert r.coronary.agatston == pytest.approx(16.0)
+    assert {x.region for x in r.regions} >= {"lad", "lcx"}

@@ -112,9 +112,9 @@ def canonical_region_name(name: str, *, patterns: Iterable[str], known: Iterable
         return name
     s = name.strip()
     folded = s.casefold()
-    for k in known:
-        if k.casefold() == folded:
-            return k
+    same = [k for k in known if k.casefold() == folded]
+    if same:  # the spelling a pattern matches, when the config spells it otherwise ('lad')
+        return next((k for k in same if any(fnmatchcase(k, p) for p in patterns)), same[0])
     for p in patterns:
         if fnmatchcase(folded, p.casefold()):
             fixed = min((p.index(w) for w in _WILDCARDS if w in p), default=len(p))

@@ -49,7 +49,7 @@ def region_names(rc: RegionsConfig) -> dict[str, list[str]]:
     exclusions, margins), the plain names among them with the coronary vessels, and the
     coronary ones, for :func:`vascalc.core.region_names.canonical_region_name`."""
     patterns = [*rc.coronary, *rc.vascular, *rc.bone, *rc.order, *rc.exclude, *rc.margin_mm,
-                *(p for pats in rc.territories.values() for p in pats), *rc.coronary_vessels]
+                *(p for pats in rc.territories.values() for p in pats)]
     return {"patterns": patterns,
             "known": literal_names([*rc.coronary_vessels, *patterns]),
             "coronary": literal_names([*rc.coronary_vessels, *rc.coronary])}
