@@ -143,8 +143,8 @@ def _cut_points(raw: bytes) -> dict[str, int]:
     """Where to cut a file: inside the file meta, inside the SOP Class UID's value (the data
     set's copy), and just before Pixel Data (the header whole, no pixels)."""
     sop = raw.index(b"1.2.840.10008.5.1.4.1.1.2\x00", 200)  # the data set's SOP Class UID
-    return {"file_meta": 150, "sop_class_uid": sop + 10,
-            "before_pixel_data": raw.index(b"\xe0\x7f\x10\x00")}
+    return {"empty": 0, "preamble": 100, "dicm_marker": 130, "file_meta": 150,
+            "sop_class_uid": sop + 10, "before_pixel_data": raw.index(b"\xe0\x7f\x10\x00")}
 
 
 @pytest.mark.parametrize("where", ["file_meta", "sop_class_uid", "before_pixel_data"])
@@ -162,7 +162,8 @@ def test_a_header_cut_is_marked_truncated_by_both_parsers(tmp_path, where):
             assert h.truncated, where
 
 
-@pytest.mark.parametrize("where", ["file_meta", "sop_class_uid", "before_pixel_data"])
+@pytest.mark.parametrize("where", ["empty", "preamble", "dicm_marker", "file_meta",
+                                   "sop_class_uid", "before_pixel_data"])
 def test_slices_cut_inside_their_header_are_flagged_and_counted_in_a_folder_and_a_zip(
         tmp_path, where):
     """#35 item 9: a slice cut inside its SOP Class UID or its file meta was dropped as 'not a
@@ -206,6 +207,21 @@ def test_a_file_cut_inside_its_meta_does_not_stop_the_index(tmp_path):
     paths[-1].write_bytes(paths[-1].read_bytes()[:141])
     headers, skipped = index_tree(tmp_path / "s")
     assert len(headers) == N - 1 and [p for p, _ in skipped] == [str(paths[-1])]
+
+
+def test_junk_beside_a_series_is_not_an_unreadable_slice(tmp_path):
+    """A text file or a non-zero blob beside the slices is listed, not counted as a slice."""
+    series(tmp_path / "in" / "s")
+    (tmp_path / "in" / "s" / "README.txt").write_text("exported by the PACS\n")
+    (tmp_path / "in" / "s" / "blob.bin").write_bytes(b"\x01" * 50)
+    run(tmp_path / "in", tmp_path / "o")
+    scan = rows(tmp_path / "o" / "scans.csv")[0]
+    assert int(scan["n_slices"]) == N
+    assert "unreadable_files_in_folder" not in scan["quality_flags"].split(";")
+    reasons = {r["path"]: r["reason"] for r in rows(tmp_path / "o" / "discovery.csv")
+               if r["status"] == "not_scored"}
+    assert set(reasons) == {"s/README.txt", "s/blob.bin"}
+    assert not any(r.startswith("unreadable DICOM") for r in reasons.values())
 
 
 def test_a_whole_non_image_object_without_pixels_is_not_truncated(tmp_path):

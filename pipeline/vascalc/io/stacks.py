@@ -103,7 +103,8 @@ def split_reasons(stacks: list[list[DicomHeader]]) -> dict[int, str]:
 def unreadable_files(headers: list[DicomHeader], skipped: list[tuple[str, str]],
                      ) -> tuple[list[DicomHeader], list[tuple[str, str]]]:
     """The headers that can be classified, and (path, reason) for the DICOM files that cannot:
-    a file with the DICOM marker that no reader could parse, a header cut short (the file ends
+    a file with the DICOM marker that no reader could parse, a file cut before that marker
+    (:func:`cut_in_preamble`: empty, or zeros only), a header cut short (the file ends
     inside its file meta, its SOP Class UID or any element before its Pixel Data,
     :attr:`DicomHeader.truncated`), a data set without any SOP Class UID, and a CT image
     header without Modality or matrix. Such a
@@ -111,6 +112,9 @@ def unreadable_files(headers: list[DicomHeader], skipped: list[tuple[str, str]],
     missing from that series (flag ``unreadable_files_in_folder``)."""
     bad = [(p, f"unreadable DICOM file ({r.split(': ', 1)[-1].split(' -> ')[0]})")
            for p, r in skipped if has_dicm_preamble(p)]
+    bad += [(p, "unreadable DICOM file (empty, or cut inside the 128-byte preamble: a "
+                "truncated copy; copy it again from the source)")
+            for p, _ in skipped if cut_in_preamble(p)]
     ok = []
     for h in headers:
         if h.truncated:
@@ -126,6 +130,20 @@ def unreadable_files(headers: list[DicomHeader], skipped: list[tuple[str, str]],
         else:
             ok.append(h)
     return ok, bad
+
+
+def cut_in_preamble(path: str) -> bool:
+    """Whether a regular file is what is left of a DICOM file cut before its 'DICM' marker
+    (PS3.10 7.1: a 128-byte preamble, zeros when unused, then 'DICM'): empty, or shorter than
+    132 bytes with zeros up to 128 and then the start of 'DICM'. Text or other junk is not."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(132)
+    except OSError:
+        return False
+    return len(data) < 132 and not data[:128].strip(b"\0") and b"DICM".startswith(data[128:])
 
 
 def folders_of(paths: list[str]) -> set[str]:
