@@ -50,7 +50,8 @@ def run(inp: Path, out: Path, cfg: Path) -> None:
 # --- one patient, one folder (#35 item 10) --------------------------------------------------
 
 @pytest.mark.parametrize("ids", [("P 01", "P/01", "P_01"), ("P01", "p01"),
-                                 ("NUL", "nul", "NUL_"), ("P_01", "P_01-A058BEF8F0")])
+                                 ("NUL", "nul", "NUL_"), ("P_01", "P_01-A058BEF8F0"),
+                                 ("p-0123456789abcdef", "P-0123456789ABCDEF")])
 def test_patient_folders_are_one_per_patient_ignoring_case(ids):
     """Ids a safe name makes alike, or that differ only in case, or one that mimics another's
     hash suffix, get folders that differ even on a case-insensitive file system."""
@@ -61,6 +62,11 @@ def test_patient_folders_are_one_per_patient_ignoring_case(ids):
     # the case report links by the id as the table holds it; the patient pages group ids
     # stripped: one folder either way
     assert [patient_folder(f" {i} ") for i in ids] == folders
+
+
+def test_plain_and_pseudonymous_ids_keep_their_own_name():
+    assert patient_folder("PHANTOM-01") == "PHANTOM-01"
+    assert patient_folder("p-0123456789abcdef") == "p-0123456789abcdef"  # privacy: hash
 
 
 def test_three_patients_a_safe_name_made_one_have_three_reports(tmp_path):

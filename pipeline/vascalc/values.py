@@ -58,7 +58,8 @@ def visible_text(text: str) -> str:
 def distinct_name(text: str, default: str) -> str:
     r"""A file-name-safe name (:func:`safe_name`) that two different ``text`` never share, even
     on a case-insensitive file system: ``text`` itself when it is already safe and has no
-    lower-case letter (P01, PHANTOM-01), else its safe form with the first 10 hex digits of
+    lower-case letter (P01, PHANTOM-01) or is vascalc's own pseudonym (p- and 16 lower-case
+    hex digits, privacy.patient_id: hash), else its safe form with the first 10 hex digits of
     the SHA-256 of ``text`` (so 'P 01', 'P/01', 'P_01' and 'p_01' are four folders, and a
     bidi override cannot make a name end in '.exe'). Stable: the same text, the same name.
 
@@ -66,9 +67,11 @@ def distinct_name(text: str, default: str) -> str:
     ('P01', 'P_01-a058bef8f0')
     """
     safe = safe_name(text, default)
-    if (safe == text and not any(c.islower() for c in text)
-            and not re.search(r"-[0-9A-F]{10}$", text)):
-        return safe
+    if safe == text and not re.search(r"-[0-9A-Fa-f]{10}$", text):
+        if re.fullmatch(r"p-[0-9a-f]{16}", text):  # vascalc's own keyed hash of a PatientID
+            return safe
+        if not any(c.islower() for c in text) and not re.fullmatch(r"P-[0-9A-F]{16}", text):
+            return safe
     return f"{safe}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
