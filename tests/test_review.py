@@ -29,6 +29,8 @@ from vascalc.review.agreement import cohen_kappa, icc_2_1, icc_2_1_ci, kappa_ci
 from vascalc.review.server import ReviewApp, make_server
 from vascalc.review.store import ReadStore
 
+from tests import dciodvfy
+from tests.dciodvfy import needs_dciodvfy
 from tests.test_reports import artery_cells, read, reported  # noqa: F401 - reported: a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -385,13 +387,15 @@ def test_rescore_writes_seg_and_sr_per_artery(out):
                if r["case_id"] == "P02"}
     codes = {"LM": "3227004", "LAD": "59438005", "LCX": "57396003", "RCA": "13647002"}
     assert got == pytest.approx({codes[a]: regions[a] for a in codes}, rel=1e-9)
-    if shutil.which("dciodvfy"):
-        for name in ("calcium.seg.dcm", "scores.sr.dcm"):
-            rep = subprocess.run(["dciodvfy", str(case / name)], capture_output=True, text=True,
-                                 timeout=120)
-            problems = [ln for ln in (rep.stdout + rep.stderr).splitlines()
-                        if ln.startswith(("Error", "Warning"))]
-            assert problems == [], name
+
+
+@needs_dciodvfy
+def test_a_readers_final_seg_and_sr_pass_dciodvfy(out):
+    with serving(out) as (state, base):
+        _label_p02(base, state.token)
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    for name in ("calcium.seg.dcm", "scores.sr.dcm"):
+        assert dciodvfy.problems(out / "cases" / "P02" / name) == [], name
 
 
 def test_rescore_refuses_an_unknown_reader_and_a_choice_among_several(out):

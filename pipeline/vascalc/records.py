@@ -40,6 +40,9 @@ class ScanMeta:
     patient_age: str = ""
     patient_sex: str = ""
     series_description: str = ""
+    study_description: str = ""
+    protocol_name: str = ""
+    body_part: str = ""  # DICOM BodyPartExamined, upper case
     transfer_syntax: str = ""
     n_files: int = 0
     contrast_agent: str = ""  # DICOM ContrastBolusAgent, when recorded

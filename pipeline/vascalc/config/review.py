@@ -91,6 +91,10 @@ class ReviewConfig(BaseModel):
     labels: list[ReviewLabel] = Field(
         default_factory=lambda: list(DEFAULT_LABELS),
         description="the labels a reader can give, in the order the page lists them")
+    organization: str = Field(
+        "unspecified", min_length=1, max_length=64,
+        description="the readers' organization, named as the verifying organization of a "
+        "final SR (DICOM VerifyingOrganization, LO)")
 
     @model_validator(mode="after")
     def _check(self) -> "ReviewConfig":

@@ -379,7 +379,9 @@ def read_datasets(paths: list[str]):
 
 
 def patient_identity(path: str) -> dict[str, str]:
-    """Patient name, id and birth date of a file, for reports configured with identity."""
+    """Patient name, id and birth date of a file, with the accession number and the study's
+    and series' descriptions, for reports configured with identity (``report.identity``
+    full)."""
     import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     with warnings.catch_warnings():
@@ -387,4 +389,7 @@ def patient_identity(path: str) -> dict[str, str]:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     return {"Patient name": str(ds.get("PatientName", "") or ""),
             "Patient ID": str(ds.get("PatientID", "") or ""),
-            "Birth date": str(ds.get("PatientBirthDate", "") or "")}
+            "Birth date": str(ds.get("PatientBirthDate", "") or ""),
+            "Accession": str(ds.get("AccessionNumber", "") or ""),
+            "Study": str(ds.get("StudyDescription", "") or ""),
+            "Series": str(ds.get("SeriesDescription", "") or "")}

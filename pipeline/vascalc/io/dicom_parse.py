@@ -42,6 +42,8 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00280120: ("PixelPaddingValue", "US"), 0x00280121: ("PixelPaddingRangeLimit", "US"),
     0x00281054: ("RescaleType", "LO"), 0x00282110: ("LossyImageCompression", "CS"),
     0x00080021: ("SeriesDate", "DA"), 0x00080060: ("Modality", "CS"),
+    0x00081030: ("StudyDescription", "LO"), 0x00180015: ("BodyPartExamined", "CS"),
+    0x00181030: ("ProtocolName", "LO"),
     0x00080070: ("Manufacturer", "LO"), 0x0008103E: ("SeriesDescription", "LO"),
     0x00081090: ("ManufacturerModelName", "LO"), 0x00100020: ("PatientID", "LO"),
     0x00100040: ("PatientSex", "CS"), 0x00101010: ("PatientAge", "AS"),

@@ -104,6 +104,8 @@ def _patient(s: dict[str, Any], identity: dict[str, str],
                  or NOT_RECORDED),
                 ("Patient ID", identity.get("Patient ID") or NOT_RECORDED),
                 ("Birth date", _date(identity.get("Birth date")) or NOT_RECORDED)]
+        out += [(k, identity[k][:64]) for k in ("Accession", "Study", "Series")
+                if identity.get(k)]
     elif s.get("patient_id"):
         out.append(("Patient", f"{s['patient_id']} (pseudonymous)"))
     age = covariates.get("age_years") or (f"{s['patient_age_years']:g}" if isinstance(

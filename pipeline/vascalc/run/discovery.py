@@ -25,6 +25,7 @@ from ..io.nifti import is_nifti, mask_like, nifti_stem
 from ..io.stacks import folders_of, split_reasons, split_stacks, unreadable_files
 from ..records import Anthropometry
 from ..values import safe_name as safe_case_id
+from .eligibility import facts_of, refusal
 from .manifest import read_manifest
 
 
@@ -121,9 +122,11 @@ def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[
     notes: list = []
     for st in stacks:
         m = st[0].meta
-        why = None
-        if sel.series_description_regex and not re.search(sel.series_description_regex,
-                                                          m.series_description):
+        why = refusal(facts_of(st), sel.rules) if sel.rules is not None else None
+        if why:
+            pass
+        elif sel.series_description_regex and not re.search(sel.series_description_regex,
+                                                            m.series_description):
             why = f"SeriesDescription {m.series_description!r} does not match the selection"
         elif sel.kernel_regex and not re.search(sel.kernel_regex, m.kernel):
             why = f"ConvolutionKernel {m.kernel!r} does not match the selection"
