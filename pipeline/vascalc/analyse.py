@@ -137,7 +137,7 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     (16.0, 12.0, 'whole_volume')
     """
     t0 = time.perf_counter()
-    masks = checked_masks(volume, regions)
+    masks = checked_masks(volume, regions, config.regions)
     if measured is None:
         measured = measure(volume, config, masks, need_voxels=bool(masks) or keep_voxels
                            or reads is not None or config.output.lesion_shape)

@@ -104,13 +104,13 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'analyse'),
     QualityFlag(
         'series_split',
-        'The series was split (images of another matrix, orientation or acquisition): this '
-        'case holds part of it.',
+        'The series was split (images of another matrix, orientation or acquisition, or of '
+        'another patient, frame of reference or date): this case holds part of it.',
         'run.discovery'),
     QualityFlag(
         'unreadable_files_in_folder',
-        'A DICOM file in the series folder could not be read whole: a slice may be missing '
-        'from this case.',
+        'A DICOM file in the series folder could not be read whole or classified (cut inside '
+        'its header): a slice may be missing from this case.',
         'run.discovery'),
     QualityFlag(
         'regions_partial_coverage',

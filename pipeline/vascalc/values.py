@@ -34,6 +34,47 @@ def safe_name(text: str, default: str = "case") -> str:
     return s
 
 
+#: Unicode bidirectional formatting characters (Unicode Standard Annex #9, section 2: the
+#: embeddings, overrides, isolates and marks): a patient id holding U+202E displays reversed
+#: ('gpj.exe' shown as 'exe.jpg'), so they are never copied into names or pages as they are
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+_INVISIBLE = {ord(c): f"[U+{ord(c):04X}]" for c in BIDI_CONTROLS} | {
+    c: f"[U+{c:04X}]" for c in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))
+    if chr(c) not in "\t\n\r"}
+
+
+def visible_text(text: str) -> str:
+    r"""``text`` with every bidirectional formatting character and every C0/C1 control except
+    tab and line breaks written as a visible ``[U+XXXX]``, so a page shows what the value
+    holds instead of being reordered or hiding a NUL.
+
+    >>> visible_text("P\u202egpj.exe"), visible_text("a\x00b\tc")
+    ('P[U+202E]gpj.exe', 'a[U+0000]b\tc')
+    """
+    return text.translate(_INVISIBLE)
+
+
+def distinct_name(text: str, default: str) -> str:
+    r"""A file-name-safe name (:func:`safe_name`) that two different ``text`` never share, even
+    on a case-insensitive file system: ``text`` itself when it is already safe and has no
+    lower-case letter (P01, PHANTOM-01) or is vascalc's own pseudonym (p- and 16 lower-case
+    hex digits, privacy.patient_id: hash), else its safe form with the first 10 hex digits of
+    the SHA-256 of ``text`` (so 'P 01', 'P/01', 'P_01' and 'p_01' are four folders, and a
+    bidi override cannot make a name end in '.exe'). Stable: the same text, the same name.
+
+    >>> distinct_name("P01", "patient"), distinct_name("P 01", "patient")
+    ('P01', 'P_01-a058bef8f0')
+    """
+    safe = safe_name(text, default)
+    if safe == text and not re.search(r"-[0-9A-Fa-f]{10}$", text):
+        if re.fullmatch(r"p-[0-9a-f]{16}", text):  # vascalc's own keyed hash of a PatientID
+            return safe
+        if not any(c.islower() for c in text) and not re.fullmatch(r"P-[0-9A-F]{16}", text):
+            return safe
+    return f"{safe}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
 def finite_float(v: Any) -> float | None:
     """``v`` as a finite float, or None when it is empty, not a number, or not finite."""
     if v is None or (isinstance(v, str) and v.strip() == ""):

@@ -60,7 +60,9 @@ def ct_image_problem(h: DicomHeader) -> str | None:
         try:
             from pydicom.uid import UID  # lazy: pydicom, only where the fast path cannot read the file
 
-            name = UID(h.sop_class_uid).name if h.sop_class_uid else "no SOP class"
+            with warnings.catch_warnings():  # an invalid UID: named below, not warned about
+                warnings.simplefilter("ignore")
+                name = UID(h.sop_class_uid).name if h.sop_class_uid else "no SOP class"
         except ValueError:
             name = h.sop_class_uid
         return f"{name} is not a CT image"

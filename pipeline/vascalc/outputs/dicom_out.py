@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import io
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,42 @@ def prepare_sources(datasets: list) -> list:
     """The source headers made fit to be copied by SEG and SR, as the standard allows: a
     missing Type 2 attribute becomes present and empty, a date or time that is not a valid DA
     or TM becomes empty, PatientSex other than M/F/O becomes empty, and SOPClassUID or
-    SOPInstanceUID found only in the file meta is copied into the dataset."""
+    SOPInstanceUID found only in the file meta is copied into the dataset; every top-level text
+    value is cut to its VR's length (PS3.5 Table 6.2-1: LO and each PN component group 64
+    characters, SH 16, CS 16, AE 16, AS 4, ST 1024, LT 10240) and loses the control characters
+    its VR does not allow (NUL and the other C0 controls but ESC; LT, ST and UT keep TAB, LF,
+    FF and CR); an AS that is not nnnD/W/M/Y becomes empty, a CS keeps its upper-case letters,
+    digits, spaces and underscores; so that an invalid PN or LO (601 characters, NUL bytes) is never copied into
+    an SR or SEG that a validator (dciodvfy) rejects (#35 item 14)."""
+    limits = {"AE": 16, "AS": 4, "CS": 16, "LO": 64, "PN": 64, "SH": 16, "ST": 1024,
+              "LT": 10240, "UC": None, "UT": None}
+    text_block = {"LT", "ST", "UT"}
+
+    def fit(value: str, vr: str) -> str:
+        keep = "\x1b\t\n\x0c\r" if vr in text_block else "\x1b"
+        value = "".join(c for c in value if c in keep or not (c < " " or c == "\x7f"))
+        if vr == "AS":  # nnnD, nnnW, nnnM or nnnY, or nothing ('67 years' was cut to '67 y')
+            return value if re.fullmatch(r"\d{3}[DWMY]", value) else ""
+        if vr == "CS":  # upper-case letters, digits, space and underscore
+            value = re.sub(r"[^A-Z0-9 _]", "", value.upper())
+        limit = limits[vr]
+        if limit is None:
+            return value
+        if vr == "PN":  # alphabetic=ideographic=phonetic: each group has the limit
+            return "=".join(g[:limit] for g in value.split("="))
+        return value[:limit]
+
     for ds in datasets:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns of the invalid values being fitted
+            for elem in list(ds):
+                if elem.VR not in limits or elem.value is None or elem.value == "":
+                    continue
+                many = type(elem.value).__name__ == "MultiValue"
+                values = [str(v) for v in elem.value] if many else [str(elem.value)]
+                fitted = [fit(v, elem.VR) for v in values]
+                if fitted != values:
+                    elem.value = fitted if many else fitted[0]
         meta = getattr(ds, "file_meta", None)
         for key, meta_key in (("SOPClassUID", "MediaStorageSOPClassUID"),
                               ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):

@@ -138,7 +138,8 @@ def load_view(case: Case, config: Config, doc: dict[str, Any]) -> CaseView:
                           "differs), so its lesion ids may not be the ones in lesions.csv")
     loaded = load_case(case, config)
     volume, settings = loaded.volume, loaded.settings
-    measured = measure(volume, settings, checked_masks(volume, loaded.masks), need_voxels=True)
+    measured = measure(volume, settings, checked_masks(volume, loaded.masks, settings.regions),
+                       need_voxels=True)
     result = score_loaded(case, loaded, keep_voxels=True, measured=measured)
     vox = result.voxels
     assert vox is not None

@@ -107,6 +107,8 @@ def _failure(case: Case, config: Config, fingerprint: str, exc: BaseException,
                   "".join(traceback.format_exception(exc)))
         code = InternalError.code
         text = f"{case.display_path}: {type(exc).__name__}: {exc} -> {InternalError.hint}"
+    if case.note:  # what discovery saw may be the cause: a missing slice is the cut file
+        text = f"{text} (discovery: {case.note})"
     return failed_document(case, config, fingerprint, code, text, settings=settings,
                            dicom_pid=dicom_pid, timings=timings)
 
