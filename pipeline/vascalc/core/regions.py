@@ -274,9 +274,9 @@ def _from_flat(shape: tuple[int, ...], flat: np.ndarray) -> RegionMask:
     ijk = np.unravel_index(flat, shape)
     lo = [int(a.min()) for a in ijk]
     hi = [int(a.max()) + 1 for a in ijk]
-    crop = np.zeros([h - l for l, h in zip(lo, hi)], dtype=bool)
-    crop[tuple(a - l for a, l in zip(ijk, lo))] = True
-    return RegionMask(shape, tuple(slice(l, h) for l, h in zip(lo, hi)), crop)  # type: ignore[arg-type]
+    crop = np.zeros([b - a for a, b in zip(lo, hi)], dtype=bool)
+    crop[tuple(x - a for x, a in zip(ijk, lo))] = True
+    return RegionMask(shape, tuple(slice(a, b) for a, b in zip(lo, hi)), crop)  # type: ignore[arg-type]
 
 
 def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:

@@ -67,8 +67,8 @@ def prepare_sources(datasets: list) -> list:
     characters, SH 16, CS 16, AE 16, AS 4, ST 1024, LT 10240) and loses the control characters
     its VR does not allow (NUL and the other C0 controls but ESC; LT, ST and UT keep TAB, LF,
     FF and CR); an AS that is not nnnD/W/M/Y becomes empty, a CS keeps its upper-case letters,
-    digits, spaces and underscores; so that an invalid PN or LO (601 characters, NUL bytes) is never copied into
-    an SR or SEG that a validator (dciodvfy) rejects (#35 item 14)."""
+    digits, spaces and underscores; so that an invalid PN or LO (601 characters, NUL bytes) is
+    never copied into an SR or SEG that a validator (dciodvfy) rejects (#35 item 14)."""
     limits = {"AE": 16, "AS": 4, "CS": 16, "LO": 64, "PN": 64, "SH": 16, "ST": 1024,
               "LT": 10240, "UC": None, "UT": None}
     text_block = {"LT", "ST", "UT"}

@@ -22,7 +22,7 @@ from ..io.dicom import ct_image_problem, index_tree
 from ..io.dicom_header import DicomHeader
 from ..io.masks import label_table_file
 from ..io.nifti import is_nifti, mask_like, nifti_stem
-from ..io.stacks import folders_of, split_reasons, split_stacks, unreadable_files
+from ..io.stacks import split_reasons, split_stacks, unreadable_files
 from ..records import Anthropometry
 from ..values import safe_name as safe_case_id
 from .eligibility import facts_of, refusal
@@ -204,7 +204,6 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None, j
     # DICOM files that cannot be classified (cut inside the meta or the SOP class, unparsable):
     # unreadable files of the series in their folder, flagged and listed, never 'not a CT'
     headers, unreadable = unreadable_files(headers, skipped)
-    broken = folders_of([p for p, _ in unreadable])
     notes.extend({"path": _rel(p, root), "reason": r} for p, r in unreadable)
     listed = {p for p, _ in unreadable}
     for p, r in skipped:
