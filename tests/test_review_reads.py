@@ -37,7 +37,7 @@ def _done(base: str, tok: str, case_id: str, **extra):
 
 # --- #34.2: nothing unread becomes a result ------------------------------------------------
 
-def test_done_with_unlabelled_calcium_needs_the_readers_confirmation(out):
+def test_done_with_unlabelled_calcium_needs_the_readers_confirmation(out):  # noqa: F811 - the fixture imported above
     """The issue's case: 'done' with nothing labelled was accepted and rescore wrote a final
     'Agatston 0', CAC-DRS A0 and the statin statement over calcium nobody labelled. Now done
     is refused (409) with the amount; the explicit confirmation is recorded with the mark and
@@ -89,7 +89,7 @@ def test_done_with_unlabelled_calcium_needs_the_readers_confirmation(out):
     assert "Grundy" in report  # a confirmed zero: the CAC = 0 statement is given
 
 
-def test_a_label_changed_after_the_confirmation_lets_it_lapse(out):
+def test_a_label_changed_after_the_confirmation_lets_it_lapse(out):  # noqa: F811 - the fixture imported above
     """The confirmation covers what was unlabelled when the reader gave it: a read changed
     afterwards (a label cleared: more calcium unlabelled) needs a new confirmation."""
     with serving(out) as (state, base):
@@ -354,7 +354,7 @@ def test_a_run_redone_under_the_server_refuses_writes_until_reloaded(sample_data
 
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="Chromium (Debian chromium) is not installed; .ci/run installs it")
-def test_the_page_asks_for_the_confirmation_before_done(out):
+def test_the_page_asks_for_the_confirmation_before_done(out):  # noqa: F811 - the fixture imported above
     """On the page, 'case done' with calcium unlabelled opens a confirmation naming the
     amount; declining leaves the case not done; confirming marks it done with the
     confirmation, which the scores panel then shows."""
