@@ -16,9 +16,10 @@ from .config.schema import Config
 from .config.thresholds import resolve as resolve_thresholds
 from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
-from .core.contrast import AORTA_CONTRAST_MEDIAN_HU
+from .core.blood_pool import find_blood_pool
+from .core.contrast import AORTA_CONTRAST_MEDIAN_HU, agent_route
 from .core.regions import RegionMask, label_regions
-from .core.scopes import resolve_scope, risk_basis
+from .core.scopes import is_coronary_score, resolve_scope, risk_basis
 from .core.score import cac_drs, risk_category
 from .core.thresholds import Thresholds
 from .errors import AnthropometryError
@@ -213,6 +214,11 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
     contrast plan made and applied. The caller's volume is never modified."""
     sc = config.scoring
     base_scope = "whole_volume"
+    th = resolve_thresholds(sc, volume.meta.kvp)
+    # the blood pool is looked for on the scan as given (bone removal would take an enhanced
+    # aorta for bone), unless the header already names intravascular contrast
+    pool = (find_blood_pool(volume.hu, volume.spacing_mm, threshold_hu=th.threshold_hu)
+            if agent_route(volume.meta.contrast_agent) != "intravascular" else None)
     if sc.scope == "bone_excluded":
         bone = bone_mask(volume.hu, volume.spacing_mm, threshold_hu=sc.bone_threshold_hu,
                          min_volume_cm3=sc.bone_min_volume_cm3, margin_mm=sc.bone_margin_mm)
@@ -220,9 +226,8 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
         hu.flags.writeable = False
         volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
         base_scope = "bone_excluded"
-    th = resolve_thresholds(sc, volume.meta.kvp)
     layout = layout_regions(volume, config.regions, masks) if masks else None
-    plan = plan_contrast(volume, config, masks, layout, th.threshold_hu)
+    plan = plan_contrast(volume, config, masks, layout, th.threshold_hu, pool)
     if plan.regions:
         volume = replace(volume, hu=apply_plan(volume.hu, plan, layout))
     return Prepared(volume=volume, thresholds=th, base_scope=base_scope, layout=layout,
@@ -245,16 +250,10 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
         score = breakdown.aggregates[scope]
     else:
         score = replace(calcium.whole, region=scope, withheld=prepared.plan.whole_withheld)
-    basis = risk_basis(scope, agatston=sc.agatston, regions=members)
-    risky = scope == "coronary" and sc.agatston
-    if risky and reads is not None and not reads.done:
-        risky, basis = False, ("empty: the reader has not marked the case done (review "
-                               "incomplete); its labels may be partial")
-    elif risky and score.withheld:
-        risky, basis = False, f"empty: the coronary score is withheld ({score.withheld})"
-    elif risky and score.threshold_rule:
-        risky, basis = False, (f"empty: coronary calcium found by the contrast rule "
-                               f"{score.threshold_rule}, not an Agatston score at 130 HU")
+    basis = risk_basis(scope, agatston=sc.agatston, regions=members, withheld=score.withheld,
+                       threshold_rule=score.threshold_rule,
+                       review_pending=reads is not None and not reads.done)
+    risky = is_coronary_score(basis)
     vessels = reads.coronary() if reads is not None else config.regions.coronary_vessels
     return Headline(
         scope=scope, regions=members, score=score, withheld=score.withheld,
@@ -277,6 +276,7 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
         flags.append("mass_uncalibrated")
     if prepared.plan.enhanced:
         flags.append("contrast_enhanced")
+        flags.extend(prepared.plan.notes)
     kvp = volume.meta.kvp
     if not prepared.kvp_adapted and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
