@@ -31,7 +31,7 @@ phase leaves blood and liver near 90 to 110 HU. This module finds that blood poo
      to 150 HU, homogeneous, thick as a large vessel or a chamber (:data:`LATE_THICK_MM`),
      not enclosed by bone, at least :data:`LATE_VOLUME_CM3` (larger than a normal adult
      thyroid, which reads 80 to 120 HU unenhanced; costal cartilage, 90 to 120 HU, is thinner
-     than a vessel), and whose own voxels reach the calcium threshold (its 99th percentile at
+     than a vessel), and whose own voxels reach the calcium threshold (its 99.9th percentile at
      or above it: a late lumen that cannot reach 130 HU adds nothing to a 130 HU score).
 
 The numbers 130-600, 700, 2 mm, the spreads, thicknesses and volumes are choices of this
@@ -182,6 +182,6 @@ def _qualifies(hu, mean, dense, labels, i: int, sl, phase: str, hi: float, f: in
         z, r, c = pad
         voxels = hu[z, r.start * f:r.stop * f, c.start * f:c.stop * f][
             np.repeat(np.repeat(comp, f, axis=1), f, axis=2)]
-        if float(np.percentile(voxels, 99)) < threshold_hu:
+        if float(np.percentile(voxels, 99.9)) < threshold_hu:
             return None
     return med
