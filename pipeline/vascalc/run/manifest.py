@@ -148,13 +148,13 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
                 parsed[column] = parse_factor(column, row[column] or "")
             except ValueError as err:
                 if warnings is not None:
-                    warnings.append(f"{manifest}: line {i}: {err}; no MESA "
-                                    "risk for this case (fix the cell, or leave it empty)")
-        clash = check_combination(parsed.get("total_cholesterol_mg_dl"),
-                                  parsed.get("hdl_cholesterol_mg_dl"))
-        if clash and warnings is not None:
+                    warnings.append(f"{manifest}: line {i}: {err}; no MESA risk for this case "
+                                    "(fix the cell, or leave it empty)")
+        conflict = check_combination(parsed.get("total_cholesterol_mg_dl"),
+                                     parsed.get("hdl_cholesterol_mg_dl"))
+        if conflict and warnings is not None:
             warnings.append(f"{manifest}: line {i}: columns total_cholesterol_mg_dl and "
-                            f"hdl_cholesterol_mg_dl: {clash}; no MESA risk for this case")
+                            f"hdl_cholesterol_mg_dl: {conflict}; no MESA risk for this case")
         pid = (row.get("patient_id") or "").strip() or None
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
