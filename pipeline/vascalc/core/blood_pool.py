@@ -119,9 +119,7 @@ def find_blood_pool(hu: np.ndarray, spacing_mm, *, threshold_hu: float = 130.0) 
     r2, c2 = rows // f * f, cols // f * f
     if r2 == 0 or c2 == 0:
         return BloodPool()
-    blocks = hu[:, :r2, :c2].reshape(n, r2 // f, f, c2 // f, f)
-    mean = blocks.mean(axis=(2, 4), dtype=np.float32)
-    dense = blocks.max(axis=(2, 4)) >= DENSE_HU
+    mean, dense = _blocks(hu, f, r2, c2)
     block_cm3 = dz * dy * dx * f * f / 1000.0
     found: list[tuple[str, float, float, np.ndarray]] = []
     for phase, lo, hi in (*(("enhanced", a, b) for a, b in ENHANCED_WINDOWS_HU),
@@ -151,6 +149,21 @@ def find_blood_pool(hu: np.ndarray, spacing_mm, *, threshold_hu: float = 130.0) 
     full = np.zeros(hu.shape, dtype=bool)
     full[:, :r2, :c2] = np.repeat(np.repeat(union, f, axis=1), f, axis=2)
     return BloodPool(phase=phase, median_hu=med, volume_cm3=vol, mask=full)
+
+
+def _blocks(hu: np.ndarray, f: int, r2: int, c2: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block means (float32) and whether a block holds a dense voxel: f x f strided views
+    added and compared in turn (no float copy of the whole scan)."""
+    shape = (hu.shape[0], r2 // f, c2 // f)
+    total = np.zeros(shape, dtype=np.float32)
+    top = np.full(shape, np.iinfo(np.int16).min if hu.dtype.kind == "i" else -np.inf,
+                  dtype=hu.dtype if hu.dtype.kind in "iu" else np.float64)
+    for i in range(f):
+        for j in range(f):
+            view = hu[:, i:r2:f, j:c2:f]
+            total += view
+            np.maximum(top, view, out=top, casting="unsafe")
+    return total / (f * f), top >= DENSE_HU
 
 
 def _qualifies(hu, mean, dense, labels, i: int, sl, phase: str, hi: float, f: int,
