@@ -199,3 +199,19 @@ def test_the_model_itself_refuses_overflow_in_words():
                          family_history_chd=False, cac_agatston=0.0)
     assert mesa_columns(_scan(), {**FACTORS, "systolic_bp_mm_hg": "1e6"})[
         "mesa_chd_10y_risk_pct"] is None
+
+
+def test_the_report_follows_the_same_definition_for_a_kvp_adapted_coronary_score():
+    """Neighbour of item 17: a coronary score found at a kvp_table threshold gets its risk
+    category from analyse; the impression said 'No risk category or CAC-DRS: coronary regions'
+    beside it (its own test asked for 130 HU). It now follows the one definition."""
+    import numpy as np
+    from vascalc.outputs.clinical import impression
+
+    lad = np.zeros((6, 30, 30), bool)
+    lad[:, 8:16, 8:16] = True
+    s = _scored_doc({"scoring": {"kvp_table": {120.0: (147.0, 228.0, 342.0, 456.0)},
+                                 "kvp_select": "header"}}, regions=[("LAD", lad)])
+    assert s["headline_threshold_hu"] == 147.0 and s["risk_category"] == "11 to 100"
+    text = " ".join(impression(s, []))
+    assert "Risk category 11 to 100" in text and "No risk category" not in text
