@@ -19,20 +19,25 @@ phase leaves blood and liver near 90 to 110 HU. This module finds that blood poo
    metal) and never blood;
 3. two bands are searched, each as 3-D connected components of blocks:
 
-   - *enhanced*: blocks of 130 to 600 HU whose component has a median of at least
+   - *enhanced*: blocks of 130 to 600 HU, in overlapping windows (:data:`ENHANCED_WINDOWS_HU`,
+     so that a lumen is not joined to the bone it lies on), after an in-plane opening that
+     cuts one-block bridges, whose component has a median of at least
      :data:`ENHANCED_HU` (150 HU: no unenhanced tissue reads so high; bone marrow does, and
      is told apart below), is homogeneous (robust spread of its blocks at most
      :data:`MAX_SPREAD_HU`: the cancellous bone and bone-equivalent plastics measured on the
-     shared scans spread 43 to 173 HU, enhanced blood 4 to 21 HU), thick (a point at least
+     shared scans spread 39 to 176 HU, enhanced blood 4 to 21 HU: a narrow margin at the
+     low end), thick (a point at least
      :data:`MIN_THICK_MM` from its edge in plane: a lumen, not the partial-volume shell of a
      dense structure), not enclosed by bone (at most :data:`MAX_BONY_SHARE` of its
      surrounding blocks dense or above its band) and at least :data:`MIN_VOLUME_CM3`;
-   - *late*: blocks of 70 to 130 HU whose component has a median of :data:`LATE_HU` (85 HU)
-     to 150 HU, homogeneous, thick as a large vessel or a chamber (:data:`LATE_THICK_MM`),
-     not enclosed by bone, at least :data:`LATE_VOLUME_CM3` (larger than a normal adult
-     thyroid, which reads 80 to 120 HU unenhanced; costal cartilage, 90 to 120 HU, is thinner
-     than a vessel), and whose own voxels reach the calcium threshold (its 99.9th percentile at
-     or above it: a late lumen that cannot reach 130 HU adds nothing to a 130 HU score).
+   - *late*: blocks of 70 to 130 HU whose component has a median of at least :data:`LATE_HU`
+     (85 HU), homogeneous, thick as a large vessel or a chamber (:data:`LATE_THICK_MM`), not
+     enclosed by bone, at least :data:`LATE_VOLUME_CM3` (a choice: more than a normal adult
+     thyroid, which its own iodine makes dense on unenhanced CT; costal cartilage, 86 to 117
+     HU in the shared unenhanced body CT, is thinner than a vessel), and whose own voxels
+     reach the calcium threshold (its 99.9th percentile at or above it: a late lumen that
+     cannot reach 130 HU adds nothing to a 130 HU score; the head phantom's 95 HU material
+     stays below 117 HU).
 
 The numbers 130-600, 700, 2 mm, the spreads, thicknesses and volumes are choices of this
 project, checked against the shared real scans (a venous Siemens body CT is found; the
