@@ -32,7 +32,7 @@ PLAQUES = [(slice(2, 5), slice(CY - R_PX - 7, CY - R_PX - 1), slice(CX - 3, CX +
 PLAQUE_AGATSTON = 3 * 36 * PX * PX * 4.0
 
 
-def body(lumen_hu: float, *, noise: float = 12.0, seed: int = 0) -> np.ndarray:
+def body(lumen_hu: float, *, noise: float = 12.0, seed: int = 0, r_px: int = R_PX) -> np.ndarray:
     """The phantom's HU (int16)."""
     rng = np.random.default_rng(seed)
     rr, cc = np.mgrid[:SIZE, :SIZE]
@@ -45,7 +45,7 @@ def body(lumen_hu: float, *, noise: float = 12.0, seed: int = 0) -> np.ndarray:
     marrow = rng.normal(220.0, 70.0, hu.shape)
     hu[:, d_spine <= 14] = marrow[:, d_spine <= 14]
     hu[:, (d_spine > 11) & (d_spine <= 14)] = 1000.0
-    lumen = np.hypot(rr - CY, cc - CX) <= R_PX
+    lumen = np.hypot(rr - CY, cc - CX) <= r_px
     hu[:, lumen] = lumen_hu
     hu[:, inner] += rng.normal(0.0, noise, (N, int(inner.sum())))
     for s, r, c in PLAQUES:
@@ -79,9 +79,12 @@ BONE_EXCLUDED = Config(scoring={"scope": "bone_excluded"})
 
 # --- 15: contrast found from the image ---------------------------------------------------
 
-@pytest.mark.parametrize("lumen_hu, phase", [(400.0, "enhanced"), (100.0, "late")])
-def test_an_arterial_or_late_phantom_without_header_or_masks_is_found(lumen_hu, phase):
-    v = scan(lumen_hu, noise=15.0)
+@pytest.mark.parametrize("lumen_hu, phase, r_px", [
+    (400.0, "enhanced", R_PX), (100.0, "late", R_PX), (94.0, "late", R_PX),
+    (100.0, "late", 10), (110.0, "late", 10), (400.0, "enhanced", 10)])
+def test_an_arterial_or_late_phantom_without_header_or_masks_is_found(lumen_hu, phase, r_px):
+    """Aortas of 12 mm (27 cm3) and 7 mm radius (9 cm3, the sample phantoms' size)."""
+    v = scan(lumen_hu, noise=15.0, r_px=r_px)
     pool = find_blood_pool(v.hu, v.spacing_mm)
     assert pool.phase == phase and pool.median_hu == pytest.approx(lumen_hu, abs=5)
     r = analyse(v, BONE_EXCLUDED, case_id="c")

@@ -31,20 +31,20 @@ phase leaves blood and liver near 90 to 110 HU. This module finds that blood poo
      dense structure), not enclosed by bone (at most :data:`MAX_BONY_SHARE` of its
      surrounding blocks dense or above its band) and at least :data:`MIN_VOLUME_CM3`;
    - *late*: blocks of 70 to 130 HU whose component has a median of at least :data:`LATE_HU`
-     (85 HU), homogeneous, thick as a large vessel or a chamber (:data:`LATE_THICK_MM`), not
-     enclosed by bone, at least :data:`LATE_VOLUME_CM3` (a choice: more than a normal adult
-     thyroid, which its own iodine makes dense on unenhanced CT; costal cartilage, 86 to 117
-     HU in the shared unenhanced body CT, is thinner than a vessel), and whose own voxels
+     (85 HU), homogeneous, thick as a large vessel or a chamber (:data:`LATE_THICK_MM`) with
+     round sections (:data:`MIN_ROUNDNESS`: costal cartilage, 86 to 117 HU in the shared
+     unenhanced body CT, is a band), not enclosed by bone, at least :data:`LATE_VOLUME_CM3`,
+     and whose own voxels
      reach the calcium threshold (its 99.9th percentile at or above it: a late lumen that
      cannot reach 130 HU adds nothing to a 130 HU score; the head phantom's 95 HU material
      stays below 117 HU).
 
-The numbers 130-600, 700, 2 mm, the spreads, thicknesses and volumes are choices of this
+The numbers 130-600, 700, 2 mm, the spreads, thicknesses, roundness and volumes are choices of this
 project, checked against the shared real scans (a venous Siemens body CT is found; the
 unenhanced TotalSegmentator body CT and the Philips head phantom are not) and the phantoms of
 the tests; they are not a published method. A dense phantom material, an unenhanced organ
-denser than 85 HU (amiodarone or iron in the liver) or a goitre can be taken for a late blood
-pool: the scan's 130 HU numbers are then withheld with the reason, the conservative error.
+denser than 85 HU (amiodarone or iron in the liver) or a thyroid dense with its own iodine
+can be taken for a late blood pool: the scan's 130 HU numbers are then withheld with the reason, the conservative error.
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ ENHANCED_WINDOWS_HU = ((130.0, 230.0), (180.0, 330.0), (280.0, 480.0), (430.0, 6
 LATE_LOW_HU, LATE_HU = 70.0, 85.0
 MAX_SPREAD_HU = 35.0
 MIN_THICK_MM = 3.0
-LATE_THICK_MM = 8.0
+LATE_THICK_MM = 5.0
 MAX_BONY_SHARE = 0.3
 MIN_VOLUME_CM3 = 5.0
-LATE_VOLUME_CM3 = 20.0
+LATE_VOLUME_CM3 = 5.0
+#: the late band's sections must be round as a vessel's (:func:`_roundness`)
+MIN_ROUNDNESS = 0.5
 
 
 _IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
@@ -156,6 +158,17 @@ def find_blood_pool(hu: np.ndarray, spacing_mm, *, threshold_hu: float = 130.0) 
     return BloodPool(phase=phase, median_hu=med, volume_cm3=vol, mask=full)
 
 
+def _roundness(comp: np.ndarray, thick: np.ndarray, block_mm) -> float:
+    """The median over slices of pi r^2 / area, r the largest in-plane distance to the edge:
+    about 1 for a vessel's round section, small for a band (cartilage) or a sheet."""
+    area = comp.sum(axis=(1, 2)) * block_mm[1] * block_mm[2]
+    r = thick.max(axis=(1, 2))
+    ok = area > 0
+    if not ok.any():
+        return 0.0
+    return float(np.median(np.pi * r[ok] ** 2 / area[ok]))
+
+
 def _blocks(hu: np.ndarray, f: int, r2: int, c2: int) -> tuple[np.ndarray, np.ndarray]:
     """Block means (float32) and whether a block holds a dense voxel: f x f strided views
     added and compared in turn (no float copy of the whole scan)."""
@@ -195,6 +208,8 @@ def _qualifies(hu, mean, dense, labels, i: int, sl, phase: str, hi: float, f: in
     thick = ndimage.distance_transform_edt(np.pad(comp, ((0, 0), (1, 1), (1, 1))),
                                            sampling=(1e6, *block_mm[1:]))
     if float(thick.max()) < (MIN_THICK_MM if phase == "enhanced" else LATE_THICK_MM):
+        return None
+    if phase == "late" and _roundness(comp, thick[:, 1:-1, 1:-1], block_mm) < MIN_ROUNDNESS:
         return None
     if phase == "late":
         z, r, c = pad
