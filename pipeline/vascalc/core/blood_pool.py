@@ -174,8 +174,9 @@ def _blocks(hu: np.ndarray, f: int, r2: int, c2: int) -> tuple[np.ndarray, np.nd
     added and compared in turn (no float copy of the whole scan)."""
     shape = (hu.shape[0], r2 // f, c2 // f)
     total = np.zeros(shape, dtype=np.float32)
-    top = np.full(shape, np.iinfo(np.int16).min if hu.dtype.kind == "i" else -np.inf,
-                  dtype=hu.dtype if hu.dtype.kind in "iu" else np.float64)
+    integral = hu.dtype.kind in "iu"
+    top = np.full(shape, np.iinfo(hu.dtype).min if integral else -np.inf,
+                  dtype=hu.dtype if integral else np.float64)
     for i in range(f):
         for j in range(f):
             view = hu[:, i:r2:f, j:c2:f]
