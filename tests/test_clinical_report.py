@@ -88,7 +88,8 @@ def _row(**over):
     row = {"status": "ok", "scope": "coronary", "scope_regions": "LAD;RCA", "agatston": 0.0,
            "volume_mm3": 0.0, "risk_category": "0", "cac_drs": "A0", "cac_drs_vessels": "",
            "headline_threshold_hu": 130.0, "headline_threshold_rule": "", "withheld_reason": "",
-           "agatston_comparable": True, "protocol_deviations": "", "quality_flags": ""}
+           "agatston_comparable": True, "protocol_deviations": "", "quality_flags": "",
+           "risk_basis": "coronary regions: LAD, RCA"}
     return {**row, **over}
 
 
@@ -109,8 +110,11 @@ def test_statements_follow_the_score_and_its_sources():
     high = clinical.statements(_row(agatston=1500.4, risk_category=">400", cac_drs="A3"))
     assert high[0][0] == "alert" and "1,500" in high[0][1]
     assert clinical.statements(_row(agatston=999.0, risk_category=">400")) == []
-    # not a score by the definition: nothing is said
-    assert clinical.statements(_row(headline_threshold_rule="phase_threshold:arterial")) == []
+    # not a score by the definition (the one definition, core.scopes.risk_basis): nothing said
+    assert clinical.statements(_row(
+        headline_threshold_rule="phase_threshold:arterial",
+        risk_basis="empty: coronary calcium found by the contrast rule phase_threshold:arterial",
+    )) == []
     assert clinical.statements(_row(scope="vascular")) == []
     assert clinical.statements(_row(risk_category="")) == []
 

@@ -14,9 +14,10 @@ import numpy as np
 
 from .config.schema import Config
 from .config.thresholds import resolve as resolve_thresholds
+from .core.blood_pool import find_blood_pool
 from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
-from .core.contrast import AORTA_CONTRAST_MEDIAN_HU
+from .core.contrast import AORTA_CONTRAST_MEDIAN_HU, agent_route
 from .core.regions import RegionMask
 from .errors import AnthropometryError
 from .flags import check as check_flags
@@ -192,6 +193,11 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
     contrast plan made and applied. The caller's volume is never modified."""
     sc = config.scoring
     base_scope = "whole_volume"
+    th = resolve_thresholds(sc, volume.meta.kvp)
+    # the blood pool is looked for on the scan as given (bone removal would take an enhanced
+    # aorta for bone), unless the header already names intravascular contrast
+    pool = (find_blood_pool(volume.hu, volume.spacing_mm, threshold_hu=th.threshold_hu)
+            if agent_route(volume.meta.contrast_agent) != "intravascular" else None)
     if sc.scope == "bone_excluded":
         bone = bone_mask(volume.hu, volume.spacing_mm, threshold_hu=sc.bone_threshold_hu,
                          min_volume_cm3=sc.bone_min_volume_cm3, margin_mm=sc.bone_margin_mm)
@@ -199,9 +205,8 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
         hu.flags.writeable = False
         volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
         base_scope = "bone_excluded"
-    th = resolve_thresholds(sc, volume.meta.kvp)
     layout = layout_regions(volume, config.regions, masks) if masks else None
-    plan = plan_contrast(volume, config, masks, layout, th.threshold_hu)
+    plan = plan_contrast(volume, config, masks, layout, th.threshold_hu, pool)
     if plan.regions:
         volume = replace(volume, hu=apply_plan(volume.hu, plan, layout))
     return Prepared(volume=volume, thresholds=th, base_scope=base_scope, layout=layout,
@@ -220,6 +225,7 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
         flags.append("mass_uncalibrated")
     if prepared.plan.enhanced:
         flags.append("contrast_enhanced")
+        flags.extend(prepared.plan.notes)
     kvp = volume.meta.kvp
     if not prepared.kvp_adapted and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp

@@ -183,21 +183,35 @@ def _unique_keys_loader():
     return UniqueKeys
 
 
+#: CardiacSynchronizationTechnique (0018,9037) values that say no synchronisation: NONE is the
+#: defined term (PS3.3 C.7.6.16.2.13); the others are what exports write for it
+_NOT_GATED = frozenset({"NONE", "NO", "N", "OFF", "FALSE", "0"})
+#: its defined terms that say the acquisition was synchronised
+_GATED = frozenset({"REALTIME", "PROSPECTIVE", "RETROSPECTIVE", "PACED"})
+
+
 def ecg_gated(technique: str, trigger_time: Any) -> bool | None:
     """Whether a header records ECG synchronisation: CardiacSynchronizationTechnique
-    (0018,9037; PS3.3 C.7.6.16.2.13: NONE, REALTIME, PROSPECTIVE, RETROSPECTIVE, PACED) when
-    present, else a TriggerTime (0018,1060: the time from the R wave, PS3.3 C.7.6.18.1) means
-    gated; None when neither is recorded.
+    (0018,9037; PS3.3 C.7.6.16.2.13, defined terms NONE, REALTIME, PROSPECTIVE,
+    RETROSPECTIVE, PACED) when it holds one of those terms (or NO, N, OFF for none); else a
+    positive TriggerTime (0018,1060: the time from the R wave, PS3.3 C.7.6.18.1) means gated.
+    None (unknown) when neither says: a technique that is no defined term, and a TriggerTime
+    of 0, which exports write for scans that were not triggered, are not evidence of gating.
 
     >>> ecg_gated("PROSPECTIVE", None), ecg_gated("NONE", "350"), ecg_gated("", "350")
     (True, False, True)
+    >>> ecg_gated("NO", "350"), ecg_gated("", "0") is None, ecg_gated("MAYBE", None) is None
+    (False, True, True)
     >>> ecg_gated("", None) is None
     True
     """
     technique = technique.strip().upper()
-    if technique:
-        return technique != "NONE"
-    if trigger_time not in (None, "") and finite_float(trigger_time) is not None:
+    if technique in _NOT_GATED:
+        return False
+    if technique in _GATED:
+        return True
+    t = finite_float(trigger_time) if trigger_time not in (None, "") else None
+    if t is not None and t > 0:
         return True
     return None
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from ..config.schema import Config
 from ..core.regions import OUTSIDE
-from ..core.scopes import resolve_scope, risk_basis
+from ..core.scopes import is_coronary_score, resolve_scope, risk_basis
 from ..core.score import cac_drs, risk_category
 from ..core.thresholds import Thresholds
 from ..records import CTVolume, LesionLabels, RegionScore
@@ -75,21 +75,16 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
         score = breakdown.aggregates[scope]
     else:
         score = replace(calcium.whole, region=scope, withheld=prepared.plan.whole_withheld)
-    basis = risk_basis(scope, agatston=sc.agatston, regions=members)
-    risky = scope == "coronary" and sc.agatston
+    # one definition of "the coronary score" for every clinical number (core.scopes)
+    basis = risk_basis(scope, agatston=sc.agatston, regions=members, withheld=score.withheld,
+                       threshold_rule=score.threshold_rule,
+                       review_pending=reads is not None and not reads.done)
     rest = unconfirmed_rest(breakdown, reads)
-    if risky and reads is not None and not reads.done:
-        risky, basis = False, ("empty: the reader has not marked the case done (review "
-                               "incomplete); its labels may be partial")
-    elif risky and rest is not None:
-        risky, basis = False, (f"empty: {rest.volume_mm3:,.1f} mm3 of calcium (Agatston "
-                               f"{rest.agatston:,.1f}) is unlabelled and the reader did not "
-                               "confirm it is not coronary (review incomplete)")
-    elif risky and score.withheld:
-        risky, basis = False, f"empty: the coronary score is withheld ({score.withheld})"
-    elif risky and score.threshold_rule:
-        risky, basis = False, (f"empty: coronary calcium found by the contrast rule "
-                               f"{score.threshold_rule}, not an Agatston score at 130 HU")
+    if is_coronary_score(basis) and rest is not None:
+        basis = (f"empty: {rest.volume_mm3:,.1f} mm3 of calcium (Agatston "
+                 f"{rest.agatston:,.1f}) is unlabelled and the reader did not "
+                 "confirm it is not coronary (review incomplete)")
+    risky = is_coronary_score(basis)
     vessels = reads.coronary() if reads is not None else config.regions.coronary_vessels
     return Headline(
         scope=scope, regions=members, score=score, withheld=score.withheld,

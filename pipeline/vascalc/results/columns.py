@@ -267,7 +267,9 @@ REGIONS: tuple[Column, ...] = (
     _c("n_slice_lesions", "integer", "", "kept slice lesions (whole volume only)"),
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
     _c("lumen_median_hu", "number", "HU", "median HU inside the vascular region's mask as given "
-       "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>)"),
+       "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>); "
+       "on a scan with no other sign of contrast, measured without the calcium and its "
+       "one-pixel rim (a mask that hugs a plaque measures the blood beside it)"),
     _c("threshold_hu", "number", "HU", "threshold this region's calcium was found at: the "
        "scan's, or a contrast rule's (threshold_rule); empty when withheld"),
     _c("threshold_rule", "string", "", "the contrast rule that set threshold_hu; empty = the "
