@@ -46,6 +46,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
         """Receive studies (C-STORE), score each when complete, send SR, SEG, PDF and a
         summary image back into the same study."""
         from ..pacs.node import Node  # lazy: the DICOM commands only
+        from ..review.rescore import rescore_finished  # lazy: the node applies finished reads
 
         try:
             cfg = load_config(config)
@@ -53,7 +54,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             if not dests:
                 raise VascalcError("give at least one --send-to AET@HOST:PORT or --stow-url")
             node = Node(out, ae_title=ae_title, port=port, destinations=dests,
-                        allow=allow or [], config=cfg, host=host)
+                        allow=allow or [], config=cfg, host=host, reread=rescore_finished)
             if not node.callers:
                 raise VascalcError("no caller may send studies to this node: give --allow "
                                    "AET@HOST (the PACS's AE title and address), or a --send-to "

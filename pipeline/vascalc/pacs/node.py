@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config.schema import Config
 from ..errors import VascalcError
@@ -103,11 +103,15 @@ class Node:
     """The running node: the SCP, the scoring pool and the sender."""
 
     def __init__(self, out: Path, *, ae_title: str, port: int, destinations: list[Destination],
-                 allow: list[str], config: Config, host: str = "127.0.0.1"):
+                 allow: list[str], config: Config, host: str = "127.0.0.1",
+                 reread: Callable[[Path], dict[str, Any] | None] | None = None):
         self.out, self.config, self.lc = Path(out), config, config.listen
         self.ae_title, self.port, self.host = ae_title, port, host
         self.destinations = {d.key: d for d in destinations}
         self.callers = callers(allow, destinations)
+        #: rescores a study's finished reads (vascalc.review.rescore.rescore_finished); None:
+        #: reads in the node's studies are not watched
+        self.reread = reread
         self.allowed = sorted({aet for aet, _ in self.callers})
         self.out.mkdir(parents=True, exist_ok=True)
         self.db = NodeDB(self.out / "node.sqlite")
@@ -212,7 +216,7 @@ class Node:
             self.db.set_study(study, "scoring", previous)
             with self._lock:
                 self._busy[study] = self._pool.submit(self._score, study, Path(folder), previous)
-        if time.monotonic() - self._reads_checked >= READS_CHECK_S:
+        if self.reread is not None and time.monotonic() - self._reads_checked >= READS_CHECK_S:
             self._reads_checked = time.monotonic()
             changed = self._changed_reads(busy)
         else:
@@ -252,7 +256,8 @@ class Node:
     def _reread(self, study: str, record: dict[str, Any]) -> None:
         name = digest(study)
         try:
-            update, objects = reread_study(self.out / "studies" / name)
+            assert self.reread is not None
+            update, objects = reread_study(self.out / "studies" / name, self.reread)
         except (VascalcError, OSError, ValueError) as err:
             log.error("study %s: reads not applied: %s", name, err)
             self.db.set_study(study, "scored", {**record, "reads": reads_state(

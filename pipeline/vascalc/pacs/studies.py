@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config.schema import Config
 from ..outputs.versions import carry_over
@@ -80,25 +80,16 @@ def _supersede(old: Path, new: list[Path]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def reread_study(out: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """A node study whose reads changed since it was last scored: rescore each reader's
-    finished cases (``vascalc rescore``) and return what to send (the new versions). A study
-    read by several readers is rescored by the last who marked a case done."""
-    from ..review.rescore import rescore  # lazy: only when a reader has read a node study
-    from ..review.store import ReadStore  # lazy: as above
-
-    store = ReadStore(out)
-    finished = []
-    for reader in store.readers():
-        for cid in store.cases_read(reader):
-            reads = store.reads(reader, cid)
-            if reads.done:
-                finished.append((reads.done_at, reader))
+def reread_study(out: Path, rescore: Callable[[Path], dict[str, Any] | None]
+                 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A node study whose reads changed since it was last scored: ``rescore`` (the review's
+    :func:`vascalc.review.rescore.rescore_finished`, given by the command line so that the node
+    does not import the review) rescores the finished reads; returns the study record's update
+    and what to send (the new versions)."""
     record: dict[str, Any] = {"reads": reads_state(out)}
-    if not finished:
+    summary = rescore(out)
+    if not summary:
         return record, []
-    reader = max(finished)[1]
-    summary = rescore(out, reader=reader)
     record["rescored"] = summary.get("rescored", {})
     objects: list[tuple[str, str]] = []
     for cid in summary.get("rescored", {}).get("case_ids", []):

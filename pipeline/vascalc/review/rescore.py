@@ -138,3 +138,15 @@ def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = No
         files[out / "run.json"] = json_text(summary)
         write_all(files)
     return summary
+
+
+def rescore_finished(out: Path) -> dict[str, Any] | None:
+    """Rescore a folder's finished reads (the DICOM node, when a reader marks a case of one of
+    its studies done): by the reader who last marked a case done; None when no reader has
+    finished a case."""
+    store = ReadStore(out)
+    finished = [(store.reads(reader, cid).done_at, reader) for reader in store.readers()
+                for cid in store.cases_read(reader) if store.reads(reader, cid).done]
+    if not finished:
+        return None
+    return rescore(out, reader=max(finished)[1])
