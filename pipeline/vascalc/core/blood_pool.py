@@ -44,7 +44,8 @@ project, checked against the shared real scans (a venous Siemens body CT is foun
 unenhanced TotalSegmentator body CT and the Philips head phantom are not) and the phantoms of
 the tests; they are not a published method. A dense phantom material, an unenhanced organ
 denser than 85 HU (amiodarone or iron in the liver) or a thyroid dense with its own iodine
-can be taken for a late blood pool: the scan's 130 HU numbers are then withheld with the reason, the conservative error.
+can be taken for a late blood pool: the scan's 130 HU numbers are then withheld with the
+reason, the conservative error.
 """
 
 from __future__ import annotations
