@@ -162,6 +162,42 @@ def _links(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
 
 
+class _SlabStats:
+    """Per-piece sums of one slab, accumulated plane by plane."""
+
+    def __init__(self, n: int) -> None:
+        self.count = np.zeros(n + 1, dtype=np.int64)
+        self.total = np.zeros(n + 1)
+        self.sums = np.zeros((n + 1, 3))
+        self.peak = np.full(n + 1, -np.inf)
+        self.zmin = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        self.zmax = np.full(n + 1, -1, dtype=np.int64)
+        self.regions: dict[tuple[int, int], list[float]] = {}
+
+    def add_plane(self, z: int, lab, vals, rows, cols, rv) -> None:
+        m = len(self.count)
+        c = np.bincount(lab, minlength=m)
+        self.count += c
+        self.total += np.bincount(lab, weights=vals, minlength=m)
+        self.sums[:, 0] += c * float(z)
+        self.sums[:, 1] += np.bincount(lab, weights=rows.astype(np.float64), minlength=m)
+        self.sums[:, 2] += np.bincount(lab, weights=cols.astype(np.float64), minlength=m)
+        np.maximum.at(self.peak, lab, vals)
+        hit = c > 0
+        self.zmin[hit] = np.minimum(self.zmin[hit], z)
+        self.zmax[hit] = z
+        if rv is not None:
+            key = lab.astype(np.int64) * (int(rv.max()) + 1) + rv
+            uniq, inv = np.unique(key, return_inverse=True)
+            nv = np.bincount(inv.ravel(), minlength=len(uniq))
+            sv = np.bincount(inv.ravel(), weights=vals, minlength=len(uniq))
+            width = int(rv.max()) + 1
+            for u, a, b in zip(uniq.tolist(), nv.tolist(), sv.tolist()):
+                acc = self.regions.setdefault((u // width, u % width), [0, 0.0])
+                acc[0] += a
+                acc[1] += b
+
+
 def score_slabs(slabs: Iterable[tuple[int, np.ndarray, np.ndarray | None]], *,
                 spacing_mm: tuple[float, float, float], threshold_stored: float,
                 calibration: DensityCalibration | None, region_names: dict[int, str] | None = None,
@@ -231,40 +267,29 @@ def score_slabs(slabs: Iterable[tuple[int, np.ndarray, np.ndarray | None]], *,
                              f"{values.shape}")
         mask = values >= threshold_stored
         labels, n = ndimage.label(mask, structure=structure)
+        del mask
         base = len(uf.parent)
         uf.add(n)
-        at = np.flatnonzero(labels)
-        lab = labels.ravel()[at].astype(np.int64)  # 1..n
-        vals = values.ravel()[at]
-        if calibration is not None and vmax_stored is not None:
-            beyond += int(np.count_nonzero(calibration.density(vals) > vmax_stored))
-        vals64 = vals.astype(np.float64)
-        count.append(np.bincount(lab, minlength=n + 1)[1:])
-        total.append(np.bincount(lab, weights=vals64, minlength=n + 1)[1:])
-        zz, rr, cc = np.unravel_index(at, values.shape)
-        sums_idx.append(np.stack([np.bincount(lab, weights=(zz + z0).astype(np.float64),
-                                              minlength=n + 1)[1:],
-                                  np.bincount(lab, weights=rr.astype(np.float64),
-                                              minlength=n + 1)[1:],
-                                  np.bincount(lab, weights=cc.astype(np.float64),
-                                              minlength=n + 1)[1:]], axis=1))
-        pk = np.full(n + 1, -np.inf)
-        np.maximum.at(pk, lab, vals64)
-        peak.append(pk[1:])
-        zmin = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
-        zmax = np.full(n + 1, -1, dtype=np.int64)
-        np.minimum.at(zmin, lab, zz + z0)
-        np.maximum.at(zmax, lab, zz + z0)
-        zspan.append(np.stack([zmin[1:], zmax[1:]], axis=1))
-        rv = (np.zeros(at.size, dtype=np.int64) if voi is None
-              else voi.ravel()[at].astype(np.int64))
-        if at.size:
-            key = np.stack([lab + base - 1, rv], axis=1)
-            uniq, inv = np.unique(key, axis=0, return_inverse=True)
-            inv = inv.ravel()
-            reg_rows.append(np.column_stack([
-                uniq, np.bincount(inv, minlength=len(uniq)),
-                np.bincount(inv, weights=vals64, minlength=len(uniq))]))
+        st = _SlabStats(n)
+        for k in range(values.shape[0]):  # plane by plane: scratch memory of one plane
+            rows, cols = np.nonzero(labels[k])
+            if not rows.size:
+                continue
+            lab = labels[k][rows, cols].astype(np.intp)
+            vals = values[k][rows, cols].astype(np.float64)
+            if calibration is not None and vmax_stored is not None:
+                beyond += int(np.count_nonzero(calibration.density(vals) > vmax_stored))
+            st.add_plane(z0 + k, lab, vals, rows, cols,
+                         None if voi is None else voi[k][rows, cols].astype(np.int64))
+        count.append(st.count[1:])
+        total.append(st.total[1:])
+        sums_idx.append(st.sums[1:])
+        peak.append(st.peak[1:])
+        zspan.append(np.stack([st.zmin[1:], st.zmax[1:]], axis=1))
+        if st.regions:
+            reg_rows.append(np.array([(piece + base - 1, rv, nv, sv)
+                                      for (piece, rv), (nv, sv) in st.regions.items()],
+                                     dtype=np.float64))
         if prev_plane is not None and n:
             first = np.where(labels[0] > 0, labels[0].astype(np.int64) + base, 0)
             for a, b in _links(prev_plane, first):

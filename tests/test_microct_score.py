@@ -1,0 +1,152 @@
+"""Micro-CT scoring in slabs: the same numbers as one in-memory pass (an independent reference
+with scipy over the whole volume), bounded memory, density threshold, mass and the rod flag."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from vascalc.core.microct import DensityCalibration, score_slabs
+from vascalc.io.microct import open_microct
+
+from sample_data.microct import phantom, write_tiff_stack
+
+CAL = DensityCalibration(slope=0.5, intercept=-200.0, source="config",
+                         valid_max_mg_ha_cm3=750.0)
+
+
+def _random_volume(seed: int, shape=(23, 31, 29)) -> np.ndarray:
+    """Blobs of random density, many touching across any slab boundary (diagonals too)."""
+    rng = np.random.default_rng(seed)
+    noise = ndimage.gaussian_filter(rng.normal(size=shape), 1.2)
+    vol = (noise / noise.std() * 400 + 400).astype(np.int16)  # stored 0..~1600
+    return np.clip(vol, 0, 2000)
+
+
+def _reference(vol: np.ndarray, thr: float, spacing, cal: DensityCalibration):
+    """One pass over the whole volume: 26-connected components, their sizes in raster order
+    of the first voxel, the total voxels and mass (sum of density x voxel volume)."""
+    mask = vol >= thr
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    vv = float(np.prod(spacing))
+    dens = cal.slope * vol[mask].astype(np.float64) + cal.intercept
+    return n, sizes.tolist(), int(mask.sum()), float(dens.sum()) * vv / 1000.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("slab", [1, 2, 3, 5, 8, 23])
+def test_slabs_give_the_in_memory_numbers(seed, slab):
+    vol = _random_volume(seed)
+    spacing = (0.01, 0.008, 0.008)
+    thr = CAL.stored_at_least(100.0, vol.dtype)
+    n, sizes, nvox, mass = _reference(vol, thr, spacing, CAL)
+    assert n > 3  # the phantom has several lesions to join
+    s = score_slabs(((z, vol[z:z + slab], None) for z in range(0, vol.shape[0], slab)),
+                    spacing_mm=spacing, threshold_stored=thr, calibration=CAL)
+    assert [le.n_voxels for le in s.lesions] == sizes
+    assert s.n_voxels == nvox
+    assert s.volume_mm3 == pytest.approx(nvox * np.prod(spacing), rel=1e-12)
+    assert s.mass_mg == pytest.approx(mass, rel=1e-12)
+    assert s.slabs == -(-vol.shape[0] // slab)
+
+
+def test_a_lesion_touching_only_diagonally_across_the_boundary_is_one():
+    vol = np.zeros((4, 5, 5), dtype=np.int16)
+    vol[1, 1, 1] = vol[2, 2, 2] = 1000  # corner neighbours across slab 0-1 | 2-3
+    s = score_slabs(((z, vol[z:z + 2], None) for z in (0, 2)), spacing_mm=(1, 1, 1),
+                    threshold_stored=500, calibration=None)
+    assert [le.n_voxels for le in s.lesions] == [2]
+    assert s.mass_mg is None and s.lesions[0].mass_mg is None  # uncalibrated: never guessed
+
+
+def test_threshold_is_exact_at_the_density():
+    cal = DensityCalibration(slope=0.5, intercept=-200.0, source="config")
+    t = cal.stored_at_least(100.0, np.dtype(np.int16))
+    assert t == 600 and cal.density(t) == 100.0 and cal.density(t - 1) < 100.0
+    odd = DensityCalibration(slope=0.3, intercept=-7.0, source="config")
+    k = odd.stored_at_least(100.0, np.dtype(np.uint16))
+    assert odd.density(k) >= 100.0 > odd.density(k - 1)
+
+
+def test_voxels_denser_than_the_densest_rod_are_counted():
+    vol = np.full((3, 4, 4), 600, dtype=np.int16)  # 100 mg HA/cm3
+    vol[1, 1, 1] = 2000  # 800 > 750
+    s = score_slabs([(0, vol, None)], spacing_mm=(1, 1, 1), threshold_stored=600,
+                    calibration=CAL)
+    assert s.beyond_calibration_voxels == 1
+
+
+def test_regions_partition_the_calcified_voxels():
+    vol = _random_volume(3)
+    voi = np.zeros(vol.shape, dtype=np.uint8)
+    voi[:, :15] = 1
+    voi[5:9, 15:, :10] = 4
+    thr = CAL.stored_at_least(100.0, vol.dtype)
+    s = score_slabs(((z, vol[z:z + 4], voi[z:z + 4]) for z in range(0, vol.shape[0], 4)),
+                    spacing_mm=(1, 1, 1), threshold_stored=thr, calibration=CAL,
+                    region_names={1: "aorta"})
+    mask = vol >= thr
+    assert s.regions["aorta"][0] == int((mask & (voi == 1)).sum())
+    assert s.regions["label_4"][0] == int((mask & (voi == 4)).sum())
+    assert s.regions["outside"][0] == int((mask & (voi == 0)).sum())
+    assert sum(v[0] for v in s.regions.values()) == s.n_voxels
+    assert sum(v[2] for v in s.regions.values()) == pytest.approx(s.mass_mg, rel=1e-12)
+
+
+def test_min_lesion_voxels_drops_specks_with_their_voxels():
+    vol = np.zeros((3, 6, 6), dtype=np.int16)
+    vol[1, 1, 1] = 1000
+    vol[0:3, 4, 4] = 1000
+    s = score_slabs([(0, vol, None)], spacing_mm=(1, 1, 1), threshold_stored=500,
+                    calibration=None, min_lesion_voxels=2)
+    assert [le.n_voxels for le in s.lesions] == [3] and s.n_voxels == 3
+
+
+def test_streaming_a_stack_from_disk_holds_one_slab(tmp_path):
+    """An 8 MB stack (the vessel phantom) read in slabs of 4 slices: the same numbers as in
+    memory, and the peak of Python-allocated memory (numpy's buffers included) a small part of
+    the stack. The state kept between slabs grows with the number of lesion pieces (about
+    100 bytes each), not with the stack."""
+    vol = phantom(shape=(64, 256, 256), plaques=12)[0].astype(np.uint16)
+    write_tiff_stack(tmp_path / "big.tif", vol, 8.0)
+    thr = CAL.stored_at_least(100.0, vol.dtype)
+    n, sizes, nvox, mass = _reference(vol.astype(np.int64), thr, (0.008,) * 3, CAL)
+    stack = open_microct(tmp_path / "big.tif")
+    del vol
+    # warm up: the lazy imports and first-call set-up are one-off, not held per slab
+    score_slabs([(0, np.zeros((1, 4, 4), np.uint16), None)], spacing_mm=(1, 1, 1),
+                threshold_stored=1, calibration=CAL)
+    stack.read(0, 1)
+    tracemalloc.start()
+    try:
+        s = score_slabs(((z, a, None) for z, a in stack.slabs(4)), spacing_mm=stack.spacing_mm,
+                        threshold_stored=thr, calibration=CAL)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [le.n_voxels for le in s.lesions] == sizes and s.n_voxels == nvox
+    assert s.mass_mg == pytest.approx(mass, rel=1e-12)
+    slab_voxels = 4 * 256 * 256
+    # the budget model of microct.slab_for (16 bytes per slab voxel) plus 2 MiB of fixed cost,
+    # and less than the stack itself (a whole-stack read would exceed it)
+    assert peak < 2 * 2**20 + 16 * slab_voxels, f"peak {peak / 2**20:.1f} MiB"
+    assert peak < stack.nbytes * 0.75, f"peak {peak / 2**20:.1f} MiB, stack {stack.nbytes} B"
+
+
+def test_progress_is_reported_by_slices():
+    vol = np.zeros((10, 4, 4), dtype=np.int16)
+    seen: list[int] = []
+    score_slabs(((z, vol[z:z + 3], None) for z in range(0, 10, 3)), spacing_mm=(1, 1, 1),
+                threshold_stored=1, calibration=None, progress=seen.append)
+    assert seen == [3, 6, 9, 10]
+
+
+def test_slabs_out_of_order_are_refused():
+    vol = np.zeros((4, 4, 4), dtype=np.int16)
+    with pytest.raises(ValueError, match="expected 2"):
+        score_slabs([(0, vol[:2], None), (3, vol[3:], None)], spacing_mm=(1, 1, 1),
+                    threshold_stored=1, calibration=None)
