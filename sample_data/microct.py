@@ -62,7 +62,7 @@ def phantom(shape=(40, 64, 64), *, seed: int = 7, plaques: int = 4):
         vol[ball] = stored(d)
         dens[f"intimal_{k}"] = d
     rx = 2 * nx // 3 + 6
-    for k, (name, d) in enumerate(RODS):
+    for k, (_name, d) in enumerate(RODS):
         rod = np.hypot(y - (ny // 3 + k * ny // 3), x - rx) <= 4.0
         vol[rod] = stored(d)
         voi[rod] = 2

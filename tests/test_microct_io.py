@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
-
 from vascalc.cli.app import app
 from vascalc.config.schema import Config
-from vascalc.core.microct import DensityCalibration
 from vascalc.errors import CalibrationError, GeometryError, StackError
 from vascalc.io.microct import open_microct
-from vascalc.io.scanco import read_scanco_header, vax_double, to_vax_double
+from vascalc.io.scanco import read_scanco_header, to_vax_double, vax_double
 from vascalc.run.microct import score_stack
 
 from sample_data import microct as gen

@@ -8,7 +8,6 @@ import tracemalloc
 import numpy as np
 import pytest
 from scipy import ndimage
-
 from vascalc.core.microct import DensityCalibration, score_slabs
 from vascalc.io.microct import open_microct
 

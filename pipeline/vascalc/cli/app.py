@@ -32,9 +32,9 @@ from ..run.lock import output_lock
 from ..run.merge import merge_outputs
 from ..run.options import RunOptions
 from .cohort import register as register_cohort
+from .console import Progress
 from .microct import calibrate_rods
 from .microct import register as register_microct
-from .console import Progress
 from .options import ConfigOption, parse_shard
 from .pacs import register as register_pacs
 from .review import register as register_review

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated, Any, Callable
 
 import typer
 
@@ -59,7 +59,7 @@ class SliceBar:
                                    rp.MofNCompleteColumn(), rp.TextColumn("slices"),
                                    rp.TimeRemainingColumn())
             self.bar.start()
-        self.task = None
+        self.task: Any = None
 
     def case(self, case_id: str) -> Callable[[int, int], None]:
         def update(done: int, total: int) -> None:

@@ -260,8 +260,8 @@ def score_slabs(slabs: Iterable[tuple[int, np.ndarray, np.ndarray | None]], *,
     for z0, values, voi in slabs:
         if z0 != expect:
             raise ValueError(f"slab starts at slice {z0}, expected {expect}")
-        if values.ndim != 3:
-            raise ValueError(f"a slab must be 3-D, got shape {values.shape}")
+        if values.ndim != 3 or not values.shape[0]:
+            raise ValueError(f"a slab must be 3-D with a slice, got shape {values.shape}")
         if voi is not None and voi.shape != values.shape:
             raise ValueError(f"the VOI slab's shape {voi.shape} differs from the stack's "
                              f"{values.shape}")
@@ -355,7 +355,7 @@ def _assemble(uf: _Union, count, total, sums_idx, peak, zspan, reg_rows, names, 
         return "outside" if v == 0 else names.get(v, f"label_{v}")
 
     lesions = []
-    for new_id, c in enumerate(np.flatnonzero(keep), start=1):
+    for new_id, c in enumerate(np.flatnonzero(keep).tolist(), start=1):
         n = int(cnt[c])
         lesions.append(MicroLesion(
             lesion_id=new_id, n_voxels=n, volume_mm3=n * vv, mass_mg=mass(n, float(tot[c])),

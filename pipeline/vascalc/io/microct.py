@@ -108,7 +108,7 @@ def _voxel(own: tuple[float, float, float] | None, own_source: str,
     if manifest_um is None:
         raise GeometryError("no voxel size: the file records none", path=path,
                             hint="add the manifest column voxel_size_um (micrometres)")
-    return _check_um((manifest_um,) * 3, path), "manifest"  # type: ignore[return-value]
+    return _check_um((manifest_um, manifest_um, manifest_um), path), "manifest"
 
 
 def _bruker_log(p: Path) -> Path | None:
@@ -214,7 +214,7 @@ def open_tiff_stack(p: Path, manifest_um: float | None) -> MicroCTStack:
         with tifffile.TiffFile(p) as tif:
             return np.stack([tif.pages[i].asarray() for i in range(first, stop)])
 
-    return MicroCTStack(path=str(p), format="tiff_stack", shape=(pages, *shape2),  # type: ignore[arg-type]
+    return MicroCTStack(path=str(p), format="tiff_stack", shape=(pages, *shape2),
                         dtype=dtype, voxel_size_um=size, voxel_size_source=source,
                         header_calibration=None, notes=(), reader=read)
 
@@ -235,7 +235,7 @@ def open_sitk(p: Path, manifest_um: float | None) -> MicroCTStack:
     size, source = _voxel((sz * 1000, sy * 1000, sx * 1000), "header", manifest_um, str(p))
     arr.flags.writeable = False
     fmt = "nrrd" if p.suffix.lower() in (".nrrd", ".nhdr") else "mha"
-    return MicroCTStack(path=str(p), format=fmt, shape=arr.shape, dtype=arr.dtype,  # type: ignore[arg-type]
+    return MicroCTStack(path=str(p), format=fmt, shape=arr.shape, dtype=arr.dtype,
                         voxel_size_um=size, voxel_size_source=source, header_calibration=None,
                         notes=("read whole (SimpleITK)",), reader=lambda a, b: arr[a:b])
 

@@ -38,7 +38,7 @@ ISQ_MAGIC = b"CTDATA-HEADER_V1"
 #: mu water is about 0.17-0.8 /cm)
 SLOPE_RANGE = (10.0, 10000.0)
 MU_WATER_RANGE = (0.05, 5.0)
-AIM_TYPES = {0x00020002: np.dtype("<i2"), 0x00170002: np.dtype("<u2"),
+AIM_TYPES: dict[int, np.dtype] = {0x00020002: np.dtype("<i2"), 0x00170002: np.dtype("<u2"),
              0x00160001: np.dtype("u1"), 0x00010001: np.dtype("i1"),
              0x00030004: np.dtype("<i4")}
 

@@ -68,7 +68,7 @@ def slice_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
     if len(shape) != 2 or dtype.kind not in "uif" or (dtype.kind != "f" and dtype.itemsize > 2):
         raise StackError(f"slice of shape {shape} and type {dtype} is not one 8- or 16-bit "
                          "grey image", path=str(path), hint="export grey-value slices")
-    return shape, dtype  # type: ignore[return-value]
+    return shape, dtype
 
 
 def read_slice(path: Path) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,8 @@ def open_voi(path: str | Path, stack: MicroCTStack, *, names: dict[int, str] | N
         import nibabel as nib  # lazy
 
         try:
-            img = nib.load(str(p))
-            proxy = img.dataobj  # type: ignore[attr-defined]
+            img: Any = nib.load(str(p))  # a Nifti1Image
+            proxy = img.dataobj
             shape = tuple(int(s) for s in img.shape[:3])  # (x, y, z)
         except Exception as err:  # noqa: BLE001 - nibabel raises many kinds
             raise RegionError(f"not a readable NIfTI label map ({err})", path=str(p)) from None
