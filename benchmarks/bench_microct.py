@@ -98,7 +98,6 @@ def child(mode: str, path: str, crop: int) -> None:
                    slab_slices=n)
     else:  # crop: streamed against one in-memory pass
         from scipy import ndimage
-
         from vascalc.core.microct import score_slabs
 
         cal = stack.header_calibration

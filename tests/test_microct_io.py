@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.config.schema import Config
+from vascalc.core.microct import DensityCalibration
 from vascalc.errors import CalibrationError, GeometryError, StackError
 from vascalc.io.microct import open_microct
 from vascalc.io.scanco import read_scanco_header, to_vax_double, vax_double
@@ -215,3 +216,25 @@ def test_cli_writes_animal_rows_without_agatston_or_risk(samples, tmp_path):
     assert sum(int(r["n_voxels"]) for r in regions) == truth["n_voxels"]
     assert (res / "animals" / "M01" / "report.html").read_text().count("mg HA") >= 1
     assert (res / "microct_data_dictionary.csv").is_file()
+
+
+def test_run_on_a_microct_folder_points_to_vascalc_microct(samples):
+    out, _ = samples
+    r = CliRunner().invoke(app, ["scan", str(out)])
+    assert r.exit_code == 2 and "micro-CT stacks: score them with vascalc microct" in r.output
+
+
+def test_voi_map_of_other_voxels_is_refused(samples, tmp_path):
+    out, _ = samples
+    gen.write_tiff_stack(tmp_path / "small.tif", np.zeros((5, 8, 8), np.uint8), VOXEL_UM)
+    cfg = _cfg(gen.SLOPE, gen.INTERCEPT)
+    with pytest.raises(Exception, match="VOI map has 8 x 8 x 5 voxels"):
+        score_stack(open_microct(out / "stack.tif"), cfg, voi=tmp_path / "small.tif")
+
+
+def test_config_calibration_needs_slope_and_intercept_together():
+    with pytest.raises(Exception, match="together"):
+        Config(microct={"calibration_slope": 1.0})
+    assert DensityCalibration(slope=2.0, intercept=1.0, source="config").density(3) == 7.0
+    with pytest.raises(ValueError, match="positive slope"):
+        DensityCalibration(slope=-1.0, intercept=0.0, source="config")

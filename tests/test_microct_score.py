@@ -149,3 +149,40 @@ def test_slabs_out_of_order_are_refused():
     with pytest.raises(ValueError, match="expected 2"):
         score_slabs([(0, vol[:2], None), (3, vol[3:], None)], spacing_mm=(1, 1, 1),
                     threshold_stored=1, calibration=None)
+
+
+@pytest.mark.parametrize("min_voxels", [1, 3])
+def test_closing_lesions_between_slabs_keeps_the_numbers(monkeypatch, min_voxels):
+    """Thousands of specks and some blobs: lesions that can grow no more are closed between
+    slabs (held as compact records, specks below min_lesion_voxels dropped) and the numbers
+    stay those of one in-memory pass, regions included."""
+    from vascalc.core import slab_join
+
+    calls = []
+    real = slab_join.PieceTable.compact
+    monkeypatch.setattr(slab_join.PieceTable, "compact",
+                        lambda self, o: calls.append(self.n) or real(self, o))
+    rng = np.random.default_rng(11)
+    vol = np.where(rng.random((36, 96, 96)) < 0.03, 1500, 300).astype(np.int16)
+    vol[np.clip(ndimage.gaussian_filter(rng.normal(size=vol.shape), 2) * 9, 0, 1) > 0.5] = 1200
+    voi = np.zeros(vol.shape, dtype=np.uint8)
+    voi[:, 40:] = 2
+    thr = CAL.stored_at_least(100.0, vol.dtype)
+    mask = vol >= thr
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    kept_ids = np.flatnonzero(sizes >= min_voxels) + 1
+    kept = np.isin(labels, kept_ids)
+    s = score_slabs(((z, vol[z:z + 3], voi[z:z + 3]) for z in range(0, vol.shape[0], 3)),
+                    spacing_mm=(1, 1, 1), threshold_stored=thr, calibration=CAL,
+                    min_lesion_voxels=min_voxels, region_names={2: "right"})
+    assert len(calls) > 1  # closed between slabs, not only at the end
+    assert [le.n_voxels for le in s.lesions] == sizes[sizes >= min_voxels].tolist()
+    assert s.n_voxels == int(kept.sum())
+    dens = CAL.density(vol[kept]).sum() / 1000.0
+    assert s.mass_mg == pytest.approx(dens, rel=1e-12)
+    assert s.regions["right"][0] == int((kept & (voi == 2)).sum())
+    assert s.regions["outside"][0] == int((kept & (voi == 0)).sum())
+    first = [int(np.flatnonzero(labels.ravel() == i)[0]) for i in kept_ids[:50]]
+    zyx = np.array(np.unravel_index(first, vol.shape)).T
+    assert [le.first_slice for le in s.lesions[:50]] == zyx[:, 0].tolist()

@@ -25,10 +25,12 @@ does not carry over to voxels of micrometres, so micro-CT rows withhold it by na
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .slab_join import PieceTable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,30 +124,6 @@ class MicroScore:
 _OFFSETS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
 
 
-class _Union:
-    """Union-find over global piece ids (path halving, union by smaller root)."""
-
-    def __init__(self) -> None:
-        self.parent: list[int] = []
-
-    def add(self, n: int) -> None:
-        start = len(self.parent)
-        self.parent.extend(range(start, start + n))
-
-    def find(self, a: int) -> int:
-        p = self.parent
-        while p[a] != a:
-            p[a] = p[p[a]]
-            a = p[a]
-        return a
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            lo, hi = (ra, rb) if ra < rb else (rb, ra)
-            self.parent[hi] = lo  # the smaller id stays the root: raster order of first voxel
-
-
 def _links(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """Pairs (piece on the last plane of the previous slab, piece on the first plane of this
     one) that touch under 26-connectivity."""
@@ -173,6 +151,12 @@ class _SlabStats:
         self.zmin = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
         self.zmax = np.full(n + 1, -1, dtype=np.int64)
         self.regions: dict[tuple[int, int], list[float]] = {}
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per piece (labels 1..n), the columns of :class:`PieceTable`."""
+        return {"count": self.count[1:], "total": self.total[1:], "s0": self.sums[1:, 0],
+                "s1": self.sums[1:, 1], "s2": self.sums[1:, 2], "peak": self.peak[1:],
+                "zmin": self.zmin[1:], "zmax": self.zmax[1:]}
 
     def add_plane(self, z: int, lab, vals, rows, cols, rv) -> None:
         m = len(self.count)
@@ -241,22 +225,11 @@ def score_slabs(slabs: Iterable[tuple[int, np.ndarray, np.ndarray | None]], *,
 
     names = dict(region_names or {})
     structure = np.ones((3, 3, 3), dtype=bool)
-    uf = _Union()
-    # per piece: voxel count, sum of stored values, sums of indices, peak, first/last slice,
-    # and per (piece, region) voxel counts and stored sums
-    count: list[np.ndarray] = []
-    total: list[np.ndarray] = []
-    sums_idx: list[np.ndarray] = []
-    peak: list[np.ndarray] = []
-    zspan: list[np.ndarray] = []
-    reg_rows: list[np.ndarray] = []  # (piece, region value, voxels, stored sum)
-    prev_plane: np.ndarray | None = None
-    expect = 0
-    beyond = 0
-    n_slabs = 0
-    vmax_stored = None
-    if calibration is not None and calibration.valid_max_mg_ha_cm3 is not None:
-        vmax_stored = calibration.valid_max_mg_ha_cm3
+    table = PieceTable(min_voxels=min_lesion_voxels)
+    prev_plane: np.ndarray | None = None  # local piece index + 1 on the last plane read
+    expect = beyond = n_slabs = 0
+    last_open = 0
+    vmax = None if calibration is None else calibration.valid_max_mg_ha_cm3
     for z0, values, voi in slabs:
         if z0 != expect:
             raise ValueError(f"slab starts at slice {z0}, expected {expect}")
@@ -265,11 +238,7 @@ def score_slabs(slabs: Iterable[tuple[int, np.ndarray, np.ndarray | None]], *,
         if voi is not None and voi.shape != values.shape:
             raise ValueError(f"the VOI slab's shape {voi.shape} differs from the stack's "
                              f"{values.shape}")
-        mask = values >= threshold_stored
-        labels, n = ndimage.label(mask, structure=structure)
-        del mask
-        base = len(uf.parent)
-        uf.add(n)
+        labels, n = ndimage.label(values >= threshold_stored, structure=structure)
         st = _SlabStats(n)
         for k in range(values.shape[0]):  # plane by plane: scratch memory of one plane
             rows, cols = np.nonzero(labels[k])
@@ -277,74 +246,40 @@ def score_slabs(slabs: Iterable[tuple[int, np.ndarray, np.ndarray | None]], *,
                 continue
             lab = labels[k][rows, cols].astype(np.intp)
             vals = values[k][rows, cols].astype(np.float64)
-            if calibration is not None and vmax_stored is not None:
-                beyond += int(np.count_nonzero(calibration.density(vals) > vmax_stored))
+            if calibration is not None and vmax is not None:
+                beyond += int(np.count_nonzero(calibration.density(vals) > vmax))
             st.add_plane(z0 + k, lab, vals, rows, cols,
                          None if voi is None else voi[k][rows, cols].astype(np.int64))
-        count.append(st.count[1:])
-        total.append(st.total[1:])
-        sums_idx.append(st.sums[1:])
-        peak.append(st.peak[1:])
-        zspan.append(np.stack([st.zmin[1:], st.zmax[1:]], axis=1))
-        if st.regions:
-            reg_rows.append(np.array([(piece + base - 1, rv, nv, sv)
-                                      for (piece, rv), (nv, sv) in st.regions.items()],
-                                     dtype=np.float64))
+        regions = None if not st.regions else np.array(
+            [(piece - 1, rv, nv, sv) for (piece, rv), (nv, sv) in st.regions.items()],
+            dtype=np.float64)
+        base = table.add(st.columns(), regions)
         if prev_plane is not None and n:
             first = np.where(labels[0] > 0, labels[0].astype(np.int64) + base, 0)
             for a, b in _links(prev_plane, first):
-                uf.union(int(a) - 1, int(b) - 1)
+                table.union(int(a) - 1, int(b) - 1)
         last = labels[-1].astype(np.int64)
         prev_plane = np.where(last > 0, last + base, 0)
+        del labels
+        open_now = np.unique(prev_plane[prev_plane > 0]) - 1
+        if table.n > 2 * last_open + 4096:  # amortised: close what can grow no more
+            remap = table.compact(open_now)
+            prev_plane = np.where(prev_plane > 0, remap[np.maximum(prev_plane - 1, 0)] + 1, 0)
+            last_open = table.n
         expect = z0 + values.shape[0]
         n_slabs += 1
         if progress is not None:
             progress(expect)
-    return _assemble(uf, count, total, sums_idx, peak, zspan, reg_rows, names,
-                     spacing_mm=spacing_mm, calibration=calibration,
-                     min_lesion_voxels=min_lesion_voxels, threshold_stored=threshold_stored,
-                     beyond=beyond if vmax_stored is not None else None, n_slabs=n_slabs)
+    lesions, lesion_regions = table.finish()
+    return _assemble(lesions, lesion_regions, names, spacing_mm=spacing_mm,
+                     calibration=calibration, threshold_stored=threshold_stored,
+                     beyond=beyond if vmax is not None else None, n_slabs=n_slabs)
 
 
-def _cat(parts: Sequence[np.ndarray], shape_tail: tuple[int, ...], dtype) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros((0, *shape_tail), dtype=dtype)
-
-
-def _assemble(uf: _Union, count, total, sums_idx, peak, zspan, reg_rows, names, *,
-              spacing_mm, calibration, min_lesion_voxels, threshold_stored, beyond,
+def _assemble(les: dict[str, np.ndarray], lesion_regions: dict[tuple[int, int], list[float]],
+              names: dict[int, str], *, spacing_mm, calibration, threshold_stored, beyond,
               n_slabs) -> MicroScore:
-    n_pieces = len(uf.parent)
-    roots = np.fromiter((uf.find(i) for i in range(n_pieces)), dtype=np.int64, count=n_pieces)
-    uroots, comp = np.unique(roots, return_inverse=True)  # sorted: raster order of first voxel
-    comp = comp.ravel()
-    k = len(uroots)
-    cnt = np.bincount(comp, weights=_cat(count, (), np.int64), minlength=k).astype(np.int64)
-    tot = np.bincount(comp, weights=_cat(total, (), np.float64), minlength=k)
-    sidx = _cat(sums_idx, (3,), np.float64)
-    cen = np.stack([np.bincount(comp, weights=sidx[:, j], minlength=k) for j in range(3)], axis=1)
-    pk = np.full(k, -np.inf)
-    np.maximum.at(pk, comp, _cat(peak, (), np.float64))
-    zs = _cat(zspan, (2,), np.int64)
-    zmin = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
-    zmax = np.full(k, -1, dtype=np.int64)
-    np.minimum.at(zmin, comp, zs[:, 0])
-    np.maximum.at(zmax, comp, zs[:, 1])
-    keep = cnt >= max(1, int(min_lesion_voxels))
     vv = float(np.prod(spacing_mm))  # mm3
-    reg = _cat(reg_rows, (4,), np.float64)
-    # each piece's region counts go to its lesion; a dropped lesion's voxels go nowhere
-    region_vox: dict[int, list[float]] = {}
-    lesion_region: dict[int, tuple[int, int]] = {}
-    for piece, rv, nv, sv in reg:
-        c = int(comp[int(piece)])
-        if not keep[c]:
-            continue
-        acc = region_vox.setdefault(int(rv), [0.0, 0.0])
-        acc[0] += nv
-        acc[1] += sv
-        best = lesion_region.get(c)
-        if best is None or nv > best[1] or (nv == best[1] and int(rv) < best[0]):
-            lesion_region[c] = (int(rv), int(nv))  # the region holding most of the lesion
 
     def mass(n_vox: float, stored_sum: float) -> float | None:
         if calibration is None:
@@ -354,20 +289,31 @@ def _assemble(uf: _Union, count, total, sums_idx, peak, zspan, reg_rows, names, 
     def region_name(v: int) -> str:
         return "outside" if v == 0 else names.get(v, f"label_{v}")
 
+    region_vox: dict[int, list[float]] = {}
+    home: dict[int, tuple[int, float]] = {}  # lesion gid -> (region value, voxels there)
+    for (g, rv), (nv, sv) in sorted(lesion_regions.items()):
+        acc = region_vox.setdefault(rv, [0.0, 0.0])
+        acc[0] += nv
+        acc[1] += sv
+        if g not in home or nv > home[g][1]:
+            home[g] = (rv, nv)  # the region holding most of the lesion (lowest value on ties)
     lesions = []
-    for new_id, c in enumerate(np.flatnonzero(keep).tolist(), start=1):
-        n = int(cnt[c])
+    for i in range(len(les["gid"])):
+        n = int(les["count"][i])
         lesions.append(MicroLesion(
-            lesion_id=new_id, n_voxels=n, volume_mm3=n * vv, mass_mg=mass(n, float(tot[c])),
+            lesion_id=i + 1, n_voxels=n, volume_mm3=n * vv,
+            mass_mg=mass(n, float(les["total"][i])),
             peak_density_mg_ha_cm3=None if calibration is None
-            else float(calibration.density(pk[c])),
-            centroid_mm=tuple(float(cen[c, j] / n * spacing_mm[j]) for j in range(3)),  # type: ignore[arg-type]
-            first_slice=int(zmin[c]), last_slice=int(zmax[c]),
-            region=region_name(lesion_region.get(int(c), (0, 0))[0])))
-    n_all = int(cnt[keep].sum())
+            else float(calibration.density(les["peak"][i])),
+            centroid_mm=(float(les["s0"][i] / n * spacing_mm[0]),
+                         float(les["s1"][i] / n * spacing_mm[1]),
+                         float(les["s2"][i] / n * spacing_mm[2])),
+            first_slice=int(les["zmin"][i]), last_slice=int(les["zmax"][i]),
+            region=region_name(home.get(int(les["gid"][i]), (0, 0))[0])))
+    n_all = int(les["count"].sum())
     regions = {region_name(v): (int(a[0]), a[0] * vv, mass(a[0], a[1]))
                for v, a in sorted(region_vox.items())}
     return MicroScore(n_voxels=n_all, volume_mm3=n_all * vv,
-                      mass_mg=mass(n_all, float(tot[keep].sum())), lesions=tuple(lesions),
+                      mass_mg=mass(n_all, float(les["total"].sum())), lesions=tuple(lesions),
                       regions=regions, beyond_calibration_voxels=beyond,
                       threshold_stored=float(threshold_stored), slabs=n_slabs)

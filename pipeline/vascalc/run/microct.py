@@ -119,6 +119,21 @@ def discover_microct(inputs: list[Path]) -> list[MicroCase]:
     return cases
 
 
+def holds_microct(path: Path, *, depth: int = 3) -> bool:
+    """Whether ``path`` is, or holds within ``depth`` folder levels, a micro-CT stack (for the
+    hint of a run that found no CT series)."""
+    try:
+        if microct_kind(path) is not None:
+            return True
+        if depth and path.is_dir():
+            return any(holds_microct(c, depth=depth - 1) for c in sorted(path.iterdir())[:200]
+                       if c.is_dir() or c.suffix.lower() in (".isq", ".aim", ".tif", ".tiff",
+                                                              ".nrrd", ".mha"))
+    except (OSError, VascalcError):
+        return False
+    return False
+
+
 def resolve_calibration(stack: MicroCTStack, config: Config) -> DensityCalibration | None:
     """The config's slope and intercept, else the header's, else None."""
     m = config.microct
