@@ -85,6 +85,20 @@ def bruker_grey(vol: np.ndarray) -> np.ndarray:
     return g.astype(np.uint8)
 
 
+#: the Scanco header calibration the ISQ/AIM writers use (ITKIOScanco's published example)
+SCANCO_SLOPE, SCANCO_INTERCEPT, SCANCO_MU_SCALING = 355.52, -196.6, 4096
+
+
+def scanco_stored(vol: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The phantom's densities as Scanco stored values (mu x 4096, rounded to integers) and the
+    truth of those values under the header calibration (n voxels, sum of density)."""
+    density = SLOPE * vol.astype(np.float64) + INTERCEPT
+    v = np.round((density - SCANCO_INTERCEPT) * SCANCO_MU_SCALING / SCANCO_SLOPE).astype(np.int16)
+    d = v.astype(np.float64) * SCANCO_SLOPE / SCANCO_MU_SCALING + SCANCO_INTERCEPT
+    calc = d >= THRESHOLD
+    return v, {"n_voxels": int(calc.sum()), "sum_density": float(d[calc].sum())}
+
+
 def truth_for(truth: dict, voxel_um: float) -> dict:
     vv = (voxel_um / 1000.0) ** 3
     return {**truth, "voxel_size_um": voxel_um, "volume_mm3": truth["n_voxels"] * vv,
@@ -225,6 +239,10 @@ def make_samples(out: Path, *, voxel_um: float = 10.0) -> dict:
     vol, voi, truth = phantom()
     t = truth_for(truth, voxel_um)
     write_bruker(out / "bruker", bruker_grey(vol), voxel_um)
+    sv, st = scanco_stored(vol)
+    write_isq(out / "stack.isq", sv, voxel_um)
+    write_aim(out / "stack.aim", sv, voxel_um)
+    t["scanco"] = truth_for(st, voxel_um)
     write_tiff_stack(out / "stack.tif", vol.astype(np.uint16), voxel_um)
     write_nrrd(out / "stack.nrrd", vol, voxel_um)
     write_tiff_stack(out / "voi.tif", voi, voxel_um)

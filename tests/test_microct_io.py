@@ -51,6 +51,18 @@ def test_each_format_gives_the_truth(samples, name, slope, intercept):
     assert cal is not None and cal.source == "config"
 
 
+@pytest.mark.parametrize("name", ["stack.isq", "stack.aim"])
+def test_scanco_samples_give_their_truth_by_the_header(samples, name):
+    out, truth = samples
+    stack = open_microct(out / name)
+    score, cal, _ = score_stack(stack, Config(microct={"slab_slices": 6}))
+    assert cal is not None and cal.source.startswith("header:scanco")
+    assert score.n_voxels == truth["scanco"]["n_voxels"]
+    assert score.mass_mg == pytest.approx(truth["scanco"]["mass_mg"], rel=1e-3)
+    # the same objects as the other formats: the voxel count of the design
+    assert score.n_voxels == truth["n_voxels"]
+
+
 @pytest.mark.parametrize("writer", [gen.write_isq, gen.write_aim])
 def test_scanco_files_carry_their_calibration(tmp_path, writer):
     vol = gen.phantom()[0]
@@ -238,3 +250,15 @@ def test_config_calibration_needs_slope_and_intercept_together():
     assert DensityCalibration(slope=2.0, intercept=1.0, source="config").density(3) == 7.0
     with pytest.raises(ValueError, match="positive slope"):
         DensityCalibration(slope=-1.0, intercept=0.0, source="config")
+
+
+def test_a_dicom_folder_with_a_stray_screenshot_is_not_a_microct_stack(tmp_path):
+    from PIL import Image
+
+    from vascalc.io.microct import microct_kind
+
+    (tmp_path / "IM0001").write_bytes(b"\0" * 132)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "screenshot1.png")
+    assert microct_kind(tmp_path) is None
+    (tmp_path / "IM0001").unlink()
+    assert microct_kind(tmp_path).name == "tiff_slices"

@@ -124,6 +124,19 @@ def _slice_files(p: Path) -> list[Path]:
             and not f.name.startswith(".")]
 
 
+_SIDE_FILES = (".txt", ".csv", ".json", ".yaml", ".yml", ".log", ".md", ".ini")
+
+
+def _is_slice_folder(p: Path) -> bool:
+    """A folder of numbered slices and nothing else but notes: a DICOM folder with a stray
+    screenshot is not a micro-CT stack."""
+    if not p.is_dir():
+        return False
+    files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")]
+    return bool(files) and all(f.suffix.lower() in SLICE_SUFFIXES + _SIDE_FILES for f in files) \
+        and any(f.suffix.lower() in SLICE_SUFFIXES for f in files)
+
+
 def open_bruker(p: Path, manifest_um: float | None) -> MicroCTStack:
     log_path = _bruker_log(p)
     assert log_path is not None
@@ -261,7 +274,7 @@ MICROCT_INPUTS: tuple[MicroCTKind, ...] = (
                 lambda p: p.is_file() and p.suffix.lower() in TIFF_SUFFIXES, open_tiff_stack),
     MicroCTKind("tiff_slices", "folder of numbered TIFF/PNG/BMP slices without a log (voxel "
                 "size from the manifest's voxel_size_um)",
-                lambda p: p.is_dir() and bool(_slice_files(p)), open_slice_folder),
+                _is_slice_folder, open_slice_folder),
     MicroCTKind("nrrd", "NRRD or MetaImage (.nrrd, .nhdr, .mha, .mhd; 3D Slicer), read whole",
                 lambda p: p.is_file() and p.suffix.lower() in SITK_SUFFIXES, open_sitk),
 )
