@@ -254,7 +254,6 @@ def test_config_calibration_needs_slope_and_intercept_together():
 
 def test_a_dicom_folder_with_a_stray_screenshot_is_not_a_microct_stack(tmp_path):
     from PIL import Image
-
     from vascalc.io.microct import microct_kind
 
     (tmp_path / "IM0001").write_bytes(b"\0" * 132)
