@@ -32,7 +32,7 @@ def stored(density: float) -> int:
     return int(round((density - INTERCEPT) / SLOPE))
 
 
-def phantom(shape=(40, 64, 64), *, seed: int = 7, plaques: int = 4):
+def phantom(shape=(40, 64, 64), *, seed: int = 7, plaques: int = 4, rods: bool = True):
     """(stored int16 volume, VOI labels uint8, truth) of the phantom. VOI label 1 = 'aorta'
     (the vessel), 2 = 'rods'. Plaque densities 300-900 mg HA/cm3 (one beyond the densest
     rod, 900 > 750, to exercise the flag)."""
@@ -62,7 +62,7 @@ def phantom(shape=(40, 64, 64), *, seed: int = 7, plaques: int = 4):
         vol[ball] = stored(d)
         dens[f"intimal_{k}"] = d
     rx = 2 * nx // 3 + 6
-    for k, (_name, d) in enumerate(RODS):
+    for k, (_name, d) in enumerate(RODS if rods else ()):
         rod = np.hypot(y - (ny // 3 + k * ny // 3), x - rx) <= 4.0
         vol[rod] = stored(d)
         voi[rod] = 2
@@ -262,8 +262,9 @@ def make_samples(out: Path, *, voxel_um: float = 10.0) -> dict:
 
 def make_animal_study(out: Path, *, per_group: int = 4, voxel_um: float = 10.0) -> Path:
     """A made-up animal study: ``per_group`` control and adenine mice at week 8, each a TIFF
-    stack of the phantom (adenine mice carry more intimal plaques: 6-8 against 0-2), with a
-    manifest (animal_id, group, treatment, time_point) and the scanner's calibration config.
+    stack of the phantom without its rods (adenine mice carry more intimal plaques: 6-8
+    against 0-2), with a manifest (animal_id, group, treatment, time_point) and the scanner's
+    calibration config.
     Returns the manifest's path."""
     out.mkdir(parents=True, exist_ok=True)
     lines = ["case_id,path,animal_id,group,treatment,time_point"]
@@ -271,7 +272,7 @@ def make_animal_study(out: Path, *, per_group: int = 4, voxel_um: float = 10.0) 
                                                  ("adenine", "0.2% adenine diet", 6))):
         for i in range(per_group):
             aid = f"{group[0].upper()}{i + 1:02d}"
-            vol = phantom(seed=100 * g + i, plaques=base + i % 3)[0]
+            vol = phantom(seed=100 * g + i, plaques=base + i % 3, rods=False)[0]
             write_tiff_stack(out / f"{aid}.tif", vol.astype(np.uint16), voxel_um)
             lines.append(f"{aid}_w8,{aid}.tif,{aid},{group},{treatment},week 8")
     (out / "manifest.csv").write_text("\n".join(lines) + "\n")

@@ -77,7 +77,7 @@ def animal_reports(out: Path, scans: list[dict]) -> list[Path]:
         page = (
             "<!doctype html><html><head><meta charset='utf-8'><title>Animal "
             f"{e(animal)}</title><style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;"
-            "border-bottom:1px solid #ccc;text-align:left}}</style></head><body>"
+            "border-bottom:1px solid #ccc;text-align:left}</style></head><body>"
             f"<h1>Animal {e(animal)}</h1><p>Group {e(first.get('group') or '—')}; treatment "
             f"{e(first.get('treatment') or '—')}. Micro-CT calcification: volume in mm³, mineral "
             "mass in mg of hydroxyapatite (HA). No Agatston score and no clinical risk are given "
