@@ -261,3 +261,14 @@ def test_a_dicom_folder_with_a_stray_screenshot_is_not_a_microct_stack(tmp_path)
     assert microct_kind(tmp_path) is None
     (tmp_path / "IM0001").unlink()
     assert microct_kind(tmp_path).name == "tiff_slices"
+
+
+def test_an_unwritable_out_is_a_usage_error(samples, tmp_path):
+    out, _ = samples
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((out / "microct_sample.yaml").read_text())
+    r = CliRunner().invoke(app, ["microct", str(out / "stack.tif"), "--out", str(blocker / "o"),
+                                 "--config", str(cfg), "--quiet"])
+    assert r.exit_code == 2 and "OUTPUT_UNWRITABLE" in r.output

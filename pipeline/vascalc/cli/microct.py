@@ -114,8 +114,12 @@ def register(app: typer.Typer, fail: Callable[[str], None]) -> None:
                     typer.echo(f"{case.case_id}: {what}", err=scan["status"] != "ok")
         finally:
             bar.stop()
-        write_tables(out, tables)
-        animal_reports(out, tables.get("microct_scans", []))
+        try:
+            write_tables(out, tables)
+            animal_reports(out, tables.get("microct_scans", []))
+        except OSError as err:
+            fail(f"[OUTPUT_UNWRITABLE] {out}: cannot write the tables ({err}) -> choose a "
+                 "writable --out folder")
         failed = sum(r["status"] != "ok" for r in tables.get("microct_scans", []))
         typer.echo(f"{len(cases) - failed} scored, {failed} failed; tables in {out}")
         raise typer.Exit(1 if failed else 0)
