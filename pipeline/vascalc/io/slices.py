@@ -52,7 +52,7 @@ def slice_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
                     raise StackError(f"a slice file holds {len(tif.pages)} images",
                                      path=str(path), hint="give a multi-page TIFF as one file")
         else:
-            from PIL import Image
+            from PIL import Image  # lazy: micro-CT slices only
 
             with Image.open(path) as im:
                 modes = {"L": "u1", "I;16": "<u2", "I;16B": ">u2", "I;16L": "<u2"}
@@ -75,10 +75,10 @@ def read_slice(path: Path) -> np.ndarray:
     """The pixel values of one slice (rows, cols), in the file's own bit depth."""
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
+            import tifffile  # lazy: micro-CT input only
 
             return np.asarray(tifffile.imread(path))
-        from PIL import Image
+        from PIL import Image  # lazy: micro-CT slices only
 
         with Image.open(path) as im:
             return np.asarray(im)
