@@ -186,3 +186,35 @@ def test_closing_lesions_between_slabs_keeps_the_numbers(monkeypatch, min_voxels
     first = [int(np.flatnonzero(labels.ravel() == i)[0]) for i in kept_ids[:50]]
     zyx = np.array(np.unravel_index(first, vol.shape)).T
     assert [le.first_slice for le in s.lesions[:50]] == zyx[:, 0].tolist()
+
+
+def test_any_slab_split_gives_the_components_of_the_whole():
+    """Property: for random binary volumes and random slab boundaries, the streamed lesions
+    are exactly scipy's 26-connected components of the whole volume (sizes in raster order
+    of the first voxel), with VOI regions partitioning them."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(seed=st.integers(0, 10**6), density=st.floats(0.05, 0.6),
+           cuts=st.lists(st.integers(1, 11), min_size=0, max_size=5, unique=True),
+           shape=st.tuples(st.integers(1, 12), st.integers(1, 9), st.integers(1, 9)),
+           min_voxels=st.integers(1, 3))
+    def check(seed, density, cuts, shape, min_voxels):
+        rng = np.random.default_rng(seed)
+        vol = (rng.random(shape) < density).astype(np.uint8) * 200
+        voi = rng.integers(0, 3, shape).astype(np.uint8)
+        bounds = sorted({0, *(c for c in cuts if c < shape[0]), shape[0]})
+        slabs = [(a, vol[a:b], voi[a:b]) for a, b in zip(bounds, bounds[1:])]
+        s = score_slabs(slabs, spacing_mm=(1, 1, 1), threshold_stored=100, calibration=None,
+                        min_lesion_voxels=min_voxels)
+        labels, n = ndimage.label(vol > 0, structure=np.ones((3, 3, 3)))
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        assert [le.n_voxels for le in s.lesions] == sizes[sizes >= min_voxels].tolist()
+        kept = np.isin(labels, np.flatnonzero(sizes >= min_voxels) + 1)
+        got = {k: v[0] for k, v in s.regions.items()}
+        want = {("outside" if r == 0 else f"label_{r}"): int((kept & (voi == r)).sum())
+                for r in range(3) if (kept & (voi == r)).any()}
+        assert got == want
+
+    check()
