@@ -132,12 +132,12 @@ def test_rods_calibrate_within_one_percent(samples, tmp_path):
     r = CliRunner().invoke(app, ["calibrate", str(out / "bruker"), "--inserts",
                                  str(out / "rods.yaml"), "--out", str(snippet)])
     assert r.exit_code == 0, r.output
-    m = yaml.safe_load(snippet.read_text())["microct"]
+    m = yaml.safe_load(snippet.read_text(encoding="utf-8"))["microct"]
     assert m["calibration_slope"] == pytest.approx(gen.BRUKER_SLOPE, rel=0.01)
     assert m["calibration_intercept"] == pytest.approx(gen.BRUKER_INTERCEPT, rel=0.01)
     assert (m["calibration_valid_min_mg_ha_cm3"], m["calibration_valid_max_mg_ha_cm3"]) == (250, 750)
     assert m["calibration_source"] == "rods:rods.yaml" and "residual" not in m
-    assert "(+0.00)" in snippet.read_text()  # per-rod residuals in the comments
+    assert "(+0.00)" in snippet.read_text(encoding="utf-8")  # per-rod residuals in the comments
     # the calibrated Bruker stack flags the plaque denser than the densest rod
     score, cal, _ = score_stack(open_microct(out / "bruker"), Config(microct=m))
     assert score.beyond_calibration_voxels == truth["beyond_750_voxels"] > 0
@@ -147,7 +147,7 @@ def test_rods_calibrate_within_one_percent(samples, tmp_path):
 def test_one_rod_is_refused(samples, tmp_path):
     out, _ = samples
     one = tmp_path / "one.yaml"
-    one.write_text(yaml.safe_dump(yaml.safe_load((out / "rods.yaml").read_text())[:1]))
+    one.write_text(yaml.safe_dump(yaml.safe_load((out / "rods.yaml").read_text(encoding="utf-8"))[:1]))
     r = CliRunner().invoke(app, ["calibrate", str(out / "bruker"), "--inserts", str(one),
                                  "--out", str(tmp_path / "x.yaml")])
     assert r.exit_code == 2 and "two or more rods" in r.output
@@ -178,7 +178,7 @@ def test_mixed_bit_depths_are_refused(tmp_path):
 def test_log_that_does_not_match_the_slices_is_refused(samples, tmp_path):
     b = _bruker_copy(samples, tmp_path)
     log = b / "mouse_rec.log"
-    text = log.read_text()
+    text = log.read_text(encoding="utf-8")
     log.write_text(text.replace("Result Image Width (pixels)=64", "Result Image Width (pixels)=2000"))
     with pytest.raises(StackError, match="Width .* 2000, the slices have 64"):
         open_microct(b)
@@ -202,18 +202,18 @@ def test_cli_writes_animal_rows_without_agatston_or_risk(samples, tmp_path):
     out, truth = samples
     manifest = out / "manifest.csv"
     bad = tmp_path / "manifest.csv"
-    rows = manifest.read_text().splitlines()
+    rows = manifest.read_text(encoding="utf-8").splitlines()
     bad.write_text("\n".join([rows[0], *(r.replace("stack.", str(out) + "/stack.")
                                          .replace("voi.tif", str(out / "voi.tif"))
                                          for r in rows[1:]),
                               "M03_w8,missing.tif,,M03,control,standard chow,week 8"]) + "\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text((out / "microct_sample.yaml").read_text() + "  slab_slices: 6\n")
+    cfg.write_text((out / "microct_sample.yaml").read_text(encoding="utf-8") + "  slab_slices: 6\n")
     res = tmp_path / "out"
     r = CliRunner().invoke(app, ["microct", str(bad), "--out", str(res), "--config", str(cfg),
                                  "--quiet"])
     assert r.exit_code == 1, r.output  # one case failed; the others are written
-    scans = list(csv.DictReader((res / "microct_scans.csv").read_text().splitlines()))
+    scans = list(csv.DictReader((res / "microct_scans.csv").read_text(encoding="utf-8").splitlines()))
     assert [s["status"] for s in scans] == ["ok", "ok", "failed"]
     assert scans[2]["error_code"] == "INPUT_INVALID" and "does not exist" in scans[2]["error"]
     for s in scans[:2]:
@@ -223,10 +223,10 @@ def test_cli_writes_animal_rows_without_agatston_or_risk(samples, tmp_path):
         assert float(s["volume_mm3"]) == pytest.approx(truth["volume_mm3"], rel=1e-12)
         assert float(s["mass_mg"]) == pytest.approx(truth["mass_mg"], rel=1e-3)
     assert (scans[0]["group"], scans[0]["time_point"]) == ("adenine", "week 8")
-    regions = list(csv.DictReader((res / "microct_regions.csv").read_text().splitlines()))
+    regions = list(csv.DictReader((res / "microct_regions.csv").read_text(encoding="utf-8").splitlines()))
     assert {r["region"] for r in regions} == {"aorta", "rods"}
     assert sum(int(r["n_voxels"]) for r in regions) == truth["n_voxels"]
-    assert (res / "animals" / "M01" / "report.html").read_text().count("mg HA") >= 1
+    assert (res / "animals" / "M01" / "report.html").read_text(encoding="utf-8").count("mg HA") >= 1
     assert (res / "microct_data_dictionary.csv").is_file()
 
 
@@ -268,7 +268,7 @@ def test_an_unwritable_out_is_a_usage_error(samples, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text((out / "microct_sample.yaml").read_text())
+    cfg.write_text((out / "microct_sample.yaml").read_text(encoding="utf-8"))
     r = CliRunner().invoke(app, ["microct", str(out / "stack.tif"), "--out", str(blocker / "o"),
                                  "--config", str(cfg), "--quiet"])
     assert r.exit_code == 2 and "OUTPUT_UNWRITABLE" in r.output

@@ -15,7 +15,7 @@ def read_inserts(path: Path) -> list[Insert]:
     """The inserts of a YAML list of ``name``, ``density_mg_per_cm3`` (0 = water),
     ``center_mm`` [x, y, z] (patient coordinates) and ``radius_mm``; refused by name."""
     try:
-        items = safe_yaml(Path(path).read_text())
+        items = safe_yaml(Path(path).read_text(encoding="utf-8"))
         out = []
         for i in items:
             x, y, z = (float(v) for v in i["center_mm"])

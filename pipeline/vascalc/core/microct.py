@@ -52,7 +52,7 @@ class DensityCalibration:
     Examples
     --------
     >>> cal = DensityCalibration(slope=355.52 / 4096, intercept=-196.6, source="header:scanco")
-    >>> round(cal.density(4096), 2)  # mu = 1/cm: 355.52 - 196.6
+    >>> round(float(cal.density(4096)), 2)  # mu = 1/cm: 355.52 - 196.6
     158.92
     """
 

@@ -24,7 +24,7 @@ def _table(p: Path) -> dict[int, str]:
         t = p.with_name(stem + ext)
         if t.is_file():
             try:
-                doc = safe_yaml(t.read_text())
+                doc = safe_yaml(t.read_text(encoding="utf-8"))
                 return {int(k): str(v) for k, v in dict(doc).items()}
             except (OSError, TypeError, ValueError) as err:
                 raise RegionError(f"the label table is not a mapping of value to name ({err})",
