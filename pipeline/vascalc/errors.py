@@ -226,6 +226,23 @@ class AnthropometryError(InputError):
     hint = "give height in cm and weight in kg (manifest columns height_cm, weight_kg)"
 
 
+class CalibrationError(InputError):
+    """A micro-CT density calibration is absent where it is needed, or implausible (a header's
+    slope, intercept or mu water out of range; rods that do not fit a rising line)."""
+
+    code = "CALIBRATION_INVALID"
+    hint = ("give the calibration another way: HA rods (vascalc calibrate --inserts) or "
+            "microct.calibration_slope and calibration_intercept in the config (docs: Micro-CT)")
+
+
+class StackError(InputError):
+    """A micro-CT slice stack is incomplete or inconsistent: a slice missing, mixed bit
+    depths or sizes, or a reconstruction log that does not match its slices."""
+
+    code = "STACK_INVALID"
+    hint = "export the reconstruction again, complete, into its own folder"
+
+
 class OutOfMemoryError(InputError):
     """The series did not fit in memory."""
 

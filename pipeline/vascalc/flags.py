@@ -65,6 +65,17 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'masks are missing or empty.',
         'measure.layout'),
     QualityFlag(
+        'density_beyond_calibration',
+        'Micro-CT: calcified voxels are denser than the densest HA rod of the calibration; '
+        'their density and mass are extrapolated (attenuation is not linear over the full '
+        'range; docs, Micro-CT).',
+        'run.microct'),
+    QualityFlag(
+        'microct_uncalibrated',
+        'Micro-CT: no density calibration (header, HA rods or config): density and mass are '
+        'empty; volume and lesions are at the stored-value threshold microct.threshold_stored.',
+        'run.microct'),
+    QualityFlag(
         'report_failed',
         'Some report artefacts could not be written (see run.json).',
         'outputs.artefacts'),

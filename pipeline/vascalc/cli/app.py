@@ -24,6 +24,7 @@ from ..core.calibrate import calibrate as run_calibration
 from ..errors import ConfigError, OutputError, VascalcError
 from ..files import write_atomic
 from ..io.load import load_ct
+from ..io.microct import microct_kind
 from ..outputs.tables import to_csv
 from ..run.batch import default_jobs, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
@@ -32,6 +33,8 @@ from ..run.merge import merge_outputs
 from ..run.options import RunOptions
 from .cohort import register as register_cohort
 from .console import Progress
+from .microct import calibrate_rods
+from .microct import register as register_microct
 from .options import ConfigOption, parse_shard
 from .pacs import register as register_pacs
 from .review import register as register_review
@@ -208,8 +211,15 @@ def calibrate(
         help="YAML list of inserts: name, density_mg_per_cm3 (0 = water), center_mm [x, y, z] "
              "in patient coordinates, radius_mm.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Config snippet to write (YAML).")],
+    voxel_size_um: Annotated[Optional[float], typer.Option(
+        help="Micro-CT: the voxel size when the stack records none.")] = None,
 ) -> None:
-    """Measure a calibration phantom; write the mass calibration factor c as a config snippet."""
+    """Measure a calibration phantom; write the mass calibration factor c as a config snippet.
+    On a micro-CT stack (Bruker folder, ISQ/AIM, TIFF, NRRD/MHA) fit two or more HA rods
+    (centres in mm from the first voxel: index x voxel size) into microct.calibration_*."""
+    if microct_kind(series) is not None:
+        calibrate_rods(series, inserts, out, voxel_size_um, _fail_usage)
+        return
     try:
         ins = read_inserts(inserts)
     except ConfigError as err:
@@ -288,6 +298,7 @@ register_review(app, _fail_usage)
 register_starter(app, _fail_usage, run)
 register_cohort(app, _fail_usage)
 register_pacs(app, _fail_usage)
+register_microct(app, _fail_usage)
 
 
 def main() -> None:

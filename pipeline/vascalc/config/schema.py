@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..core.bsa import FORMULAS
 from .listen import ListenConfig, SeriesRules
+from .microct import MicroCTConfig
 from .protocol import ContrastConfig, ProtocolConfig
 from .regions import RegionsConfig
 from .review import ReviewConfig
@@ -362,6 +363,7 @@ class Config(BaseModel):
     contrast: ContrastConfig = ContrastConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     listen: ListenConfig = ListenConfig()
+    microct: MicroCTConfig = MicroCTConfig()
 
     def provenance(self) -> dict:
         """The provenance columns every scans row carries (analyse refines the area limit
@@ -378,9 +380,10 @@ class Config(BaseModel):
     def sha256(self) -> str:
         """Digest of the resolved config (sorted JSON), recorded in every row. The hash key is
         not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases.
-        The review labels and the DICOM node's settings change no number and are left out."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"review", "listen"}), sort_keys=True,
-                          separators=(",", ":"))
+        The review labels, the DICOM node's settings and the micro-CT section (its rows carry
+        their own digest) change no CT number and are left out."""
+        text = json.dumps(self.model_dump(mode="json", exclude={"review", "listen", "microct"}),
+                          sort_keys=True, separators=(",", ":"))
         key = self.privacy.secret() if self.privacy.patient_id == "hash" else None
         if key:
             text += "\0" + hashlib.sha256(("vascalc-key\0" + key).encode()).hexdigest()

@@ -325,7 +325,12 @@ def collect_cases(inputs: list[Path], config: Config, *, work_dir: Path | None =
             cases.extend(c)
             notes.extend(n)
     if not cases:
-        raise NoInputError(f"no CT series found in {', '.join(str(i) for i in inputs)}")
+        from .microct import holds_microct  # lazy: only when nothing was found
+
+        micro = [str(i) for i in inputs if holds_microct(Path(i))]
+        raise NoInputError(f"no CT series found in {', '.join(str(i) for i in inputs)}",
+                           hint=f"{', '.join(micro)} hold(s) micro-CT stacks: score them with "
+                           "vascalc microct (docs: Micro-CT)" if micro else None)
     dup = sorted(i for i, n in Counter(c.case_id.casefold() for c in cases).items() if n > 1)
     if dup:
         raise NoInputError(f"case ids occur twice across the inputs (ignoring case, as macOS "
