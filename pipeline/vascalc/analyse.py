@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .config.energy import resolve_energy, spectral_flags
 from .config.schema import Config
 from .config.thresholds import resolve as resolve_thresholds
 from .core.bone import bone_mask
@@ -220,13 +221,15 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
         hu.flags.writeable = False
         volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
         base_scope = "bone_excluded"
-    th = resolve_thresholds(sc, volume.meta.kvp)
+    th = resolve_energy(sc, volume.meta) or resolve_thresholds(sc, volume.meta.kvp)
     layout = layout_regions(volume, config.regions, masks) if masks else None
     plan = plan_contrast(volume, config, masks, layout, th.threshold_hu)
     if plan.regions:
         volume = replace(volume, hu=apply_plan(volume.hu, plan, layout))
     return Prepared(volume=volume, thresholds=th, base_scope=base_scope, layout=layout,
-                    plan=plan, kvp_adapted=th.source.startswith(("kvp_table", "calibration")))
+                    plan=plan,  # a VMI's HU are set by its keV, not the tube's kVp
+                    kvp_adapted=th.source.startswith(("kvp_table", "calibration", "energy_"))
+                    or volume.meta.series_kind == "vmi")
 
 
 def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
@@ -247,14 +250,23 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
         score = replace(calcium.whole, region=scope, withheld=prepared.plan.whole_withheld)
     basis = risk_basis(scope, agatston=sc.agatston, regions=members)
     risky = scope == "coronary" and sc.agatston
-    if risky and reads is not None and not reads.done:
+    th = prepared.thresholds
+    if th.source.startswith("energy_physics") and th.threshold_hu != sc.threshold_hu:
+        # a modelled threshold: not a published Agatston convention, so named like a contrast
+        # rule's (docs, 'Spectral CT')
+        score = replace(score, threshold_rule=score.threshold_rule or th.source)
+    if risky and volume_kind(prepared) == "vnc" and not config.risk.accept_vnc:
+        risky, basis = False, ("empty: virtual non-contrast score (VNC under-scores calcium; "
+                               "risk.accept_vnc is false)")
+    elif risky and reads is not None and not reads.done:
         risky, basis = False, ("empty: the reader has not marked the case done (review "
                                "incomplete); its labels may be partial")
     elif risky and score.withheld:
         risky, basis = False, f"empty: the coronary score is withheld ({score.withheld})"
     elif risky and score.threshold_rule:
-        risky, basis = False, (f"empty: coronary calcium found by the contrast rule "
-                               f"{score.threshold_rule}, not an Agatston score at 130 HU")
+        risky, basis = False, (f"empty: coronary calcium found by the "
+                               f"{'energy' if score.threshold_rule.startswith('energy_') else 'contrast'}"
+                               f" rule {score.threshold_rule}, not an Agatston score at 130 HU")
     vessels = reads.coronary() if reads is not None else config.regions.coronary_vessels
     return Headline(
         scope=scope, regions=members, score=score, withheld=score.withheld,
@@ -277,6 +289,7 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
         flags.append("mass_uncalibrated")
     if prepared.plan.enhanced:
         flags.append("contrast_enhanced")
+    flags.extend(spectral_flags(volume.meta, sc, adapted=prepared.kvp_adapted))
     kvp = volume.meta.kvp
     if not prepared.kvp_adapted and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
@@ -326,6 +339,7 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         settings={**config.provenance(), "scope": headline.scope,
                   "min_lesion_area_mm2": sc.min_area_mm2(drow * dcol),
                   "threshold_hu": th.threshold_hu, "threshold_source": th.source,
+                  "energy_threshold": sc.energy_threshold,
                   "agatston": sc.agatston},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
         quality_flags=flags, timings_s=timings, regions=breakdown.regions,
@@ -340,6 +354,11 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         contrast_rule=plan.rule if plan.regions else "", contrast_phase=plan.phase,
         contrast_phase_source=plan.phase_source, agatston_comparable=comparable,
         protocol_deviations=protocol)
+
+
+def volume_kind(prepared: Prepared) -> str:
+    """The scored series' spectral kind ('' when not read from a header)."""
+    return prepared.volume.meta.series_kind
 
 
 def _cac_drs_vessels(region_scores, vessel_names) -> str:

@@ -26,6 +26,7 @@ from ..values import header_date as _iso_date
 from ..values import header_integer as _integer
 from ..values import header_numbers as _numbers
 from ..values import header_text as _text
+from .spectral_kinds import SPECTRAL_TAGS, classify
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -67,7 +68,7 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00280011: ("Columns", "US"), 0x00280030: ("PixelSpacing", "DS"),
     0x00280100: ("BitsAllocated", "US"), 0x00280101: ("BitsStored", "US"),
     0x00280103: ("PixelRepresentation", "US"), 0x00281052: ("RescaleIntercept", "DS"),
-    0x00281053: ("RescaleSlope", "DS"),
+    0x00281053: ("RescaleSlope", "DS"), **SPECTRAL_TAGS,
 }
 _META_WANTED = {0x00020002: "MediaStorageSOPClassUID", 0x00020010: "TransferSyntaxUID"}
 
@@ -132,10 +133,10 @@ def has_dicm_preamble(path: str | os.PathLike) -> bool:
 
 
 def _decode(raw: bytes, vr: str) -> Any:
-    if vr == "US":
-        n = len(raw) // 2
-        vals = struct.unpack(f"<{n}H", raw[: 2 * n])
-        return vals[0] if n == 1 else list(vals)
+    if vr in ("US", "FD"):  # FD: MonoenergeticEnergyEquivalent (io.spectral_kinds)
+        size, code = (2, "H") if vr == "US" else (8, "d")
+        vals = struct.unpack(f"<{len(raw) // size}{code}", raw[: len(raw) // size * size])
+        return (vals[0] if len(vals) == 1 else list(vals)) if vals else ""
     text = raw.decode("utf-8", errors="replace").rstrip("\x00 ").lstrip(" ")
     if vr in ("DS", "IS", "CS") and "\\" in text:
         return [t.strip() for t in text.split("\\")]
@@ -323,8 +324,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
     except (_Fallback, struct.error, UnicodeDecodeError):
         meta, v, offset, length = _pydicom_values(path)
     syntax = meta.get("TransferSyntaxUID", "")
-    size = finite_float(v.get("PatientSize"))
-    weight = finite_float(v.get("PatientWeight"))
+    size, weight = finite_float(v.get("PatientSize")), finite_float(v.get("PatientWeight"))
+    kind, kev, tin, material, kind_source = classify(v)
     scan = ScanMeta(
         patient_id=_text(v.get("PatientID")),
         study_instance_uid=_text(v.get("StudyInstanceUID")),
@@ -347,7 +348,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         contrast_agent=_text(v.get("ContrastBolusAgent")),
         contrast_phase=_text(v.get("ContrastBolusAgentPhase")).upper(),
         ecg_gated=ecg_gated(_text(v.get("CardiacSynchronizationTechnique")),
-                            v.get("TriggerTime")),
+                            v.get("TriggerTime")), series_kind=kind, energy_kev=kev,
+        tin_filter_mm=tin, material=material, series_kind_source=kind_source,
     )
     pixel_rep = _integer(v.get("PixelRepresentation"), 0)
 
@@ -360,11 +362,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         limit = _signed(v["PixelPaddingRangeLimit"]) \
             if isinstance(v.get("PixelPaddingRangeLimit"), int) else pad
         padding = (min(pad, limit), max(pad, limit))
-    image_type = v.get("ImageType")
-    if image_type is None or image_type == "":
-        image_type = []
-    elif not isinstance(image_type, list):
-        image_type = [image_type]
+    image_type = v.get("ImageType") or []
+    image_type = image_type if isinstance(image_type, list) else [image_type]
     return DicomHeader(
         path=path,
         sop_class_uid=_text(v.get("SOPClassUID")) or meta.get("MediaStorageSOPClassUID", ""),
