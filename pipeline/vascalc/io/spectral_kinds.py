@@ -6,7 +6,8 @@ order of trust:
 
 1. the DICOM multi-energy CT attributes (Supplement 188, "Multi-energy CT Images", 2018):
    ImageType value 4 (VMI, MAT_SPECIFIC, MAT_REMOVED, MAT_FRACTIONAL, MAT_VALUE_BASED,
-   MAT_MODIFIED, EFFECTIVE_ATOMIC_NUM, ELECTRON_DENSITY), MonoenergeticEnergyEquivalent
+   MAT_MODIFIED, EFF_ATOMIC_NUM, ELECTRON_DENSITY; any other MAT_ term is a map),
+   MonoenergeticEnergyEquivalent
    (0018,937C, keV) and MultienergyCTAcquisition (0018,9361);
 2. ImageType words and the vendors' series description conventions (docs, 'Spectral CT'):
    Siemens ("MonoE 70keV", "Mono+ 70 keV", "VNC", "VNI", "PureCalcium", "Iodine", "A_80kV" /
@@ -65,7 +66,7 @@ SERIES_KINDS: dict[str, SeriesKind] = {k.name: k for k in (
 #: Supplement 188 ImageType value 4 -> kind (MAT_REMOVED: see _removed)
 _IMAGE_TYPE_4 = {"VMI": "vmi", "MAT_SPECIFIC": "material_map", "MAT_FRACTIONAL": "material_map",
                  "MAT_VALUE_BASED": "material_map", "MAT_MODIFIED": "material_map",
-                 "EFFECTIVE_ATOMIC_NUM": "material_map", "ELECTRON_DENSITY": "material_map"}
+                 "EFF_ATOMIC_NUM": "material_map", "ELECTRON_DENSITY": "material_map"}
 _F = re.IGNORECASE
 _CALCIUM_SUPPRESSED = re.compile(r"ca(lcium)?[\s_-]*supp|\bcasupp|calcium[\s_-]*removed", _F)
 _VNC = re.compile(r"\bvnc\b|\bvni\b|\bvue\b|virtual[\s_-]*(un|non)[\s_-]*(enhanced|contrast|"
@@ -118,9 +119,8 @@ def classify(v: dict[str, Any]) -> tuple[str, float | None, float, str, str]:
     if vt4 == "MAT_REMOVED":
         kind = "calcium_suppressed" if _CALCIUM_SUPPRESSED.search(words) else "vnc"
         return kind, None, tin, "", "image_type"
-    if vt4 in _IMAGE_TYPE_4:
-        kind = _IMAGE_TYPE_4[vt4]
-        if kind == "vmi":
+    if vt4 in _IMAGE_TYPE_4 or vt4.startswith("MAT_"):
+        if vt4 == "VMI":
             kev = kev or _keV(words)
             return "vmi", kev, 0.0, "", "image_type"
         kind = _map_kind(words)
