@@ -116,14 +116,17 @@ def occupancy(shape: tuple[int, int, int], spacing_mm: tuple[float, float, float
 def render(beam: Beam, inserts: list[tuple[tuple[float, float, float], float, float]], *,
            shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
            medium: str = "water", iodine_mg_ml: float = 0.0, fwhm_mm: float = 0.0,
-           noise_hu: float = 0.0, seed: int = 0) -> np.ndarray:
-    """HU volume of ``inserts`` ((centre_mm, diameter_mm, density_mg_cm3), each a cylinder)
+           noise_hu: float = 0.0, seed: int = 0,
+           lengths_mm: list[float] | None = None) -> np.ndarray:
+    """HU volume of ``inserts`` ((centre_mm, diameter_mm, density_mg_cm3), each a cylinder
+    as long as wide unless ``lengths_mm`` gives its length)
     in the medium, blurred (Gaussian of FWHM ``fwhm_mm``) and with white noise; the outer
     rows and columns are air (-1000 HU)."""
     bg = background_hu(beam, medium=medium, iodine_mg_ml=iodine_mg_ml)
     hu = np.full(shape, bg)
-    for centre, diameter, density in inserts:
-        f = occupancy(shape, spacing_mm, centre, diameter)
+    for i, (centre, diameter, density) in enumerate(inserts):
+        f = occupancy(shape, spacing_mm, centre, diameter,
+                      None if lengths_mm is None else lengths_mm[i])
         hu += f * (insert_hu(beam, density) - bg)
     if fwhm_mm > 0:
         sigma = [fwhm_mm / 2.3548 / d for d in spacing_mm]
@@ -162,3 +165,32 @@ def threshold_check_phantom(beam: Beam) -> tuple[np.ndarray, tuple[float, float,
 
 __all__ = ["Beam", "RHO_130", "SERIES", "background_hu", "insert_hu", "occupancy",
            "physics_threshold", "render", "threshold_check_phantom", "write"]
+
+
+#: the spectral sample set (golden run sample_spectral): folder -> (convention, beam)
+SAMPLE_SET: dict[str, tuple[str, Beam]] = {
+    "S01_vmi70": ("siemens_vmi", Beam("kev", 70.0)),
+    "S02_vmi50": ("siemens_monoplus", Beam("kev", 50.0)),
+    "S03_low80": ("siemens_low", Beam("kvp", 80.0)),
+    "S04_highSn150": ("siemens_high", Beam("kvp", 150.0, 0.6)),
+    "S05_mixed": ("siemens_mixed", Beam("kvp", 120.0)),
+    "S06_vnc": ("philips_vnc", Beam("kvp", 120.0)),
+    "S07_iodine": ("philips_iodine", Beam("kvp", 120.0)),
+    "S08_ge_water": ("ge_water", Beam("kvp", 120.0)),
+}
+
+
+def generate(root: str | Path) -> Path:
+    """Write :data:`SAMPLE_SET` under ``root`` (one series per folder, one patient each): three
+    inserts (3 and 5 mm at 200 and 400 mg HA/cm3, 5 mm at 800) in water, FWHM 0.8 mm, noise
+    8 HU, 1 x 0.5 x 0.5 mm voxels."""
+    root = Path(root)
+    spacing = (1.0, 0.5, 0.5)
+    inserts = [((6.0, 10.0, 10.0), 3.0, 200.0), ((6.0, 10.0, 22.0), 5.0, 400.0),
+               ((6.0, 22.0, 16.0), 5.0, 800.0)]
+    for i, (name, (conv, beam)) in enumerate(SAMPLE_SET.items()):
+        hu = render(beam, inserts, shape=(12, 64, 64), spacing_mm=spacing, fwhm_mm=0.8,
+                    noise_hu=8.0, seed=i)
+        write(root / name, hu, convention=conv, beam=beam, spacing_mm=spacing,
+              patient_id=f"S{i + 1:02d}", series_number=20 + i)
+    return root
