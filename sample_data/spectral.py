@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
-
 from vascalc.core.spectral import HA_DENSITY_MG_CM3, beam_values, physics_threshold
 
 from .dicom_writer import SeriesSpec, write_series
