@@ -88,3 +88,37 @@ def test_calcium_preserving_score_gives_the_true_non_contrast_category():
         categories.add(true)
     assert categories >= {"A0", "A1", "A2", "A3"}  # the draw spans every category
     assert agree / len(patients) >= 0.95, agree
+
+
+def test_a_pair_of_dicom_series_is_scored_end_to_end(tmp_path):
+    """The pair written with Siemens headers (A_80kV, B_Sn150kV), read by io, scored by
+    score_pair: each insert's mass, and a calcium-preserving row that names itself."""
+    from vascalc.errors import InputError
+    from vascalc.io.load import load_ct
+    from vascalc.results.document import scan_row
+    from vascalc.spectral_pair import score_pair
+
+    from sample_data.spectral import write
+
+    ins = [((6.0, 12.0, 12.0), 5.0, 400.0), ((6.0, 12.0, 30.0), 3.0, 800.0)]
+    kw = dict(shape=(12, 48, 48), spacing_mm=(1.0, 0.5, 0.5), medium="blood",
+              iodine_mg_ml=12.0, fwhm_mm=0.8)
+    cfg = Config.model_validate({"scoring": {"fov_is_coronary": True, "scope": "coronary"}})
+    vols = {}
+    for conv, b, noise in (("siemens_low", Beam("kvp", 80.0), 10.0),
+                           ("siemens_high", Beam("kvp", 150.0, 0.6), 6.0)):
+        write(tmp_path / conv, render(b, ins, noise_hu=noise, seed=int(noise), **kw),
+              convention=conv, beam=b, spacing_mm=kw["spacing_mm"])
+        vols[conv] = load_ct(tmp_path / conv, cfg)
+    low, high = vols["siemens_low"], vols["siemens_high"]
+    assert (low.meta.series_kind, high.meta.series_kind) == ("low_kv", "high_kv")
+    pr = score_pair(low, high, cfg, case_id="pair")
+    masses = sorted(le.ha_mass_mg for le in pr.lesions)
+    truths = sorted([400.0 * np.pi * 2.5 ** 2 * 5.0 / 1000, 800.0 * np.pi * 1.5 ** 2 * 3.0 / 1000])
+    assert len(masses) == 2 and all(abs(m / t - 1) <= 0.10 for m, t in zip(masses, truths))
+    row = scan_row(pr.result, settings={})
+    assert row["series_kind"] == "calcium_preserving" and row["energy_label"] == "120 kV"
+    assert "spectral_calcium_preserving" in row["quality_flags"] and row["agatston"] > 0
+    assert not row["agatston_comparable"]
+    with pytest.raises(InputError, match="not below"):
+        score_pair(high, low, cfg, case_id="swapped")

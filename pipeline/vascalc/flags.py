@@ -63,6 +63,12 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'physics).',
         'config.energy'),
     QualityFlag(
+        'spectral_calcium_preserving',
+        'A calcium-preserving non-contrast image made from a dual-energy pair by a per-lesion '
+        'three-material decomposition (docs, \'Spectral CT\'): a model of the non-contrast '
+        'scan, not one.',
+        'spectral_pair'),
+    QualityFlag(
         'spectral_mixed_energy',
         'A blended (mixed) image of a dual-energy pair: its effective energy is the vendor\'s '
         'blend, scored at its header KVP.',

@@ -56,6 +56,8 @@ SERIES_KINDS: dict[str, SeriesKind] = {k.name: k for k in (
                "its kV"),
     SeriesKind("vnc", True, "virtual non-contrast / non-iodine image: scored as "
                "scoring.vnc says, flagged vnc_underscores (vendors' VNC removes calcium too)"),
+    SeriesKind("calcium_preserving", True, "the calcium-preserving non-contrast image vascalc "
+               "makes from a dual-energy pair (vascalc.spectral_pair), at 120 kVp"),
     SeriesKind("iodine_map", False, "iodine density map (mg/mL, not HU): never scored"),
     SeriesKind("material_map", False, "a material density, fraction, effective Z or electron "
                "density map (not HU): never scored"),

@@ -5,6 +5,8 @@ the address is what makes the admission mean something."""
 
 from __future__ import annotations
 
+import socket
+
 from ..errors import UsageError
 from .send import AET_RE, Destination
 
@@ -12,8 +14,6 @@ from .send import AET_RE, Destination
 def _addresses(host: str) -> frozenset[str]:
     """Every address a host name or address stands for (the name as given, when it does not
     resolve)."""
-    import socket
-
     try:
         infos = socket.getaddrinfo(host, None)
     except OSError:
