@@ -100,8 +100,8 @@ def test_a_pair_of_dicom_series_is_scored_end_to_end(tmp_path):
 
     from sample_data.spectral import write
 
-    ins = [((6.0, 12.0, 12.0), 5.0, 400.0), ((6.0, 12.0, 30.0), 3.0, 800.0)]
-    kw = dict(shape=(12, 48, 48), spacing_mm=(1.0, 0.5, 0.5), medium="blood",
+    ins = [((6.0, 12.0, 12.0), 5.0, 400.0), ((6.0, 12.0, 22.0), 3.0, 800.0)]
+    kw = dict(shape=(12, 48, 64), spacing_mm=(1.0, 0.5, 0.5), medium="blood",
               iodine_mg_ml=12.0, fwhm_mm=0.8)
     cfg = Config.model_validate({"scoring": {"fov_is_coronary": True, "scope": "coronary"}})
     vols = {}

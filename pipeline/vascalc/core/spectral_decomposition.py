@@ -77,9 +77,10 @@ def find_lesions(hu: np.ndarray, spacing_mm, *, k: float = 5.0, smooth_mm: float
     dropped (noise); the air outside the body (< -500 HU) is never a lesion."""
     sm = ndimage.gaussian_filter(np.asarray(hu, dtype=float),
                                  [smooth_mm / s for s in spacing_mm]) if smooth_mm else hu
-    # away from the air by three smoothing SDs, so no blurred air edge reads as a lesion
-    body = ndimage.binary_erosion(hu > -500, iterations=2 + int(np.ceil(
-        3 * smooth_mm / min(spacing_mm))))
+    # away from the air by three smoothing SDs and a voxel (in mm, so thick slices keep their
+    # ends), so no blurred air edge reads as a lesion
+    body = ndimage.distance_transform_edt(hu > -500, sampling=spacing_mm) \
+        > 3 * smooth_mm + max(spacing_mm)
     vals = sm[body]
     med = float(np.median(vals))
     sd = 1.4826 * float(np.median(np.abs(vals - med)))
