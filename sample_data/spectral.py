@@ -63,6 +63,7 @@ SERIES: dict[str, tuple[str, str, dict]] = {
     "canon_vnc": ("vnc", "VNC", {}),
     "canon_iodine": ("iodine_map", "Iodine map", {}),
     "conventional": ("conventional", "Calcium score 3.0 Qr36", {}),
+    "conventional_cta": ("conventional", "CTA with iodine contrast", {}),
 }
 
 

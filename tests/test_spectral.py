@@ -17,6 +17,7 @@ from vascalc.core.spectral import GRAENI_2018, physics_threshold
 from vascalc.errors import SpectralMapError, ThresholdError, VNCRefusedError
 from vascalc.io.dicom_header import read_header
 from vascalc.io.load import load_ct
+from vascalc.records import CTVolume
 
 from sample_data.spectral import SERIES, Beam, render, threshold_check_phantom, write
 
@@ -109,10 +110,15 @@ def test_table_rule_uses_graeni_and_refuses_an_energy_it_has_no_row_for(tmp_path
                                                           "calcium_suppressed")))
 @pytest.mark.parametrize("rule", ["fixed", "table", "physics"])
 def test_no_map_is_ever_scored(tmp_path, convention, rule):
-    vol = load_ct(_series(tmp_path, convention, Beam("kvp", 120.0)), _cfg(rule))
+    folder = _series(tmp_path, convention, Beam("kvp", 120.0))
     with pytest.raises(SpectralMapError, match="not scored as HU") as err:
-        analyse(vol, _cfg(rule), case_id="map")
+        load_ct(folder, _cfg(rule))  # io refuses it by its header
     assert err.value.code == "SPECTRAL_NOT_HU"
+    meta = read_header(next(folder.iterdir())).meta
+    vol = CTVolume(hu=np.rint(_phantom(Beam("kvp", 120.0))).astype(np.int16),
+                   spacing_mm=SPACING, meta=meta)
+    with pytest.raises(SpectralMapError, match="not scored as HU"):
+        analyse(vol, _cfg(rule), case_id="map")  # and analyse, whatever built the volume
 
 
 def test_vnc_is_flagged_and_has_no_risk_category_unless_accepted(tmp_path):
@@ -163,3 +169,28 @@ def test_every_spectral_row_names_its_kind_energy_and_rule(tmp_path):
         assert r["energy_label"] and r["threshold_source"].startswith("energy_physics:")
     assert "vnc_underscores" in ok["vnc"]["quality_flags"] and ok["vnc"]["risk_category"] == ""
     assert "spectral_mixed_energy" in ok["mixed"]["quality_flags"]
+
+
+@pytest.mark.parametrize("convention", ["philips_iodine", "dicom_iodine", "ge_water"])
+def test_a_map_in_its_own_units_is_refused_by_its_header_not_as_implausible_hu(tmp_path,
+                                                                               convention):
+    """A real iodine or water map holds mg/mL or mg/cm3 with no air: refused as what it is
+    (SPECTRAL_NOT_HU) before any pixel is checked as HU (which would say IMPLAUSIBLE_HU)."""
+    mg = np.full((8, 24, 24), 12.0)
+    mg[4, 8:16, 8:16] = 300.0
+    write(tmp_path / "m", mg, convention=convention, beam=Beam("kvp", 120.0), spacing_mm=SPACING)
+    with pytest.raises(SpectralMapError, match="not scored as HU") as err:
+        load_ct(tmp_path / "m", _cfg())
+    assert str(tmp_path / "m") in str(err.value)
+
+
+def test_a_header_kvp_of_119_9_is_the_reference_under_physics(tmp_path):
+    folder = _series(tmp_path, "conventional", Beam("kvp", 120.0))
+    import pydicom
+    for p in folder.iterdir():
+        ds = pydicom.dcmread(p)
+        ds.KVP = "119.9"
+        ds.save_as(p)
+    r = analyse(load_ct(folder, _cfg("physics")), _cfg("physics"), case_id="k")
+    assert r.settings["threshold_hu"] == 130.0 and r.headline.threshold_rule == ""
+    assert r.risk_category  # the Agatston definition holds

@@ -251,7 +251,7 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
     basis = risk_basis(scope, agatston=sc.agatston, regions=members)
     risky = scope == "coronary" and sc.agatston
     th = prepared.thresholds
-    if th.source.startswith("energy_physics") and th.threshold_hu != sc.threshold_hu:
+    if th.source.startswith("energy_physics") and abs(th.threshold_hu - sc.threshold_hu) > 0.05:
         # a modelled threshold: not a published Agatston convention, so named like a contrast
         # rule's (docs, 'Spectral CT')
         score = replace(score, threshold_rule=score.threshold_rule or th.source)

@@ -30,18 +30,20 @@ NOT_SCORED = {"iodine_map": "an iodine map (iodine density, not HU)",
               "calcium_suppressed": "a calcium-suppressed image (its calcium was removed)"}
 
 
-def refuse_unscorable(meta: ScanMeta, *, vnc: str) -> None:
+def refuse_unscorable(meta: ScanMeta, *, vnc: str, path: str | None = None) -> None:
     """Raise for a series calcium is never scored on (a map that is not HU, a calcium-suppressed
-    image), and for a VNC series under ``scoring.vnc: refuse``."""
+    image), and for a VNC series under ``scoring.vnc: refuse``. io calls it on the header,
+    before any pixel is read or checked as HU; analyse again on every volume."""
     desc = f" ('{meta.series_description}')" if meta.series_description else ""
     if meta.series_kind in NOT_SCORED:
         what = NOT_SCORED[meta.series_kind]
         held = f", holding {meta.material}" if meta.material else ""
         raise SpectralMapError(f"the series{desc} is {what}{held}, read from its "
-                               f"{meta.series_kind_source or 'header'}: not scored as HU")
+                               f"{meta.series_kind_source or 'header'}: not scored as HU",
+                               path=path)
     if meta.series_kind == "vnc" and vnc == "refuse":
         raise VNCRefusedError(f"the series{desc} is a virtual non-contrast image "
-                              "(scoring.vnc: refuse)")
+                              "(scoring.vnc: refuse)", path=path)
 
 
 def beam(meta: ScanMeta) -> tuple[str, float | None, float]:
@@ -67,6 +69,8 @@ def resolve_energy(sc: ScoringConfig, meta: ScanMeta) -> Thresholds | None:
     if rule == "fixed":
         return None
     kind, energy, tin = beam(meta)
+    if kind == "kvp" and not tin and energy is not None and abs(energy - 120.0) <= 0.5:
+        energy = 120.0  # a header's 119.9 kVp is the reference voltage
     what = meta.series_kind or "conventional"
     if energy is None:
         raise ThresholdError(f"scoring.energy_threshold: {rule} needs the energy of this {what} "

@@ -74,7 +74,10 @@ _CALCIUM_SUPPRESSED = re.compile(r"ca(lcium)?[\s_-]*supp|\bcasupp|calcium[\s_-]*
 _VNC = re.compile(r"\bvnc\b|\bvni\b|\bvue\b|virtual[\s_-]*(un|non)[\s_-]*(enhanced|contrast|"
                   r"iodine)|non[\s_-]*iodine|pure[\s_-]*calcium|iodine[\s_-]*removed", _F)
 _WATER_MD = re.compile(r"water\s*\(\s*iodine\s*\)|\bmd\b", _F)  # GE material density, mg/cm3
-_IODINE = re.compile(r"iodine|\bjod|\bi[\s_-]*map\b|\biodo", _F)
+#: an iodine map says so: 'Iodine' alone or before a thickness, 'Iodine map/density/overlay/no
+#: water/(Water)'; a description that merely mentions iodine contrast is not a map
+_IODINE = re.compile(r"iodine\s*(map|dens|overlay|no[\s_-]*water|only|conc|\(|$|[\s_-]+\d)|"
+                     r"^\s*iodine\b|\bjod[\s_-]*(map|bild)|\bi[\s_-]*map\b|\bidm\b", _F)
 _MATERIAL = re.compile(r"z[\s_-]*eff|effective[\s_-]*(z|atomic)|electron[\s_-]*density|"
                        r"\brho\b|uric[\s_-]*acid|\bmaterial\b|fat[\s_-]*fraction|"
                        r"\(water\)|\bwater[\s_-]*map", _F)
