@@ -42,6 +42,15 @@ def contrast_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def spectral_data(sample_data) -> Path:
+    """The spectral sample set (sample_data.spectral), beside the sample data, where the
+    golden runs look for it."""
+    from sample_data.spectral import generate
+
+    return generate(sample_data.parent / "spectral_phantoms")
+
+
+@pytest.fixture(scope="session")
 def sample_truth(sample_data) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sample_data.glob("*/truth.json")}
 

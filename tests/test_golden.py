@@ -12,7 +12,7 @@ from tests.golden.make_golden import HERE, TABLES, normalised, runs, score
 
 
 @pytest.mark.parametrize("name", sorted(runs(Path("p"), SHARED)))
-def test_tables_equal_golden(name, sample_data, contrast_data, tmp_path):
+def test_tables_equal_golden(name, sample_data, contrast_data, spectral_data, tmp_path):
     args, needs = runs(sample_data, SHARED, contrast_data)[name]
     if needs is not None and not needs.exists():
         pytest.skip(f"real scanner data not available at {needs} (../shared/data is absent)")
@@ -24,5 +24,5 @@ def test_tables_equal_golden(name, sample_data, contrast_data, tmp_path):
     for t in TABLES:
         got = normalised((tmp_path / "out" / t).read_text(),
                          {"$CONTRAST": contrast_data, "$PHANTOMS": sample_data,
-                          "$SHARED": SHARED})
+                          "$SPECTRAL": spectral_data, "$SHARED": SHARED})
         assert got == (golden / t).read_text(), f"{name}/{t} differs from the golden copy"

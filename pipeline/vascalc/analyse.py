@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .config.energy import resolve_energy, spectral_flags
 from .config.schema import Config
 from .config.thresholds import resolve as resolve_thresholds
 from .core.blood_pool import find_blood_pool
@@ -193,7 +194,7 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
     contrast plan made and applied. The caller's volume is never modified."""
     sc = config.scoring
     base_scope = "whole_volume"
-    th = resolve_thresholds(sc, volume.meta.kvp)
+    th = resolve_energy(sc, volume.meta) or resolve_thresholds(sc, volume.meta.kvp)
     # the blood pool is looked for on the scan as given (bone removal would take an enhanced
     # aorta for bone), unless the header already names intravascular contrast
     pool = (find_blood_pool(volume.hu, volume.spacing_mm, threshold_hu=th.threshold_hu)
@@ -210,7 +211,9 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
     if plan.regions:
         volume = replace(volume, hu=apply_plan(volume.hu, plan, layout))
     return Prepared(volume=volume, thresholds=th, base_scope=base_scope, layout=layout,
-                    plan=plan, kvp_adapted=th.source.startswith(("kvp_table", "calibration")))
+                    plan=plan,  # a VMI's HU are set by its keV, not the tube's kVp
+                    kvp_adapted=th.source.startswith(("kvp_table", "calibration", "energy_"))
+                    or volume.meta.series_kind == "vmi")
 
 
 def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium: Calcium,
@@ -226,6 +229,7 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
     if prepared.plan.enhanced:
         flags.append("contrast_enhanced")
         flags.extend(prepared.plan.notes)
+    flags.extend(spectral_flags(volume.meta, sc, adapted=prepared.kvp_adapted))
     kvp = volume.meta.kvp
     if not prepared.kvp_adapted and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
@@ -275,6 +279,7 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         settings={**config.provenance(), "scope": headline.scope,
                   "min_lesion_area_mm2": sc.min_area_mm2(drow * dcol),
                   "threshold_hu": th.threshold_hu, "threshold_source": th.source,
+                  "energy_threshold": sc.energy_threshold,
                   "agatston": sc.agatston},
         shape=volume.shape, spacing_mm=tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
         quality_flags=flags, timings_s=timings, regions=breakdown.regions,

@@ -205,6 +205,23 @@ class ThresholdError(InputError):
             "mass_calibration_mg_per_cm3_per_hu), or set scoring.kvp_select: off")
 
 
+class SpectralMapError(InputError):
+    """The series is a spectral map that is not HU (iodine, material density, effective Z,
+    electron density) or has its calcium removed: calcium is never scored on it."""
+
+    code = "SPECTRAL_NOT_HU"
+    hint = ("score the mixed (blended), a virtual monoenergetic or a true non-contrast series "
+            "of the study instead (docs, 'Spectral CT': what to export per vendor)")
+
+
+class VNCRefusedError(InputError):
+    """The series is a virtual non-contrast (non-iodine) image and scoring.vnc is refuse."""
+
+    code = "VNC_REFUSED"
+    hint = ("score a true non-contrast series, or set scoring.vnc: score (the score is then "
+            "flagged vnc_underscores; docs, 'Spectral CT')")
+
+
 class ScopeError(InputError):
     """The scope asked for cannot be measured on this case (e.g. vascular without regions)."""
 

@@ -60,6 +60,30 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'Tube voltage is not 120 kVp: the 130 HU threshold is defined at 120 kVp.',
         'analyse'),
     QualityFlag(
+        'vnc_underscores',
+        'Virtual non-contrast (non-iodine) image: vendors\' VNC removes part of the calcium with '
+        'the iodine and under-scores (dual-layer VNC: 16 % of patients change CAC-DRS category, '
+        'Radiol Med 2026; photon-counting VNI: over half move to a lower category, Orman et '
+        'al., Diagnostics 2026); no risk category unless risk.accept_vnc.',
+        'config.energy', warns_headline=True),
+    QualityFlag(
+        'spectral_fixed_threshold',
+        'A virtual monoenergetic image other than 70 keV, or a tin-filtered beam, scored at the '
+        'fixed threshold: 130 HU is defined at 120 kVp (scoring.energy_threshold: table or '
+        'physics).',
+        'config.energy'),
+    QualityFlag(
+        'spectral_calcium_preserving',
+        'A calcium-preserving non-contrast image made from a dual-energy pair by a per-lesion '
+        'three-material decomposition (docs, \'Spectral CT\'): a model of the non-contrast '
+        'scan, not one.',
+        'spectral_pair'),
+    QualityFlag(
+        'spectral_mixed_energy',
+        'A blended (mixed) image of a dual-energy pair: its effective energy is the vendor\'s '
+        'blend, scored at its header KVP.',
+        'config.energy'),
+    QualityFlag(
         'aorta_not_split',
         'The aorta was not split into thoracic and abdominal parts: the T12 and L1 vertebra '
         'masks are missing or empty.',

@@ -50,6 +50,13 @@ class ScanMeta:
     #: True when the header records ECG synchronisation (CardiacSynchronizationTechnique other
     #: than NONE, or a TriggerTime), False when it records NONE, None when it says nothing
     ecg_gated: bool | None = None
+    #: spectral series kind (vascalc.io.spectral_kinds: conventional, vmi, vnc, mixed, low_kv,
+    #: high_kv, iodine_map, material_map, calcium_suppressed); '' = not read from a header
+    series_kind: str = ""
+    series_kind_source: str = ""  # image_type, multi_energy_attribute, description or ''
+    energy_kev: float | None = None  # the keV of a virtual monoenergetic image
+    tin_filter_mm: float = 0.0  # tin added to the beam (Sn100, Sn150), 0 = none
+    material: str = ""  # what a material map holds, when the header says
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -43,6 +43,8 @@ def runs(phantoms: Path, shared: Path,
         "sample_reader": ([manifest, "--config", str(cfg / "sample_data.yaml")], None),
         "sample_contrast": ([str(contrast / "manifest.csv"), "--config",
                              str(HERE / "contrast.yaml")], None),
+        "sample_spectral": ([str(phantoms.parent / "spectral_phantoms"), "--config",
+                             str(HERE / "spectral.yaml")], None),
         "shared_dcm_qa_ct": ([str(shared / "dcm_qa_ct" / "In")], shared / "dcm_qa_ct"),
         "shared_totalseg_ct": ([str(shared / "totalsegmentator_example" / "example_ct_dicom")],
                                shared / "totalsegmentator_example"),
@@ -99,7 +101,7 @@ def normalised(text: str, roots: dict[str, Path]) -> str:
 
 
 def main() -> int:
-    from sample_data import contrast
+    from sample_data import contrast, spectral
     from sample_data.generate import generate
 
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
@@ -107,6 +109,7 @@ def main() -> int:
         phantoms = Path(tmp) / "phantoms"
         generate(phantoms)
         contrast.generate(Path(tmp) / "contrast_phantoms")
+        spectral.generate(Path(tmp) / "spectral_phantoms")
         for name, (args, needs) in runs(phantoms, shared).items():
             if needs is not None and not needs.exists():
                 print(f"skip {name}: {needs} is absent")
@@ -117,7 +120,7 @@ def main() -> int:
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
             roots = {"$CONTRAST": Path(tmp) / "contrast_phantoms", "$PHANTOMS": phantoms,
-                     "$SHARED": shared}
+                     "$SPECTRAL": Path(tmp) / "spectral_phantoms", "$SHARED": shared}
             for t in TABLES:
                 (dest / t).write_text(normalised((out / t).read_text(), roots))
             print(f"wrote {dest}")

@@ -134,6 +134,13 @@ class ScoringConfig(BaseModel):
         default_factory=dict, description="per tube voltage (kV), the HU at which density "
         "weights 1, 2, 3, 4 start (the first is the calcium threshold); fill it from the "
         "publication you follow: vascalc ships no numbers it could not verify")
+    energy_threshold: Literal["fixed", "table", "physics"] = Field(
+        "fixed", description="threshold for the energy the image represents: fixed (threshold_hu), "
+        "table (Graeni 2018 kVp rows, 70 keV per Mergen 2023) or physics (the HU of 130 HU at "
+        "120 kVp at any kVp, tin-filtered kV or VMI keV; docs, 'Spectral CT')")
+    vnc: Literal["score", "refuse"] = Field(
+        "score", description="virtual non-contrast series: scored (flagged vnc_underscores, no "
+        "risk category unless risk.accept_vnc) or refused (VNC_REFUSED)")
     kvp_select: Literal["off", "header"] | float = Field(
         "off", description="use the kvp_table row of the header's KVP ('header'), of a given kV "
         "(a number), or not at all ('off')")
@@ -178,6 +185,9 @@ class ScoringConfig(BaseModel):
                              f"(rows: {sorted(self.kvp_table)})")
         if self.kvp_select == "header" and not self.kvp_table:
             raise ValueError("kvp_select: header needs a kvp_table")
+        if self.energy_threshold != "fixed" and (self.kvp_select != "off"
+                                                  or self.threshold_mg_ha_cm3 is not None):
+            raise ValueError("give energy_threshold or kvp_select / threshold_mg_ha_cm3, not both")
         if self.threshold_mg_ha_cm3 is not None and self.kvp_select != "off":
             raise ValueError("give either threshold_mg_ha_cm3 or kvp_select, not both")
         if self.volume_method == "interpolated" and self.volume_threshold_hu not in (
@@ -200,6 +210,9 @@ class RiskConfig(BaseModel):
         (10.0, 100.0, 400.0), description="0 | (0, 10] | (10, 100] | (100, 400] | > 400")
     cac_drs_lower_bounds: tuple[float, float] = Field(
         (100.0, 300.0), description="A0 = 0, A1 below the first, A2 below the second, A3 above")
+    accept_vnc: bool = Field(
+        False, description="give risk categories on virtual non-contrast scores (known to "
+        "under-score; docs, 'Spectral CT'); false = empty with the reason")
 
     @model_validator(mode="after")
     def _ascending(self) -> "RiskConfig":

@@ -108,7 +108,8 @@ def risk_basis(scope: str, *, agatston: bool, regions: tuple[str, ...],
     if withheld:
         return f"empty: the coronary score is withheld ({withheld})"
     if threshold_rule:
-        return (f"empty: coronary calcium found by the contrast rule {threshold_rule}, not an "
+        kind = "energy" if threshold_rule.startswith("energy_") else "contrast"
+        return (f"empty: coronary calcium found by the {kind} rule {threshold_rule}, not an "
                 "Agatston score at 130 HU")
     if regions:
         return f"coronary regions: {', '.join(regions)}"

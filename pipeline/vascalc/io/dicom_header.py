@@ -34,6 +34,7 @@ from .dicom_parse import (  # noqa: F401 - _FAST_SYNTAXES and IMAGE_SOP_CLASSES 
     _pydicom_values,
     _Truncated,
 )
+from .spectral_kinds import classify
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,8 +113,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         meta, v, offset, length = _pydicom_values(path)
         truncated, no_pixels = bool(meta.get("_cut")), bool(meta.get("_no_pixels"))
     syntax = meta.get("TransferSyntaxUID", "")
-    size = finite_float(v.get("PatientSize"))
-    weight = finite_float(v.get("PatientWeight"))
+    size, weight = finite_float(v.get("PatientSize")), finite_float(v.get("PatientWeight"))
+    kind, kev, tin, material, kind_source = classify(v)
     scan = ScanMeta(
         patient_id=_text(v.get("PatientID")),
         study_instance_uid=_text(v.get("StudyInstanceUID")),
@@ -136,7 +137,8 @@ def read_header(path: str | os.PathLike, *, fast: bool = True) -> DicomHeader:
         contrast_agent=_text(v.get("ContrastBolusAgent")),
         contrast_phase=_text(v.get("ContrastBolusAgentPhase")).upper(),
         ecg_gated=ecg_gated(_text(v.get("CardiacSynchronizationTechnique")),
-                            v.get("TriggerTime")),
+                            v.get("TriggerTime")), series_kind=kind, energy_kev=kev,
+        tin_filter_mm=tin, material=material, series_kind_source=kind_source,
     )
     pixel_rep = _integer(v.get("PixelRepresentation"), 0)
 

@@ -17,6 +17,7 @@ import warnings
 from typing import Any
 
 from ..errors import NotDicomError
+from .spectral_kinds import SPECTRAL_TAGS
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -59,7 +60,7 @@ _WANTED: dict[int, tuple[str, str]] = {
     0x00280011: ("Columns", "US"), 0x00280030: ("PixelSpacing", "DS"),
     0x00280100: ("BitsAllocated", "US"), 0x00280101: ("BitsStored", "US"),
     0x00280103: ("PixelRepresentation", "US"), 0x00281052: ("RescaleIntercept", "DS"),
-    0x00281053: ("RescaleSlope", "DS"),
+    0x00281053: ("RescaleSlope", "DS"), **SPECTRAL_TAGS,
 }
 #: the image storage classes vascalc scores (CT, enhanced CT, legacy converted enhanced CT):
 #: such a file that ends before its Pixel Data is a cut one
@@ -87,10 +88,10 @@ class _Truncated(_Fallback):
 
 
 def _decode(raw: bytes, vr: str) -> Any:
-    if vr == "US":
-        n = len(raw) // 2
-        vals = struct.unpack(f"<{n}H", raw[: 2 * n])
-        return vals[0] if n == 1 else list(vals)
+    if vr in ("US", "FD"):  # FD: MonoenergeticEnergyEquivalent (io.spectral_kinds)
+        size, code = (2, "H") if vr == "US" else (8, "d")
+        vals = struct.unpack(f"<{len(raw) // size}{code}", raw[: len(raw) // size * size])
+        return (vals[0] if len(vals) == 1 else list(vals)) if vals else ""
     text = raw.decode("utf-8", errors="replace").rstrip("\x00 ").lstrip(" ")
     if vr in ("DS", "IS", "CS") and "\\" in text:
         return [t.strip() for t in text.split("\\")]

@@ -11,11 +11,13 @@ is decided here and nowhere else.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from ..config.energy import refuse_unscorable
 from ..config.label_tables import LABEL_TABLES
 from ..config.schema import Config
 from ..core.regions import RegionMask
@@ -44,6 +46,9 @@ def _is_zip(p: Path) -> bool:
 
 
 def _series(headers: list[DicomHeader], config: Config) -> CTVolume:
+    # a map that is not HU is refused by what its header says, before a pixel is checked as HU
+    refuse_unscorable(headers[0].meta, vnc=config.scoring.vnc,
+                      path=os.path.dirname(headers[0].path) or headers[0].path)
     g = config.geometry
     return load_series(headers, abs_tol_mm=g.spacing_tolerance_mm, rel_tol=g.spacing_tolerance_rel,
                        gantry_tilt=g.gantry_tilt, max_obliquity_deg=g.max_obliquity_deg,

@@ -75,12 +75,21 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
         score = breakdown.aggregates[scope]
     else:
         score = replace(calcium.whole, region=scope, withheld=prepared.plan.whole_withheld)
+    th = prepared.thresholds
+    if th.source.startswith("energy_physics") and abs(th.threshold_hu - sc.threshold_hu) > 0.05:
+        # a modelled threshold: not a published Agatston convention, so named like a contrast
+        # rule's (docs, 'Spectral CT')
+        score = replace(score, threshold_rule=score.threshold_rule or th.source)
     # one definition of "the coronary score" for every clinical number (core.scopes)
     basis = risk_basis(scope, agatston=sc.agatston, regions=members, withheld=score.withheld,
                        threshold_rule=score.threshold_rule,
                        review_pending=reads is not None and not reads.done)
     rest = unconfirmed_rest(breakdown, reads)
-    if is_coronary_score(basis) and rest is not None:
+    if is_coronary_score(basis) and prepared.volume.meta.series_kind == "vnc" \
+            and not config.risk.accept_vnc:
+        basis = ("empty: virtual non-contrast score (VNC under-scores calcium; "
+                 "risk.accept_vnc is false)")
+    elif is_coronary_score(basis) and rest is not None:
         basis = (f"empty: {rest.volume_mm3:,.1f} mm3 of calcium (Agatston "
                  f"{rest.agatston:,.1f}) is unlabelled and the reader did not "
                  "confirm it is not coronary (review incomplete)")

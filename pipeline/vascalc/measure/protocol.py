@@ -12,7 +12,8 @@ from .contrast import ContrastPlan
 from .layout import RegionLayout
 
 #: voxel flags of the reader that are protocol deviations too
-_FROM_FLAGS = ("lossy_compression",)
+_FROM_FLAGS = ("lossy_compression", "vnc_underscores", "spectral_fixed_threshold",
+               "spectral_calcium_preserving")
 
 
 def deviations(volume: CTVolume, config: Config, *, scope: str, kvp_adapted: bool,

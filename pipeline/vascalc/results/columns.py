@@ -47,7 +47,8 @@ _PROVENANCE = [
     _c("threshold_hu", "number", "HU", "calcium voxel threshold used for this scan: HU >= "
        "this value"),
     _c("threshold_source", "string", "", "where threshold_hu came from: config, lumen_adaptive:<region>, "
-       "kvp_table:<kV> (scoring.kvp_table) or calibration:<d>mg_ha_cm3 (a density threshold)"),
+       "kvp_table:<kV> (scoring.kvp_table), calibration:<d>mg_ha_cm3 (a density threshold) or "
+       "energy_table:<energy> / energy_physics:<energy> (scoring.energy_threshold)"),
     _c("volume_method", "string", "", "voxel_count (kept voxels x voxel volume) or "
        "interpolated (linear along z to isotropic voxels, after Callister et al. 1998)"),
     _c("min_lesion_area_mm2", "number", "mm2", "slice lesions with a smaller area were dropped "
@@ -192,6 +193,17 @@ SCANS: tuple[Column, ...] = tuple([
     _c("n_rows", "integer", "", "rows per slice"),
     _c("n_cols", "integer", "", "columns per slice"),
     _c("kvp", "number", "kV", "DICOM KVP"),
+    _c("series_kind", "string", "", "spectral series kind read from the header: conventional, "
+       "vmi, vnc, mixed, low_kv, high_kv (maps are refused: SPECTRAL_NOT_HU; docs, 'Spectral CT')"),
+    _c("series_kind_source", "string", "", "where series_kind was read: image_type (DICOM "
+       "multi-energy ImageType), multi_energy_attribute, description (vendor convention); empty "
+       "= no spectral sign"),
+    _c("energy_kev", "number", "keV", "energy of a virtual monoenergetic image (empty otherwise)"),
+    _c("energy_label", "string", "", "the energy the image represents: '<E> keV' (VMI), "
+       "'Sn<kV> kV' (tin-filtered) or '<kV> kV'; empty when the header gives none"),
+    _c("energy_threshold_rule", "string", "", "scoring.energy_threshold rule that set "
+       "threshold_hu: fixed (threshold_hu), table (Graeni 2018 kVp rows; 70 keV, Mergen 2023) "
+       "or physics (first-order model; its scores are named by threshold_source, not Agatston)"),
     _c("manufacturer", "string", "", "DICOM Manufacturer (in the CSV, a text that a "
        "spreadsheet would run as a formula, starting = + - @, gets a leading ' as every "
        "text cell from a file does; the Parquet keeps it as read)"),

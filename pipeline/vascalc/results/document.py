@@ -28,6 +28,7 @@ from ..values import age_years
 from .codec import decode, encode
 from .columns import PROVENANCE_KEYS, names
 from .risk import MESA_COLUMNS, mesa_columns
+from .spectral_rows import spectral_columns
 from .wide import wide_rows
 
 #: version of the result.json layout; a document of another version is not read
@@ -104,7 +105,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         slice_thickness_mm=m.slice_thickness_mm, slice_increment_mm=_num(inc),
         pixel_spacing_mm=f"{drow:g}x{dcol:g}", pixel_spacing_row_mm=drow,
         pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1], n_cols=r.shape[2],
-        kvp=m.kvp, manufacturer=m.manufacturer, model=m.model, kernel=m.kernel,
+        kvp=m.kvp, **spectral_columns(r), manufacturer=m.manufacturer, model=m.model, kernel=m.kernel,
         quality_flags=";".join(r.quality_flags),
     )
     return _checked(row, "scans")
@@ -137,8 +138,7 @@ def _measures(score, ag: bool) -> dict[str, Any]:
 def score_label(r: ScanResult) -> str:
     """What a result's headline number is, in words (scans.csv score_label; the console,
     index and report print it beside the number, never a bare 'Agatston')."""
-    w = r.headline or r.whole
-    scope = r.scope
+    w, scope = r.headline or r.whole, r.scope
     if w.withheld:
         return f"{scope} score withheld"
     if not r.settings.get("agatston", True):
@@ -173,8 +173,7 @@ def region_rows(r: ScanResult, *, masks: bool = False) -> list[dict[str, Any]]:
     'whole'. ``masks``: the region masks' partition of a rescored case (regions_masks.csv)."""
     regions, source = (r.mask_regions, r.mask_source) if masks else (
         r.regions or (r.whole,), r.region_source)
-    bsa = r.bsa.bsa_m2
-    ag = r.settings.get("agatston", True)
+    bsa, ag = r.bsa.bsa_m2, r.settings.get("agatston", True)
     return [_checked({
         "case_id": r.case_id, "region": reg.region, "region_class": reg.region_class,
         "lumen_median_hu": _num(reg.lumen_median_hu),
