@@ -305,6 +305,7 @@ def test_send_delivers_a_finished_run_into_its_study_once(orthanc, sample_data, 
     res = runner.invoke(app, ["send", str(out), "--to", dest], catch_exceptions=False)
     assert res.exit_code == 0 and {k: len(v) for k, v in result_series(base, study).items()} \
         == counts
+    assert "0 object(s) sent, 0 not sent, 4 sent by an earlier send (not again)" in res.output
     # a destination that refuses (nothing listens there) is reported, exit 1, never a crash
     res = runner.invoke(app, ["send", str(out), "--to", f"NOBODY@127.0.0.1:{free_port()}",
                               "--attempts", "1"], catch_exceptions=False)

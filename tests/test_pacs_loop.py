@@ -143,6 +143,23 @@ def test_draft_then_late_slices_then_a_readers_final(orthanc, sample_data, tmp_p
         # sent again: nothing new
         time.sleep(3)
         assert len(_srs(base, study)) == 3
+        # 4. the reader amends the final (one lesion to another artery, done again): an
+        # amendment joins the study, and every version's predecessor is one the PACS holds
+        with serving(out) as (state, rbase):
+            lid = lesions[-1]["lesion_id"]
+            assert call(rbase, "PUT", f"/api/cases/{case}/lesions/{lid}", token=state.token,
+                        body={"label": "RCA"})[0] == 200
+            assert call(rbase, "PUT", f"/api/cases/{case}/done", token=state.token,
+                        body={"done": True})[0] == 200
+            srs = wait_for(lambda: (lambda s: s if any("amended" in x.SeriesDescription
+                                                       for x in s) else None)(_srs(base, study)),
+                           90, "the amendment")
+        held = {x.SOPInstanceUID for x in srs}
+        for x in srs:
+            for ref in x.get("PredecessorDocumentsSequence", []):
+                uid = ref.ReferencedSeriesSequence[0].ReferencedSOPSequence[0] \
+                    .ReferencedSOPInstanceUID
+                assert uid in held, (x.SeriesDescription, "names a version the PACS never got")
     finally:
         node.terminate()
         node.wait(20)

@@ -143,3 +143,29 @@ def test_a_final_with_calcium_left_unlabelled_says_so_in_its_sr(out):  # noqa: F
     assert got["rest-confirmed"] == "yes" and got["review-done"] == "yes"
     assert got["unlabelled-ag"] == float(row["unlabelled_agatston"])
     assert got["unlabelled-vol"] == float(row["unlabelled_volume_mm3"])
+
+
+def test_a_lapsed_final_leaves_no_version_behind_and_its_amendment_replaces_it(out):  # noqa: F811
+    """A label changed after the reader confirmed the rest: the read is not final any more and
+    the case shows the run's draft again (its own UIDs, no new version: the PACS keeps the
+    reader's final as the last signed result); the reader's next final is an amendment that
+    names that final as its predecessor."""
+    from vascalc.review.scripted import write_reads
+
+    case = out / "cases" / "P02"
+    write_reads(out, [("r1", "P02", 2, None, "LAD")], done=[("r1", "P02")],
+                rest_not_coronary=[("r1", "P02")])
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    draft, final = ledger(case)
+    assert (draft.status, final.status) == ("draft", "final")
+    write_reads(out, [("r1", "P02", 3, None, "LCX")])  # after the confirmation: it lapses
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    assert [v.number for v in ledger(case)] == [1, 2]  # nothing half-read was recorded
+    sr = _sr(case)
+    assert sr.SOPInstanceUID == draft.sr_uid and sr.VerificationFlag == "UNVERIFIED"
+    write_reads(out, [], done=[("r1", "P02")], rest_not_coronary=[("r1", "P02")])
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    amended = ledger(case)[-1]
+    assert (amended.number, amended.status, amended.predecessor["sr_uid"]) == (
+        3, "amended", final.sr_uid)
+    assert _sr(case).VerificationFlag == "VERIFIED"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -101,6 +102,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             if not dests:
                 raise VascalcError("give --to AET@HOST:PORT or --stow-url URL")
             lc = cfg.listen.model_copy(update={"max_attempts": attempts, "retry_base_s": 1.0})
+            started = time.time()
             results = send_run(out, dests, cfg.model_copy(update={"listen": lc}),
                                cases=case or None, ae_title=ae_title)
         except (VascalcError, OSError, ValueError) as err:
@@ -109,7 +111,10 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
         for r in bad:
             typer.echo(f"not sent: {Path(r['path']).parent.name}/{Path(r['path']).name} to "
                        f"{r['destination']}: {r['last_error']}", err=True)
-        typer.echo(f"{len(results) - len(bad)} object(s) sent, {len(bad)} not sent")
+        earlier = [r for r in results if r["state"] == "sent" and (r["acked"] or 0) < started]
+        again = f", {len(earlier)} sent by an earlier send (not again)" if earlier else ""
+        typer.echo(f"{len(results) - len(bad) - len(earlier)} object(s) sent, {len(bad)} not "
+                   f"sent{again}")
         raise typer.Exit(1 if bad else 0)
 
 

@@ -243,8 +243,9 @@ def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict
 
 def result_version(case_dir: Path, result: ScanResult, doc: dict, config: Config,
                    source) -> versions.ResultVersion:
-    """The version this result is in the case's ledger (:mod:`.versions`): a reader's done
-    read makes a final, anything else a draft."""
+    """The version this result is in the case's ledger (:mod:`.versions`): a reader's final
+    (marked done with every calcium lesion labelled or the rest confirmed not coronary: no
+    ``review_incomplete`` flag) makes a final, anything else a draft."""
     def steady(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "source_path"} for r in rows]
 
@@ -253,8 +254,10 @@ def result_version(case_dir: Path, result: ScanResult, doc: dict, config: Config
         series_uid=str(source.get("SeriesInstanceUID", "")), config_sha=config.sha256(),
         reader=result.reader, read_at=result.read_at, read_extra={}, scan=scan_of(doc),
         regions=steady(region_rows_of(doc)), lesions=steady(lesion_rows_of(doc)))
+    final = bool(result.reader and result.read_at) \
+        and "review_incomplete" not in result.quality_flags
     return versions.next_version(case_dir, key, reader=result.reader,
-                                 verified_at=result.read_at,
+                                 verified_at=result.read_at if final else "",
                                  study_uid=str(source.get("StudyInstanceUID", "")))
 
 

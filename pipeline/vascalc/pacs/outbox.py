@@ -157,7 +157,8 @@ class NodeDB:
             chosen: dict[str, Any] = next((s for s in series if s.get("chosen")), {})
             base = {"study": digest(st["study_uid"]), "state": st["state"],
                     "instances": st["instances"], "series_chosen": chosen.get("description", ""),
-                    "why": chosen.get("reason", "") or st["record"].get("error", "")}
+                    "why": (st["record"].get("not_eligible") or st["record"].get("error")
+                            or chosen.get("reason", ""))}
             dests = [(d, s) for (u, d), s in sent.items() if u == st["study_uid"]]
             for dest, s in dests or [("", {"sent": 0, "pending": 0, "failed": 0,
                                           "last_error": ""})]:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config.schema import Config
+from ..errors import ResultError
 from ..outputs.versions import carry_over
+from ..results.document import is_ok, read_result, result_path, scan_of
 from ..run.batch import run_batch
 from ..run.discovery import collect_cases, run_inputs
 from ..run.lock import output_lock
@@ -66,8 +68,22 @@ def score_study(study_folder: Path, out: Path, config: Config, *,
     for case in cases:
         objects += case_objects(out / "cases" / case.case_id)[1]
     if not objects:
-        record["error"] = "the case was not scored (its row in scans.csv says why)"
+        record["error"] = "; ".join(_case_error(out, c.case_id) for c in cases) or \
+            "no case was found in the chosen series"
     return record, objects
+
+
+def _case_error(out: Path, case_id: str) -> str:
+    """Why a case of the study gave nothing to send: its row's error code and message (which
+    name files, never the patient), or that it wrote no report objects."""
+    try:
+        doc = read_result(result_path(out, case_id))
+    except (ResultError, OSError):
+        return f"{case_id}: no result was recorded"
+    if is_ok(doc):
+        return f"{case_id}: scored, but no SR was written (report.dicom_sr)"
+    scan = scan_of(doc)
+    return f"{case_id}: {scan.get('error_code', '')}: {scan.get('error', '')}"[:500]
 
 
 def _supersede(old: Path, new: list[Path]) -> None:
@@ -91,9 +107,13 @@ def reread_study(out: Path, rescore: Callable[[Path], dict[str, Any] | None]
     if not summary:
         return record, []
     record["rescored"] = summary.get("rescored", {})
+    # every case's current version: a rescored final, and also a case whose read stopped
+    # being final (its run's result again, a new draft version): the PACS then holds what
+    # the node holds, and a later version's predecessor is always one the PACS received
+    # (the outbox sends each object once)
     objects: list[tuple[str, str]] = []
-    for cid in summary.get("rescored", {}).get("case_ids", []):
-        objects += case_objects(out / "cases" / cid)[1]
+    for folder in sorted(p for p in (out / "cases").glob("*") if p.is_dir()):
+        objects += case_objects(folder)[1]
     return record, objects
 
 

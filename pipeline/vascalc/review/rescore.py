@@ -110,9 +110,16 @@ def rescore(out: Path, *, reader: str | None = None, argv: list[str] | None = No
                         write_result(out, doc)
                         docs[cid] = doc
                     continue
-            doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"], out=out,
-                           reads=lesion_labels(reads, config, reader))
+            labels = lesion_labels(reads, config, reader)
+            # scored first without artefacts: a read that turns out not final must leave no
+            # report, SR or result version behind (the case keeps the run's result)
+            doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"], out=None,
+                           reads=labels)
             doc["reads"] = reads_record(doc, reader, reads)
+            if doc["reads"]["done"] or include_unfinished:
+                doc = run_case(case, config, fingerprint=docs[cid]["fingerprint"], out=out,
+                               reads=labels)
+                doc["reads"] = reads_record(doc, reader, reads)
             if reads.done and not doc["reads"]["done"] and not include_unfinished:
                 # marked done with calcium left unlabelled and no confirmation that it is not
                 # coronary (an earlier vascalc, or a database edited by hand): not a final
