@@ -29,6 +29,7 @@ from .measure.contrast import ContrastPlan, apply_plan, plan_contrast
 from .measure.layout import RegionLayout, checked_masks, layout_regions
 from .measure.protocol import deviations
 from .measure.shape import lesion_shapes
+from .measure.uncertainty import headline_uncertainty
 from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's input record
     Anthropometry,
     BSAResult,
@@ -37,6 +38,7 @@ from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's inpu
     RegionScore,
     ScanResult,
     ScoredVoxels,
+    Uncertainty,
 )
 
 
@@ -200,6 +202,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                      timings={"segment": t1 - t0, "score": t2 - t1})
     if mask_breakdown.regions:
         result = replace(result, mask_regions=mask_breakdown.regions, mask_source=region_source)
+    if config.uncertainty.enabled:
+        t3 = time.perf_counter()
+        result = replace(result, uncertainty=_uncertainty(prepared, config, breakdown, headline),
+                         timings_s={**result.timings_s, "uncertainty": time.perf_counter() - t3})
     if config.output.lesion_shape and calcium.kept is not None:
         t3 = time.perf_counter()
         shapes = lesion_shapes(calcium.kept.lesion_labels, volume.spacing_mm)
@@ -340,6 +346,20 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         contrast_rule=plan.rule if plan.regions else "", contrast_phase=plan.phase,
         contrast_phase_source=plan.phase_source, agatston_comparable=comparable,
         protocol_deviations=protocol)
+
+
+def _uncertainty(prepared: Prepared, config: Config, breakdown: Breakdown,
+                 headline: Headline) -> Uncertainty:
+    """The headline's rescan model (:mod:`vascalc.measure.uncertainty`), within the scope's
+    regions when it has some."""
+    layout = breakdown.layout
+    mask = None
+    if headline.regions and layout is not None:
+        mask = np.isin(layout.labels, [layout.index(n) for n in headline.regions
+                                       if n in layout.names])
+    return headline_uncertainty(prepared.volume, config, prepared.thresholds,
+                                observed=headline.score, scope_mask=mask,
+                                coronary_risk=bool(headline.risk_category))
 
 
 def _cac_drs_vessels(region_scores, vessel_names) -> str:

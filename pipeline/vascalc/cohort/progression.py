@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..values import finite_float, parse_date
+from .measurement import measurement_columns
 
 SCORES = ("agatston", "volume_mm3", "mass_mg", "volume_per_bsa_mm3_m2")
 PARAMETERS = ("scope", "scope_regions", "slice_thickness_mm", "slice_increment_mm", "kvp", "kernel",
@@ -170,6 +171,7 @@ def progression_frame(scans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 b.get(p, pd.Series("", index=b.index)).fillna("").astype(str)) for p in PARAMETERS}
     out["parameters_differ"] = [";".join(p for p in PARAMETERS if text[p][0][i] != text[p][1][i])
                                 for i in range(len(out))]
+    out = pd.concat([out, measurement_columns(a, b)], axis=1)  # beside Hokanson and Raggi
     return out, pd.DataFrame(notes, columns=["case_id", "reason"])
 
 

@@ -333,6 +333,15 @@ class OutputConfig(BaseModel):
         "shape'); costs a labelling pass over the calcium")
 
 
+class UncertaintyConfig(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = Field(False, description="simulate rescans of each scan (vascalc.core.rescan): "
+                          "95 % intervals, integrated mass, category probabilities; scores "
+                          "every scan n_rescans more times")
+    n_rescans: int = Field(50, ge=10, le=10000, description="simulated rescans per scan")
+    seed: int = Field(0, ge=0, description="seed of the rescans' starts and noise (in the row)")
+
 class Config(BaseModel):
     """The run configuration (frozen, strict: unknown keys refused by name); ``Config()`` is the
     documented defaults, :func:`load_config` reads a YAML file of that shape.
@@ -362,6 +371,7 @@ class Config(BaseModel):
     contrast: ContrastConfig = ContrastConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     listen: ListenConfig = ListenConfig()
+    uncertainty: UncertaintyConfig = UncertaintyConfig()
 
     def provenance(self) -> dict:
         """The provenance columns every scans row carries (analyse refines the area limit
@@ -379,7 +389,9 @@ class Config(BaseModel):
         """Digest of the resolved config (sorted JSON), recorded in every row. The hash key is
         not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases.
         The review labels and the DICOM node's settings change no number and are left out."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"review", "listen"}), sort_keys=True,
+        # uncertainty off changes no number: left out, so the digest stays what it was
+        off = set() if self.uncertainty.enabled else {"uncertainty"}
+        text = json.dumps(self.model_dump(mode="json", exclude={"review", "listen"} | off), sort_keys=True,
                           separators=(",", ":"))
         key = self.privacy.secret() if self.privacy.patient_id == "hash" else None
         if key:

@@ -1,0 +1,147 @@
+"""The rescan model: what other acquisitions of the same calcium would have measured.
+
+Pure functions over numpy arrays; the input is never modified. A scan is one sample of its
+calcium: where the first slice happened to start, where the pixel grid fell in plane, and the
+noise of that acquisition all change Agatston, volume and mass (Rutten A et al., Impact of
+slice start on coronary calcium scoring, shifting the start by 1.5 mm reclassified 21 of 228
+patients, Radiology 2008; interscan variability 61 % for scores 1-30, Budoff MJ et al.,
+CARE-2). The model, from the scan's own voxels:
+
+- geometry: each simulated rescan resamples the scan with a random start, uniform within one
+  slice increment along z and within one pixel in plane, by cubic B-spline interpolation of
+  the scan's own voxels (scipy.ndimage.shift, order 3; Unser M, Splines: a perfect fit for
+  signal and image processing, IEEE Signal Process Mag 1999;16:22-38). The scan's voxels
+  already carry the scanner's slice sensitivity profile and in-plane blur, so resampling them
+  at the shifted positions applies that profile's partial volume at the new positions (to the
+  interpolation's precision); no nominal profile is assumed;
+- noise: the scan's own noise, measured from the image (:func:`noise_sd_hu`), added as fresh
+  Gaussian noise to each rescan (the scan's own noise stays in it, so the simulated spread is,
+  if anything, wide);
+- each rescan is scored by the caller's scorer, exactly as the scan was;
+- a 95 % interval of the truth (the measure's mean over acquisitions) is the basic (pivot)
+  bootstrap interval centred on the median of the rescans (Davison AC, Hinkley DV, Bootstrap
+  Methods and their Application, Cambridge 1997, eq. 5.6):
+  [obs - (q97.5 - median), obs + (median - q2.5)], floored at 0; the rescans' own shift from
+  the observed value (the resampling's extra smoothing) is not taken for a bias of the scan.
+
+Deterministic for a given seed (numpy's PCG64 generator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+#: the HU window of the voxels whose neighbour differences measure the noise (soft tissue,
+#: blood, water: no calcium, no air edge)
+NOISE_WINDOW_HU = (-200.0, 200.0)
+#: at least this many voxel pairs for a noise estimate
+MIN_NOISE_PAIRS = 200
+
+
+def noise_sd_hu(hu: np.ndarray, *, window_hu: tuple[float, float] = NOISE_WINDOW_HU,
+                max_slices: int = 16) -> float | None:
+    """Image noise (HU): 1.4826 x the median absolute deviation of the differences between
+    horizontally adjacent voxels both within ``window_hu``, divided by sqrt(2) (the
+    difference of two independent voxels has twice the variance; the MAD makes edges and
+    anatomy count little: Rousseeuw PJ, Croux C, JASA 1993;88:1273). At most ``max_slices``
+    evenly spaced slices are read. None when fewer than :data:`MIN_NOISE_PAIRS` pairs lie in
+    the window. Correlated noise (sharp or smooth kernels) is measured as its voxel-pair
+    difference, which understates a smooth kernel's noise.
+
+    >>> rng = np.random.default_rng(0)
+    >>> round(noise_sd_hu(rng.normal(40, 20, (4, 64, 64))), 0)
+    20.0
+    """
+    if hu.ndim != 3:
+        raise ValueError(f"hu must be 3-D (slice, row, col), got shape {hu.shape}")
+    step = max(1, hu.shape[0] // max_slices)
+    sub = np.asarray(hu[::step], dtype=np.float64)
+    a, b = sub[:, :, :-1], sub[:, :, 1:]
+    lo, hi = window_hu
+    ok = (a >= lo) & (a <= hi) & (b >= lo) & (b <= hi)
+    d = (a - b)[ok]
+    if d.size < MIN_NOISE_PAIRS:
+        return None
+    mad = float(np.median(np.abs(d - np.median(d))))
+    return float(1.4826 * mad / np.sqrt(2.0))
+
+
+@dataclass(frozen=True, eq=False)
+class Rescans:
+    """The measures of each simulated rescan: ``draws[name]`` one value per rescan (NaN where
+    the scorer gave none), and the shifts used (rescans x 3, in voxels: slice, row, col)."""
+
+    draws: Mapping[str, np.ndarray]
+    shifts_vox: np.ndarray
+
+
+def simulate(hu: np.ndarray, score: Callable[[np.ndarray], Mapping[str, float | None]], *,
+             noise_hu: float, n_rescans: int, seed: int) -> Rescans:
+    """Score ``n_rescans`` simulated rescans of ``hu`` (module docstring): each a copy shifted
+    by a uniform random offset in [-0.5, 0.5) voxel along every axis (one slice increment
+    along z, one pixel in plane), by cubic B-spline interpolation, plus Gaussian noise of sd
+    ``noise_hu``, then scored by ``score`` (HU array -> measures).
+
+    >>> hu = np.zeros((5, 12, 12)); hu[2, 4:8, 4:8] = 400.0
+    >>> peak = lambda v: {"peak": float(v.max())}
+    >>> a = simulate(hu, peak, noise_hu=5.0, n_rescans=3, seed=1)
+    >>> b = simulate(hu, peak, noise_hu=5.0, n_rescans=3, seed=1)
+    >>> a.draws["peak"].shape, bool((a.draws["peak"] == b.draws["peak"]).all())  # one seed, one answer
+    ((3,), True)
+    """
+    from scipy import ndimage  # lazy: only an uncertainty run needs it
+
+    if n_rescans < 2:
+        raise ValueError(f"n_rescans must be at least 2, got {n_rescans!r}")
+    if not np.isfinite(noise_hu) or noise_hu < 0:
+        raise ValueError(f"noise_hu must be finite and >= 0, got {noise_hu!r}")
+    rng = np.random.default_rng(seed)
+    coeffs = ndimage.spline_filter(np.asarray(hu, dtype=np.float64), order=3, mode="mirror")
+    shifts = rng.uniform(-0.5, 0.5, size=(n_rescans, 3))
+    values: dict[str, list[float]] = {}
+    for i in range(n_rescans):
+        moved = ndimage.shift(coeffs, shifts[i], order=3, mode="mirror", prefilter=False)
+        if noise_hu > 0:
+            moved += rng.normal(0.0, noise_hu, size=moved.shape)
+        for name, v in score(moved).items():
+            values.setdefault(name, []).append(np.nan if v is None else float(v))
+    return Rescans({k: np.asarray(v, dtype=np.float64) for k, v in values.items()}, shifts)
+
+
+def interval(observed: float, draws: np.ndarray, *, level: float = 0.95,
+             ) -> tuple[float, float] | None:
+    """The basic bootstrap interval of the truth around ``observed`` from the rescans'
+    ``draws`` (module docstring), floored at 0; None when a draw is missing.
+
+    >>> interval(10.0, np.array([8.0, 9.0, 10.0, 11.0, 12.0]), level=0.5)
+    (9.0, 11.0)
+    """
+    d = np.asarray(draws, dtype=np.float64)
+    if d.size == 0 or not np.isfinite(d).all() or not np.isfinite(observed):
+        return None
+    alpha = (1.0 - level) / 2.0
+    lo_q, med, hi_q = np.quantile(d, [alpha, 0.5, 1.0 - alpha])
+    return (max(0.0, float(observed - (hi_q - med))), max(0.0, float(observed + (med - lo_q))))
+
+
+def category_probabilities(agatston_draws: np.ndarray, *, upper_bounds: tuple[float, ...],
+                           zero_category: bool = True) -> tuple[float, ...]:
+    """The share of rescans in each category. With ``zero_category`` (risk categories,
+    Rumberger et al. 1999, bounds inclusive above) the categories are 0, (0, b1], (b1, b2],
+    ..., > b_last; without it (CAC-DRS, Hecht et al. 2018, given its lower bounds 100, 300)
+    they are 0, (0, b1), [b1, b2), ..., >= b_last.
+
+    >>> category_probabilities(np.array([0.0, 5.0, 50.0, 50.0]), upper_bounds=(10.0, 100.0, 400.0))
+    (0.25, 0.25, 0.5, 0.0, 0.0)
+    """
+    a = np.asarray(agatston_draws, dtype=np.float64)
+    if a.size == 0 or not np.isfinite(a).all():
+        raise ValueError("category probabilities need every rescan's Agatston score")
+    bounds = np.asarray(upper_bounds, dtype=np.float64)
+    side = "left" if zero_category else "right"
+    cat = np.where(a == 0, 0, 1 + np.searchsorted(bounds, a, side=side))
+    counts = np.bincount(cat, minlength=len(bounds) + 2)
+    return tuple(float(c) / a.size for c in counts)
