@@ -7,13 +7,20 @@ slice start on coronary calcium scoring, shifting the start by 1.5 mm reclassifi
 patients, Radiology 2008; interscan variability 61 % for scores 1-30, Budoff MJ et al.,
 CARE-2). The model, from the scan's own voxels:
 
-- geometry: each simulated rescan resamples the scan with a random start, uniform within one
-  slice increment along z and within one pixel in plane, by cubic B-spline interpolation of
-  the scan's own voxels (scipy.ndimage.shift, order 3; Unser M, Splines: a perfect fit for
-  signal and image processing, IEEE Signal Process Mag 1999;16:22-38). The scan's voxels
-  already carry the scanner's slice sensitivity profile and in-plane blur, so resampling them
-  at the shifted positions applies that profile's partial volume at the new positions (to the
-  interpolation's precision); no nominal profile is assumed;
+- geometry: each simulated rescan starts its slices at a random offset, uniform within one
+  slice increment, and its pixel grid at a random sub-pixel offset in plane. Along z each
+  slice is the integral of the object over its slab, so the running sum of the slices gives
+  the object's cumulative integral at the slab boundaries exactly (slices taken as contiguous
+  slabs of one increment); a shifted slice is the difference of that cumulative integral,
+  interpolated monotonically (PCHIP: Fritsch FN, Carlson RE, SIAM J Numer Anal 1980;17:238),
+  at its shifted boundaries: the histopolation of the slice profile's partial volume, which
+  keeps the calcium's integral and its sharpness along z better than interpolating the slices
+  themselves. In plane the slices are shifted by cubic B-spline interpolation
+  (scipy.ndimage.shift, order 3; Unser M, IEEE Signal Process Mag 1999;16:22-38). The scan's
+  voxels already carry the scanner's slice profile and in-plane blur, so no nominal profile is
+  assumed. On the harness of sample_data.rescan_harness the simulated spread of Agatston is
+  still narrower than the true interscan spread (about 0.6 to 0.85 of it): sub-slice detail a
+  thick slice never recorded cannot be resimulated;
 - noise: the scan's own noise, measured from the image (:func:`noise_sd_hu`), added as fresh
   Gaussian noise to each rescan (the scan's own noise stays in it, so the simulated spread is,
   if anything, wide);
@@ -80,9 +87,9 @@ class Rescans:
 
 def simulate(hu: np.ndarray, score: Callable[[np.ndarray], Mapping[str, float | None]], *,
              noise_hu: float, n_rescans: int, seed: int) -> Rescans:
-    """Score ``n_rescans`` simulated rescans of ``hu`` (module docstring): each a copy shifted
-    by a uniform random offset in [-0.5, 0.5) voxel along every axis (one slice increment
-    along z, one pixel in plane), by cubic B-spline interpolation, plus Gaussian noise of sd
+    """Score ``n_rescans`` simulated rescans of ``hu`` (module docstring): each shifted by a
+    uniform random offset in [-0.5, 0.5) voxel along every axis (one slice increment along z,
+    by histopolation; one pixel in plane, by cubic B-spline), plus Gaussian noise of sd
     ``noise_hu``, then scored by ``score`` (HU array -> measures).
 
     >>> hu = np.zeros((5, 12, 12)); hu[2, 4:8, 4:8] = 400.0
@@ -93,17 +100,25 @@ def simulate(hu: np.ndarray, score: Callable[[np.ndarray], Mapping[str, float | 
     ((3,), True)
     """
     from scipy import ndimage  # lazy: only an uncertainty run needs it
+    from scipy.interpolate import PchipInterpolator
 
     if n_rescans < 2:
         raise ValueError(f"n_rescans must be at least 2, got {n_rescans!r}")
     if not np.isfinite(noise_hu) or noise_hu < 0:
         raise ValueError(f"noise_hu must be finite and >= 0, got {noise_hu!r}")
     rng = np.random.default_rng(seed)
-    coeffs = ndimage.spline_filter(np.asarray(hu, dtype=np.float64), order=3, mode="mirror")
+    values_hu = np.asarray(hu, dtype=np.float64)
+    nz = values_hu.shape[0]
+    bounds = np.arange(nz + 1, dtype=np.float64)  # slab boundaries, in increments
+    running = np.concatenate([np.zeros((1, *values_hu.shape[1:])), np.cumsum(values_hu, axis=0)])
+    cumulative = PchipInterpolator(bounds, running, axis=0, extrapolate=True)
     shifts = rng.uniform(-0.5, 0.5, size=(n_rescans, 3))
     values: dict[str, list[float]] = {}
     for i in range(n_rescans):
-        moved = ndimage.shift(coeffs, shifts[i], order=3, mode="mirror", prefilter=False)
+        at = np.clip(bounds + shifts[i, 0], 0.0, float(nz))
+        width = np.maximum(np.diff(at), 1e-9)[:, None, None]  # the end slabs are cut at the edge
+        moved = np.diff(cumulative(at), axis=0) / width
+        moved = ndimage.shift(moved, (0.0, shifts[i, 1], shifts[i, 2]), order=3, mode="mirror")
         if noise_hu > 0:
             moved += rng.normal(0.0, noise_hu, size=moved.shape)
         for name, v in score(moved).items():
