@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from vascalc import Config, CTVolume
 from vascalc.analyse import analyse
 

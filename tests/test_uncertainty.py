@@ -8,9 +8,6 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import norm
-
-from sample_data.lesions import Geometry, Lesion, render
-from sample_data.rescan_harness import evaluate
 from vascalc import Config, CTVolume
 from vascalc.analyse import analyse
 from vascalc.cohort.progression import pair_rows
@@ -20,6 +17,9 @@ from vascalc.results.columns import PROGRESSION, SCANS
 from vascalc.results.document import scan_row
 from vascalc.results.uncertainty_columns import CAC_DRS_P, INTERVALS, RISK_P
 
+from sample_data.lesions import Geometry, Lesion, render
+from sample_data.rescan_harness import evaluate
+
 SPACING = (3.0, 0.5, 0.5)
 
 
@@ -28,8 +28,8 @@ def _config(enabled=True, seed=0, n=20, **scoring):
                   uncertainty={"enabled": enabled, "n_rescans": n, "seed": seed})
 
 
-def _lesion_scan(seed=1, lesion=Lesion(3.0, 300.0), noise=20.0):
-    hu = render(lesion, Geometry(), np.random.default_rng(seed), noise_hu=noise)
+def _lesion_scan(seed=1, lesion=None, noise=20.0):
+    hu = render(lesion or Lesion(3.0, 300.0), Geometry(), np.random.default_rng(seed), noise_hu=noise)
     return CTVolume(hu=hu, spacing_mm=SPACING)
 
 

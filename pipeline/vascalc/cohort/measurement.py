@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from ..results.uncertainty_columns import INTERVALS, PAIR_MEASURES
+from ..core.rescan import INTERVAL_COLUMNS as INTERVALS
 
 Z95 = 1.959963984540054
 #: Chung et al. 2008: (a x score + b x sqrt(score) + c x BMI + d)
@@ -58,7 +58,7 @@ def measurement_columns(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     x, y = _num(a, "integrated_mass_mg"), _num(b, "integrated_mass_mg")
     out["integrated_mass_mg_1"], out["integrated_mass_mg_2"] = x, y
     out["integrated_mass_mg_change"] = y - x
-    for m in PAIR_MEASURES:
+    for m in INTERVALS:
         lo, hi = INTERVALS[m]
         s1 = (_num(a, hi) - _num(a, lo)) / (2 * Z95)
         s2 = (_num(b, hi) - _num(b, lo)) / (2 * Z95)

@@ -46,6 +46,12 @@ import numpy as np
 NOISE_WINDOW_HU = (-200.0, 200.0)
 #: at least this many voxel pairs for a noise estimate
 MIN_NOISE_PAIRS = 200
+#: the measures with an interval, and the (low, high) columns of each in scans.csv
+INTERVAL_COLUMNS = {
+    "agatston": ("agatston_ci95_low", "agatston_ci95_high"),
+    "volume_mm3": ("volume_ci95_low_mm3", "volume_ci95_high_mm3"),
+    "mass_mg": ("mass_ci95_low_mg", "mass_ci95_high_mg"),
+    "integrated_mass_mg": ("integrated_mass_ci95_low_mg", "integrated_mass_ci95_high_mg")}
 
 
 def noise_sd_hu(hu: np.ndarray, *, window_hu: tuple[float, float] = NOISE_WINDOW_HU,
@@ -156,7 +162,7 @@ def category_probabilities(agatston_draws: np.ndarray, *, upper_bounds: tuple[fl
     if a.size == 0 or not np.isfinite(a).all():
         raise ValueError("category probabilities need every rescan's Agatston score")
     bounds = np.asarray(upper_bounds, dtype=np.float64)
-    side = "left" if zero_category else "right"
-    cat = np.where(a == 0, 0, 1 + np.searchsorted(bounds, a, side=side))
+    cat = np.where(a == 0, 0, 1 + (np.searchsorted(bounds, a, side="left") if zero_category
+                                   else np.searchsorted(bounds, a, side="right")))
     counts = np.bincount(cat, minlength=len(bounds) + 2)
     return tuple(float(c) / a.size for c in counts)

@@ -12,6 +12,8 @@ Within a scope of regions, voxels outside the scope's masks are set to -1000 HU 
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..config.schema import Config
@@ -41,19 +43,20 @@ def headline_uncertainty(volume: CTVolume, config: Config, th: Thresholds, *,
     scored), within ``scope_mask`` (None: the whole field of view). ``coronary_risk``: the
     headline carries risk categories, so their probabilities are given too."""
     uc, sc, rk = config.uncertainty, config.scoring, config.risk
-    base = {"n_rescans": uc.n_rescans, "seed": uc.seed}
+    n, seed = uc.n_rescans, uc.seed
+    empty = partial(Uncertainty, n_rescans=n, seed=seed)
     if observed.withheld or observed.threshold_rule:
-        return Uncertainty(**base, reason="not modelled: the headline is withheld or found by "
+        return empty(reason="not modelled: the headline is withheld or found by "
                            "a contrast rule")
     noise = noise_sd_hu(volume.hu)
     if noise is None:
-        return Uncertainty(**base, reason="no noise measurable: too few voxels between -200 "
+        return empty(reason="no noise measurable: too few voxels between -200 "
                            "and 200 HU")
     candidates = volume.hu >= th.threshold_hu
     if scope_mask is not None:
         candidates &= scope_mask
     if not candidates.any():
-        return Uncertainty(**base, noise_hu=noise, reason="no voxel at or above the threshold "
+        return empty(noise_hu=noise, reason="no voxel at or above the threshold "
                            "in the scope: no rescan simulated")
     box = _box(candidates, volume.spacing_mm, volume.shape)
     roi = np.asarray(volume.hu[box], dtype=np.float64)
@@ -79,7 +82,7 @@ def headline_uncertainty(volume: CTVolume, config: Config, th: Thresholds, *,
     ci = {k: None if v is None else interval(v, draws[k]) for k, v in obs.items()}
     risky = coronary_risk and sc.agatston
     return Uncertainty(
-        **base, noise_hu=noise, agatston=ci["agatston"], volume_mm3=ci["volume_mm3"],
+        n_rescans=n, seed=seed, noise_hu=noise, agatston=ci["agatston"], volume_mm3=ci["volume_mm3"],
         mass_mg=ci["mass_mg"], integrated_mass_value_mg=here,
         integrated_mass_mg=ci["integrated_mass_mg"],
         risk_probabilities=category_probabilities(

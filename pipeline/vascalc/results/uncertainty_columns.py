@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.rescan import INTERVAL_COLUMNS
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
 from ..records import CaseFailure, ScanResult
 
 _RM = "(vascalc.core.rescan: random slice start and in-plane shift, the scan's own partial " \
       "volume and measured noise; empty unless uncertainty.enabled, or uncertainty_reason)"
 #: measure -> (low column, high column) of its 95 % interval in scans.csv
-INTERVALS = {"agatston": ("agatston_ci95_low", "agatston_ci95_high"),
-             "volume_mm3": ("volume_ci95_low_mm3", "volume_ci95_high_mm3"),
-             "mass_mg": ("mass_ci95_low_mg", "mass_ci95_high_mg"),
-             "integrated_mass_mg": ("integrated_mass_ci95_low_mg", "integrated_mass_ci95_high_mg")}
+INTERVALS = INTERVAL_COLUMNS
 _UNITS = {"agatston": "", "volume_mm3": "mm3", "mass_mg": "mg", "integrated_mass_mg": "mg"}
 RISK_P = ("p_risk_0", "p_risk_1_10", "p_risk_11_100", "p_risk_101_400", "p_risk_over_400")
 CAC_DRS_P = tuple(f"p_cac_drs_{x.lower()}" for x in CAC_DRS_LABELS)
@@ -42,7 +40,7 @@ SCANS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 #: progression measures with a per-pair measurement test
-PAIR_MEASURES = ("agatston", "volume_mm3", "mass_mg", "integrated_mass_mg")
+PAIR_MEASURES = tuple(INTERVAL_COLUMNS)
 
 PROGRESSION: tuple[tuple[str, str, str, str], ...] = (
     ("integrated_mass_mg_1", "number", "mg", "integrated_mass_mg of the earlier scan"),
