@@ -49,7 +49,7 @@ def render(lesion: Lesion, geometry: Geometry, rng: np.random.Generator, *,
            field_mm: float = 16.0, supersample: int = 5) -> np.ndarray:
     """One acquisition (slice, row, col) of ``lesion`` at ``geometry`` with a random start,
     as float64 HU; deterministic for the generator's state."""
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: only rendering needs it
 
     g = geometry
     n_sl = int(np.ceil((field_mm + g.thickness_mm) / g.increment_mm)) + 2

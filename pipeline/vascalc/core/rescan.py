@@ -106,7 +106,7 @@ def simulate(hu: np.ndarray, score: Callable[[np.ndarray], Mapping[str, float | 
     ((3,), True)
     """
     from scipy import ndimage  # lazy: only an uncertainty run needs it
-    from scipy.interpolate import PchipInterpolator
+    from scipy.interpolate import PchipInterpolator  # lazy: as ndimage
 
     if n_rescans < 2:
         raise ValueError(f"n_rescans must be at least 2, got {n_rescans!r}")
