@@ -172,3 +172,15 @@ def test_mesa_limit_is_empty_without_baseline_calcium_or_bmi():
     (p,) = rows
     assert p["mesa_repeatability_limit_agatston"] is None and p["mesa_agatston_change"] is None
     assert p["bmi_kg_m2"] is not None  # the earlier scan's BMI; the limit needs calcium
+
+
+def test_patient_report_shows_each_interval_and_which_changes_are_beyond_measurement():
+    from vascalc.outputs.patient_report import patient_html
+
+    rows = [_scan("a", "2020-01-01", 100.0, 80.0, (80.0, 120.0)),
+            _scan("b", "2022-01-01", 190.0, 150.0, (160.0, 220.0))]
+    html = patient_html("P", rows)
+    assert "100.0 (95 % 80.0 to 120.0)" in html and "190.0 (95 % 160.0 to 220.0)" in html
+    assert "score: yes (P(rise) 1.00)" in html and "MESA limit 66.1: increase" in html
+    plain = patient_html("P", [{k: v for k, v in r.items() if "ci95" not in k} for r in rows])
+    assert "no intervals (uncertainty.enabled off)" in plain and "95 %" not in plain
