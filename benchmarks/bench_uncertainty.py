@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipeline"))
 sys.path.insert(0, str(ROOT))
 
+from vascalc import Config, CTVolume, analyse  # noqa: E402
+
 from sample_data.generate import cases  # noqa: E402
 from sample_data.phantom import render  # noqa: E402
-from vascalc import Config, CTVolume, analyse  # noqa: E402
 
 
 def series(slices: int, seed: int = 0) -> CTVolume:
@@ -68,8 +69,8 @@ def main() -> None:
               for name, ph, _, _ in cases()]
     inputs.append((f"synthetic {args.slices} slices", series(args.slices)))
     for name, vol in inputs:
-        t_off = best(lambda: analyse(vol, off, case_id="b"), args.repeat)
-        t_on = best(lambda: analyse(vol, on, case_id="b"), args.repeat)
+        t_off = best(lambda v=vol: analyse(v, off, case_id="b"), args.repeat)
+        t_on = best(lambda v=vol: analyse(v, on, case_id="b"), args.repeat)
         shape = "x".join(str(n) for n in vol.shape)
         print(f"{name:>24} {shape:>16} {t_off:7.3f} {t_on:8.3f} {t_on / t_off:7.1f}")
 
