@@ -185,3 +185,20 @@ def test_patient_report_shows_each_interval_and_which_changes_are_beyond_measure
     plain = patient_html("P", [{k: v for k, v in r.items() if "ci95" not in k} for r in rows])
     assert " (95 % 8" not in plain and "P(rise)" not in plain  # no intervals: no such claim
     assert "MESA limit 66.1: increase" in plain  # the MESA limit needs only scores and BMI
+
+
+def test_progression_takes_the_typed_tables_read_tables_gives(tmp_path):
+    """Neighbour found by notebook 02: a typed scans table (dates as Timestamps, NaT when
+    missing) crashed progression_frame with AttributeError ('Timestamp' has no strip)."""
+    import pandas as pd
+
+    from vascalc.cohort.progression import progression_frame
+
+    rows = [_scan("a", "2020-01-01", 100.0, 80.0, (80.0, 120.0)),
+            _scan("b", "2022-01-01", 190.0, 150.0, (160.0, 220.0)),
+            _scan("c", "", 5.0, 4.0, (1.0, 9.0))]
+    typed = pd.DataFrame(rows).assign(study_date=lambda f: pd.to_datetime(f["study_date"]))
+    assert typed["study_date"].isna().sum() == 1  # 'c' has NaT
+    pairs, notes = progression_frame(typed)
+    assert list(pairs["case_id_2"]) == ["b"] and pairs["interval_days"][0] == 731
+    assert notes.to_dict("records") == [{"case_id": "c", "reason": "no study_date or scan_date"}]

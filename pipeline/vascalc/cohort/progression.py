@@ -62,7 +62,14 @@ def _date(row: dict[str, Any]) -> dt.date | None:
 def _dated(row: dict[str, Any]) -> tuple[dt.date | None, str]:
     """The scan's date and the column it came from."""
     for key in DATE_KEYS:
-        v = (row.get(key) or "").strip()
+        v = row.get(key)
+        if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+            continue  # empty (a typed table's missing date is NaT)
+        if isinstance(v, dt.datetime):  # a typed table (read_tables): a Timestamp
+            return v.date(), key
+        if isinstance(v, dt.date):
+            return v, key
+        v = str(v).strip()
         if v:
             # a date given but not a date is not replaced by the next column's silently
             return parse_date(v), key
