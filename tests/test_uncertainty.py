@@ -191,7 +191,6 @@ def test_progression_takes_the_typed_tables_read_tables_gives(tmp_path):
     """Neighbour found by notebook 02: a typed scans table (dates as Timestamps, NaT when
     missing) crashed progression_frame with AttributeError ('Timestamp' has no strip)."""
     import pandas as pd
-
     from vascalc.cohort.progression import progression_frame
 
     rows = [_scan("a", "2020-01-01", 100.0, 80.0, (80.0, 120.0)),
