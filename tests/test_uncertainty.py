@@ -201,3 +201,24 @@ def test_progression_takes_the_typed_tables_read_tables_gives(tmp_path):
     pairs, notes = progression_frame(typed)
     assert list(pairs["case_id_2"]) == ["b"] and pairs["interval_days"][0] == 731
     assert notes.to_dict("records") == [{"case_id": "c", "reason": "no study_date or scan_date"}]
+
+
+def test_a_box_too_large_or_no_memory_leaves_the_scores_and_says_why(monkeypatch):
+    import vascalc.measure.uncertainty as mu
+
+    vol = _lesion_scan()
+    plain = analyse(vol, _config(enabled=False), case_id="a")
+    monkeypatch.setattr(mu, "MAX_BOX_VOXELS", 10)
+    r = analyse(vol, _config(), case_id="a")
+    assert r.whole == plain.whole and r.uncertainty.agatston is None
+    assert "box of" in r.uncertainty.reason and "narrower scope" in r.uncertainty.reason
+    monkeypatch.setattr(mu, "MAX_BOX_VOXELS", 10**9)
+
+    def no_memory(*a, **k):
+        raise MemoryError
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["vascalc.analyse"], "headline_uncertainty", no_memory)
+    r = analyse(vol, _config(), case_id="a")
+    assert r.whole == plain.whole and r.uncertainty.reason == "not enough memory for the rescan model"

@@ -357,9 +357,14 @@ def _uncertainty(prepared: Prepared, config: Config, breakdown: Breakdown,
     if headline.regions and layout is not None:
         mask = np.isin(layout.labels, [layout.index(n) for n in headline.regions
                                        if n in layout.names])
-    return headline_uncertainty(prepared.volume, config, prepared.thresholds,
-                                observed=headline.score, scope_mask=mask,
-                                coronary_risk=bool(headline.risk_category))
+    try:
+        return headline_uncertainty(prepared.volume, config, prepared.thresholds,
+                                    observed=headline.score, scope_mask=mask,
+                                    coronary_risk=bool(headline.risk_category))
+    except MemoryError:  # the scores stand; only their intervals are missing, with the reason
+        uc = config.uncertainty
+        return Uncertainty(n_rescans=uc.n_rescans, seed=uc.seed,
+                           reason="not enough memory for the rescan model")
 
 
 def _cac_drs_vessels(region_scores, vessel_names) -> str:

@@ -25,6 +25,9 @@ from .calcium import find_calcium
 
 #: slices of padding above and below the candidates
 PAD_SLICES = 2
+#: the largest box the model simulates (float64 HU and its interpolation coefficients take
+#: about 6 x 8 bytes a voxel): a larger one is refused with the reason, the case still scored
+MAX_BOX_VOXELS = 8_000_000
 
 
 def _box(candidates: np.ndarray, spacing_mm, shape) -> tuple[slice, slice, slice]:
@@ -59,6 +62,11 @@ def headline_uncertainty(volume: CTVolume, config: Config, th: Thresholds, *,
         return empty(noise_hu=noise, reason="no voxel at or above the threshold "
                            "in the scope: no rescan simulated")
     box = _box(candidates, volume.spacing_mm, volume.shape)
+    n_box = int(np.prod([b.stop - b.start for b in box]))
+    if n_box > MAX_BOX_VOXELS:
+        return empty(noise_hu=noise, reason=f"the calcium spans a box of {n_box} voxels, more "
+                     f"than the model's {MAX_BOX_VOXELS} (uncertainty.MAX_BOX_VOXELS): choose a "
+                     "narrower scope (regions) for intervals")
     roi = np.asarray(volume.hu[box], dtype=np.float64)
     mask = None if scope_mask is None else scope_mask[box]
     spacing = tuple(float(s) for s in volume.spacing_mm)
