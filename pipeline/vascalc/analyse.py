@@ -30,6 +30,7 @@ from .measure.layout import checked_masks, layout_regions
 from .measure.protocol import deviations
 from .measure.reads import Measured, reader_split
 from .measure.shape import lesion_shapes
+from .measure.uncertainty import headline_uncertainty
 from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's input record
     Anthropometry,
     BSAResult,
@@ -37,6 +38,7 @@ from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's inpu
     LesionLabels,
     ScanResult,
     ScoredVoxels,
+    Uncertainty,
 )
 
 
@@ -171,6 +173,10 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                      timings={"segment": t1 - t0, "score": t2 - t1})
     if mask_breakdown.regions:
         result = replace(result, mask_regions=mask_breakdown.regions, mask_source=region_source)
+    if config.uncertainty.enabled:
+        t3 = time.perf_counter()
+        result = replace(result, uncertainty=_uncertainty(prepared, config, breakdown, headline),
+                         timings_s={**result.timings_s, "uncertainty": time.perf_counter() - t3})
     if config.output.lesion_shape and calcium.kept is not None:
         t3 = time.perf_counter()
         shapes = lesion_shapes(calcium.kept.lesion_labels, volume.spacing_mm)
@@ -302,3 +308,22 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
 def _floats(v) -> tuple[float, float, float]:
     a, b, c = (float(x) for x in v)
     return a, b, c
+
+
+def _uncertainty(prepared: Prepared, config: Config, breakdown: Breakdown,
+                 headline: Headline) -> Uncertainty:
+    """The headline's rescan model (:mod:`vascalc.measure.uncertainty`), within the scope's
+    regions when it has some."""
+    layout = breakdown.layout
+    mask = None
+    if headline.regions and layout is not None:
+        mask = np.isin(layout.labels, [layout.index(n) for n in headline.regions
+                                       if n in layout.names])
+    try:
+        return headline_uncertainty(prepared.volume, config, prepared.thresholds,
+                                    observed=headline.score, scope_mask=mask,
+                                    coronary_risk=bool(headline.risk_category))
+    except MemoryError:  # the scores stand; only their intervals are missing, with the reason
+        uc = config.uncertainty
+        return Uncertainty(n_rescans=uc.n_rescans, seed=uc.seed,
+                           reason="not enough memory for the rescan model")

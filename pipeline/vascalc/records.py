@@ -242,6 +242,42 @@ class LesionLabels:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Uncertainty:
+    """The rescan model of a scan's headline (:mod:`vascalc.core.rescan`): 95 % intervals of
+    the truth and the share of simulated rescans in each category; intervals None where the
+    measure is not given, all None with ``reason`` when no rescan was simulated.
+
+    Attributes
+    ----------
+    n_rescans, seed : int
+        Rescans simulated and the generator's seed (config uncertainty.*).
+    noise_hu : float or None
+        Image noise measured from the scan (HU).
+    agatston, volume_mm3, mass_mg, integrated_mass_mg : tuple of (float, float) or None
+        The 95 % intervals (low, high).
+    integrated_mass_value_mg : float or None
+        The threshold-free integrated calcium mass of the scan (:mod:`vascalc.core.integrated`).
+    risk_probabilities, cac_drs_probabilities : tuple of float
+        Share of rescans in each risk category (0 .. >400) and CAC-DRS class (A0 .. A3);
+        () unless the headline is a coronary Agatston score.
+    reason : str
+        Why the intervals are empty ('' when given).
+    """
+
+    n_rescans: int
+    seed: int
+    noise_hu: float | None = None
+    agatston: tuple[float, float] | None = None
+    volume_mm3: tuple[float, float] | None = None
+    mass_mg: tuple[float, float] | None = None
+    integrated_mass_value_mg: float | None = None
+    integrated_mass_mg: tuple[float, float] | None = None
+    risk_probabilities: tuple[float, ...] = ()
+    cac_drs_probabilities: tuple[float, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScanResult:
     """Everything the outputs need for one successfully scored case."""
 
@@ -293,6 +329,8 @@ class ScanResult:
     mask_source: str = ""
     #: the shape of each whole 3-D lesion, when output.lesion_shape asks for it
     lesion_shapes: tuple[LesionShape, ...] = ()
+    #: the headline's rescan model and integrated mass, when uncertainty.enabled
+    uncertainty: Uncertainty | None = None
     #: the scored voxels, when analyse was asked to keep them (for the artefacts)
     voxels: ScoredVoxels | None = field(default=None, compare=False, repr=False)
 

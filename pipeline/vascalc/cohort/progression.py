@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..values import finite_float, parse_date
+from .measurement import measurement_columns
 
 SCORES = ("agatston", "volume_mm3", "mass_mg", "volume_per_bsa_mm3_m2")
 PARAMETERS = ("scope", "scope_regions", "slice_thickness_mm", "slice_increment_mm", "kvp", "kernel",
@@ -61,7 +62,14 @@ def _date(row: dict[str, Any]) -> dt.date | None:
 def _dated(row: dict[str, Any]) -> tuple[dt.date | None, str]:
     """The scan's date and the column it came from."""
     for key in DATE_KEYS:
-        v = (row.get(key) or "").strip()
+        v = row.get(key)
+        if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+            continue  # empty (a typed table's missing date is NaT)
+        if isinstance(v, dt.datetime):  # a typed table (read_tables): a Timestamp
+            return v.date(), key
+        if isinstance(v, dt.date):
+            return v, key
+        v = str(v).strip()
         if v:
             # a date given but not a date is not replaced by the next column's silently
             return parse_date(v), key
@@ -170,6 +178,7 @@ def progression_frame(scans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 b.get(p, pd.Series("", index=b.index)).fillna("").astype(str)) for p in PARAMETERS}
     out["parameters_differ"] = [";".join(p for p in PARAMETERS if text[p][0][i] != text[p][1][i])
                                 for i in range(len(out))]
+    out = pd.concat([out, measurement_columns(a, b)], axis=1)  # beside Hokanson and Raggi
     return out, pd.DataFrame(notes, columns=["case_id", "reason"])
 
 

@@ -347,6 +347,15 @@ class OutputConfig(BaseModel):
         "shape'); costs a labelling pass over the calcium")
 
 
+class UncertaintyConfig(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = Field(False, description="simulate rescans of each scan (vascalc.core.rescan): "
+                          "95 % intervals, integrated mass, category probabilities; scores "
+                          "every scan n_rescans more times")
+    n_rescans: int = Field(50, ge=10, le=10000, description="simulated rescans per scan")
+    seed: int = Field(0, ge=0, description="seed of the rescans' starts and noise (in the row)")
+
 class Config(BaseModel):
     """The run configuration (frozen, strict: unknown keys refused by name); ``Config()`` is the
     documented defaults, :func:`load_config` reads a YAML file of that shape.
@@ -377,6 +386,7 @@ class Config(BaseModel):
     protocol: ProtocolConfig = ProtocolConfig()
     listen: ListenConfig = ListenConfig()
     microct: MicroCTConfig = MicroCTConfig()
+    uncertainty: UncertaintyConfig = UncertaintyConfig()
 
     def provenance(self) -> dict:
         """The provenance columns every scans row carries (analyse refines the area limit
@@ -395,7 +405,10 @@ class Config(BaseModel):
         not in the JSON (it is a secret); a digest of it is, so a new key redoes the cases.
         The review labels, the DICOM node's settings and the micro-CT section (its rows carry
         their own digest) change no CT number and are left out."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"review", "listen", "microct"}),
+        # uncertainty off changes no number: left out, so the digest stays what it was
+        off = set() if self.uncertainty.enabled else {"uncertainty"}
+        text = json.dumps(self.model_dump(mode="json",
+                                          exclude={"review", "listen", "microct"} | off),
                           sort_keys=True, separators=(",", ":"))
         key = self.privacy.secret() if self.privacy.patient_id == "hash" else None
         if key:

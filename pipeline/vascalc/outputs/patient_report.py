@@ -15,6 +15,7 @@ from typing import Any
 
 from ..cohort.progression import _dated, pair_rows
 from ..results.columns import names
+from ..results.uncertainty_columns import INTERVALS
 from ..values import finite_float
 from .paths import patient_folder
 from .render import fmt as _fmt
@@ -65,7 +66,7 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[str, list[str]]:
     for key, title in (("agatston", score_title), ("volume_mm3", "volume (mm3)"),
                        ("volume_per_bsa_mm3_m2", "Calc/BSA (mm3/m2)")):
         # a value no chart axis can hold (1e308 in a hand-made table) is left off the panel
-        pts = [(d, v) for d, r in ok for v in [finite_float(r.get(key))]
+        pts = [(d, v, _interval(r, key)) for d, r in ok for v in [finite_float(r.get(key))]
                if v is not None and abs(v) < 1e12]
         if len(pts) >= 2:
             panels.append((title, pts))
@@ -79,7 +80,13 @@ def _chart(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[str, list[str]]:
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), dpi=110,
                              squeeze=False)
     for ax, (title, pts) in zip(axes[0], panels):
-        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o", color="#2f5d8a")
+        ax.plot([d for d, _, _ in pts], [v for _, v, _ in pts], marker="o", color="#2f5d8a")
+        bars = [(d, v, ci) for d, v, ci in pts if ci is not None]
+        if bars:  # each point's 95 % interval (the rescan model, uncertainty.enabled)
+            ax.errorbar([d for d, _, _ in bars], [v for _, v, _ in bars], fmt="none",
+                        yerr=[[max(0.0, v - lo) for _, v, (lo, _) in bars],
+                              [max(0.0, hi - v) for _, v, (_, hi) in bars]],
+                        ecolor="#2f5d8a", capsize=3, linewidth=1)
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)
@@ -109,8 +116,8 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
         if status != "ok":
             status = f"failed: {r.get('error_code', '')}"
         cells = [d.isoformat() if d else "date not recorded", status, r.get("scope") or "",
-                 _fmt(finite_float(r.get("agatston"))), _fmt(finite_float(r.get("volume_mm3"))),
-                 _fmt(finite_float(r.get("mass_mg"))),
+                 _with_interval(r, "agatston"), _with_interval(r, "volume_mm3"),
+                 _with_interval(r, "mass_mg"),
                  _fmt(finite_float(r.get("volume_per_bsa_mm3_m2"))),
                  r.get("risk_category") or ("not given (not coronary)" if status == "ok" else "")]
         rows.append({"case_id": r["case_id"], "cells": cells,
@@ -125,7 +132,7 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
                    _fmt(p["sqrt_volume_difference"], 2), _yes(p["progression_hokanson"]),
                    _fmt(None if p["volume_annual_relative_change"] is None
                         else 100 * p["volume_annual_relative_change"]),
-                   _yes(p["progression_raggi"]), p["parameters_differ"] or "none"]
+                   _yes(p["progression_raggi"]), _beyond(p), p["parameters_differ"] or "none"]
                   for p in pairs]
     versions = sorted({(r.get("pipeline_version") or "", r.get("config_sha256") or "")
                        for r in scans})
@@ -146,3 +153,31 @@ def patient_html(patient_id: str, scans: list[dict[str, Any]]) -> str:
 
 def _yes(v: Any) -> str:
     return "-" if v is None else ("yes" if v else "no")
+
+
+def _interval(r: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """The row's 95 % interval of ``key`` (scans.csv's *_ci95_* columns), None without."""
+    if key not in INTERVALS:
+        return None
+    lo, hi = (finite_float(r.get(c)) for c in INTERVALS[key])
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _with_interval(r: dict[str, Any], key: str) -> str:
+    """The value, and its 95 % interval when the row has one."""
+    v, ci = finite_float(r.get(key)), _interval(r, key)
+    return _fmt(v) if v is None or ci is None else f"{_fmt(v)} (95 % {_fmt(ci[0])} to {_fmt(ci[1])})"
+
+
+def _beyond(p: dict[str, Any]) -> str:
+    """Which changes exceed measurement (both scans' intervals; MESA's repeatability limit)."""
+    words = []
+    for m, label in (("agatston", "score"), ("volume_mm3", "volume"), ("mass_mg", "mass"),
+                     ("integrated_mass_mg", "integrated mass")):
+        beyond, prob = p.get(f"{m}_change_beyond_measurement"), p.get(f"{m}_probability_increase")
+        if beyond is not None and prob is not None:
+            words.append(f"{label}: {'yes' if beyond else 'no'} (P(rise) {prob:.2f})")
+    if p.get("mesa_agatston_change"):
+        words.append(f"MESA limit {_fmt(p.get('mesa_repeatability_limit_agatston'))}: "
+                     f"{p['mesa_agatston_change']}")
+    return "; ".join(words) or "no intervals (uncertainty.enabled off)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
+from . import uncertainty_columns as _uncertainty
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ SCANS: tuple[Column, ...] = tuple([
        "(as all_calcium_agatston); empty if uncalibrated"),
     _c("source_path", "string", "", "series folder or file, relative to the input given"),
     *_PROVENANCE,
+    *(_c(*t) for t in _uncertainty.SCANS),
 ])
 
 LESIONS: tuple[Column, ...] = (
@@ -357,6 +359,7 @@ PROGRESSION: tuple[Column, ...] = (
     _c("progression_raggi", "boolean", "", "volume_annual_relative_change > 0.15"),
     _c("parameters_differ", "string", "",
        "scan parameters that differ between the scans (they bias the change)"),
+    *(_c(*t) for t in _uncertainty.PROGRESSION),
 )
 
 

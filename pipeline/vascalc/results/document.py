@@ -29,6 +29,7 @@ from .codec import decode, encode
 from .columns import PROVENANCE_KEYS, names
 from .risk import MESA_COLUMNS, mesa_columns
 from .spectral_rows import spectral_columns
+from .uncertainty_columns import scan_columns as uncertainty_columns
 from .wide import wide_rows
 
 #: version of the result.json layout; a document of another version is not read
@@ -105,9 +106,8 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         slice_thickness_mm=m.slice_thickness_mm, slice_increment_mm=_num(inc),
         pixel_spacing_mm=f"{drow:g}x{dcol:g}", pixel_spacing_row_mm=drow,
         pixel_spacing_col_mm=dcol, n_slices=r.shape[0], n_rows=r.shape[1], n_cols=r.shape[2],
-        kvp=m.kvp, **spectral_columns(r), manufacturer=m.manufacturer, model=m.model, kernel=m.kernel,
-        quality_flags=";".join(r.quality_flags),
-    )
+        kvp=m.kvp, **spectral_columns(r), manufacturer=m.manufacturer, model=m.model,
+        kernel=m.kernel, quality_flags=";".join(r.quality_flags), **uncertainty_columns(r))
     return _checked(row, "scans")
 
 
