@@ -21,7 +21,7 @@ from .core.regions import RegionMask, label_regions
 from .core.scopes import resolve_scope, risk_basis
 from .core.score import cac_drs, risk_category
 from .core.thresholds import Thresholds
-from .errors import AnthropometryError
+from .errors import AnthropometryError, UsageError
 from .flags import check as check_flags
 from .measure.breakdown import Breakdown, break_down
 from .measure.calcium import Calcium, find_calcium
@@ -163,6 +163,11 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     >>> r.whole.agatston, r.whole.volume_mm3, r.scope
     (16.0, 12.0, 'whole_volume')
     """
+    if not isinstance(volume, CTVolume) or not isinstance(config, Config):
+        raise UsageError(f"analyse takes a CTVolume and a Config, not a "
+                         f"{type(volume).__name__} and a {type(config).__name__}",
+                         hint="read a series with vascalc.score_series(path), or build "
+                              "CTVolume(hu=..., spacing_mm=...) and Config.model_validate(d)")
     t0 = time.perf_counter()
     masks = checked_masks(volume, regions)
     prepared = prepare(volume, config, masks)

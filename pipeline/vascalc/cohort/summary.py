@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
@@ -27,10 +28,27 @@ SUMMARY_COLUMNS = ["group", "scope", "measure", "statistic", "value"]
 
 def scans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows of a scans table (dicts of strings, as csv.DictReader gives them) as a frame with
-    the scores numeric (an empty or unreadable cell is missing, never 0)."""
+    the scores numeric (an empty or unreadable cell is missing, never 0). A score that reads
+    as infinite or NaN (``inf``, ``-inf``, ``nan``, ``1e999``) is refused with a ValueError
+    naming its line and column: vascalc never writes one, and no median, quartile or zero
+    share means anything with it."""
     df = pd.DataFrame(rows).fillna("")
     for col in SCORES:
-        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
+        if col not in df:
+            df[col] = float("nan")
+            continue
+        values = pd.to_numeric(df[col], errors="coerce")
+        text = df[col].astype(str).str.strip()
+        bad = (values.notna() & ~np.isfinite(values)) | (values.isna() & text.str.lower().isin(
+            ["nan", "+nan", "-nan"]))
+        if bool(bad.any()):
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            cid = str(df["case_id"].iloc[i]) if "case_id" in df else ""
+            raise ValueError(f"line {i + 2}{f' (case {cid})' if cid else ''}, column {col}: "
+                             f"{text.iloc[i]!r} is not a finite number ({int(bad.sum())} such "
+                             "cell(s)); vascalc writes a missing score as an empty cell -> "
+                             "correct or empty that cell")
+        df[col] = values
     for col in ("status", "patient_id", "scope", "risk_category", "cac_drs", "case_id",
                 "study_date", "scan_date"):
         if col not in df:
