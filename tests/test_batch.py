@@ -88,9 +88,19 @@ def test_rerun_reuses_and_force_redoes(cohort, reference, tmp_path):
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
     assert res.exit_code == 0 and "50 reused" in res.output
     assert tables(tmp_path / "o") == tables(reference)
-    # a changed input file is redone, the others are reused
+    # a file touched (its content the same) is reused: the fingerprint is by content
     f = sorted((cohort / "cases" / "c07").iterdir())[0]
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
+    assert "50 reused" in res.output
+    # a changed input file is redone, the others are reused; one byte of another content
+    # with the same size and modification time put back is a change (#35.3)
+    st = f.stat()
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 1  # one pixel's lowest bit
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
     assert "49 reused" in res.output
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1", "--force")

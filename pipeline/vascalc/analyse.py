@@ -264,8 +264,9 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
     return Headline(
         scope=scope, regions=members, score=score, withheld=score.withheld,
         risk_category=risk_category(score.agatston, upper_bounds=rk.agatston_upper_bounds)
-        if risky else "",
-        cac_drs=cac_drs(score.agatston, lower_bounds=rk.cac_drs_lower_bounds) if risky else "",
+        if risky and score.agatston is not None else "",
+        cac_drs=cac_drs(score.agatston, lower_bounds=rk.cac_drs_lower_bounds)
+        if risky and score.agatston is not None else "",
         cac_drs_vessels=_cac_drs_vessels(breakdown.regions, vessels) if risky else "",
         risk_basis=basis)
 
@@ -296,8 +297,8 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
     scope, whole = headline.scope, calcium.whole
     if scope == "bone_excluded":
         flags.append("bone_heuristic")  # docs, conventions: 'Scopes': what the heuristic misses and takes
-    if scope in ("whole_volume", "bone_excluded") and whole.volume_mm3 > 0:
-        bone = sum(r.volume_mm3 for r in breakdown.regions if r.region_class == "bone")
+    if scope in ("whole_volume", "bone_excluded") and whole.volume_mm3:  # found: never withheld
+        bone = sum(r.volume_mm3 or 0.0 for r in breakdown.regions if r.region_class == "bone")
         if max(calcium.large_volume_mm3, bone) > 0.5 * whole.volume_mm3:
             flags.append("bone_dominated")  # most of the headline is bone-like structure
     return check_flags(tuple(flags))
@@ -325,7 +326,7 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         case_id=case_id, meta=volume.meta,
         whole=replace(calcium.whole, withheld=plan.whole_withheld),
         lesions=breakdown.pieces if breakdown.layout is not None else calcium.lesions, bsa=bsa,
-        volume_per_bsa_mm3_m2=None if bsa.bsa_m2 is None or score.withheld
+        volume_per_bsa_mm3_m2=None if bsa.bsa_m2 is None or score.volume_mm3 is None
         else score.volume_mm3 / bsa.bsa_m2,
         risk_category=headline.risk_category, cac_drs=headline.cac_drs,
         settings={**config.provenance(), "scope": headline.scope,

@@ -135,7 +135,7 @@ def _scope_columns(scope: str, score, bsa_m2: float | None, ag: bool) -> dict[st
     return {f"{scope}_agatston": _num(score.agatston) if ag else None,
             f"{scope}_volume_mm3": _num(score.volume_mm3), f"{scope}_mass_mg": _num(score.mass_mg),
             f"{scope}_n_lesions": score.n_lesions,
-            f"{scope}_volume_per_bsa_mm3_m2": None if bsa_m2 is None
+            f"{scope}_volume_per_bsa_mm3_m2": None if bsa_m2 is None or score.volume_mm3 is None
             else _num(score.volume_mm3 / bsa_m2)}
 
 
@@ -159,7 +159,7 @@ def region_rows(r: ScanResult, *, masks: bool = False) -> list[dict[str, Any]]:
         "threshold_rule": reg.threshold_rule, "withheld_reason": reg.withheld,
         "scope": _whole_scope(r) if reg is r.whole else "region",
         **_measures(reg, ag), "n_slice_lesions": None if reg.withheld else reg.n_slice_lesions,
-        "volume_per_bsa_mm3_m2": None if bsa is None or reg.withheld
+        "volume_per_bsa_mm3_m2": None if bsa is None or reg.volume_mm3 is None
         else _num(reg.volume_mm3 / bsa),
         "region_source": "" if reg is r.whole else source}, "regions") for reg in regions]
 
