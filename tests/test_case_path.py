@@ -123,7 +123,7 @@ def test_a_new_column_reaches_cached_cases_without_scoring_them_again(tmp_path, 
 
     monkeypatch.setattr(docmod, "_checked", with_new)
     scored = []
-    monkeypatch.setattr("vascalc.run.batch.run_case",
+    monkeypatch.setattr("vascalc.run.executors.run_case",
                         lambda case, *a, **k: scored.append(case.case_id))
     summary = run_batch(cases, Config(), out).summary
     assert summary["counts"]["reused"] == len(cases) and scored == []

@@ -21,6 +21,7 @@ from ..config.schema import Config
 from ..errors import ResultError
 from ..files import write_atomic
 from ..records import CaseFailure, ScanResult
+from .casefolder import case_dir, commit, staging_dir
 from .codec import decode, encode
 from .risk import mesa_columns
 from .rows import lesion_rows, region_rows, scan_row, score_label
@@ -168,13 +169,20 @@ def with_artefacts(doc: dict[str, Any], written: list[str], error: str,
 
 
 def write_result(out: Path, doc: dict[str, Any]) -> Path:
-    """Write the document atomically to OUT/cases/<case_id>/result.json, without its derived
-    rows, on one line: json's C encoder serves only unindented output, and the lesion lists
-    of a large scan took the indenting pure-Python encoder about 70 ms per case."""
-    path = result_path(out, doc["case_id"])
-    stored = {k: v for k, v in doc.items() if k not in DERIVED}
-    write_atomic(path, json.dumps(stored, allow_nan=False, separators=(",", ":")) + "\n")
-    return path
+    """Write the document to OUT/cases/<case_id>/result.json, without its derived rows, on
+    one line (json's C encoder serves only unindented output, and the lesion lists of a
+    large scan took the indenting pure-Python encoder about 70 ms per case), together with
+    the artefacts made for it: result.json goes last into the staging folder the artefacts
+    were written to (``doc["staged"]``; a new empty one without artefacts), which then
+    replaces the case folder whole (:mod:`vascalc.results.casefolder`): a case folder never
+    holds one result beside another's artefacts."""
+    stored = {k: v for k, v in doc.items() if k not in DERIVED and k != "staged"}
+    text = json.dumps(stored, allow_nan=False, separators=(",", ":")) + "\n"
+    staged = doc.get("staged")
+    staging = Path(staged) if staged else staging_dir(out, doc["case_id"])
+    write_atomic(staging / "result.json", text)
+    commit(staging, case_dir(out, doc["case_id"]))
+    return result_path(out, doc["case_id"])
 
 
 def read_result(path: Path) -> dict[str, Any]:
