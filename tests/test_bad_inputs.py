@@ -827,3 +827,18 @@ def test_the_shared_siemens_contrast_ct_is_withheld_as_none():
     head = r.headline or r.whole
     assert head.withheld
     assert head.agatston is None and head.volume_mm3 is None and head.n_lesions is None
+
+
+def test_progression_refuses_a_non_finite_score_like_summary(small_run, tmp_path):
+    """The neighbour of #35.6: progression read 'inf' as a missing score, silently."""
+    table = tmp_path / "scans.csv"
+    shutil.copy(small_run / "scans.csv", table)
+
+    def edit(rows, header):
+        rows[0]["volume_mm3"] = "-inf"
+        return rows, header
+
+    _edit_csv(table, edit)
+    res = CliRunner().invoke(app, ["progression", str(table), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2, res.output
+    assert "line 2 (case A), column volume_mm3: '-inf' is not a finite number" in res.output

@@ -363,3 +363,19 @@ def test_a_mask_replaced_by_another_of_the_same_size_and_mtime_is_redone(tmp_pat
     assert res.exit_code == 0 and "(0 reused)" in res.output
     lad = {r["region"]: r for r in read(out / "regions.csv")}["LAD"]
     assert {r["region"]: r for r in first}["LAD"]["volume_mm3"] != lad["volume_mm3"]
+
+
+def test_merge_replaces_a_case_folder_whole(cohort, tmp_path):
+    """The neighbour of #35.1 in merge: a case folder already in the merged OUT (an older
+    result's report) is replaced whole, never merged file by file into the new result."""
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path\nA,%s\n" % (cohort / "cases" / "c00"))
+    assert invoke("run", m, "--out", tmp_path / "a", "-j", "1").exit_code == 0
+    stale = tmp_path / "merged" / "cases" / "A"
+    stale.mkdir(parents=True)
+    (stale / "report.html").write_text("an older result's report")
+    res = invoke("merge", tmp_path / "a", "--out", tmp_path / "merged")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in stale.iterdir()) == sorted(
+        p.name for p in (tmp_path / "a" / "cases" / "A").iterdir())
+    assert not (stale / "report.html").exists()  # the part was run without reports

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
-from .progression import SCORES
+from .progression import SCORES, refuse_non_finite
 
 #: the columns of summary.csv
 SUMMARY_COLUMNS = ["group", "scope", "measure", "statistic", "value"]
@@ -37,17 +36,8 @@ def scans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         if col not in df:
             df[col] = float("nan")
             continue
+        refuse_non_finite(df, col)
         values = pd.to_numeric(df[col], errors="coerce")
-        text = df[col].astype(str).str.strip()
-        bad = (values.notna() & ~np.isfinite(values)) | (values.isna() & text.str.lower().isin(
-            ["nan", "+nan", "-nan"]))
-        if bool(bad.any()):
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            cid = str(df["case_id"].iloc[i]) if "case_id" in df else ""
-            raise ValueError(f"line {i + 2}{f' (case {cid})' if cid else ''}, column {col}: "
-                             f"{text.iloc[i]!r} is not a finite number ({int(bad.sum())} such "
-                             "cell(s)); vascalc writes a missing score as an empty cell -> "
-                             "correct or empty that cell")
         df[col] = values
     for col in ("status", "patient_id", "scope", "risk_category", "cac_drs", "case_id",
                 "study_date", "scan_date"):

@@ -17,6 +17,7 @@ from ..config.load import config_from_dict
 from ..errors import ResultError, UsageError
 from ..files import write_all
 from ..outputs.tables import json_text
+from ..results.casefolder import case_dir, commit, recover, staging_dir
 from ..results.document import read_result, result_path, scan_of, version_of
 from .lock import output_lock
 from .rebuild import read_run, rebuild
@@ -61,9 +62,14 @@ def merge_outputs(parts: list[Path], out: Path) -> dict[str, Any]:
                                  hint="give each shard's output once")
             docs[cid], source[cid] = doc, part
     with output_lock(out):
+        recover(out)
         for cid, part in source.items():  # reports, masks, SEG and SR with the result
-            shutil.copytree(part / "cases" / cid, out / "cases" / cid, dirs_exist_ok=True,
+            # into a staging folder committed whole: a case folder already in OUT (another
+            # result) never keeps its artefacts beside the merged result
+            staging = staging_dir(out, cid)
+            shutil.copytree(part / "cases" / cid, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(".*.tmp"))
+            commit(staging, case_dir(out, cid))
         config = config_from_dict(runs[0]["config"]) if runs[0].get("config") else None
         summary, files = rebuild(out, docs, config=config, argv=None)
         summary["merged_from"] = [str(p) for p in parts]
