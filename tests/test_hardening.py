@@ -653,8 +653,8 @@ def test_reports_print_no_library_warnings_on_the_console(sample_data, tmp_path)
 
 def test_the_start_method_and_its_reason(monkeypatch):
     """run.json's executor_start: fork while one thread runs, forkserver when others do."""
-    monkeypatch.setattr(batch, "can_fork", lambda: True)
-    assert batch.start_method()[0] == "fork"
-    monkeypatch.setattr(batch, "can_fork", lambda: False)
-    method, why = batch.start_method()
+    monkeypatch.setattr(executors, "can_fork", lambda: True)
+    assert executors.start_method()[0] == "fork"
+    monkeypatch.setattr(executors, "can_fork", lambda: False)
+    method, why = executors.start_method()
     assert method == "forkserver" and "threads" in why

@@ -71,13 +71,19 @@ def run_batch(cases: list[Case], config: Config, out: Path,
     return RunReport(summary)
 
 
-def fingerprints(cases: list[Case], jobs: int) -> list[str]:
+def fingerprints(cases: list[Case], jobs: int, stop: Stop | None = None) -> list[str | None]:
     """Each case's input fingerprint (its files' content hashed), on up to ``jobs`` threads
-    (sha256 releases the GIL); the threads are gone before any worker is forked."""
+    (sha256 releases the GIL); the threads are gone before any worker is forked. After a
+    stop request the cases not yet fingerprinted get None (they are not run)."""
+    stop = stop or Stop()
+
+    def one(case: Case) -> str | None:
+        return None if stop.requested else case.fingerprint()
+
     if jobs < 2 or len(cases) < 2:
-        return [c.fingerprint() for c in cases]
+        return [one(c) for c in cases]
     with ThreadPoolExecutor(max_workers=min(jobs, 8)) as threads:
-        return list(threads.map(Case.fingerprint, cases))
+        return list(threads.map(one, cases))
 
 
 def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *,
@@ -92,7 +98,9 @@ def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *
     todo: list[tuple[Case, str]] = []
     docs: dict[str, dict[str, Any]] = {}  # every case's document, read or made once
     reused, redone = 0, Counter[str]()
-    for case, fp in zip(cases, fingerprints(cases, jobs)):
+    for case, fp in zip(cases, fingerprints(cases, jobs, stop)):
+        if fp is None:
+            continue  # stopped before it was fingerprinted: not run
         old, why = (None, "") if force else reuse(out, case.case_id, config_sha256=sha,
                                                     fingerprint=fp)
         if old is not None:
