@@ -93,7 +93,7 @@ def _hash_files(h, root: str, files: list[str]) -> None:
     is not: copies with ``cp -p`` or ``rsync -t`` keep both). On a 300-slice 512 x 512
     series (158 MB) this costs 0.11 s warm on an idle 2-core machine (sha256 at about
     1.5 GB/s), 0.34 s under load against 1.08 s for load_ct (benchmarks/
-    bench_fingerprint.py), and more before scoring the case anyway."""
+    bench_fingerprint.py)."""
     base = root if os.path.isdir(root) else os.path.dirname(root)
     for f in files:
         try:
