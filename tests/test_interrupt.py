@@ -249,6 +249,13 @@ def test_a_case_folder_is_its_result_and_its_artefacts_whole(tmp_path):
     (new / "result.json").write_text("new")
     commit(new, old)
     assert sorted(p.name for p in old.iterdir()) == ["key_image_1.png", "result.json"]
+    # the ledger of result versions sent to a PACS is the case's, not a result's: kept
+    (old / "versions.json").write_text("[1]")
+    again = staging_dir(out, "A")
+    assert [p.name for p in again.iterdir()] == ["versions.json"]
+    (again / "result.json").write_text("newer")
+    commit(again, old)
+    assert sorted(p.name for p in old.iterdir()) == ["result.json", "versions.json"]
     assert [p.name for p in (out / "cases").iterdir()] == ["A"]  # nothing aside, no staging
 
 

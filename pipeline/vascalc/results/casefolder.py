@@ -20,16 +20,24 @@ from pathlib import Path
 
 PARTIAL, OLD = "partial", "old"
 
+#: the files a case folder keeps across its results, copied into each new staging folder: the
+#: ledger of the result versions sent to a PACS (each version references the one before it)
+KEPT = ("versions.json",)
+
 
 def case_dir(out: Path, case_id: str) -> Path:
     return out / "cases" / case_id
 
 
 def staging_dir(out: Path, case_id: str) -> Path:
-    """A new, empty staging folder for a case's next result (unique per attempt, so a worker
-    still writing after its run was stopped never mixes into another attempt's folder)."""
+    """A new staging folder for a case's next result (unique per attempt, so a worker still
+    writing after its run was stopped never mixes into another attempt's folder), holding
+    only the case folder's :data:`KEPT` files."""
     path = out / "cases" / f".{case_id}.{uuid.uuid4().hex[:12]}.{PARTIAL}"
     path.mkdir(parents=True)
+    for name in KEPT:
+        if (case_dir(out, case_id) / name).is_file():
+            shutil.copy2(case_dir(out, case_id) / name, path / name)
     return path
 
 

@@ -189,7 +189,8 @@ def _mp_context(config):
         return mp.get_context("fork")
     if method == "forkserver":
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["vascalc.run.batch", "vascalc.run.case", "vascalc.io.dicom"])
+        ctx.set_forkserver_preload(["vascalc.run.executors", "vascalc.run.case",
+                                    "vascalc.io.dicom"])
         return ctx
     return mp.get_context("spawn")
 
