@@ -59,7 +59,7 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         series_instance_uid=m.series_instance_uid, status="ok", error_code="", error="",
         scope=r.settings["scope"], scope_regions=";".join(r.scope_regions),
         region_source=r.region_source, reader=r.reader, **_unlabelled(r, ag),
-        **_measures(w, ag), mass_status="uncalibrated" if w.mass_mg is None else "calibrated",
+        **_measures(w, ag), mass_status=_mass_status(r, w),
         n_slice_lesions=w.n_slice_lesions if given else None,
         risk_category=r.risk_category if ag else "",
         risk_category_order=RISK_LABELS.index(r.risk_category) if ag and r.risk_category
@@ -85,6 +85,15 @@ def scan_row(r: ScanResult | CaseFailure, *, patient_id: str = "", source_path: 
         quality_flags=";".join(r.quality_flags),
     )
     return _checked(row, "scans")
+
+
+def _mass_status(r: ScanResult, w) -> str:
+    """calibrated or uncalibrated: from the score's mass, or for a withheld score (no mass
+    given, None) from the calibration factor the case was scored with."""
+    if w.withheld:
+        given = r.settings.get("mass_calibration_mg_per_cm3_per_hu") is not None
+        return "calibrated" if given else "uncalibrated"
+    return "uncalibrated" if w.mass_mg is None else "calibrated"
 
 
 def _unlabelled(r: ScanResult, ag: bool) -> dict[str, Any]:
