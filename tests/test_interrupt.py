@@ -87,13 +87,20 @@ def _stopped_run(cohort: Path, out: Path, sig: int, *, after: int, jobs: str = "
     return proc.returncode, err, time.monotonic() - t0
 
 
-def _check_recorded(out: Path, code: int, err: str, sig_name: str, *, tables: bool) -> set[str]:
+def _check_recorded(out: Path, code: int, err: str, sig_name: str, *, tables: bool,
+                    dask: bool = False) -> set[str]:
     """What a stopped run must leave: the message, every case folder a whole result with its
-    artefacts, no staging folder, and (when written) tables of exactly the recorded cases."""
+    artefacts, no staging folder, and (when written) tables of exactly the recorded cases.
+    No traceback; with Dask, none of vascalc's or of a KeyboardInterrupt (a Dask worker may
+    log its scheduler's closing as an error with its own trace while the cluster shuts down)."""
     recorded = _results(out)
     assert code == {"SIGINT": 130, "SIGTERM": 143}[sig_name], err
     assert f"interrupted ({sig_name}): {len(recorded)} recorded" in err, err
-    assert "run again to resume" in err and "Traceback" not in err, err
+    assert "run again to resume" in err, err
+    if dask:
+        assert "KeyboardInterrupt" not in err and "vascalc/" not in err, err
+    else:
+        assert "Traceback" not in err, err
     folders = {p.name for p in (out / "cases").iterdir()} if (out / "cases").exists() else set()
     assert folders == recorded  # no staging folder, no artefacts without a result
     for cid in recorded:
@@ -199,7 +206,7 @@ def test_dask_local_cluster_stops_on_sigint(cohort, reference, tmp_path, monkeyp
     out = tmp_path / "o"
     code, err, seconds = _stopped_run(cohort, out, signal.SIGINT, after=2, jobs="1",
                                       extra=("--dask-local", "2"))
-    recorded = _check_recorded(out, code, err, "SIGINT", tables=True)
+    recorded = _check_recorded(out, code, err, "SIGINT", tables=True, dask=True)
     assert seconds < 30
     _rerun_scores_only_the_rest(cohort, out, recorded, reference, monkeypatch)
 
