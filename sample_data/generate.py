@@ -179,7 +179,34 @@ def generate(out: Path) -> Path:
                               "regions": f"{name}/regions",
                               **{k: v for k, v in cov.items() if k != "patient_id"}})
     write_csv(out / "covariates.csv", COVARIATES)
+    write_csv(out / SAMPLE_READS, sample_reads())
     return write_csv(out / "manifest.csv", manifest_rows)
+
+
+#: the sample reads: a made-up reader's labels of one case's lesions, so that the demo shows
+#: the final coronary report a reader's review gives (``vascalc demo`` applies them through
+#: the review API and rescores; they are marked as sample reads wherever they show)
+SAMPLE_READS = "sample_reads.csv"
+SAMPLE_READ_CASE = "P02"
+#: the arteries the sample reader gives the plaques, in the order of the phantom's plaques
+SAMPLE_ARTERIES = ("LAD", "LAD", "LM", "RCA", "LCX", "RCA", "LAD", "LCX", "RCA", "LAD")
+
+
+def sample_reads() -> list[dict]:
+    """One row per calcium object of the sample-read case: its label and its centre in
+    patient coordinates (x = column x pixel spacing, y = row x pixel spacing, z = first slice
+    position + slice x increment, as the series is written), for the demo to find its lesion."""
+    name, ph, spec, _ = next(c for c in cases() if c[0] == SAMPLE_READ_CASE)
+    spec = replace(spec, increment_mm=ph.increment_mm, pixel_spacing_mm=ph.pixel_spacing_mm)
+    dr, dc = ph.pixel_spacing_mm
+    rows, arteries = [], iter(SAMPLE_ARTERIES)
+    for b in ph.objects:
+        label = "bone" if b.kind == "spine" else next(arteries, "LAD")
+        rows.append({"case_id": name, "label": label, "object": b.name,
+                     "x_mm": round((b.c0 + b.c1 - 1) / 2 * dc, 3),
+                     "y_mm": round((b.r0 + b.r1 - 1) / 2 * dr, 3),
+                     "z_mm": round(spec.z0_mm + (b.s0 + b.s1 - 1) / 2 * ph.increment_mm, 3)})
+    return rows
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:

@@ -842,3 +842,44 @@ def test_progression_refuses_a_non_finite_score_like_summary(small_run, tmp_path
     res = CliRunner().invoke(app, ["progression", str(table), "--out", str(tmp_path / "p")])
     assert res.exit_code == 2, res.output
     assert "line 2 (case A), column volume_mm3: '-inf' is not a finite number" in res.output
+
+
+# --- #35 item 21: air far below -1024 HU -------------------------------------------------
+
+def test_a_doubled_rescale_offset_is_refused_with_the_likely_cause(tmp_path):
+    """RescaleIntercept -2048 where the pixels need -1024: air reads -2024 HU, the plaque
+    falls below 130 HU and the scan would score 0 calcium; refused by name instead."""
+    paths = series(tmp_path / "s")
+    for p in paths:
+        edit(p, RescaleIntercept="-2048")
+    with pytest.raises(VascalcError) as exc:
+        score(tmp_path / "s")
+    err = exc.value
+    assert err.code == "HU_IMPLAUSIBLE" and str(tmp_path / "s") in str(err)
+    assert "applied twice" in str(err) and "-1000 HU" in (err.hint or "")
+
+
+def test_a_doubled_offset_in_a_nifti_is_refused_too(tmp_path):
+    import nibabel as nib
+    from vascalc.io.nifti import load_nifti
+
+    hu = np.transpose(hu_volume(), (2, 1, 0)) - 1024.0  # x, y, z as NIfTI keeps them
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(hu.astype(np.int16), np.diag([0.5, 0.5, 3.0, 1.0])), path)
+    with pytest.raises(VascalcError) as exc:
+        load_nifti(path)
+    assert exc.value.code == "HU_IMPLAUSIBLE" and "applied twice" in str(exc.value)
+
+
+def test_corner_padding_outside_the_reconstruction_circle_is_not_air(tmp_path):
+    """-2048 HU written outside the reconstruction circle (no PixelPaddingValue) is padding,
+    not air on another scale: the scan is scored as before."""
+    hu = np.full((N, 32, 32), 40.0)
+    hu[:, 2, 8:24] = -1000  # air inside the circle
+    rr, cc = np.mgrid[:32, :32]
+    hu[:, np.hypot(rr - 15.5, cc - 15.5) > 15.4] = -2048
+    hu[2:4, 12:16, 12:16] = 350
+    write_series(tmp_path / "p", hu, SeriesSpec(pixel_spacing_mm=(0.5, 0.5), intercept=-3072.0),
+                 shuffle_names=False)
+    _, r = score(tmp_path / "p")
+    assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)

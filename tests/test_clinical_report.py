@@ -22,17 +22,14 @@ POPPLER = shutil.which("pdfinfo") and shutil.which("pdftotext")
 @pytest.fixture(scope="module")
 def read_run(reported, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """The sample run with reports, read by r1 as the golden 'sample_reader' run is, rescored."""
-    from vascalc.review.store import ReadStore
+    from vascalc.review.scripted import write_reads
 
     from tests.golden.make_golden import READS
 
     out = tmp_path_factory.mktemp("read") / "out"
     shutil.copytree(reported, out)
-    store = ReadStore(out)
-    for reader, cid, lid, k, label in READS["sample_reader"]:
-        store.add(reader=reader, case_id=cid, lesion_id=lid, slice_index=k, label=label)
-    for reader, cid in sorted({(r[0], r[1]) for r in READS["sample_reader"]}):
-        store.mark(reader=reader, case_id=cid, done=True)
+    finished = sorted({(r[0], r[1]) for r in READS["sample_reader"]})
+    write_reads(out, READS["sample_reader"], done=finished, rest_not_coronary=finished)
     res = CliRunner().invoke(app, ["rescore", str(out), "-q"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out
@@ -91,18 +88,33 @@ def _row(**over):
     row = {"status": "ok", "scope": "coronary", "scope_regions": "LAD;RCA", "agatston": 0.0,
            "volume_mm3": 0.0, "risk_category": "0", "cac_drs": "A0", "cac_drs_vessels": "",
            "headline_threshold_hu": 130.0, "headline_threshold_rule": "", "withheld_reason": "",
-           "agatston_comparable": True, "protocol_deviations": "", "quality_flags": ""}
+           "agatston_comparable": True, "protocol_deviations": "", "quality_flags": "",
+           "risk_basis": "coronary regions: LAD, RCA"}
     return {**row, **over}
 
 
 def test_statements_follow_the_score_and_its_sources():
-    zero = clinical.statements(_row())
+    # #34.2: the CAC = 0 statements only on a confirmed zero (a reader's final)
+    final = {"reader": "r1", "review_done": True, "unlabelled_volume_mm3": 0.0}
+    zero = clinical.statements(_row(**final))
     assert len(zero) == 1 and "5 to 10 years" in zero[0][1] and "Grundy" in zero[0][1]
+    confirmed = _row(reader="r1", review_done="true", unlabelled_volume_mm3=41.5,
+                     rest_confirmed_not_coronary="true")
+    assert clinical.statements(confirmed) == zero
+    for unconfirmed in (_row(), _row(reader="r1", review_done=False, unlabelled_volume_mm3=0.0),
+                        _row(reader="r1", review_done=True, unlabelled_volume_mm3=41.5,
+                             rest_confirmed_not_coronary=False)):
+        said = clinical.statements(unconfirmed)
+        assert len(said) == 1 and "not confirmed by a reader" in said[0][1], unconfirmed
+        assert "statin" not in said[0][1] and "Grundy" not in said[0][1]
     high = clinical.statements(_row(agatston=1500.4, risk_category=">400", cac_drs="A3"))
     assert high[0][0] == "alert" and "1,500" in high[0][1]
     assert clinical.statements(_row(agatston=999.0, risk_category=">400")) == []
-    # not a score by the definition: nothing is said
-    assert clinical.statements(_row(headline_threshold_rule="phase_threshold:arterial")) == []
+    # not a score by the definition (the one definition, core.scopes.risk_basis): nothing said
+    assert clinical.statements(_row(
+        headline_threshold_rule="phase_threshold:arterial",
+        risk_basis="empty: coronary calcium found by the contrast rule phase_threshold:arterial",
+    )) == []
     assert clinical.statements(_row(scope="vascular")) == []
     assert clinical.statements(_row(risk_category="")) == []
 

@@ -52,7 +52,7 @@ def test_console_warns_beside_a_bone_or_contrast_headline():
     assert {f.code for f in QUALITY_FLAGS.values() if f.warns_headline} == {
         "bone_dominated", "contrast_filled", "contrast_enhanced", "fov_cuts",
         "slice_thickness_off_protocol", "slice_increment_off_protocol", "review_incomplete",
-        "regions_partial_coverage", "regions_misaligned"}
+        "regions_partial_coverage", "regions_misaligned", "contrast_phase_disagrees"}
 
 
 def test_console_line_names_what_the_number_is():

@@ -93,9 +93,12 @@ def upload(base: str, series: Path) -> str:
     return study
 
 
-def start_node(out: Path, node_port: int, dests: list[str], config: Path) -> subprocess.Popen:
+def start_node(out: Path, node_port: int, dests: list[str], config: Path,
+               allow: tuple[str, ...] = ()) -> subprocess.Popen:
     args = [sys.executable, "-m", "vascalc.cli.app", "listen", str(out), "--port", str(node_port),
             "--config", str(config)]
+    for a in allow:
+        args += ["--allow", a]
     for d in dests:
         args += ["--stow-url", d] if d.startswith("http") else ["--send-to", d]
     log = out.parent / f"{out.name}.stderr"
@@ -214,7 +217,8 @@ def test_a_study_from_orthanc_comes_back_scored_once(orthanc, sample_data, tmp_p
 def test_results_over_stow_rs(orthanc, sample_data, tmp_path, coronary_config):
     base, _, node_port = orthanc
     study = upload(base, sample_data / "P01_T1" / "dicom")
-    node = start_node(tmp_path / "node", node_port, [base + "/dicom-web"], coronary_config)
+    node = start_node(tmp_path / "node", node_port, [base + "/dicom-web"], coronary_config,
+                      allow=("ORTHANC@127.0.0.1",))
     try:
         http(base, "/modalities/vascalc/store", json.dumps(study).encode(), "POST")
         check_results(base, study, tmp_path / "node")
@@ -306,3 +310,53 @@ def test_send_delivers_a_finished_run_into_its_study_once(orthanc, sample_data, 
                               "--attempts", "1"], catch_exceptions=False)
     assert res.exit_code == 1 and "0 object(s) sent, 4 not sent" in res.output
     assert "association" in res.output
+
+
+def test_a_resend_in_another_transfer_syntax_is_the_same_instance(sample_data, tmp_path):
+    """The same instance sent explicit VR, then implicit VR: stored once, not refused; other
+    content under the same UID is still refused (0xA900)."""
+    from io import BytesIO
+
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    f = sorted((sample_data / "P03" / "dicom").iterdir())[0]
+    ds = pydicom.dcmread(f)
+    explicit = f.read_bytes()
+    buf = BytesIO()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(buf, implicit_vr=True, little_endian=True)
+    implicit = buf.getvalue()
+    assert implicit != explicit
+    store = InstanceStore(tmp_path / "in", max_bytes=10**9)
+    uids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+    path, new = store.put(*uids, explicit)
+    assert new and store.put(*uids, implicit) == (path, False)
+    ds.PatientID = "SOMEONE-ELSE"
+    buf = BytesIO()
+    ds.save_as(buf, implicit_vr=True, little_endian=True)
+    with pytest.raises(StoreRefused) as err:
+        store.put(*uids, buf.getvalue())
+    assert err.value.status == 0xA900
+
+
+def test_space_freed_after_the_budget_admits_new_instances(tmp_path):
+    store = InstanceStore(tmp_path / "in", max_bytes=100)
+    first, _ = store.put("1.2", "1.2.3", "1.2.3.4", b"a" * 60)
+    with pytest.raises(StoreRefused):
+        store.put("1.2", "1.2.3", "1.2.3.5", b"b" * 60)
+    first.unlink()  # an operator frees OUT/incoming; no restart
+    path, new = store.put("1.2", "1.2.3", "1.2.3.5", b"b" * 60)
+    assert new and path.read_bytes() == b"b" * 60
+
+
+def test_a_study_holding_two_patients_is_not_scored(sample_data, tmp_path):
+    from vascalc.config.load import load_config
+    from vascalc.pacs.ranker import rank_series
+
+    study = tmp_path / "study"
+    for i, case in enumerate(("P01_T1", "P03")):
+        dest = study / f"series{i}"
+        shutil.copytree(sample_data / case / "dicom", dest)
+    ranked = rank_series(study, load_config(None))
+    assert ranked and not any(r.chosen or r.eligible for r in ranked)
+    assert all("2 different PatientIDs" in r.reason for r in ranked)

@@ -87,3 +87,48 @@ def test_a_vascular_mask_cut_by_the_field_of_view_is_named():
     assert "fov_cuts:aorta" in codes and comparable is False
     aorta[:, 0, :] = False
     assert _gate(regions=[("aorta", aorta)]) == (True, ())
+
+
+# --- #35 item 19: unknown is unknown -----------------------------------------------------
+
+def test_no_slice_thickness_is_not_comparable_and_says_which_fact_is_missing():
+    comparable, codes = _gate(replace(REFERENCE, slice_thickness_mm=None))
+    assert comparable is False and "slice_thickness_unknown" in codes
+    assert "slice_thickness_off_protocol" not in codes  # unknown, not 'off'
+    assert lookup("slice_thickness_unknown") is not None
+
+
+@pytest.mark.parametrize("technique, trigger, gated", [
+    ("NO", "350", False), ("NONE", None, False), ("", "0", None), ("", "0.0", None),
+    ("UNKNOWN", None, None), ("PROSPECTIVE", None, True), ("", "350", True),
+])
+def test_ecg_gating_words_and_a_zero_trigger_time(technique, trigger, gated):
+    from vascalc.values import ecg_gated
+
+    assert ecg_gated(technique, trigger) is gated
+
+
+@pytest.mark.parametrize("gated, code", [(None, "ecg_gating_not_recorded"),
+                                         (False, "ecg_not_gated")])
+def test_a_coronary_scan_not_gated_or_unknown_is_not_comparable_and_named(gated, code):
+    lad = np.zeros((6, 30, 30), bool)
+    lad[:, 8:16, 8:16] = True
+    cfg = Config(scoring={"scope": "coronary"})
+    comparable, codes = _gate(replace(REFERENCE, ecg_gated=gated), config=cfg,
+                              regions=[("LAD", lad)])
+    assert comparable is False and code in codes and lookup(code) is not None
+
+
+def test_the_header_parser_reads_no_and_a_zero_trigger_time_as_not_gated(tmp_path):
+    """Through the real reader: CardiacSynchronizationTechnique 'NO' and TriggerTime 0."""
+    from sample_data.dicom_writer import SeriesSpec, write_series
+    from vascalc.io.dicom_header import read_header
+
+    hu = np.full((2, 8, 8), 40.0)
+    hu[:, 0, :] = -1000
+    a = write_series(tmp_path / "a", hu, SeriesSpec(extra={"CardiacSynchronizationTechnique":
+                                                           "NO", "TriggerTime": "350"}))
+    b = write_series(tmp_path / "b", hu, SeriesSpec(extra={"TriggerTime": "0"}))
+    assert read_header(a[0]).meta.ecg_gated is False
+    assert read_header(a[0], fast=False).meta.ecg_gated is False
+    assert read_header(b[0]).meta.ecg_gated is None

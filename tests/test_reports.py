@@ -16,6 +16,9 @@ import pytest
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 
+from tests import dciodvfy
+from tests.dciodvfy import needs_dciodvfy
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTEFACTS = ROOT / "results" / "test-artefacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -160,15 +163,10 @@ def test_identity_stays_out_of_tables_reports_and_masks_unless_asked(reported, s
     assert "Digital Phantom" in shown  # the DICOM person name as people write it
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None,
-                    reason="dciodvfy (Debian dicom3tools) is not installed; .ci/run installs it")
+@needs_dciodvfy
 @pytest.mark.parametrize("name", ["scores.sr.dcm", "calcium.seg.dcm"])
 def test_dicom_results_pass_dciodvfy(reported, name):
-    res = subprocess.run(["dciodvfy", str(reported / "cases" / "P01_T1" / name)],
-                         capture_output=True, text=True, timeout=120)
-    report = res.stdout + res.stderr
-    problems = [ln for ln in report.splitlines() if ln.startswith(("Error", "Warning"))]
-    assert problems == [], report
+    assert dciodvfy.problems(reported / "cases" / "P01_T1" / name) == []
 
 
 @pytest.mark.skipif(CHROMIUM is None,

@@ -29,6 +29,8 @@ from vascalc.review.agreement import cohen_kappa, icc_2_1, icc_2_1_ci, kappa_ci
 from vascalc.review.server import ReviewApp, make_server
 from vascalc.review.store import ReadStore
 
+from tests import dciodvfy
+from tests.dciodvfy import needs_dciodvfy
 from tests.test_reports import artery_cells, read, reported  # noqa: F401 - reported: a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,8 +253,15 @@ def _label_p02(base: str, tok: str, reader: str = "r1", *, done: bool = True) ->
     assert scores["pending"] and scores["risk_category"] == scores["cac_drs"] == ""
     if not done:
         return scores
-    assert call(base, "PUT", "/api/cases/P02/done", token=tok,
-                body={"done": True, "reader": reader})[0] == 200
+    # lesion 7 stays unlabelled: done is refused until the reader confirms it is not coronary
+    status, body = call(base, "PUT", "/api/cases/P02/done", token=tok,
+                        body={"done": True, "reader": reader})
+    refused = json.loads(body)
+    assert status == 409 and refused["needs_confirmation"] is True, refused
+    assert refused["unlabelled_volume_mm3"] > 0 and "confirm" in refused["error"]
+    status, body = call(base, "PUT", "/api/cases/P02/done", token=tok,
+                        body={"done": True, "reader": reader, "rest_not_coronary": True})
+    assert status == 200 and json.loads(body)["rest_confirmed_not_coronary"] is True
     status, body = call(base, "GET", f"/api/cases/P02/scores?reader={reader}", token=tok)
     assert status == 200
     return json.loads(body)
@@ -287,10 +296,17 @@ def test_only_finished_reads_become_numbers(out):
     assert float(partial["unlabelled_agatston"]) == pytest.approx(shown["unlabelled_agatston"])
     assert int(partial["unlabelled_n_lesions"]) >= 1 and float(partial["unlabelled_volume_mm3"]) > 0
     store = ReadStore(out)
+    # done without the confirmation (a database written by hand, or an earlier vascalc):
+    # calcium stays unlabelled, so it is no final; the run's result is kept, and said
     store.mark(reader="r1", case_id="P02", done=True)
+    res = CliRunner().invoke(app, ["rescore", str(out)])
+    assert res.exit_code == 0 and "no confirmation that it is not coronary" in res.output
+    assert next(r for r in read(out / "scans.csv") if r["case_id"] == "P02") == before
+    store.mark(reader="r1", case_id="P02", done=True, rest_not_coronary=True)
     assert CliRunner().invoke(app, ["rescore", str(out)]).exit_code == 0
     final = next(r for r in read(out / "scans.csv") if r["case_id"] == "P02")
     assert final["review_done"] == "true" and final["risk_category"] != ""
+    assert final["rest_confirmed_not_coronary"] == "true" and final["rest_confirmed_at"]
     assert "review_incomplete" not in final["quality_flags"] and final["cac_drs"] != ""
     store.mark(reader="r1", case_id="P02", done=False)
     assert CliRunner().invoke(app, ["rescore", str(out)]).exit_code == 0
@@ -385,13 +401,15 @@ def test_rescore_writes_seg_and_sr_per_artery(out):
                if r["case_id"] == "P02"}
     codes = {"LM": "3227004", "LAD": "59438005", "LCX": "57396003", "RCA": "13647002"}
     assert got == pytest.approx({codes[a]: regions[a] for a in codes}, rel=1e-9)
-    if shutil.which("dciodvfy"):
-        for name in ("calcium.seg.dcm", "scores.sr.dcm"):
-            rep = subprocess.run(["dciodvfy", str(case / name)], capture_output=True, text=True,
-                                 timeout=120)
-            problems = [ln for ln in (rep.stdout + rep.stderr).splitlines()
-                        if ln.startswith(("Error", "Warning"))]
-            assert problems == [], name
+
+
+@needs_dciodvfy
+def test_a_readers_final_seg_and_sr_pass_dciodvfy(out):
+    with serving(out) as (state, base):
+        _label_p02(base, state.token)
+    assert CliRunner().invoke(app, ["rescore", str(out), "-q"]).exit_code == 0
+    for name in ("calcium.seg.dcm", "scores.sr.dcm"):
+        assert dciodvfy.problems(out / "cases" / "P02" / name) == [], name
 
 
 def test_rescore_refuses_an_unknown_reader_and_a_choice_among_several(out):
@@ -474,7 +492,10 @@ def test_agreement_of_two_readers(out):
     res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1,r2"],
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert "left out, not marked done by both: P01_T1" in res.output
+    assert "left out: P01_T1 (r2): not marked done" in res.output
+    left = read(out / "agreement" / "agreement_left_out.csv")
+    assert [(r["case_id"], r["reader"], r["reason"]) for r in left] == [
+        ("P01_T1", "r2", "not marked done")]
     rows = {r["measure"]: r for r in read(out / "agreement" / "agreement.csv")}
     per_case = read(out / "agreement" / "agreement_cases.csv")
     assert rows["coronary_total_agatston"]["n"] == "2"
@@ -494,7 +515,8 @@ def test_agreement_of_two_readers(out):
     for case in ("P02", "P03"):
         store.mark(reader="r2", case_id=case, done=False)
     res = CliRunner().invoke(app, ["agreement", str(out), "--readers", "r1,r2"])
-    assert res.exit_code == 2 and "did not both mark any done" in res.output
+    assert res.exit_code == 2 and "no case that both finished" in res.output
+    assert "P02 (r2): not marked done" in res.output
 
 
 def test_readers_are_isolated_and_blinded_and_only_the_adjudicator_sees_all(out):

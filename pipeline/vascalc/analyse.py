@@ -8,33 +8,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from .config.schema import Config
 from .config.thresholds import resolve as resolve_thresholds
+from .core.blood_pool import find_blood_pool
 from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
-from .core.contrast import AORTA_CONTRAST_MEDIAN_HU
-from .core.regions import RegionMask, label_regions
-from .core.scopes import resolve_scope, risk_basis
-from .core.score import cac_drs, risk_category
-from .core.thresholds import Thresholds
+from .core.contrast import AORTA_CONTRAST_MEDIAN_HU, agent_route
+from .core.regions import RegionMask
 from .errors import AnthropometryError, UsageError
 from .flags import check as check_flags
 from .measure.breakdown import Breakdown, break_down
 from .measure.calcium import Calcium, find_calcium
-from .measure.contrast import ContrastPlan, apply_plan, plan_contrast
-from .measure.layout import RegionLayout, checked_masks, layout_regions
+from .measure.contrast import apply_plan, plan_contrast
+from .measure.headline import Headline, Prepared, choose_headline, unconfirmed_rest
+from .measure.layout import checked_masks, layout_regions
 from .measure.protocol import deviations
+from .measure.reads import Measured, reader_split
 from .measure.shape import lesion_shapes
 from .records import (  # noqa: F401 - Anthropometry re-exported: analyse's input record
     Anthropometry,
     BSAResult,
     CTVolume,
     LesionLabels,
-    RegionScore,
     ScanResult,
     ScoredVoxels,
 )
@@ -76,40 +75,12 @@ def resolve_bsa(volume: CTVolume, config: Config, given: Anthropometry | None) -
                      formula=formula, source=source)
 
 
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """The scan made ready for the calcium search: its HU (bone removed under scope
-    bone_excluded, the contrast plan applied), the thresholds, the region layout and the
-    contrast plan."""
-
-    volume: CTVolume
-    thresholds: Thresholds
-    base_scope: str  # whole_volume or bone_excluded: what the field of view's total covers
-    layout: RegionLayout | None
-    plan: ContrastPlan
-    kvp_adapted: bool
-
-
-@dataclass(frozen=True)
-class Headline:
-    """What the case's headline covers and says: the scope and its regions, the score, why
-    it is withheld ('' = it is given), and the risk fields with their basis."""
-
-    scope: str
-    regions: tuple[str, ...]
-    score: RegionScore
-    withheld: str
-    risk_category: str
-    cac_drs: str
-    cac_drs_vessels: str
-    risk_basis: str
-
-
 def analyse(volume: CTVolume, config: Config, *, case_id: str,
             anthropometry: Anthropometry | None = None,
             regions: Sequence[tuple[str, np.ndarray | RegionMask]] | None = None,
             region_source: str = "", keep_voxels: bool = False,
-            reads: LesionLabels | None = None) -> ScanResult:
+            reads: LesionLabels | None = None, measured: Measured | None = None,
+            ) -> ScanResult:
     """Score one CT volume (and, given region masks on its grid, each region). Pure: reads
     nothing, writes nothing, modifies nothing. With ``keep_voxels`` the result also carries
     the scored voxels (:class:`ScoredVoxels`), so the artefacts show exactly the scored
@@ -140,6 +111,9 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
         Keep the scored voxels in ``result.voxels`` (for the artefacts).
     reads : LesionLabels, optional
         A reader's labels of the lesions (``vascalc rescore``).
+    measured : Measured, optional
+        The calcium :func:`measure` found on this volume with this config and these regions
+        (the review page keeps it to score a reader's labels with :func:`reader_split`).
 
     Returns
     -------
@@ -169,28 +143,24 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
                          hint="read a series with vascalc.score_series(path), or build "
                               "CTVolume(hu=..., spacing_mm=...) and Config.model_validate(d)")
     t0 = time.perf_counter()
-    masks = checked_masks(volume, regions)
-    prepared = prepare(volume, config, masks)
-    calcium = find_calcium(prepared.volume, config, prepared.thresholds,
-                           need_voxels=bool(masks) or keep_voxels or reads is not None
-                           or config.output.lesion_shape)
+    masks = checked_masks(volume, regions, config.regions)
+    if measured is None:
+        measured = measure(volume, config, masks, need_voxels=bool(masks) or keep_voxels
+                           or reads is not None or config.output.lesion_shape)
+    prepared, calcium = measured.prepared, measured.calcium
     t1 = time.perf_counter()
     breakdown = mask_breakdown = Breakdown()
     if reads is not None and prepared.layout is not None:  # the masks' partition, kept beside
         mask_breakdown = break_down(prepared.volume, config, calcium, prepared.layout,
                                     prepared.plan, prepared.thresholds.threshold_hu)
-    if reads is not None:
-        assert calcium.kept is not None  # asked for above: reads split the kept voxels
-        layout = layout_regions(prepared.volume, config.regions,
-                                label_regions(calcium.kept.lesion_labels, reads),
-                                classes=dict(zip(reads.names, reads.classes)))
-        breakdown = break_down(prepared.volume, config, calcium, layout, ContrastPlan(),
-                               prepared.thresholds.threshold_hu)
-    elif prepared.layout is not None:
-        breakdown = break_down(prepared.volume, config, calcium, prepared.layout, prepared.plan,
-                               prepared.thresholds.threshold_hu)
-    headline = choose_headline(prepared, config, calcium, breakdown, reads=reads,
-                               has_regions=bool(masks))
+    if reads is not None:  # the one arithmetic of a reader's scores (page, agreement, rescore)
+        breakdown, headline = reader_split(measured, reads)
+    else:
+        if prepared.layout is not None:
+            breakdown = break_down(prepared.volume, config, calcium, prepared.layout,
+                                   prepared.plan, prepared.thresholds.threshold_hu)
+        headline = choose_headline(prepared, config, calcium, breakdown, reads=None,
+                                   has_regions=bool(masks))
     bsa = resolve_bsa(volume, config, anthropometry)
     flags = quality_flags(volume, config, prepared, calcium, breakdown, headline, bsa, reads)
     protocol = check_flags(deviations(prepared.volume, config, scope=headline.scope,
@@ -213,11 +183,26 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     return result
 
 
+def measure(volume: CTVolume, config: Config, masks, *, need_voxels: bool) -> Measured:
+    """The scan prepared (:func:`prepare`) and its calcium found on it: what every number of
+    the case, and every reader's split of it, is computed from. ``masks`` as
+    :func:`vascalc.measure.layout.checked_masks` returns them."""
+    prepared = prepare(volume, config, masks)
+    calcium = find_calcium(prepared.volume, config, prepared.thresholds,
+                           need_voxels=need_voxels)
+    return Measured(prepared, calcium, config)
+
+
 def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
     """Bone removed (scope bone_excluded), thresholds resolved, regions laid out, and the
     contrast plan made and applied. The caller's volume is never modified."""
     sc = config.scoring
     base_scope = "whole_volume"
+    th = resolve_thresholds(sc, volume.meta.kvp)
+    # the blood pool is looked for on the scan as given (bone removal would take an enhanced
+    # aorta for bone), unless the header already names intravascular contrast
+    pool = (find_blood_pool(volume.hu, volume.spacing_mm, threshold_hu=th.threshold_hu)
+            if agent_route(volume.meta.contrast_agent) != "intravascular" else None)
     if sc.scope == "bone_excluded":
         bone = bone_mask(volume.hu, volume.spacing_mm, threshold_hu=sc.bone_threshold_hu,
                          min_volume_cm3=sc.bone_min_volume_cm3, margin_mm=sc.bone_margin_mm)
@@ -225,50 +210,12 @@ def prepare(volume: CTVolume, config: Config, masks) -> Prepared:
         hu.flags.writeable = False
         volume = replace(volume, hu=hu)  # a new record: the caller's volume is untouched
         base_scope = "bone_excluded"
-    th = resolve_thresholds(sc, volume.meta.kvp)
     layout = layout_regions(volume, config.regions, masks) if masks else None
-    plan = plan_contrast(volume, config, masks, layout, th.threshold_hu)
+    plan = plan_contrast(volume, config, masks, layout, th.threshold_hu, pool)
     if plan.regions:
         volume = replace(volume, hu=apply_plan(volume.hu, plan, layout))
     return Prepared(volume=volume, thresholds=th, base_scope=base_scope, layout=layout,
                     plan=plan, kvp_adapted=th.source.startswith(("kvp_table", "calibration")))
-
-
-def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
-                    breakdown: Breakdown, *, reads: LesionLabels | None,
-                    has_regions: bool) -> Headline:
-    """The scope (:func:`vascalc.core.scopes.resolve_scope`), its score, and the risk fields:
-    given for a coronary Agatston score only, and never for a withheld one or one found above
-    a contrast rule's threshold (that is not the Agatston score the categories are set on)."""
-    sc, rk = config.scoring, config.risk
-    requested = "coronary" if reads is not None else (
-        prepared.base_scope if sc.scope in ("whole_volume", "bone_excluded") else sc.scope)
-    scope, members = resolve_scope(requested, breakdown.classes(),
-                                   fov_is_coronary=sc.fov_is_coronary,
-                                   has_regions=has_regions or reads is not None)
-    if members:
-        score = breakdown.aggregates[scope]
-    else:
-        score = replace(calcium.whole, region=scope, withheld=prepared.plan.whole_withheld)
-    basis = risk_basis(scope, agatston=sc.agatston, regions=members)
-    risky = scope == "coronary" and sc.agatston
-    if risky and reads is not None and not reads.done:
-        risky, basis = False, ("empty: the reader has not marked the case done (review "
-                               "incomplete); its labels may be partial")
-    elif risky and score.withheld:
-        risky, basis = False, f"empty: the coronary score is withheld ({score.withheld})"
-    elif risky and score.threshold_rule:
-        risky, basis = False, (f"empty: coronary calcium found by the contrast rule "
-                               f"{score.threshold_rule}, not an Agatston score at 130 HU")
-    vessels = reads.coronary() if reads is not None else config.regions.coronary_vessels
-    return Headline(
-        scope=scope, regions=members, score=score, withheld=score.withheld,
-        risk_category=risk_category(score.agatston, upper_bounds=rk.agatston_upper_bounds)
-        if risky and score.agatston is not None else "",
-        cac_drs=cac_drs(score.agatston, lower_bounds=rk.cac_drs_lower_bounds)
-        if risky and score.agatston is not None else "",
-        cac_drs_vessels=_cac_drs_vessels(breakdown.regions, vessels) if risky else "",
-        risk_basis=basis)
 
 
 def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium: Calcium,
@@ -277,12 +224,13 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
     """The case's quality flags (codes of :mod:`vascalc.flags`), in a fixed order."""
     sc = config.scoring
     flags = list(volume.quality_flags)
-    if reads is not None and not reads.done:
+    if reads is not None and (not reads.done or unconfirmed_rest(breakdown, reads)):
         flags.append("review_incomplete")
     if sc.mass_calibration_mg_per_cm3_per_hu is None:
         flags.append("mass_uncalibrated")
     if prepared.plan.enhanced:
         flags.append("contrast_enhanced")
+        flags.extend(prepared.plan.notes)
     kvp = volume.meta.kvp
     if not prepared.kvp_adapted and kvp is not None and abs(kvp - 120.0) > 0.5:
         # 130 HU is defined at 120 kVp (Agatston 1990); calcium reads brighter at lower kVp
@@ -341,6 +289,9 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         if prepared.layout is not None else "",
         reader=reads.reader if reads is not None else "", risk_basis=headline.risk_basis,
         read_at=reads.done_at if reads is not None and reads.done else "",
+        rest_confirmed_at=reads.rest_confirmed_at if reads is not None and reads.done else "",
+        origin_mm=_floats(volume.origin_mm), slice_step_mm=_floats(
+            np.asarray(volume.direction, dtype=float)[:, 0] * float(volume.spacing_mm[0])),
         vascular=breakdown.aggregates.get("vascular"),
         coronary=breakdown.aggregates.get("coronary"), voxels=voxels,
         contrast_rule=plan.rule if plan.regions else "", contrast_phase=plan.phase,
@@ -348,13 +299,6 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         protocol_deviations=protocol)
 
 
-def _cac_drs_vessels(region_scores, vessel_names) -> str:
-    """CAC-DRS vessel modifier N1-N4: the number of coronary vessels (LM, LAD, LCX, RCA by
-    default) with calcium (Hecht HS et al., CAC-DRS, J Cardiovasc Comput Tomogr
-    2018;12:185-191); empty without coronary regions or without calcium in them."""
-    vessels = set(vessel_names)
-    given = [r for r in region_scores if r.region in vessels]
-    if not given:
-        return ""
-    n = sum(1 for r in given if r.agatston > 0)
-    return f"N{n}" if n else ""
+def _floats(v) -> tuple[float, float, float]:
+    a, b, c = (float(x) for x in v)
+    return a, b, c

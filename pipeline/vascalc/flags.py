@@ -41,6 +41,16 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'it where contrast is (docs, conventions: \'Contrast\').',
         'analyse, measure.protocol', warns_headline=True),
     QualityFlag(
+        'contrast_from_image',
+        'Contrast found in the image (an enhanced blood pool or lumen), not in the header: '
+        'ContrastBolusAgent is empty (de-identified?) or says none.',
+        'measure.contrast'),
+    QualityFlag(
+        'contrast_phase_disagrees',
+        'The header names one contrast phase (ContrastBolusAgentPhase or SeriesDescription) '
+        'and the lumen HU measure another: the measured phase was used.',
+        'measure.contrast', warns_headline=True),
+    QualityFlag(
         'review_incomplete',
         'The reader has not marked this case done: its labels may be partial, so no risk '
         'category or CAC-DRS is given (vascalc rescore --include-unfinished).',
@@ -104,13 +114,13 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'analyse'),
     QualityFlag(
         'series_split',
-        'The series was split (images of another matrix, orientation or acquisition): this '
-        'case holds part of it.',
+        'The series was split (images of another matrix, orientation or acquisition, or of '
+        'another patient, frame of reference or date): this case holds part of it.',
         'run.discovery'),
     QualityFlag(
         'unreadable_files_in_folder',
-        'A DICOM file in the series folder could not be read whole: a slice may be missing '
-        'from this case.',
+        'A DICOM file in the series folder could not be read whole or classified (cut inside '
+        'its header): a slice may be missing from this case.',
         'run.discovery'),
     QualityFlag(
         'regions_partial_coverage',
@@ -168,6 +178,17 @@ QUALITY_FLAGS: dict[str, QualityFlag] = {f.code: f for f in (
         'ecg_gating_not_recorded',
         'Coronary scope without ECG gating in the header: motion blurs coronary calcium and '
         'changes its score.',
+        'measure.protocol'),
+    QualityFlag(
+        'ecg_not_gated',
+        'Coronary scope on a scan the header records as not ECG-synchronised '
+        '(CardiacSynchronizationTechnique NONE): motion blurs coronary calcium and changes its '
+        'score.',
+        'measure.protocol'),
+    QualityFlag(
+        'slice_thickness_unknown',
+        'No SliceThickness recorded: the protocol (2.5-3.0 mm) cannot be checked, so the '
+        'score is not called comparable.',
         'measure.protocol'),
     QualityFlag(
         'fov_cuts',

@@ -40,6 +40,9 @@ class ScanMeta:
     patient_age: str = ""
     patient_sex: str = ""
     series_description: str = ""
+    study_description: str = ""
+    protocol_name: str = ""
+    body_part: str = ""  # DICOM BodyPartExamined, upper case
     transfer_syntax: str = ""
     n_files: int = 0
     contrast_agent: str = ""  # DICOM ContrastBolusAgent, when recorded
@@ -248,6 +251,10 @@ class LesionLabels:
     reader: str = ""
     done: bool = True
     done_at: str = ""  # when the reader marked it done (UTC, ISO 8601), '' = not done
+    #: when the reader confirmed, with the done mark, that the calcium left unlabelled is not
+    #: coronary ('' = not confirmed). A done read that leaves calcium unlabelled without it
+    #: is not final (no risk category or CAC-DRS, flagged review_incomplete).
+    rest_confirmed_at: str = ""
 
     def coronary(self) -> tuple[str, ...]:
         return tuple(n for n, c in zip(self.names, self.classes) if c == "coronary")
@@ -280,6 +287,13 @@ class ScanResult:
     region_source: str = ""  # how the region masks were given ('' = none; 'reader')
     reader: str = ""  # whose reads split the calcium (vascalc rescore), '' = none
     read_at: str = ""  # when that reader marked the case done (UTC, ISO 8601), '' = not done
+    #: when that reader confirmed the calcium left unlabelled is not coronary ('' = not)
+    rest_confirmed_at: str = ""
+    #: the patient position (LPS, mm) of voxel (0, 0, 0) and the step from one slice to the
+    #: next: a slice's place in patient space, which identifies a reader's slice reads
+    #: (None in results of an earlier vascalc)
+    origin_mm: tuple[float, float, float] | None = None
+    slice_step_mm: tuple[float, float, float] | None = None
     risk_basis: str = ""  # why risk_category and cac_drs are filled or empty
     vascular: RegionScore | None = None  # over the vascular regions, when there are some
     coronary: RegionScore | None = None  # over the coronary regions, when there are some

@@ -34,6 +34,47 @@ def safe_name(text: str, default: str = "case") -> str:
     return s
 
 
+#: Unicode bidirectional formatting characters (Unicode Standard Annex #9, section 2: the
+#: embeddings, overrides, isolates and marks): a patient id holding U+202E displays reversed
+#: ('gpj.exe' shown as 'exe.jpg'), so they are never copied into names or pages as they are
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+_INVISIBLE = {ord(c): f"[U+{ord(c):04X}]" for c in BIDI_CONTROLS} | {
+    c: f"[U+{c:04X}]" for c in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))
+    if chr(c) not in "\t\n\r"}
+
+
+def visible_text(text: str) -> str:
+    r"""``text`` with every bidirectional formatting character and every C0/C1 control except
+    tab and line breaks written as a visible ``[U+XXXX]``, so a page shows what the value
+    holds instead of being reordered or hiding a NUL.
+
+    >>> visible_text("P\u202egpj.exe"), visible_text("a\x00b\tc")
+    ('P[U+202E]gpj.exe', 'a[U+0000]b\tc')
+    """
+    return text.translate(_INVISIBLE)
+
+
+def distinct_name(text: str, default: str) -> str:
+    r"""A file-name-safe name (:func:`safe_name`) that two different ``text`` never share, even
+    on a case-insensitive file system: ``text`` itself when it is already safe and has no
+    lower-case letter (P01, PHANTOM-01) or is vascalc's own pseudonym (p- and 16 lower-case
+    hex digits, privacy.patient_id: hash), else its safe form with the first 10 hex digits of
+    the SHA-256 of ``text`` (so 'P 01', 'P/01', 'P_01' and 'p_01' are four folders, and a
+    bidi override cannot make a name end in '.exe'). Stable: the same text, the same name.
+
+    >>> distinct_name("P01", "patient"), distinct_name("P 01", "patient")
+    ('P01', 'P_01-a058bef8f0')
+    """
+    safe = safe_name(text, default)
+    if safe == text and not re.search(r"-[0-9A-Fa-f]{10}$", text):
+        if re.fullmatch(r"p-[0-9a-f]{16}", text):  # vascalc's own keyed hash of a PatientID
+            return safe
+        if not any(c.islower() for c in text) and not re.fullmatch(r"P-[0-9A-F]{16}", text):
+            return safe
+    return f"{safe}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
 def finite_float(v: Any) -> float | None:
     """``v`` as a finite float, or None when it is empty, not a number, or not finite."""
     if v is None or (isinstance(v, str) and v.strip() == ""):
@@ -142,21 +183,35 @@ def _unique_keys_loader():
     return UniqueKeys
 
 
+#: CardiacSynchronizationTechnique (0018,9037) values that say no synchronisation: NONE is the
+#: defined term (PS3.3 C.7.6.16.2.13); the others are what exports write for it
+_NOT_GATED = frozenset({"NONE", "NO", "N", "OFF", "FALSE", "0"})
+#: its defined terms that say the acquisition was synchronised
+_GATED = frozenset({"REALTIME", "PROSPECTIVE", "RETROSPECTIVE", "PACED"})
+
+
 def ecg_gated(technique: str, trigger_time: Any) -> bool | None:
     """Whether a header records ECG synchronisation: CardiacSynchronizationTechnique
-    (0018,9037; PS3.3 C.7.6.16.2.13: NONE, REALTIME, PROSPECTIVE, RETROSPECTIVE, PACED) when
-    present, else a TriggerTime (0018,1060: the time from the R wave, PS3.3 C.7.6.18.1) means
-    gated; None when neither is recorded.
+    (0018,9037; PS3.3 C.7.6.16.2.13, defined terms NONE, REALTIME, PROSPECTIVE,
+    RETROSPECTIVE, PACED) when it holds one of those terms (or NO, N, OFF for none); else a
+    positive TriggerTime (0018,1060: the time from the R wave, PS3.3 C.7.6.18.1) means gated.
+    None (unknown) when neither says: a technique that is no defined term, and a TriggerTime
+    of 0, which exports write for scans that were not triggered, are not evidence of gating.
 
     >>> ecg_gated("PROSPECTIVE", None), ecg_gated("NONE", "350"), ecg_gated("", "350")
     (True, False, True)
+    >>> ecg_gated("NO", "350"), ecg_gated("", "0") is None, ecg_gated("MAYBE", None) is None
+    (False, True, True)
     >>> ecg_gated("", None) is None
     True
     """
     technique = technique.strip().upper()
-    if technique:
-        return technique != "NONE"
-    if trigger_time not in (None, "") and finite_float(trigger_time) is not None:
+    if technique in _NOT_GATED:
+        return False
+    if technique in _GATED:
+        return True
+    t = finite_float(trigger_time) if trigger_time not in (None, "") else None
+    if t is not None and t > 0:
         return True
     return None
 

@@ -75,24 +75,25 @@ def score(args: list[str], out: Path, name: str = "") -> None:
         raise RuntimeError(f"vascalc run {' '.join(args)}: a case failed with a bug (INTERNAL); "
                            "golden tables are never written from a bug")
     if name in READS:
-        from vascalc.review.store import ReadStore
+        from vascalc.review.scripted import write_reads
 
-        store = ReadStore(out)
-        for reader, case_id, lesion_id, k, label in READS[name]:
-            store.add(reader=reader, case_id=case_id, lesion_id=lesion_id, slice_index=k,
-                      label=label)
-        for reader, case_id in sorted({(r[0], r[1]) for r in READS[name]}):
-            store.mark(reader=reader, case_id=case_id, done=True)  # finished reads only
+        # finished reads only; what they leave unlabelled (P02's aortic specks) confirmed
+        # not coronary, as a reader confirms it on the review page
+        finished = sorted({(r[0], r[1]) for r in READS[name]})
+        write_reads(out, READS[name], done=finished, rest_not_coronary=finished)
         res = CliRunner().invoke(app, ["rescore", str(out), "--quiet"], catch_exceptions=False)
         if res.exit_code != 0:
             raise RuntimeError(f"vascalc rescore {out} exited {res.exit_code}: {res.output}")
 
 
 def normalised(text: str, roots: dict[str, Path]) -> str:
-    """The table text with each input root replaced by a token (error texts name files) and
-    vascalc's version (pipeline_version) by $VERSION, so a release changes no golden table."""
+    """The table text with each input root replaced by a token (error texts name files),
+    vascalc's version (pipeline_version) by $VERSION and UTC times (a reader's confirmation)
+    by $TIME, so a release or a rerun changes no golden table."""
     for token, root in roots.items():
         text = text.replace(str(root), token)
+    # when a reader confirmed the unlabelled calcium (rest_confirmed_at): the time of the run
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+00:00", "$TIME", text)
     return re.sub(rf"(?<=,){re.escape(__version__)}(?=,|\r?$)", "$VERSION", text,
                   flags=re.MULTILINE)
 

@@ -37,7 +37,8 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
         stow_url: Annotated[Optional[list[str]], typer.Option(
             help="DICOMweb root URL to STOW-RS results to (repeat for several).")] = None,
         allow: Annotated[Optional[list[str]], typer.Option(
-            help="Another calling AE title allowed to send studies (repeat).")] = None,
+            help="A caller allowed to send studies, AET@HOST (its AE title from that "
+                 "address; AET alone admits it from any address) (repeat).")] = None,
         host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for every "
                                           "interface).")] = "127.0.0.1",
         config: ConfigOption = None,
@@ -45,6 +46,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
         """Receive studies (C-STORE), score each when complete, send SR, SEG, PDF and a
         summary image back into the same study."""
         from ..pacs.node import Node  # lazy: the DICOM commands only
+        from ..review.rescore import rescore_finished  # lazy: the node applies finished reads
 
         try:
             cfg = load_config(config)
@@ -52,15 +54,22 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             if not dests:
                 raise VascalcError("give at least one --send-to AET@HOST:PORT or --stow-url")
             node = Node(out, ae_title=ae_title, port=port, destinations=dests,
-                        allow=allow or [], config=cfg, host=host)
+                        allow=allow or [], config=cfg, host=host, reread=rescore_finished)
+            if not node.callers:
+                raise VascalcError("no caller may send studies to this node: give --allow "
+                                   "AET@HOST (the PACS's AE title and address), or a --send-to "
+                                   "AET@HOST:PORT whose AE title may also send")
             _log_to(out)
             node.start()
         except (VascalcError, OSError, ValueError) as err:
             fail(str(err), getattr(err, "code", "USAGE"))
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"vascalc listen: reachable on {host}; only the callers below are "
+                       "admitted, by AE title and address", err=True)
         signal.signal(signal.SIGTERM, lambda *_: node.stop_soon())
         typer.echo(f"vascalc listen: {ae_title} on {host}:{port}, results to "
                    f"{', '.join(d.key for d in dests)}; callers allowed: "
-                   f"{', '.join(node.allowed)}; Ctrl-C stops")
+                   f"{node.callers_text()}; Ctrl-C stops")
         try:
             node.serve()
         except KeyboardInterrupt:

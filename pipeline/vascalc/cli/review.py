@@ -82,7 +82,7 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
                 typer.echo(f"{cid}: coronary Agatston {s.get('agatston')}, "
                            f"{s.get('risk_category') or '-'}, {s.get('cac_drs') or '-'}"
                            f"{'/' + s['cac_drs_vessels'] if s.get('cac_drs_vessels') else ''}"
-                           + ("  [review incomplete: not marked done]" if "review_incomplete"
+                           + ("  [review incomplete: not a final]" if "review_incomplete"
                               in (s.get("quality_flags") or "").split(";") else ""))
         try:
             summary = do_rescore(out, reader=reader, argv=sys.argv, on_case=said,
@@ -97,6 +97,11 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             typer.echo(f"{len(left)} case(s) not marked done kept the run's result: "
                        f"{', '.join(left)} (mark them done in vascalc review, or "
                        "--include-unfinished)")
+        unconfirmed = [c for c in r.get("unconfirmed", []) if c not in r["case_ids"]]
+        if unconfirmed:
+            typer.echo(f"{len(unconfirmed)} case(s) marked done with calcium left unlabelled "
+                       "and no confirmation that it is not coronary kept the run's result: "
+                       f"{', '.join(unconfirmed)} (label it, or confirm in vascalc review)")
 
     @app.command()
     def agreement(
@@ -117,7 +122,6 @@ def register(app: typer.Typer, fail: Callable[[str, str], None]) -> None:
             v = "-" if r["value"] is None else f"{r['value']:.3f}"
             typer.echo(f"{r['measure']:<28} {r['statistic']:<12} n={r['n']:<5} {v}"
                        f"{'  (' + r['note'] + ')' if r['note'] else ''}")
-        if result["unfinished"]:
-            typer.echo(f"{len(result['unfinished'])} case(s) left out, not marked done by both: "
-                       f"{', '.join(result['unfinished'])}")
+        for left in result["left_out"]:
+            typer.echo(f"left out: {left['case_id']} ({left['reader']}): {left['reason']}")
         typer.echo(f"written to {result['folder']}")

@@ -98,6 +98,15 @@ def register(app: typer.Typer, fail: Callable[[str, str], None], run: Callable[.
             run([manifest], out, "sample_data", jobs=jobs)
         except typer.Exit as done:
             code = done.exit_code
+        reads = data / "sample_reads.csv"
+        if reads.is_file():
+            from ..review.sample_reads import READER, apply_sample_reads  # lazy: demo only
+
+            read = apply_sample_reads(out, reads)
+            if read:
+                typer.echo(f"sample reads (a made-up reader, '{READER}') applied to "
+                           f"{', '.join(read)} and rescored: its final coronary report is "
+                           f"{out / 'cases' / read[0] / 'report.pdf'}")
         typer.echo(f"\nResults are in {out}: open {out / 'index.html'} (reports per case and per "
                    "patient), or read scans.csv, regions.csv, regions_wide.csv, lesions.csv, "
                    "data_dictionary.csv, run.json")

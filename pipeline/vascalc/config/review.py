@@ -11,9 +11,14 @@ Only coronary-class labels enter the coronary scope, risk category and CAC-DRS.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..core.region_names import near_miss
+
+#: the coronary vessels a reader's label name is matched against (CAC-DRS N1-N4)
+CORONARY_VESSELS = ("LM", "LAD", "LCX", "RCA")
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -29,11 +34,29 @@ class ReviewLabel(BaseModel):
     key: str = Field(description="the keyboard key that gives the label (one character)")
     colour: str = Field(description="outline colour on the page (#rrggbb)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _spelling(cls, data: Any) -> Any:
+        """A name that is a coronary vessel's but for case and whitespace takes its spelling,
+        through the one name matcher (:mod:`vascalc.core.region_names`): 'lad' is 'LAD'."""
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            folded = data["name"].strip().casefold()
+            known = next((v for v in CORONARY_VESSELS if v.casefold() == folded), None)
+            if known is not None:
+                data = {**data, "name": known}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "ReviewLabel":
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", self.name):
             raise ValueError(f"label name {self.name!r}: letters, digits and _ only, starting "
                              "with a letter (it becomes a region name and a column value)")
+        close = near_miss(self.name, CORONARY_VESSELS, CORONARY_VESSELS)
+        if self.label_class != "coronary" and close is not None:
+            # 'LADD' of class other: a reader's LAD calcium would leave the coronary score
+            raise ValueError(f"label {self.name!r} of class {self.label_class} is close to the "
+                             f"coronary vessel {close!r} but not it: name it {close!r}, or "
+                             "give it class coronary if it is a coronary segment")
         if len(self.key) != 1 or not self.key.isprintable() or self.key == " ":
             raise ValueError(f"label {self.name!r}: key must be one printable character")
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.colour):
@@ -68,6 +91,10 @@ class ReviewConfig(BaseModel):
     labels: list[ReviewLabel] = Field(
         default_factory=lambda: list(DEFAULT_LABELS),
         description="the labels a reader can give, in the order the page lists them")
+    organization: str = Field(
+        "unspecified", min_length=1, max_length=64,
+        description="the readers' organization, named as the verifying organization of a "
+        "final SR (DICOM VerifyingOrganization, LO)")
 
     @model_validator(mode="after")
     def _check(self) -> "ReviewConfig":

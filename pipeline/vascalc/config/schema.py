@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..core.bsa import FORMULAS
-from .listen import ListenConfig
+from .listen import ListenConfig, SeriesRules
 from .protocol import ContrastConfig, ProtocolConfig
 from .regions import RegionsConfig
 from .review import ReviewConfig
@@ -250,6 +250,10 @@ class SelectionConfig(BaseModel):
     target_thickness_mm: float = Field(3.0, gt=0.0, description="target of one_per_study")
     min_slices: int = Field(
         3, ge=2, description="smaller stacks inside a series are outliers (localizer-like)")
+    rules: SeriesRules | None = Field(
+        None, description="the series rules of the DICOM node (listen.rules) applied to a "
+        "folder tree too: a stack they refuse is listed in discovery.csv with the reason "
+        "(null: every axial CT stack is scored)")
 
     @model_validator(mode="after")
     def _regexes(self) -> "SelectionConfig":

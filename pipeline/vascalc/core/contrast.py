@@ -19,18 +19,76 @@ AORTA_CONTRAST_MEDIAN_HU = 100.0
 MIN_LUMEN_VOXELS = 50
 
 
-def lumen_median_hu(volume: CTVolume, mask) -> float | None:
-    """The median HU inside ``mask`` as given (not grown); None for a mask too small to say."""
+def lumen_median_hu(volume: CTVolume, mask, *, threshold_hu: float | None = None,
+                    blood_pool: np.ndarray | None = None) -> float | None:
+    """The median HU of the lumen inside ``mask`` (not grown); None for a mask too small to say.
+
+    With ``threshold_hu`` the calcium and its partial-volume rim are left out: the voxels at or
+    above the threshold that are not enhanced blood (not in ``blood_pool``, the image's blood
+    pool of :mod:`vascalc.core.blood_pool`), grown by one voxel in plane. A mask that hugs a
+    plaque then measures the blood and wall beside it, not the plaque."""
     mask = as_region_mask(mask)
     if mask.sum() < MIN_LUMEN_VOXELS:
         return None
-    return float(np.median(mask.values(volume.hu)))
+    if threshold_hu is None or not mask.any():
+        return float(np.median(mask.values(volume.hu)))
+    from scipy import ndimage  # lazy: scipy, only for the passes that need it
+
+    box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n))
+                for b, n in zip(mask.box, mask.shape))
+    hu = np.broadcast_to(volume.hu, mask.shape)[box]
+    inside = np.zeros(hu.shape, dtype=bool)
+    inside[tuple(slice(b.start - a.start, b.stop - a.start)
+                 for b, a in zip(mask.box, box))] = mask.crop
+    calcium = hu >= threshold_hu
+    if blood_pool is not None:
+        calcium &= ~blood_pool[box]
+    ring = np.zeros((3, 3, 3), dtype=bool)
+    ring[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    rim = ndimage.binary_dilation(calcium, ring) if calcium.any() else calcium
+    values = hu[inside & ~rim]
+    if values.size < MIN_LUMEN_VOXELS:
+        return None
+    return float(np.median(values))
 
 
-def contrast_evidence(volume: CTVolume, lumen_medians: dict[str, float | None]) -> str:
+#: ContrastBolusAgent (0018,0010) values that say no contrast was given (matched on the value's
+#: words, case and punctuation aside): exports and people write these for "none"
+_NO_AGENT = re.compile(r"^\W*$|^(none|no|n|0|nil|null|na|n/?a|not applicable|unenhanced|"
+                       r"plain|native)\W*$|\b(no|none|without|non|not)\b|^non-?contrast",
+                       re.IGNORECASE)
+#: a route that is not intravascular: oral or rectal contrast fills the bowel, not the blood
+_NOT_INTRAVASCULAR = re.compile(r"\b(oral|po|per os|rectal|enteral)\b", re.IGNORECASE)
+_INTRAVASCULAR = re.compile(r"\b(iv|i\.v\.|intravenous|intra-venous|intravascular|"
+                            r"intra-arterial|ia)\b", re.IGNORECASE)
+
+
+def agent_route(agent: str) -> str:
+    """What a ContrastBolusAgent value says: 'intravascular', 'none' (no contrast given, or
+    empty) or 'oral' (oral or rectal only: not in the blood). An agent named without a route
+    (IOHEXOL, OMNIPAQUE 350, APPLIED) is taken as intravascular, the use of CT contrast.
+
+    >>> [agent_route(a) for a in ("No contrast", "NONE GIVEN", "nil", "-", "N/A",
+    ...                            "without contrast", "ORAL", "")]
+    ['none', 'none', 'none', 'none', 'none', 'none', 'oral', 'none']
+    >>> agent_route("IOHEXOL"), agent_route("ORAL + IV"), agent_route("APPLIED")
+    ('intravascular', 'intravascular', 'intravascular')
+    """
+    text = agent.strip()
+    if _NO_AGENT.search(text):
+        return "none"
+    if _NOT_INTRAVASCULAR.search(text) and not _INTRAVASCULAR.search(text):
+        return "oral"
+    return "intravascular"
+
+
+def contrast_evidence(volume: CTVolume, lumen_medians: dict[str, float | None],
+                      blood_pool: str = "") -> str:
     """Why the scan looks contrast-enhanced ('' when it does not): the header's
-    ContrastBolusAgent, or a lumen median (:func:`lumen_median_hu`, measured once per
-    vascular region by the caller) above 100 HU.
+    ContrastBolusAgent when it names intravascular contrast (:func:`agent_route`), or a lumen
+    median (:func:`lumen_median_hu`, measured once per vascular region by the caller) above
+    100 HU, or the image's blood pool (``blood_pool``: the evidence in words of
+    :func:`vascalc.core.blood_pool.find_blood_pool`).
 
     >>> from vascalc.records import CTVolume, ScanMeta
     >>> v = CTVolume(hu=np.zeros((2, 2, 2), np.int16), spacing_mm=(3.0, 1.0, 1.0))
@@ -40,12 +98,12 @@ def contrast_evidence(volume: CTVolume, lumen_medians: dict[str, float | None]) 
     ''
     """
     agent = volume.meta.contrast_agent.strip()
-    if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
+    if agent_route(agent) == "intravascular":
         return f"ContrastBolusAgent is {agent!r}"
     for name, med in sorted(lumen_medians.items()):
         if med is not None and med > AORTA_CONTRAST_MEDIAN_HU:
             return f"median {med:.0f} HU inside the {name} mask"
-    return ""
+    return blood_pool
 
 
 def robust_spread(values: np.ndarray) -> tuple[float, float]:

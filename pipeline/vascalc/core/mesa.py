@@ -54,6 +54,20 @@ FACTORS = {
 }
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
+#: the ranges a risk factor is taken in (inclusive), in the model's units. The model was
+#: derived in MESA's 6,726 participants aged 45 to 84 (McClelland et al. 2015), whose total
+#: cholesterol, HDL and systolic pressure lie around 195 mg/dL, 50 mg/dL and 125 mm Hg; these
+#: bounds are vascalc's choice, wide enough for that population's values and narrow enough that
+#: a value in other units falls outside: cholesterol in mmol/L is 38.67 times smaller than in
+#: mg/dL (5.0 mmol/L = 193 mg/dL), systolic pressure in kPa 7.5 times smaller than in mm Hg
+#: (16 kPa = 120 mm Hg). A value outside is refused, never extrapolated.
+RANGES = {"total_cholesterol_mg_dl": (70.0, 500.0), "hdl_cholesterol_mg_dl": (10.0, 200.0),
+          "systolic_bp_mm_hg": (60.0, 280.0), "age_years": (1.0, 120.0)}
+#: what a value far below the range most likely is
+_UNITS_HINT = {"total_cholesterol_mg_dl": "mmol/L? multiply by 38.67 for mg/dL",
+               "hdl_cholesterol_mg_dl": "mmol/L? multiply by 38.67 for mg/dL",
+               "systolic_bp_mm_hg": "kPa? multiply by 7.5 for mm Hg"}
+
 
 def parse_factor(column: str, text: str) -> object:
     """A manifest cell of a MESA risk-factor column as its value; None when empty. Raises
@@ -80,7 +94,27 @@ def parse_factor(column: str, text: str) -> object:
         raise ValueError(f"{column}={text!r} is not a number") from None
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{column}={text!r} must be a positive number")
+    lo, hi = RANGES.get(column, (0.0, math.inf))
+    if not lo <= number <= hi:
+        hint = f" (in {_UNITS_HINT[column]})" if number < lo and column in _UNITS_HINT else ""
+        raise ValueError(f"{column}={text!r} is outside {lo:g} to {hi:g}, the range the MESA "
+                         f"risk is taken in{hint}")
     return number
+
+
+def check_combination(total_cholesterol_mg_dl: float | None,
+                      hdl_cholesterol_mg_dl: float | None) -> str:
+    """Why two factors cannot both be true ('' when they can): HDL is a part of the total
+    cholesterol, so it cannot reach it.
+
+    >>> check_combination(190, 50), check_combination(50, 190) != ""
+    ('', True)
+    """
+    if (total_cholesterol_mg_dl is not None and hdl_cholesterol_mg_dl is not None
+            and hdl_cholesterol_mg_dl >= total_cholesterol_mg_dl):
+        return (f"hdl_cholesterol_mg_dl {hdl_cholesterol_mg_dl:g} is not below "
+                f"total_cholesterol_mg_dl {total_cholesterol_mg_dl:g} (HDL is part of the total)")
+    return ""
 
 
 def chd_risk_10y_pct(*, age: float, male: bool, race: str, total_cholesterol_mg_dl: float,

@@ -249,16 +249,34 @@ def label_regions(lesion_labels: np.ndarray, labels) -> list[tuple[str, RegionMa
     label wins over its lesion's label on that slice). Every name gets a region, empty or not,
     so a label nobody used still has its row (an artery with no calcium scores 0)."""
     index = {n: i for i, n in enumerate(labels.names, start=1)}
-    n_les = int(lesion_labels.max()) if lesion_labels.size else 0
+    shape = lesion_labels.shape
+    # only the lesions' voxels are labelled: work on them, not on the whole scan (the review
+    # page scores a reader's labels after every change)
+    flat = np.flatnonzero(lesion_labels)
+    les = lesion_labels.ravel()[flat]
+    n_les = int(les.max()) if les.size else 0
     lut = np.zeros(n_les + 1, dtype=np.uint16)
     for lesion_id, name in labels.lesion.items():
         if 1 <= lesion_id <= n_les:
             lut[lesion_id] = index[name]
-    lab = lut[lesion_labels]
-    for (lesion_id, k), name in labels.slices.items():
-        if 0 <= k < lab.shape[0]:
-            lab[k][lesion_labels[k] == lesion_id] = index[name]
-    return [(n, RegionMask.from_array(lab == i)) for n, i in index.items()]
+    lab = lut[les]
+    if labels.slices:
+        k_of = flat // (shape[1] * shape[2])
+        for (lesion_id, k), name in labels.slices.items():
+            lab[(les == lesion_id) & (k_of == k)] = index[name]
+    return [(n, _from_flat(shape, flat[lab == i])) for n, i in index.items()]
+
+
+def _from_flat(shape: tuple[int, ...], flat: np.ndarray) -> RegionMask:
+    """The region of the voxels at flat indices ``flat`` of an array of ``shape``."""
+    if flat.size == 0:
+        return RegionMask(shape, (slice(0, 0),) * 3, np.zeros((0, 0, 0), dtype=bool))  # type: ignore[arg-type]
+    ijk = np.unravel_index(flat, shape)
+    lo = [int(a.min()) for a in ijk]
+    hi = [int(a.max()) + 1 for a in ijk]
+    crop = np.zeros([b - a for a, b in zip(lo, hi)], dtype=bool)
+    crop[tuple(x - a for x, a in zip(ijk, lo))] = True
+    return RegionMask(shape, tuple(slice(a, b) for a, b in zip(lo, hi)), crop)  # type: ignore[arg-type]
 
 
 def voxel_z_mm(shape, origin_mm, direction, spacing_mm) -> np.ndarray:

@@ -82,13 +82,39 @@ def aggregate(split, name: str, indices: list[int], *, unit: float, voxel_volume
         density_score=density_score(ag, n_vox, pixel_area_mm2, scale) if agatston else None)
 
 
-def risk_basis(scope: str, *, agatston: bool, regions: tuple[str, ...]) -> str:
-    """Why the risk category and CAC-DRS are filled, or why they are empty."""
+def risk_basis(scope: str, *, agatston: bool, regions: tuple[str, ...],
+               withheld: str = "", threshold_rule: str = "",
+               review_pending: bool = False) -> str:
+    """Whether the headline is *the coronary score*, and why: the one definition every clinical
+    number (risk category, CAC-DRS, the MESA risk) is given on. It is when the scope is coronary
+    (coronary regions, a reader's coronary labels, or a field of view declared coronary), the
+    score is an Agatston score, given (not withheld), found at the scan threshold (no contrast
+    rule) and, for a reader's labels, from a finished read. The text names what it rests on, or
+    starts with 'empty:' and says why not (:func:`is_coronary_score`).
+
+    >>> risk_basis("coronary", agatston=True, regions=())
+    'field of view declared coronary (scoring.fov_is_coronary)'
+    >>> is_coronary_score(risk_basis("coronary", agatston=True, regions=("LAD",), withheld="x"))
+    False
+    """
     if not agatston:
         return "empty: scoring.agatston is false (no Agatston score)"
     if scope != "coronary":
         return (f"empty: scope {scope}; risk categories and CAC-DRS are defined for coronary "
                 "calcium only")
+    if review_pending:
+        return ("empty: the reader has not marked the case done (review incomplete); its "
+                "labels may be partial")
+    if withheld:
+        return f"empty: the coronary score is withheld ({withheld})"
+    if threshold_rule:
+        return (f"empty: coronary calcium found by the contrast rule {threshold_rule}, not an "
+                "Agatston score at 130 HU")
     if regions:
         return f"coronary regions: {', '.join(regions)}"
     return "field of view declared coronary (scoring.fov_is_coronary)"
+
+
+def is_coronary_score(basis: str) -> bool:
+    """Whether a :func:`risk_basis` text says the headline is the coronary score."""
+    return bool(basis) and not basis.startswith("empty")

@@ -60,7 +60,9 @@ def ct_image_problem(h: DicomHeader) -> str | None:
         try:
             from pydicom.uid import UID  # lazy: pydicom, only where the fast path cannot read the file
 
-            name = UID(h.sop_class_uid).name if h.sop_class_uid else "no SOP class"
+            with warnings.catch_warnings():  # an invalid UID: named below, not warned about
+                warnings.simplefilter("ignore")
+                name = UID(h.sop_class_uid).name if h.sop_class_uid else "no SOP class"
         except ValueError:
             name = h.sop_class_uid
         return f"{name} is not a CT image"
@@ -377,7 +379,9 @@ def read_datasets(paths: list[str]):
 
 
 def patient_identity(path: str) -> dict[str, str]:
-    """Patient name, id and birth date of a file, for reports configured with identity."""
+    """Patient name, id and birth date of a file, with the accession number and the study's
+    and series' descriptions, for reports configured with identity (``report.identity``
+    full)."""
     import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
     with warnings.catch_warnings():
@@ -385,4 +389,7 @@ def patient_identity(path: str) -> dict[str, str]:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     return {"Patient name": str(ds.get("PatientName", "") or ""),
             "Patient ID": str(ds.get("PatientID", "") or ""),
-            "Birth date": str(ds.get("PatientBirthDate", "") or "")}
+            "Birth date": str(ds.get("PatientBirthDate", "") or ""),
+            "Accession": str(ds.get("AccessionNumber", "") or ""),
+            "Study": str(ds.get("StudyDescription", "") or ""),
+            "Series": str(ds.get("SeriesDescription", "") or "")}

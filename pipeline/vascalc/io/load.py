@@ -26,7 +26,7 @@ from .dicom import ct_image_problem, index_tree, load_series
 from .dicom_header import DicomHeader, has_dicm_preamble
 from .masks import label_table_file, load_regions, load_seg_regions
 from .nifti import is_nifti, load_nifti
-from .stacks import split_stacks
+from .stacks import split_reasons, split_stacks, unreadable_files
 
 
 @dataclass(frozen=True)
@@ -51,21 +51,30 @@ def _series(headers: list[DicomHeader], config: Config) -> CTVolume:
 
 
 def _one_stack(root: Path, config: Config, display: str) -> CTVolume:
-    """The one CT stack under ``root`` (a folder or one file), loaded."""
+    """The one CT stack under ``root`` (a folder or one file), loaded. A DICOM file that cannot
+    be classified (:func:`~vascalc.io.stacks.unreadable_files`) flags the volume
+    ``unreadable_files_in_folder``, as discovery flags a case; several stacks (a series split
+    by patient, frame of reference, date, geometry) are refused by name."""
     found, skipped = index_tree(root)
+    found, unreadable = unreadable_files(found, skipped)
     cts = [h for h in found if ct_image_problem(h) is None]
     if not cts:
-        why = (skipped[0][1] if skipped else
+        why = (unreadable[0][1] if unreadable else skipped[0][1] if skipped else
                (ct_image_problem(found[0]) if found else "no files"))
         raise InputError(f"no CT image series in {display!r} ({why})")
     stacks, outliers = split_stacks(cts, min_slices=config.selection.min_slices)
     if len(stacks) > 1:
-        sizes = ", ".join(f"{len(st)} images of series {st[0].series_number}" for st in stacks)
+        reasons = split_reasons(stacks)
+        sizes = ", ".join(f"{len(st)} images of series {st[0].series_number}"
+                          + (f" ({reasons[id(st)]})" if id(st) in reasons else "")
+                          for st in stacks)
         raise InputError(f"{len(stacks)} CT stacks in {display!r} ({sizes}); a manifest row "
                          "needs one", hint="point the path at one series folder")
     vol = _series(stacks[0], config)
-    if outliers:
-        vol = replace(vol, quality_flags=vol.quality_flags + ("outlier_images_excluded",))
+    extra = (("outlier_images_excluded",) if outliers else ()) + (
+        ("unreadable_files_in_folder",) if unreadable else ())
+    if extra:
+        vol = replace(vol, quality_flags=vol.quality_flags + extra)
     return vol
 
 

@@ -19,6 +19,14 @@ HU_MUST_REACH_BELOW = -100.0
 #: ... and no value beyond these (extended-scale metal reaches about 30,000 HU; stored values
 #: read with the wrong sign or a wild slope land far outside)
 HU_PLAUSIBLE_RANGE = (-10000.0, 35000.0)
+#: air reads -1000 HU (water 0 HU by the definition of the scale; DICOM PS3.3 C.11.1.1.2 and
+#: Hounsfield 1973) and scanners clip it at -1024 HU; more than :data:`AIR_BELOW_SHARE` of a
+#: volume below this (padding of the corners outside the reconstruction circle aside) is air
+#: read on another scale: an offset applied twice (-2024 HU) or pixels already in HU rescaled
+AIR_FLOOR_HU = -1124.0
+#: the share of voxels below :data:`AIR_FLOOR_HU` that is refused (a choice: noise and metal
+#: streaks reach below it in a few voxels; air around a body fills a tenth of an image or more)
+AIR_BELOW_SHARE = 0.01
 #: RescaleSlope outside this range is not a CT rescale
 SLOPE_RANGE = (1e-4, 1e3)
 #: HU are rounded to this many decimals after the rescale, so that decimal slopes and
@@ -42,10 +50,37 @@ def check_hu(hu: np.ndarray, path: str, *, require_hu: bool) -> None:
             f"values from {lo:g} to {hi:g} HU are outside {HU_PLAUSIBLE_RANGE[0]:g} to "
             f"{HU_PLAUSIBLE_RANGE[1]:g} HU (signed data labelled unsigned? a wrong rescale?)",
             path=path)
+    _check_air(hu, lo, path)
     if lo >= HU_MUST_REACH_BELOW:
         raise ImplausibleHUError(
             f"the lowest value is {lo:g} HU: a CT field of view holds air or fat below "
             f"{HU_MUST_REACH_BELOW:g} HU (another modality labelled CT? a mask?)", path=path)
+
+
+def _check_air(hu: np.ndarray, lo: float, path: str) -> None:
+    """Refuse a volume whose air is far below -1024 HU (see :data:`AIR_FLOOR_HU`). Voxels at
+    the volume's minimum outside the central disc of the image are padding of the corners
+    outside the reconstruction circle (-2048 or -3024 HU on many scanners) and are not air."""
+    if lo >= AIR_FLOOR_HU or hu.ndim != 3 or hu.size == 0:
+        return
+    below = int(np.count_nonzero(hu < AIR_FLOOR_HU))
+    if below <= AIR_BELOW_SHARE * hu.size:
+        return
+    _, rows, cols = hu.shape
+    rr, cc = np.ogrid[:rows, :cols]
+    radius = 0.48 * min(rows, cols)
+    corners = ((rr - (rows - 1) / 2) ** 2 + (cc - (cols - 1) / 2) ** 2) > radius ** 2
+    padding = int(np.count_nonzero((hu == lo) & corners[None]))
+    if below - padding <= AIR_BELOW_SHARE * hu.size:
+        return
+    air = float(np.median(hu[(hu < AIR_FLOOR_HU) & ~((hu == lo) & corners[None])]))
+    raise ImplausibleHUError(
+        f"{(below - padding) / hu.size:.0%} of the voxels read below {AIR_FLOOR_HU:g} HU "
+        f"(their median {air:g} HU); air is -1000 HU and no CT reads far below -1024 HU: the "
+        "rescale offset was probably applied twice (RescaleIntercept on pixels already in HU, "
+        "or a converter that added it again)", path=path,
+        hint="re-export the series from the scanner or PACS, or fix the RescaleIntercept "
+             "(NIfTI: scl_inter) so that air reads -1000 HU")
 
 
 def _starts_with_item(h: DicomHeader) -> bool:

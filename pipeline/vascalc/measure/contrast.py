@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config.schema import Config
+from ..core.blood_pool import BloodPool
 from ..core.contrast import (
     AORTA_CONTRAST_MEDIAN_HU,
     MIN_LUMEN_VOXELS,
@@ -79,6 +80,8 @@ class ContrastPlan:
     regions: dict[str, TerritoryRule] = field(default_factory=dict)
     whole_withheld: str = ""
     lumen_median_hu: dict[str, float | None] = field(default_factory=dict)
+    #: quality flags of the plan: contrast_from_image, contrast_phase_disagrees
+    notes: tuple[str, ...] = ()
 
     @property
     def enhanced(self) -> bool:
@@ -86,22 +89,37 @@ class ContrastPlan:
 
 
 def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, RegionMask]],
-                  layout: RegionLayout | None, scan_threshold_hu: float) -> ContrastPlan:
-    """The plan of a case (see the module's text). Raises ContrastError under
+                  layout: RegionLayout | None, scan_threshold_hu: float,
+                  pool: BloodPool | None = None) -> ContrastPlan:
+    """The plan of a case (see the module's text). ``pool`` is the image's blood pool
+    (:func:`vascalc.core.blood_pool.find_blood_pool`, found on the scan before bone removal):
+    contrast is found from the image when the header is silent. Raises ContrastError under
     ``scoring.contrast: refuse`` when the scan is contrast-enhanced."""
     sc = config.scoring
+    pool = pool or BloodPool()
     names = layout.names if layout is not None else ()
     cls = layout.class_of() if layout is not None else {}
     # an empty mask (a territory outside the scan) holds nothing to score: it needs no rule
-    lumen = {n: lumen_median_hu(volume, layout.masks[n]) for n in names
-             if cls[n] in ("vascular", "coronary") and n in layout.masks
-             and layout.masks[n].any()} if layout else {}
+    measured = [n for n in names if cls[n] in ("vascular", "coronary") and layout is not None
+                and n in layout.masks and layout.masks[n].any()]
+    lumen = {n: lumen_median_hu(volume, layout.masks[n]) for n in measured} if layout else {}
     empty = {n for n in names if layout is not None and n in layout.masks
              and not layout.masks[n].any()}
+    evidence = contrast_evidence(volume, {}, pool.evidence())
+    if not evidence and layout is not None:
+        # the masks alone witness contrast only by their lumen without calcium and its rim
+        # (a mask that hugs a plaque has a bright median and no contrast)
+        strict = {n: lumen_median_hu(volume, layout.masks[n], threshold_hu=scan_threshold_hu,
+                                     blood_pool=pool.mask) for n in measured}
+        evidence = contrast_evidence(volume, strict)
+        if not evidence:
+            lumen = strict
     filled = {n for n, med in lumen.items() if med is not None and med > AORTA_CONTRAST_MEDIAN_HU}
-    evidence = contrast_evidence(volume, lumen)
     if not evidence:
         return ContrastPlan(lumen_median_hu=lumen)
+    notes: list[str] = []
+    if not evidence.startswith("ContrastBolusAgent"):
+        notes.append("contrast_from_image")  # the header is silent or says none: the image decides
     if sc.contrast == "refuse":
         raise ContrastError(f"contrast-enhanced: {evidence}")
     # a territory too small to measure is taken as filled on an enhanced scan
@@ -109,7 +127,9 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
     proxy = dict(masks).get(sc.lumen_region)
     proxy_values = (proxy.values(volume.hu) if proxy is not None
                     and proxy.sum() >= MIN_LUMEN_VOXELS else None)
-    phase, phase_source = _phase(volume, config, proxy_values)
+    phase, phase_source, disagree = _phase(volume, config, proxy_values)
+    if disagree:
+        notes.append("contrast_phase_disagrees")
     rules: dict[str, TerritoryRule] = {}
     assert layout is not None or not names
     hu_max = float(np.max(volume.hu)) if volume.hu.size else 0.0
@@ -131,7 +151,7 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
     return ContrastPlan(
         evidence=evidence, rule=sc.contrast, phase=phase if sc.contrast == "phase_threshold"
         else "", phase_source=phase_source if sc.contrast == "phase_threshold" else "",
-        regions=rules, lumen_median_hu=lumen,
+        regions=rules, lumen_median_hu=lumen, notes=tuple(notes),
         whole_withheld="contrast-enhanced scan: the all-calcium total at the scan threshold "
         "counts contrast-filled lumen and enhanced tissue")
 
@@ -140,16 +160,20 @@ _ENHANCED_TISSUE = ("contrast-enhanced scan: at the scan threshold this region c
                     "enhanced tissue, and no contrast rule applies to it")
 
 
-def _phase(volume: CTVolume, config: Config, proxy_values) -> tuple[str, str]:
-    """The contrast phase and where it came from: the config, the header, the lumen HU."""
+def _phase(volume: CTVolume, config: Config, proxy_values) -> tuple[str, str, bool]:
+    """The contrast phase, where it came from (the config, the header, the lumen HU), and
+    whether the header and the image disagreed: when the header names a phase and the lumen
+    measures another, the lumen's measurement decides (a venous scan described "Angio")."""
     if config.contrast.phase != "auto":
-        return config.contrast.phase, "config"
-    phase, source = header_phase(volume.meta.contrast_phase, volume.meta.series_description)
-    if phase:
-        return phase, source
+        return config.contrast.phase, "config", False
     med = None if proxy_values is None else float(np.median(proxy_values))
-    phase = lumen_phase(med, config.contrast.arterial_lumen_hu)
-    return (phase, "lumen_hu") if phase else ("", "")
+    measured = lumen_phase(med, config.contrast.arterial_lumen_hu)
+    phase, source = header_phase(volume.meta.contrast_phase, volume.meta.series_description)
+    if phase and measured and measured != phase:
+        return measured, "lumen_hu", True
+    if phase:
+        return phase, source, False
+    return (measured, "lumen_hu", False) if measured else ("", "", False)
 
 
 def _territory(name: str, values, config: Config, phase: str, scan_threshold_hu: float, *,

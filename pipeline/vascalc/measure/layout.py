@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config.regions import RegionsConfig
+from ..core.region_names import canonical_region_name, literal_names
 from ..core.regions import (
     OUTSIDE,
     RegionMask,
@@ -43,14 +44,33 @@ class RegionLayout:
         return self.names.index(name) + 1
 
 
-def checked_masks(volume: CTVolume, regions) -> list[tuple[str, RegionMask]]:
+def region_names(rc: RegionsConfig) -> dict[str, list[str]]:
+    """What the config names: every pattern it gives a region (classes, territories, order,
+    exclusions, margins), the plain names among them with the coronary vessels, and the
+    coronary ones, for :func:`vascalc.core.region_names.canonical_region_name`."""
+    patterns = [*rc.coronary, *rc.vascular, *rc.bone, *rc.order, *rc.exclude, *rc.margin_mm,
+                *(p for pats in rc.territories.values() for p in pats)]
+    return {"patterns": patterns,
+            "known": literal_names([*rc.coronary_vessels, *patterns]),
+            "coronary": literal_names([*rc.coronary_vessels, *rc.coronary])}
+
+
+def checked_masks(volume: CTVolume, regions, rc: RegionsConfig | None = None,
+                  ) -> list[tuple[str, RegionMask]]:
     """The region masks as :class:`RegionMask` records, each on the CT's grid (else ValueError).
-    A name given twice (two SEG segments, two mask files of one name) or a name vascalc
-    reserves for its own rows ('whole', 'outside') is refused by name (RegionError): either
-    would give two rows of one name or collide with the built-in rows."""
+    With ``rc``, each name goes through the one name matcher
+    (:func:`~vascalc.core.region_names.canonical_region_name`: 'LCx' and 'lad ' take the known
+    spelling, 'LADD' is refused with its suggestion). A name given twice (two SEG segments, two
+    mask files of one name, 'LAD' and 'lad') or a name vascalc reserves for its own rows
+    ('whole', 'outside') is refused by name (RegionError): either would give two rows of one
+    name or collide with the built-in rows."""
     out = []
     seen: set[str] = set()
+    names = region_names(rc) if rc is not None else None
     for name, m in regions or []:
+        if names is not None:
+            name = canonical_region_name(name, patterns=names["patterns"],
+                                         known=names["known"], coronary=names["coronary"])
         if tuple(m.shape) != tuple(volume.shape):
             raise ValueError(f"region {name!r} has shape {m.shape}, the CT {volume.shape}")
         if name.strip().lower() in ("whole", OUTSIDE):

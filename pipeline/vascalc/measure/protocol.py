@@ -30,14 +30,18 @@ def deviations(volume: CTVolume, config: Config, *, scope: str, kvp_adapted: boo
         out.append("kvp_not_120")
     lo, hi = pc.thickness_mm
     thickness = meta.slice_thickness_mm
-    if thickness is not None and not lo - 1e-6 <= thickness <= hi + 1e-6:
+    if thickness is None:
+        out.append("slice_thickness_unknown")  # unknown is not comparable: the fact is named
+    elif not lo - 1e-6 <= thickness <= hi + 1e-6:
         out.append("slice_thickness_off_protocol")
     increment = float(volume.spacing_mm[0])
     if not lo - 1e-3 <= increment <= hi + 1e-3:
         out.append("slice_increment_off_protocol")
     out.extend(_kernel(meta.manufacturer, meta.kernel, pc.kernels))
-    if scope == "coronary" and meta.ecg_gated is not True:
+    if scope == "coronary" and meta.ecg_gated is None:
         out.append("ecg_gating_not_recorded")
+    elif scope == "coronary" and meta.ecg_gated is False:
+        out.append("ecg_not_gated")
     if plan.enhanced:
         out.append("contrast_enhanced")
     if layout is not None:

@@ -17,7 +17,8 @@ from ..files import write_atomic
 from ..io.dicom import patient_identity, read_datasets
 from ..io.masks import nifti_bytes
 from ..records import CTVolume, ScanResult
-from ..results.document import region_rows_of, scan_of
+from ..results.document import lesion_rows_of, region_rows_of, scan_of
+from . import versions
 from .case_report import case_html
 from .dicom_out import measurement_report, prepare_sources, segmentation, to_bytes
 from .render import html_to_pdf
@@ -221,9 +222,9 @@ def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict
         reader = None
         if result.region_source == "reader" and vox is not None and vox.region_labels is not None:
             reader = (vox.region_labels, vox.region_names)
+        version = result_version(case_dir, result, doc, config, sources[0])
         if rc.dicom_seg:
-            seg = segmentation(sources, bands, case_id=result.case_id, config_sha=config.sha256(),
-                               reader_regions=reader)
+            seg = segmentation(sources, bands, version=version, reader_regions=reader)
             if seg is not None:
                 write_atomic(case_dir / "calcium.seg.dcm", to_bytes(seg))
                 written.append("calcium.seg.dcm")
@@ -231,11 +232,30 @@ def _write_dicom(case_dir: Path, volume: CTVolume, result: ScanResult, doc: dict
             vessels = [r for r in region_rows_of(doc) if r.get("region_class") == "coronary"] \
                 if reader is not None else None
             sr = measurement_report(sources, scan_of(doc), seg=seg, case_id=result.case_id,
-                                    config_sha=config.sha256(), vessels=vessels)
+                                    version=version, flags=result.quality_flags,
+                                    vessels=vessels, organization=config.review.organization)
             write_atomic(case_dir / "scores.sr.dcm", to_bytes(sr))
             written.append("scores.sr.dcm")
+        versions.record(case_dir, version)
     for w in {str(w.message) for w in caught}:
         log.debug("case %s: SEG/SR: %s", result.case_id, w)
+
+
+def result_version(case_dir: Path, result: ScanResult, doc: dict, config: Config,
+                   source) -> versions.ResultVersion:
+    """The version this result is in the case's ledger (:mod:`.versions`): a reader's done
+    read makes a final, anything else a draft."""
+    def steady(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "source_path"} for r in rows]
+
+    key = versions.version_key(
+        study_uid=str(source.get("StudyInstanceUID", "")),
+        series_uid=str(source.get("SeriesInstanceUID", "")), config_sha=config.sha256(),
+        reader=result.reader, read_at=result.read_at, read_extra={}, scan=scan_of(doc),
+        regions=steady(region_rows_of(doc)), lesions=steady(lesion_rows_of(doc)))
+    return versions.next_version(case_dir, key, reader=result.reader,
+                                 verified_at=result.read_at,
+                                 study_uid=str(source.get("StudyInstanceUID", "")))
 
 
 def try_write_case_artefacts(case_dir: Path, volume: CTVolume, *args: Any,

@@ -64,7 +64,7 @@ def case_html(doc: dict[str, Any], images: list, *, identity: dict[str, str],
         study_date=_date(s.get("study_date")) or NOT_RECORDED,
         patient_link=(f"../../patients/{patient_folder(s['patient_id'])}/report.html"
                       if (s.get("patient_id") or "").strip() else ""),
-        status=_status(s), reader=_reader(s, read_at),
+        status=_status(s, read_at), reader=_reader(s, read_at),
         impression=clinical.impression(s, regions), statements=clinical.statements(s),
         flags=[(f, describe(f)) for f in flags],
         arteries=arteries, left_main=left_main_text(regions) if arteries else "",
@@ -104,6 +104,8 @@ def _patient(s: dict[str, Any], identity: dict[str, str],
                  or NOT_RECORDED),
                 ("Patient ID", identity.get("Patient ID") or NOT_RECORDED),
                 ("Birth date", _date(identity.get("Birth date")) or NOT_RECORDED)]
+        out += [(k, identity[k][:64]) for k in ("Accession", "Study", "Series")
+                if identity.get(k)]
     elif s.get("patient_id"):
         out.append(("Patient", f"{s['patient_id']} (pseudonymous)"))
     age = covariates.get("age_years") or (f"{s['patient_age_years']:g}" if isinstance(
@@ -114,12 +116,17 @@ def _patient(s: dict[str, Any], identity: dict[str, str],
     return out
 
 
-def _status(s: dict[str, Any]) -> dict[str, str]:
-    """Draft or final: final only when a reader marked the case done."""
+def _status(s: dict[str, Any], read_at: str = "") -> dict[str, str]:
+    """Draft or final: final only when a reader marked the case done (with every calcium
+    lesion labelled, or the rest confirmed not coronary)."""
     if s.get("reader"):
         if str(s.get("review_done")).lower() == "true":
             return {"css": "final", "word": "final",
                     "text": f"read by {s['reader']}, marked done"}
+        if read_at:
+            return {"css": "draft", "word": "draft",
+                    "text": f"reader {s['reader']} marked the case done but left calcium "
+                            "unlabelled without confirming it is not coronary"}
         return {"css": "draft", "word": "draft",
                 "text": f"reader {s['reader']} has not marked the case done"}
     return {"css": "draft", "word": "draft",
@@ -135,7 +142,25 @@ def _reader(s: dict[str, Any], at: str) -> list[tuple[str, str]]:
             when = datetime.fromisoformat(at).strftime("%Y-%m-%d %H:%M UTC")
         except ValueError:
             when = at
-    return [("Reader", str(s["reader"])), ("Read", when or "not marked done")]
+    return [("Reader", str(s["reader"])), ("Read", when or "not marked done"),
+            *_unlabelled(s)]
+
+
+def _unlabelled(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The calcium the reader left unlabelled, and whether they confirmed it is not coronary
+    (scans.csv unlabelled_agatston, unlabelled_volume_mm3, rest_confirmed_not_coronary)."""
+    volume = clinical.number(s.get("unlabelled_volume_mm3"))
+    if volume is None:
+        return []
+    if volume == 0:
+        return [("Unlabelled calcium", "none: every calcium lesion is labelled")]
+    ag = clinical.number(s.get("unlabelled_agatston"))
+    amount = (f"Agatston {whole(ag)}, " if ag is not None else "") + f"volume {volume:,.1f} mm3"
+    confirmed = str(s.get("rest_confirmed_not_coronary")).lower() == "true"
+    at = str(s.get("rest_confirmed_at") or "")
+    return [("Unlabelled calcium", amount),
+            ("Not coronary", f"confirmed by the reader ({at})" if confirmed else
+             "not confirmed by the reader: no final result")]
 
 
 def _territories(s: dict[str, Any], regions: list[dict[str, Any]]) -> list[dict[str, str]]:

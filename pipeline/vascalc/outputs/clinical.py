@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..core.scopes import is_coronary_score
 from .arteries import artery_rows, whole
 
 CAC_DRS_RANGE = {"A0": "Agatston 0", "A1": "Agatston 1-99", "A2": "Agatston 100-299",
@@ -56,6 +57,14 @@ def by_definition(s: dict[str, Any]) -> bool:
     return (s.get("agatston") is not None and not s.get("withheld_reason")
             and not s.get("headline_threshold_rule")
             and number(s.get("headline_threshold_hu")) == 130.0)
+
+
+def coronary_score(s: dict[str, Any]) -> bool:
+    """Whether the row's headline is the coronary score every clinical number rests on: the one
+    definition (:func:`vascalc.core.scopes.risk_basis`) that gave its risk category, CAC-DRS and
+    MESA risk; the statements and the impression follow it, never a definition of their own."""
+    return (s.get("scope") == "coronary" and bool(s.get("risk_category"))
+            and is_coronary_score(s.get("risk_basis") or ""))
 
 
 def _scope_regions(s: dict[str, Any]) -> list[str]:
@@ -122,12 +131,18 @@ def cac_drs_text(s: dict[str, Any]) -> str:
 
 
 def statements(s: dict[str, Any]) -> list[tuple[str, str]]:
-    """The guideline statements the coronary score calls for: (css class, text)."""
-    if s.get("scope") != "coronary" or not s.get("risk_category") or not by_definition(s):
+    """The guideline statements the coronary score calls for: (css class, text), on the one
+    definition of the coronary score (:func:`coronary_score`). The CAC = 0 statement only on a
+    confirmed zero: a reader's final (marked done, every calcium lesion labelled or the rest
+    confirmed not coronary); an automated zero may be calcium that no artery mask covered."""
+    if not coronary_score(s):
         return []
     ag = number(s.get("agatston"))
     out = []
-    if ag == 0:
+    if ag == 0 and not confirmed_zero(s):
+        out.append(("note", "Coronary calcium score of zero, not confirmed by a reader: the "
+                    "statements of a zero score wait for a reader's final (vascalc review)."))
+    elif ag == 0:
         out.append(("note", "Coronary calcium score of zero. Under the 2018 AHA/ACC cholesterol "
                     "guideline (Grundy et al., Circulation 2019), statin therapy may be withheld "
                     "or postponed for an adult at intermediate risk whose score is zero, unless "
@@ -138,6 +153,14 @@ def statements(s: dict[str, Any]) -> list[tuple[str, str]]:
                     "(in MESA, more cardiovascular events and deaths than 400-999; Peng et al., "
                     "Circulation 2021)."))
     return out
+
+
+def confirmed_zero(s: dict[str, Any]) -> bool:
+    """Whether a coronary zero is a reader's final: the reader marked the case done and left
+    no calcium unlabelled, or confirmed that what they left is not coronary."""
+    return (bool(s.get("reader")) and str(s.get("review_done")).lower() == "true"
+            and (number(s.get("unlabelled_volume_mm3")) == 0
+                 or str(s.get("rest_confirmed_not_coronary")).lower() == "true"))
 
 
 def sex_of(s: dict[str, Any], covariates: dict[str, str]) -> str:
@@ -202,7 +225,7 @@ def impression(s: dict[str, Any], regions: list[dict[str, Any]]) -> list[str]:
     if s.get("withheld_reason"):
         return out
     if s.get("scope") == "coronary":
-        if s.get("risk_category") and by_definition(s):
+        if coronary_score(s):
             out.append(f"Risk category {s['risk_category']}; {cac_drs_text(s)}.")
             lm = next((r for r in artery_rows(regions) if r["region"] == "LM"), None)
             if lm is not None and (number(lm.get("agatston")) or 0) > 0:

@@ -20,11 +20,13 @@ import datetime
 import hashlib
 import io
 import re
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
+from .versions import ResultVersion, uid_from
 
 #: SCT codes of the coronary arteries a reader labels (PS3.16 CID 3015)
 ARTERY_CODES = {"LM": ("3227004", "Left Main Coronary Artery"),
@@ -60,8 +62,42 @@ def prepare_sources(datasets: list) -> list:
     """The source headers made fit to be copied by SEG and SR, as the standard allows: a
     missing Type 2 attribute becomes present and empty, a date or time that is not a valid DA
     or TM becomes empty, PatientSex other than M/F/O becomes empty, and SOPClassUID or
-    SOPInstanceUID found only in the file meta is copied into the dataset."""
+    SOPInstanceUID found only in the file meta is copied into the dataset; every top-level text
+    value is cut to its VR's length (PS3.5 Table 6.2-1: LO and each PN component group 64
+    characters, SH 16, CS 16, AE 16, AS 4, ST 1024, LT 10240) and loses the control characters
+    its VR does not allow (NUL and the other C0 controls but ESC; LT, ST and UT keep TAB, LF,
+    FF and CR); an AS that is not nnnD/W/M/Y becomes empty, a CS keeps its upper-case letters,
+    digits, spaces and underscores; so that an invalid PN or LO (601 characters, NUL bytes) is
+    never copied into an SR or SEG that a validator (dciodvfy) rejects (#35 item 14)."""
+    limits = {"AE": 16, "AS": 4, "CS": 16, "LO": 64, "PN": 64, "SH": 16, "ST": 1024,
+              "LT": 10240, "UC": None, "UT": None}
+    text_block = {"LT", "ST", "UT"}
+
+    def fit(value: str, vr: str) -> str:
+        keep = "\x1b\t\n\x0c\r" if vr in text_block else "\x1b"
+        value = "".join(c for c in value if c in keep or not (c < " " or c == "\x7f"))
+        if vr == "AS":  # nnnD, nnnW, nnnM or nnnY, or nothing ('67 years' was cut to '67 y')
+            return value if re.fullmatch(r"\d{3}[DWMY]", value) else ""
+        if vr == "CS":  # upper-case letters, digits, space and underscore
+            value = re.sub(r"[^A-Z0-9 _]", "", value.upper())
+        limit = limits[vr]
+        if limit is None:
+            return value
+        if vr == "PN":  # alphabetic=ideographic=phonetic: each group has the limit
+            return "=".join(g[:limit] for g in value.split("="))
+        return value[:limit]
+
     for ds in datasets:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns of the invalid values being fitted
+            for elem in list(ds):
+                if elem.VR not in limits or elem.value is None or elem.value == "":
+                    continue
+                many = type(elem.value).__name__ == "MultiValue"
+                values = [str(v) for v in elem.value] if many else [str(elem.value)]
+                fitted = [fit(v, elem.VR) for v in values]
+                if fitted != values:
+                    elem.value = fitted if many else fitted[0]
         meta = getattr(ds, "file_meta", None)
         for key, meta_key in (("SOPClassUID", "MediaStorageSOPClassUID"),
                               ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
@@ -81,19 +117,6 @@ def prepare_sources(datasets: list) -> list:
     return datasets
 
 
-def uid_from(*parts: str) -> str:
-    """A UID derived from ``parts``, the same for the same parts: 2.25 and the first 128 bits
-    of their sha256 as a decimal integer (PS3.5 B.2, a UID derived from a UUID-sized number).
-    pydicom's ``generate_uid(prefix=None, entropy_srcs=...)`` ignores the entropy and returns a
-    random UUID, which made every result's UIDs new on each write.
-
-    >>> uid_from("case", "sr") == uid_from("case", "sr") != uid_from("case", "seg")
-    True
-    """
-    digest = hashlib.sha256("\0".join(["vascalc", __version__, *parts]).encode()).digest()
-    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
-
-
 def _artery(name: str):
     from pydicom.sr.coding import Code  # lazy: pydicom's SR codes, for SR only
 
@@ -101,7 +124,7 @@ def _artery(name: str):
     return None if code is None else Code(code[0], "SCT", code[1])
 
 
-def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: str,
+def segmentation(sources: list, bands: np.ndarray, *, version: ResultVersion,
                  reader_regions: tuple[np.ndarray, tuple[str, ...]] | None = None):
     """A binary SEG, one segment per density weight present (None when there is none); with
     ``reader_regions`` (each voxel's label index, 0 = none, and the label names) one segment
@@ -134,24 +157,63 @@ def segmentation(sources: list, bands: np.ndarray, *, case_id: str, config_sha: 
             algorithm_type=algorithm_type, algorithm_identification=algorithm,
             anatomic_regions=[site] if site is not None else None))
         labels[mask] = number
-    return hd.seg.Segmentation(
+    seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=labels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=uid_from(case_id, config_sha, "seg-series"), series_number=9001,
-        sop_instance_uid=uid_from(case_id, config_sha, "seg"), instance_number=1,
+        series_instance_uid=version.uid("seg-series"), series_number=9001,
+        sop_instance_uid=version.uid("seg"), instance_number=1,
         manufacturer="vascalc", manufacturer_model_name="vascalc",
         software_versions=__version__, device_serial_number="none",
         content_description="Calcium by density weight" if reader_regions is None
         else "Calcium by reader label", content_label="CALCIUM")
+    seg.SeriesDescription = series_description("calcium SEG", version)
+    return seg
+
+
+def series_description(what: str, version: ResultVersion) -> str:
+    """A result series' SeriesDescription (LO, at most 64 characters): what it holds and which
+    version, so a PACS's series list tells a draft from a reader's final.
+
+    >>> from vascalc.outputs.versions import ResultVersion
+    >>> series_description("calcium SR", ResultVersion(number=2, key="k", status="final"))
+    'vascalc calcium SR final v2'
+    """
+    return f"vascalc {what} {version.status} v{version.number}"[:64]
+
+
+def _person_name(text: str) -> str:
+    """A reader's name as a DICOM PN value (no backslash or control characters, at most 64)."""
+    clean = "".join(ch for ch in text if ch.isprintable() and ch not in "\\=").strip()[:60]
+    clean = clean or "unknown reader"
+    return clean if "^" in clean else clean + "^"  # the name as the family name component
+
+
+def _dt(iso: str) -> str:
+    """An ISO 8601 UTC time as a DICOM DT value (YYYYMMDDHHMMSS), '' when unreadable."""
+    try:
+        when = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return when.astimezone(datetime.timezone.utc).strftime("%Y%m%d%H%M%S") + "+0000"
 
 
 def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id: str,
-                       config_sha: str, vessels: list[dict[str, Any]] | None = None):
+                       version: ResultVersion, flags: tuple[str, ...] = (),
+                       vessels: list[dict[str, Any]] | None = None,
+                       organization: str = "unspecified"):
     """A Comprehensive 3D SR with the scan's headline volume and mass, and its Agatston score
     under SCT 450360000 (coronary artery calcium score) only when the headline is coronary:
     a vascular or whole-volume Agatston is not a coronary calcium score. ``vessels`` (region
-    rows of a reader's coronary labels) add one measurement group per artery."""
+    rows of a reader's coronary labels) add one measurement group per artery.
+
+    The headline group names its scope (its tracking identifier and a coded scope evaluation):
+    only a coronary or vascular scope is filed as pathologic calcification; a whole-volume or
+    bone-excluded number is all calcium in the field of view, and a bone-dominated one is not
+    filed as a measurement at all. ``flags`` (the scan's quality flags) are carried as coded
+    evaluations. ``version`` gives the UIDs, the SeriesDescription, the predecessor (PS3.3
+    C.17.2.3) and, for a reader's final, COMPLETE / FINAL / VERIFIED with the reader as the
+    verifying observer at the time of the done mark."""
     import highdicom as hd  # lazy: highdicom, for SEG/SR only
     from pydicom.sr.codedict import codes  # lazy: pydicom's SR codes, for SR only
 
@@ -161,19 +223,29 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
             uid=uid_from("device"), name="vascalc", model_name=f"vascalc {__version__}"))
     context = hd.sr.ObservationContext(observer_person_context=None,
                                        observer_device_context=observer)
-    measurements = _measurements(scan, coronary=scan.get("scope") == "coronary")
+    scope = str(scan.get("scope") or "whole_volume")
+    vascular = scope in ("coronary", "vascular")
+    dominated = "bone_dominated" in flags and not vascular
+    measurements = [] if dominated else _measurements(scan, coronary=scope == "coronary")
+    measurements += _unlabelled_measurements(scan)
+    evaluations = [hd.sr.QualitativeEvaluation(_vc("scope", "Scope of the measurements"),
+                                               _vc(scope, SCOPE_WORDS.get(scope, scope)))]
+    evaluations += [hd.sr.QualitativeEvaluation(_vc("quality-flag", "Quality flag"),
+                                                _vc(_short(f), f[:64])) for f in flags]
+    evaluations += _read_evaluations(scan)
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=uid_from(case_id, "tracking"),
-            identifier=f"{case_id} {(scan.get('scope') or 'whole_volume').replace('_', ' ')}"),
+            uid=version.uid("tracking"),
+            identifier=f"{case_id} {SCOPE_WORDS.get(scope, scope)}"[:64]),
         algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
-        measurements=measurements)
+        finding_type=codes.SCT.PathologicCalcification if vascular else None,
+        measurements=measurements or None, qualitative_evaluations=evaluations)
     groups = [group]
     for v in vessels or []:
         site = _artery(v["region"])
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=uid_from(case_id, "tracking", v["region"]),
+                uid=version.uid("tracking-" + str(v["region"])),
                 identifier=f"{case_id} {v['region']}"),
             algorithm_id=hd.sr.AlgorithmIdentification(name="vascalc", version=__version__),
             finding_type=codes.SCT.PathologicCalcification,
@@ -184,11 +256,102 @@ def measurement_report(sources: list, scan: dict[str, Any], *, seg=None, case_id
         procedure_reported=codes.SCT.ComputedTomography,
         imaging_measurements=groups)
     evidence = list(sources) + ([seg] if seg is not None else [])
-    return hd.sr.Comprehensive3DSR(
+    final = version.status in ("final", "amended")
+    predecessors = None
+    if version.predecessor:
+        from pydicom.dataset import Dataset  # lazy: pydicom, for SR only
+
+        pre = Dataset()
+        pre.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR, as written
+        pre.SOPInstanceUID = version.predecessor["sr_uid"]
+        pre.StudyInstanceUID = version.predecessor["study_uid"]
+        pre.SeriesInstanceUID = version.predecessor["sr_series_uid"]
+        predecessors = [pre]
+    sr = hd.sr.Comprehensive3DSR(
         evidence=evidence, content=report,
-        series_instance_uid=uid_from(case_id, config_sha, "sr-series"), series_number=9002,
-        sop_instance_uid=uid_from(case_id, config_sha, "sr"), instance_number=1,
-        manufacturer="vascalc", is_complete=True, is_final=False, is_verified=False)
+        series_instance_uid=version.sr_series_uid, series_number=9002,
+        sop_instance_uid=version.sr_uid, instance_number=1,
+        manufacturer="vascalc", is_complete=True, is_final=final, is_verified=final,
+        verifying_observer_name=_person_name(version.reader) if final else None,
+        verifying_organization=organization[:64] if final else None,
+        previous_versions=predecessors)
+    if final and _dt(version.verified_at):
+        sr.VerifyingObserverSequence[0].VerificationDateTime = _dt(version.verified_at)
+    sr.SeriesDescription = series_description("calcium SR", version)
+    sr.CodingSchemeIdentificationSequence = [_private_scheme()]
+    return sr
+
+
+def _private_scheme():
+    """The declaration of vascalc's private coding scheme (PS3.3 C.12.1.1.3.1: a private
+    scheme used in the instance is identified in the Coding Scheme Identification Sequence)."""
+    from pydicom.dataset import Dataset  # lazy: pydicom, for SR only
+
+    item = Dataset()
+    item.CodingSchemeDesignator = "99VASCALC"
+    item.CodingSchemeName = "vascalc result annotations"
+    item.CodingSchemeResponsibleOrganization = "vascalc project"
+    return item
+
+
+#: the scopes in words, as the SR's tracking identifier and scope evaluation name them
+SCOPE_WORDS = {"coronary": "coronary artery calcium",
+               "vascular": "vascular calcification (declared vascular regions)",
+               "bone_excluded": "all calcium in the field of view, bone excluded; not vascular",
+               "whole_volume": "all calcium in the field of view, bone included; not vascular"}
+
+
+def _short(code: str) -> str:
+    """A code value of at most 16 characters (SH) for a longer name: its start and 4 hex
+    digits of its sha256, so two names never share one."""
+    if len(code) <= 16:
+        return code
+    return f"{code[:11]}-{hashlib.sha256(code.encode()).hexdigest()[:4]}"
+
+
+def _vc(value: str, meaning: str):
+    """A vascalc code (private coding scheme 99VASCALC, PS3.16 8.2: a private scheme's
+    designator starts with 99)."""
+    from pydicom.sr.coding import Code  # lazy: pydicom's SR codes, for SR only
+
+    return Code(value[:16], "99VASCALC", meaning[:64])
+
+
+def _read_evaluations(scan: dict[str, Any]) -> list:
+    """What a reader left unlabelled, and whether the reader confirmed it is not coronary."""
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+
+    if not scan.get("reader"):
+        return []
+    out = [hd.sr.QualitativeEvaluation(
+        _vc("review-done", "Reader marked the case done"),
+        _vc("yes" if scan.get("review_done") else "no",
+            "yes" if scan.get("review_done") else "no"))]
+    confirmed = scan.get("rest_confirmed_not_coronary")
+    if confirmed is not None:
+        out.append(hd.sr.QualitativeEvaluation(
+            _vc("rest-confirmed", "Reader confirmed unlabelled calcium is not coronary"),
+            _vc("yes" if confirmed else "no", "yes" if confirmed else "no")))
+    return out
+
+
+def _unlabelled_measurements(scan: dict[str, Any]) -> list:
+    """The Agatston score and volume of the calcium a reader left unlabelled (private codes:
+    DICOM defines no concept for them)."""
+    import highdicom as hd  # lazy: highdicom, for SEG/SR only
+    from pydicom.sr.coding import Code  # lazy: pydicom's SR codes, for SR only
+
+    out = []
+    if scan.get("reader") and scan.get("unlabelled_agatston") is not None:
+        out.append(hd.sr.Measurement(
+            name=_vc("unlabelled-ag", "Agatston score of calcium left unlabelled"),
+            value=float(scan["unlabelled_agatston"]), unit=Code("1", "UCUM", "no units")))
+    if scan.get("reader") and scan.get("unlabelled_volume_mm3") is not None:
+        out.append(hd.sr.Measurement(
+            name=_vc("unlabelled-vol", "Volume of calcium left unlabelled"),
+            value=float(scan["unlabelled_volume_mm3"]),
+            unit=Code("mm3", "UCUM", "cubic millimeter")))
+    return out
 
 
 def _measurements(row: dict[str, Any], *, coronary: bool) -> list:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results.columns import TABLES
+from ..values import visible_text
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -27,9 +28,23 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
+                             lstrip_blocks=True, finalize=_visible)
     env.filters["css_string"] = css_string
     return env
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints, with bidi formatting and control characters made
+    visible (:func:`vascalc.values.visible_text`): a patient id with U+202E would display
+    reversed (#35 item 14). Markup stays markup."""
+    if not isinstance(value, str):
+        return value
+    shown = visible_text(value)
+    if shown == value:
+        return value
+    import markupsafe  # lazy: Jinja2's own dependency, for reports only
+
+    return markupsafe.Markup(shown) if isinstance(value, markupsafe.Markup) else shown
 
 
 def render(name: str, **context: Any) -> str:

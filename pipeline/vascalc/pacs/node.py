@@ -18,63 +18,28 @@ each when it is complete and sends the results back into the same study.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config.schema import Config
 from ..errors import VascalcError
 from ..files import write_atomic
 from ..outputs.tables import to_csv
-from ..run.batch import run_batch
-from ..run.discovery import collect_cases, run_inputs
-from ..run.lock import output_lock
-from ..run.options import RunOptions
+from .callers import admitted, callers
 from .objects import case_objects
 from .outbox import NodeDB
-from .ranker import rank_series, record_of
 from .send import Destination, send_items
 from .store import InstanceStore, StoreRefused, digest
+from .studies import reads_state, reread_study, score_study
 
 log = logging.getLogger("vascalc.pacs")
 
 #: the columns of NODE/studies.csv
 STATUS_COLUMNS = ["study", "state", "instances", "series_chosen", "why", "destination", "sent",
                   "pending", "failed", "last_error"]
-
-
-def score_study(study_folder: Path, out: Path, config: Config
-                ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Rank the study's series, score the chosen one as ``vascalc run`` would, and return the
-    study record and the result objects to send, as (path, SOP Instance UID)."""
-    ranked = rank_series(study_folder, config)
-    record: dict[str, Any] = {"series": record_of(ranked)}
-    chosen = [s for s in ranked if s.chosen]
-    if not chosen:
-        record["error"] = "no series can be scored (see each series' reason)"
-        return record, []
-    series = study_folder / chosen[0].folder
-    report = config.report.model_copy(update={"enabled": True, "pdf": True, "dicom_sr": True,
-                                              "dicom_seg": True,
-                                              "key_images": max(1, config.report.key_images)})
-    cfg = config.model_copy(update={"report": report})
-    with output_lock(out):
-        try:
-            cases, notes = collect_cases([series], cfg, work_dir=out / ".work")
-            result = run_batch(cases, cfg, out, RunOptions(inputs=run_inputs([series])),
-                               notes=notes)
-        finally:
-            shutil.rmtree(out / ".work", ignore_errors=True)  # as vascalc run leaves it
-    record["run"] = {"counts": result.counts, "output": str(out)}
-    objects: list[tuple[str, str]] = []
-    for case in cases:
-        objects += case_objects(out / "cases" / case.case_id)[1]
-    if not objects:
-        record["error"] = "the case was not scored (its row in scans.csv says why)"
-    return record, objects
 
 
 def send_due(db: NodeDB, destinations: dict[str, Destination], config: Config,
@@ -130,15 +95,24 @@ def send_run(out: Path, destinations: list[Destination], config: Config, *,
         db.close()
 
 
+#: how often the node looks for reads that changed in the studies it scored (seconds)
+READS_CHECK_S = 2.0
+
+
 class Node:
     """The running node: the SCP, the scoring pool and the sender."""
 
     def __init__(self, out: Path, *, ae_title: str, port: int, destinations: list[Destination],
-                 allow: list[str], config: Config, host: str = "127.0.0.1"):
+                 allow: list[str], config: Config, host: str = "127.0.0.1",
+                 reread: Callable[[Path], dict[str, Any] | None] | None = None):
         self.out, self.config, self.lc = Path(out), config, config.listen
         self.ae_title, self.port, self.host = ae_title, port, host
         self.destinations = {d.key: d for d in destinations}
-        self.allowed = sorted({*allow, *(d.aet for d in destinations if d.aet)})
+        self.callers = callers(allow, destinations)
+        #: rescores a study's finished reads (vascalc.review.rescore.rescore_finished); None:
+        #: reads in the node's studies are not watched
+        self.reread = reread
+        self.allowed = sorted({aet for aet, _ in self.callers})
         self.out.mkdir(parents=True, exist_ok=True)
         self.db = NodeDB(self.out / "node.sqlite")
         self.db.recover()  # a study being scored when the node was killed is scored again
@@ -149,6 +123,7 @@ class Node:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=self.lc.workers, thread_name_prefix="score")
         self._server: Any = None
+        self._reads_checked = 0.0
 
     # -- receiving -------------------------------------------------------------------------
     def _on_store(self, event) -> int:
@@ -183,12 +158,34 @@ class Node:
         for cx in AllStoragePresentationContexts:
             assert cx.abstract_syntax is not None  # every storage context names its class
             ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_RELEASED, self._on_closed),
-                    (evt.EVT_ABORTED, self._on_closed)]
+        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store),
+                               (evt.EVT_RELEASED, self._on_closed),
+                               (evt.EVT_ABORTED, self._on_closed),
+                               (evt.EVT_REQUESTED, self._on_requested)]
         self._server = ae.start_server((self.host, self.port), block=False,
                                        evt_handlers=handlers)
         log.info("listening as %s on %s:%d; callers allowed: %s", self.ae_title, self.host,
-                 self.port, ", ".join(self.allowed))
+                 self.port, self.callers_text())
+        for aet, hosts in self.callers:
+            if hosts is None:
+                log.warning("caller %s is admitted from any address: give --allow %s@HOST",
+                            aet, aet)
+
+    def callers_text(self) -> str:
+        return ", ".join(f"{a}@{'/'.join(sorted(h))}" if h is not None else f"{a} (any address)"
+                         for a, h in self.callers)
+
+    def _on_requested(self, event) -> None:
+        """Admit a caller by its AE title and its address together (a PACS's AE title
+        claimed from another machine is refused: A-ASSOCIATE-RJ, calling AE title not
+        recognised)."""
+        assoc = event.assoc
+        aet = str(assoc.requestor.primitive.calling_ae_title).strip()
+        address = str(assoc.requestor.address)
+        if not admitted(self.callers, aet, address):
+            log.warning("association refused: calling AE title %s from %s is not allowed",
+                        aet[:16], address)
+            assoc.acse.send_reject(0x01, 0x01, 0x03)
 
     def stop_soon(self) -> None:
         """Ask the serving loop to end (a signal handler may call it)."""
@@ -213,10 +210,20 @@ class Node:
                 if fut.done():
                     del self._busy[study]
             busy = set(self._busy)
+        records = {st["study_uid"]: st["record"] for st in self.db.studies()}
         for study, folder in self.db.quiet_studies(self.lc.quiet_s, busy | self._open_studies()):
-            self.db.set_study(study, "scoring", {})
+            previous = records.get(study, {})
+            self.db.set_study(study, "scoring", previous)
             with self._lock:
-                self._busy[study] = self._pool.submit(self._score, study, Path(folder))
+                self._busy[study] = self._pool.submit(self._score, study, Path(folder), previous)
+        if self.reread is not None and time.monotonic() - self._reads_checked >= READS_CHECK_S:
+            self._reads_checked = time.monotonic()
+            changed = self._changed_reads(busy)
+        else:
+            changed = []
+        for study, record in changed:
+            with self._lock:
+                self._busy[study] = self._pool.submit(self._reread, study, record)
         self.send_due()
         self._write_status()
 
@@ -228,20 +235,49 @@ class Node:
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             write_atomic(path, text)
 
-    def _score(self, study: str, folder: Path) -> None:
+    def _score(self, study: str, folder: Path, previous: dict[str, Any]) -> None:
         name = digest(study)
+        out = self.out / "studies" / name
         try:
-            record, objects = score_study(folder, self.out / "studies" / name, self.config)
+            record, objects = score_study(folder, out, self.config, previous=previous)
         except (VascalcError, OSError, ValueError) as err:
             log.error("study %s: not scored: %s", name, err)
             self.db.set_study(study, "failed", {"error": str(err)})
             return
         if objects:
             self.db.queue(study, objects, list(self.destinations))
-        state = "scored" if objects else "failed"
+        state = ("not_eligible" if "not_eligible" in record
+                 else "scored" if objects else "failed")
+        record["reads"] = reads_state(out)
         self.db.set_study(study, state, record)
         log.info("study %s: %s, %d object(s) queued for %d destination(s)", name, state,
                  len(objects), len(self.destinations))
+
+    def _reread(self, study: str, record: dict[str, Any]) -> None:
+        name = digest(study)
+        try:
+            assert self.reread is not None
+            update, objects = reread_study(self.out / "studies" / name, self.reread)
+        except (VascalcError, OSError, ValueError) as err:
+            log.error("study %s: reads not applied: %s", name, err)
+            self.db.set_study(study, "scored", {**record, "reads": reads_state(
+                self.out / "studies" / name), "reads_error": str(err)[:500]})
+            return
+        if objects:
+            self.db.queue(study, objects, list(self.destinations))
+        self.db.set_study(study, "scored", {**record, **update})
+        log.info("study %s: reads applied, %d object(s) queued", name, len(objects))
+
+    def _changed_reads(self, busy: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Scored studies whose reads changed since they were last scored or rescored."""
+        out = []
+        for st in self.db.studies():
+            if st["state"] != "scored" or st["study_uid"] in busy:
+                continue
+            now = reads_state(self.out / "studies" / digest(st["study_uid"]))
+            if now and now != st["record"].get("reads", ""):
+                out.append((st["study_uid"], st["record"]))
+        return out
 
     def send_due(self) -> None:
         send_due(self.db, self.destinations, self.config, self.ae_title)

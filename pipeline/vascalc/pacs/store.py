@@ -14,7 +14,10 @@ import hashlib
 import os
 import re
 import threading
+from io import BytesIO
 from pathlib import Path
+
+import numpy as np
 
 #: a DICOM UID (PS3.5 9.1): components of digits, no leading zero unless the component is 0
 UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
@@ -50,6 +53,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def same_instance(a: bytes, b: bytes) -> bool:
+    """Whether two encodings hold the same instance: the same data elements and the same
+    pixels, whatever the transfer syntax (a sender may resend in implicit VR what it first sent
+    explicit, PS3.5 A.1/A.2); the file meta (the syntax itself) is left out."""
+    import pydicom  # lazy: only when an instance arrives a second time with other bytes
+
+    try:
+        da, db = (pydicom.dcmread(BytesIO(x), force=True) for x in (a, b))
+        for ds in (da, db):
+            ds.decode()
+        keys = {e.tag for e in da if e.tag != 0x7FE00010} | {e.tag for e in db
+                                                            if e.tag != 0x7FE00010}
+        for tag in keys:
+            if tag not in da or tag not in db or da[tag].value != db[tag].value:
+                return False
+        if ("PixelData" in da) != ("PixelData" in db):
+            return False
+        return "PixelData" not in da or bool(np.array_equal(da.pixel_array, db.pixel_array))
+    except Exception:  # noqa: BLE001 - unreadable either way: not the same instance
+        return False
+
+
 class InstanceStore:
     """The folder of received instances, with its byte budget."""
 
@@ -58,7 +83,16 @@ class InstanceStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._bytes = sum(p.stat().st_size for p in self.root.rglob("*.dcm"))
+        self._bytes = self._used()
+
+    def _used(self) -> int:
+        total = 0
+        for p in self.root.rglob("*.dcm"):
+            try:
+                total += p.stat().st_size
+            except OSError:  # removed while counting
+                pass
+        return total
 
     def path_of(self, study: str, series: str, sop: str) -> Path:
         return self.root / digest(study) / digest(series) / f"{digest(sop)}.dcm"
@@ -73,10 +107,13 @@ class InstanceStore:
         path = self.path_of(study, series, sop)
         with self._lock:
             if path.exists():
-                if path.read_bytes() == data:
+                old = path.read_bytes()
+                if old == data or same_instance(old, data):
                     return path, False
                 raise StoreRefused(f"SOP Instance {sop} was received before with other "
                                    "content; the first is kept", 0xA900)
+            if self._bytes + len(data) > self.max_bytes:
+                self._bytes = self._used()  # space freed since: count it again
             if self._bytes + len(data) > self.max_bytes:
                 raise StoreRefused(f"storage full ({self._bytes} of {self.max_bytes} bytes "
                                    "used): raise listen.max_bytes or free OUT/incoming", 0xA700)

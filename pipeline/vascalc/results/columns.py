@@ -106,7 +106,8 @@ SCANS: tuple[Column, ...] = tuple([
        "rescore); empty without regions"),
     _c("reader", "string", "", "the reader whose lesion labels made the regions and the "
        "coronary scope (vascalc rescore); empty otherwise"),
-    _c("review_done", "boolean", "", "whether the reader marked the case done; false only "
+    _c("review_done", "boolean", "", "whether the read is a final: the reader marked the case "
+       "done with every calcium lesion labelled or the rest confirmed not coronary; false only "
        "under rescore --include-unfinished (flag review_incomplete: no risk category or "
        "CAC-DRS); empty without a reader"),
     _c("unlabelled_agatston", "number", "", "Agatston score of the calcium the reader left "
@@ -115,6 +116,13 @@ SCANS: tuple[Column, ...] = tuple([
        "unlabelled; empty without a reader"),
     _c("unlabelled_n_lesions", "integer", "", "3-D lesions with a voxel the reader left "
        "unlabelled; empty without a reader"),
+    _c("rest_confirmed_not_coronary", "boolean", "", "whether the reader, marking the case "
+       "done, confirmed that the calcium left unlabelled (unlabelled_agatston, "
+       "unlabelled_volume_mm3) is not coronary; a done read with unlabelled calcium and no "
+       "confirmation is not final (review_done false, no risk category); empty without a "
+       "reader"),
+    _c("rest_confirmed_at", "string", "", "when the reader gave that confirmation (UTC, ISO "
+       "8601); empty when not confirmed or without a reader"),
     _c("agatston", "number", "", "Agatston score over the scope, scaled by slice increment / "
        "3 mm; empty when scoring.agatston is false (micro-CT) or withheld (withheld_reason); "
        "on contrast CT the score above the contrast rule's threshold (score_label)"),
@@ -259,7 +267,9 @@ REGIONS: tuple[Column, ...] = (
     _c("n_slice_lesions", "integer", "", "kept slice lesions (whole volume only)"),
     _c("volume_per_bsa_mm3_m2", "number", "mm3/m2", "region volume / bsa_m2; empty without BSA"),
     _c("lumen_median_hu", "number", "HU", "median HU inside the vascular region's mask as given "
-       "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>)"),
+       "(not grown); above 100 HU the lumen is contrast-filled (flag contrast_filled:<region>); "
+       "on a scan with no other sign of contrast, measured without the calcium and its "
+       "one-pixel rim (a mask that hugs a plaque measures the blood beside it)"),
     _c("threshold_hu", "number", "HU", "threshold this region's calcium was found at: the "
        "scan's, or a contrast rule's (threshold_rule); empty when withheld"),
     _c("threshold_rule", "string", "", "the contrast rule that set threshold_hu; empty = the "

@@ -3,8 +3,10 @@
 The risk factors come from the manifest's columns (:data:`vascalc.core.mesa.FACTORS`); age
 and sex from the manifest win over the DICOM header's (which the row holds only when
 ``privacy.demographics`` is on), and ``mesa_age_sex_source`` says which gave them. The CAC is
-the coronary Agatston score, and only a score by the definition (coronary scope, 130 HU on a
-non-contrast scan, a finished read: the row's risk category is given); otherwise, or outside
+the headline's Agatston score when the headline is the coronary score by the one definition
+every clinical number uses (:func:`vascalc.core.scopes.risk_basis`: coronary scope, by coronary
+masks, a reader's labels or a field of view declared coronary; 130 HU on a non-contrast scan;
+a finished read), the same that gives the risk category and CAC-DRS; otherwise, or outside
 the model's ages, or with a factor missing, the risk is empty and ``mesa_withheld_reason``
 says why.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.mesa import FACTORS, chd_risk_10y_pct, parse_factor, why_not
+from ..core.mesa import FACTORS, chd_risk_10y_pct, check_combination, parse_factor, why_not
+from ..core.scopes import is_coronary_score
 
 MESA_COLUMNS = ("mesa_chd_10y_risk_pct", "mesa_age_sex_source", "mesa_withheld_reason")
 
@@ -41,7 +44,17 @@ def mesa_columns(scan: dict[str, Any], covariates: dict[str, str]) -> dict[str, 
     if reason:
         return {"mesa_chd_10y_risk_pct": None, "mesa_age_sex_source": source,
                 "mesa_withheld_reason": reason}
-    risk = chd_risk_10y_pct(
+    try:  # the inputs were range-checked: a failure here must still never cost the calcium
+        risk = _risk(given, age, sex, float(scan["agatston"]))
+    except (ValueError, OverflowError, ArithmeticError) as err:
+        return {"mesa_chd_10y_risk_pct": None, "mesa_age_sex_source": source,
+                "mesa_withheld_reason": f"the model cannot be evaluated: {err}"}
+    return {"mesa_chd_10y_risk_pct": risk, "mesa_age_sex_source": source,
+            "mesa_withheld_reason": ""}
+
+
+def _risk(given: dict[str, Any], age, sex, cac: float) -> float:
+    return chd_risk_10y_pct(
         age=age, male=sex == "male", race=given["race"],
         total_cholesterol_mg_dl=given["total_cholesterol_mg_dl"],
         hdl_cholesterol_mg_dl=given["hdl_cholesterol_mg_dl"],
@@ -49,9 +62,7 @@ def mesa_columns(scan: dict[str, Any], covariates: dict[str, str]) -> dict[str, 
         lipid_medication=given["lipid_medication"], diabetes=given["diabetes"],
         current_smoker=given["current_smoker"],
         family_history_chd=given["family_history_chd"],
-        cac_agatston=float(scan["coronary_agatston"]))
-    return {"mesa_chd_10y_risk_pct": risk, "mesa_age_sex_source": source,
-            "mesa_withheld_reason": ""}
+        cac_agatston=cac)  # the headline: the coronary score (see _withheld)
 
 
 def _withheld(scan: dict[str, Any], given: dict[str, Any], age, sex) -> str:
@@ -60,9 +71,12 @@ def _withheld(scan: dict[str, Any], given: dict[str, Any], age, sex) -> str:
     if scan.get("scope") != "coronary":
         return (f"the scope is {scan.get('scope') or 'none'}, not coronary: the model takes a "
                 "coronary calcium score")
-    if not scan.get("risk_category") or scan.get("coronary_agatston") is None:
+    if not is_coronary_score(scan.get("risk_basis") or "") or scan.get("agatston") is None:
         return ("no coronary Agatston score by the definition"
                 + (f" ({scan['risk_basis']})" if scan.get("risk_basis") else ""))
+    clash = check_combination(given["total_cholesterol_mg_dl"], given["hdl_cholesterol_mg_dl"])
+    if clash:
+        return clash
     missing = [c for c in FACTORS if c not in ("age_years", "sex") and given[c] is None]
     missing = (["age_years"] if age is None else []) + (["sex"] if sex is None else []) + missing
     if missing:

@@ -97,13 +97,13 @@ def _mass_status(r: ScanResult, w) -> str:
 
 
 def _unlabelled(r: ScanResult, ag: bool) -> dict[str, Any]:
-    """What the reader left unlabelled (the 'outside' of a reader's regions), and whether the
-    read was finished; all empty without a reader."""
+    """What a reader left unlabelled ('outside'), its confirmation, and whether the read is final."""
     if not r.reader:
         return dict.fromkeys(("review_done", "unlabelled_agatston", "unlabelled_volume_mm3",
-                              "unlabelled_n_lesions"))
+                              "unlabelled_n_lesions", "rest_confirmed_not_coronary", "rest_confirmed_at"))
     out = next((x for x in r.regions if x.region == OUTSIDE), None)
-    return {"review_done": "review_incomplete" not in r.quality_flags,
+    return {"review_done": "review_incomplete" not in r.quality_flags, "rest_confirmed_at":
+            r.rest_confirmed_at, "rest_confirmed_not_coronary": bool(r.rest_confirmed_at),
             "unlabelled_agatston": _num(out.agatston) if out is not None and ag else None,
             "unlabelled_volume_mm3": _num(out.volume_mm3) if out is not None else None,
             "unlabelled_n_lesions": out.n_lesions if out is not None else None}

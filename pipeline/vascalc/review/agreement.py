@@ -6,6 +6,7 @@ Over the cases both readers labelled:
   ICC(2,1), two-way random effects, absolute agreement, single rater (Shrout PE, Fleiss JL,
   Psychol Bull 1979;86:420-428; McGraw KO, Wong SP, Psychol Methods 1996;1:30-46):
   (MSR - MSE) / (MSR + (k - 1) MSE + k (MSC - MSE) / n), for n cases and k = 2 readers;
+- (with ``scoring.agatston: false`` the calcium volume in mm3 instead of Agatston);
 - Cohen's kappa (Cohen J, Educ Psychol Meas 1960;20:37-46), (p_o - p_e) / (1 - p_e), on the
   risk categories, on each lesion's label (the label holding most of its Agatston score) and
   on each lesion part's label (a lesion on one slice); 'unlabelled' is a category.
@@ -29,12 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..config.schema import Config
+from ..errors import ReviewError, UsageError
 from ..files import write_all
 from ..outputs.tables import to_csv
 from ..results.columns import Column
 from ..results.document import is_ok
+from ..run.discovery import Case
 from .cases import load_view, open_run, reader_scores
+from .rescore import check_reads
 from .store import Reads, ReadStore, check_reader
 
 AGREEMENT_COLUMNS = [
@@ -52,9 +56,18 @@ AGREEMENT_COLUMNS = [
 ]
 CASE_COLUMNS = [
     Column("case_id", "string", "", "case identifier (joins scans.csv)"),
-    Column("measure", "string", "", "coronary label or coronary_total, or risk_category"),
+    Column("measure", "string", "", "coronary label or coronary_total (its Agatston score; "
+           "with _volume_mm3, its volume when scoring.agatston is false), or risk_category"),
     Column("reader_a", "string", "", "first reader's value"),
     Column("reader_b", "string", "", "second reader's value"),
+]
+
+
+LEFT_OUT_COLUMNS = [
+    Column("case_id", "string", "", "case identifier (joins scans.csv)"),
+    Column("reader", "string", "", "the reader whose reads were left out (both, comma-separated, "
+           "when the case itself was)"),
+    Column("reason", "string", "", "why rescore would not make a final of them"),
 ]
 
 
@@ -138,18 +151,37 @@ def cohen_kappa(a: list[str], b: list[str]) -> tuple[float | None, str]:
     return (po - pe) / (1.0 - pe), ""
 
 
-def _lesion_label(view, reads: Reads, lesion_id: int) -> str:
+def _lesion_label(view, reads: Reads, lesion_id: int, by_agatston: bool) -> str:
+    """The label holding most of a lesion's Agatston score (its volume without Agatston)."""
     by: dict[str, float] = {}
     for k in view.slices_of(lesion_id):
         lab = reads.label_of(lesion_id, k) or "unlabelled"
-        by[lab] = by.get(lab, 0.0) + view.parts[(lesion_id, k)][0]
+        by[lab] = by.get(lab, 0.0) + view.parts[(lesion_id, k)][0 if by_agatston else 1]
     return max(sorted(by), key=lambda lab: by[lab]) if by else "unlabelled"
 
 
+def refusal(reads: Reads, doc: dict[str, Any], case: Case, config: Config) -> str:
+    """Why rescore would not make a final of these reads ('' = it would): not marked done,
+    reads of unknown lesions or labels, reads made on other lesions (stale), or the case's
+    files changed since the run. (Unlabelled calcium without the reader's confirmation is
+    found by the case path's arithmetic: ``reader_scores(...)["final"]``.)"""
+    if not reads.done:
+        return "not marked done"
+    try:
+        check_reads(reads, doc, config)
+    except ReviewError as err:
+        return str(err).split(" -> ")[0]
+    if case.fingerprint() != doc.get("fingerprint"):
+        return "its files changed since the run"
+    return ""
+
+
 def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
-    """Compute the agreement over the cases both readers marked done (an unfinished read is
-    not a reading to compare), write OUT/agreement/ (agreement.csv, agreement_cases.csv,
-    agreement.html); returns the rows and the cases left out as unfinished."""
+    """Compute the agreement over the cases whose reads of both readers rescore would make a
+    final (marked done, not stale, every calcium lesion labelled or the rest confirmed not
+    coronary), each reader's scores by the case path's arithmetic (:func:`reader_scores`),
+    write OUT/agreement/ (agreement.csv, agreement_cases.csv, agreement_left_out.csv,
+    agreement.html); returns the rows and the cases left out, by reader, with the reason."""
     ra, rb = (check_reader(r) for r in readers)
     if ra == rb:
         raise UsageError("give two different readers", hint="--readers r1,r2")
@@ -158,15 +190,16 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     if not read_by_both:
         raise UsageError(f"no case was labelled by both {ra} and {rb}",
                          hint="check the reader names (vascalc review --reader)")
-    both = [c for c in read_by_both
-            if store.reads(ra, c).done and store.reads(rb, c).done]
-    unfinished = [c for c in read_by_both if c not in both]
-    if not both:
-        raise UsageError(f"{ra} and {rb} both labelled {len(read_by_both)} case(s) but did not "
-                         f"both mark any done ({', '.join(unfinished[:5])})",
-                         hint="mark finished cases done in vascalc review")
-    opened = open_run(out, both)
+    opened = open_run(out, read_by_both)
     config, cases, docs = opened.config, opened.cases, opened.docs
+    left_out: list[dict[str, str]] = [
+        {"case_id": c, "reader": f"{ra},{rb}", "reason": "no longer among the run's inputs"}
+        for c in read_by_both if c not in docs]
+    unfinished = [c for c in read_by_both
+                  if not (store.reads(ra, c).done and store.reads(rb, c).done)]
+    ag = config.scoring.agatston
+    key = "agatston" if ag else "volume_mm3"
+    suffix = "" if ag else "_volume_mm3"  # per case: the label's name is its Agatston score
     coronary = config.review.coronary()
     values: dict[str, list[tuple[float, float]]] = {m: [] for m in [*coronary, "coronary_total"]}
     risk: tuple[list[str], list[str]] = ([], [])
@@ -175,34 +208,53 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     case_rows = []
     for cid, doc in docs.items():
         if not is_ok(doc):
+            left_out.append({"case_id": cid, "reader": f"{ra},{rb}",
+                             "reason": "the case failed in the run"})
+            continue
+        reads = store.reads(ra, cid), store.reads(rb, cid)
+        why = [(r, refusal(rd, doc, cases[cid], config)) for r, rd in zip((ra, rb), reads)]
+        if any(w for _, w in why):
+            left_out.extend({"case_id": cid, "reader": r, "reason": w} for r, w in why if w)
             continue
         view = load_view(cases[cid], config, doc)
-        reads = store.reads(ra, cid), store.reads(rb, cid)
         sa, sb = (reader_scores(view, r, config) for r in reads)
+        open_rest = [(r, sc) for r, sc in zip((ra, rb), (sa, sb)) if not sc["final"]]
+        if open_rest:
+            left_out.extend({"case_id": cid, "reader": r, "reason": (
+                f"marked done with {sc['unlabelled_volume_mm3']:,.1f} mm3 of calcium unlabelled "
+                "and no confirmation that it is not coronary")} for r, sc in open_rest)
+            continue
+        total = "coronary_agatston" if ag else "coronary_volume_mm3"
         for m in coronary:
-            values[m].append((sa["labels"][m]["agatston"], sb["labels"][m]["agatston"]))
-        values["coronary_total"].append((sa["coronary_agatston"], sb["coronary_agatston"]))
+            values[m].append((sa["labels"][m][key], sb["labels"][m][key]))
+        values["coronary_total"].append((sa[total], sb[total]))
         risk[0].append(sa["risk_category"])
         risk[1].append(sb["risk_category"])
         for le in view.lesions:
             for i in (0, 1):
-                lesion_labels[i].append(_lesion_label(view, reads[i], le["lesion_id"]))
+                lesion_labels[i].append(_lesion_label(view, reads[i], le["lesion_id"], ag))
         for (lid, k) in sorted(view.parts):
             for i in (0, 1):
                 part_labels[i].append(reads[i].label_of(lid, k) or "unlabelled")
         for m in coronary:
-            case_rows.append({"case_id": cid, "measure": m, "reader_a": sa["labels"][m]["agatston"],
-                              "reader_b": sb["labels"][m]["agatston"]})
-        case_rows.append({"case_id": cid, "measure": "coronary_total",
-                          "reader_a": sa["coronary_agatston"], "reader_b": sb["coronary_agatston"]})
+            case_rows.append({"case_id": cid, "measure": m + suffix,
+                              "reader_a": sa["labels"][m][key], "reader_b": sb["labels"][m][key]})
+        case_rows.append({"case_id": cid, "measure": "coronary_total" + suffix,
+                          "reader_a": sa[total], "reader_b": sb[total]})
         case_rows.append({"case_id": cid, "measure": "risk_category",
                           "reader_a": sa["risk_category"], "reader_b": sb["risk_category"]})
+    if not case_rows:
+        reasons = "; ".join(f"{x['case_id']} ({x['reader']}): {x['reason']}" for x in left_out[:5])
+        raise UsageError(f"{ra} and {rb} have no case that both finished as rescore accepts "
+                         f"it ({reasons})",
+                         hint="mark finished cases done in vascalc review (label the "
+                              "calcium, or confirm the rest is not coronary)")
     rows = []
     for m, pairs in values.items():
         x = np.asarray(pairs, dtype=float).reshape(-1, 2)
         v, note = icc_2_1(x)
         ci = icc_2_1_ci(x) if v is not None else None
-        rows.append({"measure": f"{m}_agatston", "statistic": "icc_2_1", "n": len(pairs),
+        rows.append({"measure": f"{m}_{key}", "statistic": "icc_2_1", "n": len(pairs),
                      "value": v, "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
                      "note": note or ("" if ci else "no confidence interval: ICC = 1")})
     for name, (a, b) in (("risk_category", risk), ("lesion_label", lesion_labels),
@@ -218,8 +270,11 @@ def agreement(out: Path, readers: tuple[str, str]) -> dict[str, Any]:
     folder.mkdir(exist_ok=True)
     write_all({folder / "agreement.csv": to_csv(rows, [c.name for c in AGREEMENT_COLUMNS]),
                folder / "agreement_cases.csv": to_csv(case_rows, [c.name for c in CASE_COLUMNS]),
-               folder / "agreement.html": _html(rows, case_rows, ra, rb)})
-    return {"rows": rows, "cases": case_rows, "folder": str(folder), "unfinished": unfinished}
+               folder / "agreement_left_out.csv": to_csv(left_out,
+                                                         [c.name for c in LEFT_OUT_COLUMNS]),
+               folder / "agreement.html": _html(rows, case_rows, ra, rb, left_out)})
+    return {"rows": rows, "cases": case_rows, "folder": str(folder), "unfinished": unfinished,
+            "left_out": left_out}
 
 
 def _interval(row: dict[str, Any]) -> str:
@@ -227,7 +282,7 @@ def _interval(row: dict[str, Any]) -> str:
     return "" if lo is None or hi is None else f"{lo:.3f} to {hi:.3f}"
 
 
-def _html(rows, case_rows, ra: str, rb: str) -> str:
+def _html(rows, case_rows, ra: str, rb: str, left_out=()) -> str:
     def cell(v):
         return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else html.escape(str(v)))
 
@@ -238,6 +293,8 @@ def _html(rows, case_rows, ra: str, rb: str) -> str:
     cases = "".join(f"<tr><td>{html.escape(r['case_id'])}</td><td>{html.escape(r['measure'])}</td>"
                     f"<td class=n>{cell(r['reader_a'])}</td><td class=n>{cell(r['reader_b'])}</td></tr>"
                     for r in case_rows)
+    gone = "".join(f"<tr><td>{html.escape(x['case_id'])}</td><td>{html.escape(x['reader'])}</td>"
+                   f"<td>{html.escape(x['reason'])}</td></tr>" for x in left_out)
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>Reader agreement: {html.escape(ra)} and {html.escape(rb)}</title>
 <style>body{{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:960px}}
@@ -254,5 +311,8 @@ in the note).</p>
 <th>note</th></tr>{body}</table>
 <h2>Per case</h2>
 <table><tr><th>case</th><th>measure</th><th>{html.escape(ra)}</th><th>{html.escape(rb)}</th></tr>{cases}</table>
+<h2>Left out</h2>
+<p>Reads rescore would not make a final of are not compared.</p>
+<table><tr><th>case</th><th>reader</th><th>reason</th></tr>{gone}</table>
 </body></html>
 """

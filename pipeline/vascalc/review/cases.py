@@ -15,6 +15,8 @@ label's score is the sum of the parts labelled so.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -23,14 +25,17 @@ from typing import Any
 
 import numpy as np
 
+from ..analyse import measure
 from ..config.load import config_from_dict, with_study_secret
 from ..config.schema import Config
-from ..core.regions import matches
-from ..core.score import cac_drs, risk_category
+from ..core.regions import OUTSIDE, matches
 from ..errors import ReviewError, UsageError, VascalcError
+from ..measure.headline import unconfirmed_rest
+from ..measure.layout import checked_masks
+from ..measure.reads import Measured, reader_split
 from ..records import LesionLabels
 from ..results.document import lesion_rows_of, read_result, result_path
-from ..run.case import score_case
+from ..run.case import load_case, score_loaded
 from ..run.discovery import Case, collect_cases
 from ..run.rebuild import read_run
 from .store import Reads
@@ -112,6 +117,9 @@ class CaseView:
     direction: np.ndarray
     lesions: list[dict[str, Any]]  # lesion_id, slices, agatston, volume_mm3, peak_hu, suggestion
     parts: dict[tuple[int, int], tuple[float, float]]  # (lesion, slice) -> (agatston, volume)
+    #: the calcium as the case path found it: a reader's scores are split from it by the
+    #: case path's own function (:func:`vascalc.measure.reads.reader_split`)
+    measured: Measured
 
     def slices_of(self, lesion_id: int) -> list[int]:
         """The slices a lesion is on ([] for no such lesion)."""
@@ -128,7 +136,11 @@ def load_view(case: Case, config: Config, doc: dict[str, Any]) -> CaseView:
     if case.fingerprint() != doc.get("fingerprint"):
         raise ReviewError(f"case {case.case_id}: its files changed since the run (fingerprint "
                           "differs), so its lesion ids may not be the ones in lesions.csv")
-    volume, settings, result = score_case(case, config, keep_voxels=True)
+    loaded = load_case(case, config)
+    volume, settings = loaded.volume, loaded.settings
+    measured = measure(volume, settings, checked_masks(volume, loaded.masks, settings.regions),
+                       need_voxels=True)
+    result = score_loaded(case, loaded, keep_voxels=True, measured=measured)
     vox = result.voxels
     assert vox is not None
     want = {int(r["lesion_id"]) for r in lesion_rows_of(doc)}
@@ -159,7 +171,7 @@ def load_view(case: Case, config: Config, doc: dict[str, Any]) -> CaseView:
     hu = np.clip(vox.hu, -32768, 32767).astype(np.int16)
     return CaseView(case.case_id, hu, vox.lesion_labels.astype(np.int32),
                     tuple(float(s) for s in volume.spacing_mm),  # type: ignore[arg-type]
-                    np.asarray(volume.direction, dtype=float), lesions, parts)
+                    np.asarray(volume.direction, dtype=float), lesions, parts, measured)
 
 
 def _suggestions(pieces, config: Config) -> dict[int, str]:
@@ -191,12 +203,11 @@ def _suggestions(pieces, config: Config) -> dict[int, str]:
 
 
 def lesion_signatures(doc: dict[str, Any]) -> dict[int, str]:
-    """What identifies each lesion beyond its number: the run's config sha256, its voxel
-    count, peak HU and voxel-weighted centroid (0.1 mm), from the case's lesion rows (one
-    pass). A read stores it; a read whose lesion has another signature now was made on
-    another lesion set (a config change renumbers the lesions) and is refused, never applied
-    to a new lesion."""
-    sha = str(doc.get("config_sha256"))[:12]
+    """What identifies each lesion, by geometry only (never its number or a slice index):
+    its voxel count, peak HU and voxel-weighted centroid in patient coordinates (LPS, 0.1 mm),
+    from the case's lesion rows (one pass). A read stores it; a read whose lesion has another
+    signature now was made on another lesion (a config change, a re-exported or shifted
+    series renumbers the lesions) and is stale: refused, never applied to a new lesion."""
     acc: dict[int, list[float]] = {}  # lesion -> [voxels, peak, sum x, sum y, sum z]
     for r in lesion_rows_of(doc):
         n = int(r["n_voxels"])
@@ -205,20 +216,89 @@ def lesion_signatures(doc: dict[str, Any]) -> dict[int, str]:
         a[1] = max(a[1], float(r["peak_hu"]))
         for i, ax in enumerate("xyz", start=2):
             a[i] += float(r[f"centroid_{ax}_mm"]) * n
-    return {lid: f"{sha}:{int(n)}:{peak:.1f}:" + ",".join(f"{s / n:.1f}" for s in sums)
+    return {lid: f"{SIGNATURE}:{int(n)}:{peak:.1f}:" + ",".join(f"{s / n:.1f}" for s in sums)
             for lid, (n, peak, *sums) in acc.items() if n}
 
 
+#: the kind of signature this vascalc writes (geometric; an earlier kind began with the
+#: run config's sha256, whose lesion part is compared the same way)
+SIGNATURE = "g1"
+#: how far (mm, HU) two signatures' positions and peaks may differ and name one lesion (the
+#: 0.1 mm rounding of a value computed again after a slice shift)
+SIGNATURE_TOLERANCE = 0.15
+
+
+def lesion_set_id(doc: dict[str, Any]) -> str:
+    """The identity of a case's lesion set as a review server loaded it: the input's
+    fingerprint, the run config's sha256 and every lesion's signature (a run redone over
+    other inputs or another config has another)."""
+    sigs = sorted(lesion_signatures(doc).items())
+    text = json.dumps([doc.get("fingerprint"), doc.get("config_sha256"), sigs])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def lesion_signature(doc: dict[str, Any], lesion_id: int) -> str:
-    """The signature of one lesion (:func:`lesion_signatures`; 'none' for no such lesion)."""
-    return lesion_signatures(doc).get(lesion_id, f"{str(doc.get('config_sha256'))[:12]}:none")
+    """The signature of one lesion (:func:`lesion_signatures`; '' for no such lesion)."""
+    return lesion_signatures(doc).get(lesion_id, "")
+
+
+def part_signature(doc: dict[str, Any], lesion_id: int, slice_index: int) -> str:
+    """The signature of a lesion on one slice: the lesion's, and the patient position (LPS,
+    0.1 mm) of that slice, so that a slice read follows the slice, not its index ('' when
+    the result records no slice positions, as an earlier vascalc's, or no such lesion)."""
+    lesion, place = lesion_signature(doc, lesion_id), _slice_place(doc, slice_index)
+    return f"{lesion}@{place}" if lesion and place else ""
+
+
+def _slice_place(doc: dict[str, Any], k: int) -> str:
+    """The patient position (LPS, 0.1 mm) of slice ``k``: the record's origin plus k steps
+    ('' for a failed case or a result of an earlier vascalc, which records neither)."""
+    record = (doc.get("outcome") or {}).get("record") or {}
+    origin, step = record.get("origin_mm"), record.get("slice_step_mm")
+    if origin is None or step is None:
+        return ""
+    return ",".join(f"{float(o) + k * float(d):.1f}" for o, d in zip(origin, step))
+
+
+def _same(stored: str, now: str) -> bool:
+    """Whether a stored signature and today's name one lesion (or lesion part): the same
+    voxel count, peak HU and centroid (and slice place) within SIGNATURE_TOLERANCE. A read
+    stored without a signature matches nothing."""
+    if not stored or not now:
+        return False
+    a, b = stored.split("@"), now.split("@")
+    if len(a) != len(b):
+        return False
+    ga, gb = a[0].split(":")[1:], b[0].split(":")[1:]  # without the kind (or legacy sha)
+    try:
+        if len(ga) != 3 or len(gb) != 3 or int(ga[0]) != int(gb[0]):
+            return False
+        nums_a = [float(ga[1]), *map(float, ga[2].split(","))]
+        nums_b = [float(gb[1]), *map(float, gb[2].split(","))]
+        if len(a) == 2:
+            nums_a += map(float, a[1].split(","))
+            nums_b += map(float, b[1].split(","))
+    except ValueError:
+        return False
+    return len(nums_a) == len(nums_b) and all(
+        abs(x - y) <= SIGNATURE_TOLERANCE for x, y in zip(nums_a, nums_b))
 
 
 def stale_reads(reads: Reads, doc: dict[str, Any]) -> list[int]:
-    """The lesions whose reads were made on another lesion than the one that has their number
-    now (reads stored without a signature, by an earlier vascalc, are not checked)."""
-    now = lesion_signatures(doc) if reads.signatures else {}
-    return sorted(lid for lid, sig in reads.signatures.items() if sig != now.get(lid))
+    """The lesions with a read in force that was made on another lesion (or lesion part)
+    than the one that has its number (and slice) now. A read stored without a signature (an
+    earlier vascalc's database) is stale: it cannot be shown to be on this lesion."""
+    now = lesion_signatures(doc)
+    stale = {lid for lid in reads.lesion if not _same(reads.signatures.get(lid, ""),
+                                                        now.get(lid, ""))}
+    for (lid, k) in reads.slices:
+        if lid in stale:
+            continue
+        lesion, place = now.get(lid, ""), _slice_place(doc, k)
+        current = f"{lesion}@{place}" if lesion and place else ""
+        if not _same(reads.slice_signatures.get((lid, k), ""), current):
+            stale.add(lid)
+    return sorted(stale)
 
 
 def lesion_labels(reads: Reads, config: Config, reader: str = "") -> LesionLabels:
@@ -227,33 +307,44 @@ def lesion_labels(reads: Reads, config: Config, reader: str = "") -> LesionLabel
     return LesionLabels(lesion=dict(reads.lesion), slices=dict(reads.slices),
                         names=tuple(lab.name for lab in labels),
                         classes=tuple(lab.label_class for lab in labels), reader=reader,
-                        done=reads.done, done_at=reads.done_at)
+                        done=reads.done, done_at=reads.done_at,
+                        rest_confirmed_at=reads.rest_confirmed_at)
 
 
 def reader_scores(view: CaseView, reads: Reads, config: Config) -> dict[str, Any]:
-    """Per label and coronary totals of one reader's reads: each label's Agatston and volume
-    is the exact (fsum) sum of the parts labelled so; the coronary score sums the coronary
-    labels; risk category and CAC-DRS follow from it (vascalc.core.score), the vessel count N
-    is the number of coronary labels with calcium."""
-    per: dict[str, list[tuple[float, float]]] = {lab.name: [] for lab in config.review.labels}
-    unlabelled: list[tuple[float, float]] = []
-    for (lid, k), v in view.parts.items():
+    """Per label and coronary totals of one reader's reads, by the case path's arithmetic
+    (:func:`vascalc.measure.reads.reader_split`, the function rescore's
+    :func:`vascalc.analyse.analyse` uses): each label's Agatston and volume as the label's
+    region in regions.csv, the coronary total as the coronary headline, risk category and
+    CAC-DRS (with N) only for a final read, Agatston empty (None) when the case's settings
+    give none (``scoring.agatston: false``). ``unlabelled_*`` is the calcium no label covers
+    (regions.csv 'outside'); ``final`` whether the read would be a final (done, and every
+    calcium lesion labelled or the rest confirmed not coronary)."""
+    labels = lesion_labels(reads, config)
+    breakdown, headline = reader_split(view.measured, labels)
+    ag = view.measured.config.scoring.agatston
+    region = {r.region: r for r in breakdown.regions}
+    counts: dict[str, int] = {}
+    for (lid, k) in view.parts:
         label = reads.label_of(lid, k)
-        (per[label] if label in per else unlabelled).append(v)
-    by_label = {n: {"agatston": math.fsum(a for a, _ in v), "volume_mm3": math.fsum(b for _, b in v),
-                    "n_parts": len(v)} for n, v in per.items()}
-    coronary = config.review.coronary()
-    total = math.fsum(by_label[n]["agatston"] for n in coronary)
-    n_vessels = sum(1 for n in coronary if by_label[n]["agatston"] > 0)
-    rk = config.risk
-    return {"labels": by_label, "coronary_agatston": total,
-            "coronary_volume_mm3": math.fsum(by_label[n]["volume_mm3"] for n in coronary),
-            # until the reader marks the case done its labels may be partial: no category
-            "pending": not reads.done,
-            "risk_category": risk_category(total, upper_bounds=rk.agatston_upper_bounds)
-            if reads.done else "",
-            "cac_drs": cac_drs(total, lower_bounds=rk.cac_drs_lower_bounds) if reads.done else "",
-            "cac_drs_vessels": f"N{n_vessels}" if n_vessels and reads.done else "",
-            "unlabelled_agatston": math.fsum(a for a, _ in unlabelled),
-            "labelled_parts": sum(v["n_parts"] for v in by_label.values()),
+        counts[label] = counts.get(label, 0) + 1
+    by_label = {lab.name: {"agatston": region[lab.name].agatston if ag else None,
+                           "volume_mm3": region[lab.name].volume_mm3,
+                           "n_parts": counts.get(lab.name, 0)}
+                for lab in config.review.labels}
+    rest = region.get(OUTSIDE)
+    coronary = headline.score if headline.scope == "coronary" else None
+    final = reads.done and unconfirmed_rest(breakdown, labels) is None
+    return {"labels": by_label,
+            "coronary_agatston": coronary.agatston if coronary is not None and ag else None,
+            "coronary_volume_mm3": coronary.volume_mm3 if coronary is not None else None,
+            # until the read is final its labels may be partial: no category
+            "pending": not final, "final": final, "done": reads.done,
+            "risk_category": headline.risk_category, "cac_drs": headline.cac_drs,
+            "cac_drs_vessels": headline.cac_drs_vessels, "risk_basis": headline.risk_basis,
+            "unlabelled_agatston": (rest.agatston if rest is not None else 0.0) if ag else None,
+            "unlabelled_volume_mm3": rest.volume_mm3 if rest is not None else 0.0,
+            "rest_confirmed_not_coronary": bool(reads.rest_confirmed_at),
+            "rest_confirmed_at": reads.rest_confirmed_at,
+            "labelled_parts": sum(n for lab, n in counts.items() if lab in by_label),
             "parts": len(view.parts)}

@@ -27,7 +27,15 @@ API (JSON; the page uses it, scripts and tests can too):
   int16 HU and int32 lesion ids (0 = none), row by row;
 - ``PUT /api/cases/{case_id}/lesions/{lesion_id}`` with ``{"label": "LAD"}`` (an empty
   label clears the read), and ``.../lesions/{lesion_id}/slices/{k}`` for one slice;
-- ``PUT /api/cases/{case_id}/done`` with ``{"done": true}``.
+- ``PUT /api/cases/{case_id}/done`` with ``{"done": true}``: refused (409, with
+  ``needs_confirmation`` and the unlabelled amount) while calcium stays unlabelled, unless the
+  reader confirms in the same request that what remains is not coronary
+  (``{"done": true, "rest_not_coronary": true}``, kept with the mark and its time); refused
+  (409) while a read is stale.
+
+A write (label or done) on a case whose run was redone under the server (`vascalc run` into
+the served OUT: another lesion set in result.json) is refused with 409 and ``reload`` (the
+server reopens the run; the page reloads).
 
 Unknown case, lesion or slice: 404; an unknown label: 400 with the allowed labels; a failed
 case: 409; no or a wrong token, or a reader the token is not for: 403.
@@ -212,12 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         m = re.fullmatch(r"/api/cases/([^/]+)/done", path)
         if m:
-            self.app.doc(m.group(1))
-            if not isinstance(body.get("done"), bool):
-                raise HttpError(400, "give {\"done\": true or false}")
-            self.app.store.mark(reader=self.app.writer(body.get("reader"), who),
-                                case_id=m.group(1), done=body["done"])
-            self._json(200, {"ok": True})
+            self._json(200, self.app.mark_done(m.group(1), body, who))
             return
         raise HttpError(404, f"no such resource {path!r}")
 

@@ -13,19 +13,21 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..config.schema import Config
 from ..errors import VascalcError
-from ..results.document import is_ok, scan_of
+from ..results.document import is_ok, read_result, result_path, scan_of
 from .cases import (
     CaseView,
     lesion_ids,
+    lesion_set_id,
     lesion_signature,
     load_view,
     open_run,
+    part_signature,
     reader_scores,
     stale_reads,
 )
@@ -65,9 +67,9 @@ class ReviewApp:
         if len(set(everyone)) != len(everyone):
             raise ValueError("each reader and the adjudicator need a name of their own")
         self.reader = names[0] if names else str(adjudicator)
-        opened = open_run(self.out)
-        self.config: Config = opened.config
-        self.cases, self.docs = opened.cases, opened.docs
+        self._lock = threading.Lock()
+        self._views: OrderedDict[str, CaseView] = OrderedDict()
+        self._open()
         self.store = ReadStore(self.out)
         #: token -> who it is (a new set each start, as Jupyter's)
         self.identities: dict[str, Identity] = {secrets.token_urlsafe(24): Identity(n)
@@ -75,10 +77,48 @@ class ReviewApp:
         if adjudicator is not None:
             self.identities[secrets.token_urlsafe(24)] = Identity(adjudicator, True)
         self.token = self.token_of(self.reader)
-        self.labels = self.config.review.by_name()
-        self._views: OrderedDict[str, CaseView] = OrderedDict()
-        self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+
+    def _open(self) -> None:
+        """(Re)open the run: its config, cases and results, and the identity of each case's
+        lesion set as loaded (:func:`vascalc.review.cases.lesion_set_id`); views dropped."""
+        opened = open_run(self.out)
+        with self._lock:
+            self.config: Config = opened.config
+            self.cases, self.docs = opened.cases, opened.docs
+            self.labels = self.config.review.by_name()
+            self._loaded = {cid: (lesion_set_id(doc), _stat(self.out, cid))
+                            for cid, doc in self.docs.items()}
+            self._views.clear()
+
+    def check_current(self, case_id: str) -> None:
+        """Refuse a write (409) when the case's result on disk is no longer the lesion set
+        this server loaded: `vascalc run` redid the run under it, so a label or done mark
+        would name lesions that no longer exist (rescore would refuse them, and the reading
+        would be lost). The server then reopens the run: a reload of the page shows the new
+        lesions. A rewrite that keeps the lesion set (rescore) is not a change."""
+        self.doc(case_id)
+        loaded, stat = self._loaded.get(case_id, ("", None))
+        now = _stat(self.out, case_id)
+        if now == stat and now is not None:
+            return
+        try:
+            doc = read_result(result_path(self.out, case_id))
+        except VascalcError:
+            doc = None
+        if doc is not None and lesion_set_id(doc) == loaded:
+            with self._lock:
+                self._loaded[case_id] = (loaded, now)
+            return
+        try:
+            self._open()
+        except VascalcError as err:
+            raise HttpError(409, f"the run was redone since this page loaded and cannot be "
+                                 f"opened now ({err}); reload the page in a moment",
+                            reload=True) from None
+        raise HttpError(409, f"the run was redone since this page loaded (case {case_id} has "
+                             "another lesion set now); nothing was saved: reload the page",
+                        reload=True)
 
     def warm_up(self) -> None:
         """Load the case a reader opens first (the first scored case the first reader has
@@ -192,10 +232,60 @@ class ReviewApp:
             k = int(slice_index)
         label = self.label(body.get("label"))
         reader = self.writer(body.get("reader"), who)
+        self.check_current(case_id)
+        doc = self.doc(case_id)
+        signature = (lesion_signature(doc, lid) if k is None else part_signature(doc, lid, k))
+        if not signature:
+            raise HttpError(409, f"case {case_id}: its result records no slice positions "
+                                 "(written by an earlier vascalc), so a slice read could not "
+                                 "be tied to its slice; run vascalc run again to label slices")
         rid = self.store.add(reader=reader, case_id=case_id, lesion_id=lid, slice_index=k,
-                             label=label, signature=lesion_signature(self.doc(case_id), lid))
+                             label=label, signature=signature)
         return {"ok": True, "read_id": rid,
                 "scores": reader_scores(view, self.store.reads(reader, case_id), self.config)}
+
+    def mark_done(self, case_id: str, body: dict[str, Any], who: Identity) -> dict[str, Any]:
+        """Mark the case done (or not). Done is refused (409) while reads are stale, and
+        while calcium stays unlabelled unless the body confirms, in one deliberate step,
+        that what remains is not coronary (``"rest_not_coronary": true``); the confirmation
+        is kept with the mark and its time in reads.sqlite, and the unlabelled amount (by
+        the case path's arithmetic) goes with the answer."""
+        self.doc(case_id)
+        done, confirm = body.get("done"), body.get("rest_not_coronary", False)
+        if not isinstance(done, bool):
+            raise HttpError(400, "give {\"done\": true or false}")
+        if not isinstance(confirm, bool):
+            raise HttpError(400, "rest_not_coronary must be true or false")
+        reader = self.writer(body.get("reader"), who)
+        self.check_current(case_id)
+        rest = {"unlabelled_agatston": None, "unlabelled_volume_mm3": 0.0}
+        if done:
+            view, doc = self.view(case_id), self.doc(case_id)
+            reads = self.store.reads(reader, case_id)
+            stale = stale_reads(reads, doc)
+            if stale:
+                raise HttpError(409, f"case {case_id}: the reads of lesion(s) {stale[:5]} were "
+                                     "made on other lesions than these (the run or the series "
+                                     "changed): label them again, then mark the case done",
+                                stale=stale)
+            scores = reader_scores(view, replace(reads, done=True, rest_confirmed_at=""),
+                                   self.config)
+            rest = {k: scores[k] for k in rest}
+            left = scores["parts"] - scores["labelled_parts"]
+            if scores["unlabelled_volume_mm3"] > 0 and not confirm:
+                ag = scores["unlabelled_agatston"]
+                amount = (f"Agatston {ag:,.1f}, " if ag is not None else "") + \
+                    f"volume {scores['unlabelled_volume_mm3']:,.1f} mm3"
+                raise HttpError(409, f"case {case_id}: {left} of {scores['parts']} lesion parts "
+                                     f"are unlabelled ({amount}); label them, or confirm that "
+                                     "none of it is coronary (mark done with "
+                                     "\"rest_not_coronary\": true)",
+                                needs_confirmation=True, unlabelled_parts=left, **rest)
+            confirm = confirm and scores["unlabelled_volume_mm3"] > 0
+        at = self.store.mark(reader=reader, case_id=case_id, done=done,
+                             rest_not_coronary=done and confirm)
+        return {"ok": True, "done": done, "at": at,
+                "rest_confirmed_not_coronary": bool(done and confirm), **rest}
 
     def label(self, given: Any) -> str:
         """A label's name from its name, or from its name or title written another way
@@ -235,3 +325,12 @@ class ReviewApp:
 
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _stat(out: Path, case_id: str) -> tuple[int, int, int] | None:
+    """What changes when result.json is written again (inode, size, mtime), None if gone."""
+    try:
+        st = result_path(out, case_id).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns

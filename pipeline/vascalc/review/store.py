@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS marks (
     reader TEXT NOT NULL,
     case_id TEXT NOT NULL,
     done INTEGER NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    rest_not_coronary INTEGER NOT NULL DEFAULT 0,
+    through_read_id INTEGER NOT NULL DEFAULT 0
 );
 CREATE TRIGGER IF NOT EXISTS reads_append_only_u BEFORE UPDATE ON reads
     BEGIN SELECT RAISE(ABORT, 'reads are append-only'); END;
@@ -70,9 +72,15 @@ class Reads:
     slices: dict[tuple[int, int], str] = field(default_factory=dict)
     done: bool = False
     last_id: int = 0  # the newest row that made them (0: none)
-    #: per lesion, the signature of the lesion its newest read was made on ('' rows: none)
+    #: per lesion, the signature of the lesion its newest read was made on ('' = stored
+    #: without one, by an earlier vascalc)
     signatures: dict[int, str] = field(default_factory=dict)
     done_at: str = ""  # when the case was last marked done (UTC, ISO 8601), '' = not done
+    #: per (lesion, slice), the signature of the part its newest slice read was made on
+    slice_signatures: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: when the reader confirmed, with the done mark, that the calcium left unlabelled is not
+    #: coronary ('' = not confirmed, or not done)
+    rest_confirmed_at: str = ""
 
     def label_of(self, lesion_id: int, slice_index: int) -> str:
         """The label in force for a lesion on a slice ('' = unlabelled)."""
@@ -93,6 +101,11 @@ class ReadStore:
                 columns = {r[1] for r in db.execute("PRAGMA table_info(reads)")}
                 if "signature" not in columns:  # a database of an earlier vascalc
                     db.execute("ALTER TABLE reads ADD COLUMN signature TEXT NOT NULL DEFAULT ''")
+                marks = {r[1] for r in db.execute("PRAGMA table_info(marks)")}
+                for col in ("rest_not_coronary", "through_read_id"):  # marks made before
+                    if col not in marks:  # the confirmation existed
+                        db.execute(f"ALTER TABLE marks ADD COLUMN {col} INTEGER NOT NULL "
+                                   "DEFAULT 0")
         except sqlite3.Error as err:
             raise OutputError(f"cannot open the reads database: {err}", path=str(self.path)) \
                 from None
@@ -116,11 +129,24 @@ class ReadStore:
                  label, _now(), signature))
             return int(cur.lastrowid or 0)
 
-    def mark(self, *, reader: str, case_id: str, done: bool) -> None:
+    def mark(self, *, reader: str, case_id: str, done: bool,
+             rest_not_coronary: bool = False) -> str:
+        """Append a done (or not done) mark; returns its time (UTC, ISO 8601).
+        ``rest_not_coronary`` records the reader's explicit confirmation that the calcium
+        left unlabelled is not coronary, kept with the mark, its time and the newest read it
+        covers: a read changed after it lets the confirmation lapse (what is unlabelled may
+        have changed), so the case is not final until the reader confirms again."""
         check_reader(reader)
-        with closing(self._connect()) as db:
-            db.execute("INSERT INTO marks (reader, case_id, done, at) VALUES (?, ?, ?, ?)",
-                       (reader, case_id, int(bool(done)), _now()))
+        at = _now()
+        with closing(self._connect()) as db, db:
+            db.execute("BEGIN IMMEDIATE")  # no read slips in between the two statements
+            through = db.execute("SELECT COALESCE(MAX(id), 0) FROM reads WHERE reader = ? AND "
+                                 "case_id = ?", (reader, case_id)).fetchone()[0]
+            db.execute("INSERT INTO marks (reader, case_id, done, at, rest_not_coronary, "
+                       "through_read_id) VALUES (?, ?, ?, ?, ?, ?)",
+                       (reader, case_id, int(bool(done)), at,
+                        int(bool(done) and bool(rest_not_coronary)), int(through)))
+        return at
 
     def reads(self, reader: str, case_id: str) -> Reads:
         """The reader's current labels of the case (newest row per lesion or slice)."""
@@ -128,25 +154,35 @@ class ReadStore:
             rows = db.execute(
                 "SELECT id, lesion_id, slice_index, label, signature FROM reads WHERE "
                 "reader = ? AND case_id = ? ORDER BY id", (reader, case_id)).fetchall()
-            done = db.execute("SELECT done, at FROM marks WHERE reader = ? AND case_id = ? "
-                              "ORDER BY id DESC LIMIT 1", (reader, case_id)).fetchone()
+            done = db.execute("SELECT done, at, rest_not_coronary, through_read_id FROM marks "
+                              "WHERE reader = ? AND case_id = ? ORDER BY id DESC LIMIT 1",
+                              (reader, case_id)).fetchone()
         lesion: dict[int, str] = {}
         slices: dict[tuple[int, int], str] = {}
         signatures: dict[int, str] = {}
+        slice_signatures: dict[tuple[int, int], str] = {}
         last = 0
         for rid, les, sl, label, sig in rows:
             last = rid
-            if sig:
+            if sl is None:
                 signatures[les] = sig
-            target = lesion if sl is None else slices
-            key = les if sl is None else (les, sl)
-            if label:
-                target[key] = label  # type: ignore[index]
+                target: dict = lesion
+                key: int | tuple[int, int] = les
             else:
-                target.pop(key, None)  # type: ignore[arg-type]
+                slice_signatures[(les, sl)] = sig
+                target, key = slices, (les, sl)
+            if label:
+                target[key] = label
+            else:
+                target.pop(key, None)
+                # a cleared read applies nothing: its signature cannot make the case stale
+                (signatures if sl is None else slice_signatures).pop(key, None)  # type: ignore
         finished = bool(done and done[0])
         return Reads(lesion, slices, finished, last, signatures,
-                     done_at=str(done[1]) if finished else "")
+                     done_at=str(done[1]) if finished else "",
+                     slice_signatures=slice_signatures,
+                     rest_confirmed_at=str(done[1]) if finished and done[2]
+                     and last <= done[3] else "")
 
     def readers(self) -> list[str]:
         with closing(self._connect()) as db:

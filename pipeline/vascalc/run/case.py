@@ -22,6 +22,7 @@ from ..config.settings import resolve_settings
 from ..errors import InternalError, OutOfMemoryError, VascalcError
 from ..io.load import load_ct, load_region_masks
 from ..io.mask_fit import fit_flags
+from ..measure.reads import Measured
 from ..outputs.artefacts import try_write_case_artefacts
 from ..records import CaseFailure, CTVolume, LesionLabels, ScanResult
 from ..results.casefolder import staging_dir
@@ -111,6 +112,8 @@ def _failure(case: Case, config: Config, fingerprint: str, exc: BaseException,
                   "".join(traceback.format_exception(exc)))
         code = InternalError.code
         text = f"{case.display_path}: {type(exc).__name__}: {exc} -> {InternalError.hint}"
+    if case.note:  # what discovery saw may be the cause: a missing slice is the cut file
+        text = f"{text} (discovery: {case.note})"
     return failed_document(case, config, fingerprint, code, text, settings=settings,
                            dicom_pid=dicom_pid, timings=timings)
 
@@ -142,11 +145,14 @@ def load_case(case: Case, config: Config, *,
 
 def score_loaded(case: Case, loaded: LoadedCase, *, keep_voxels: bool = False,
                  reads: LesionLabels | None = None,
-                 timings: dict[str, float] | None = None) -> ScanResult:
-    """Score a loaded case (:func:`vascalc.analyse.analyse` with its settings and masks)."""
+                 timings: dict[str, float] | None = None,
+                 measured: Measured | None = None) -> ScanResult:
+    """Score a loaded case (:func:`vascalc.analyse.analyse` with its settings and masks;
+    ``measured``: its calcium, found already by :func:`vascalc.analyse.measure`)."""
     result = analyse(loaded.volume, loaded.settings, case_id=case.case_id,
                      anthropometry=case.anthropometry, regions=loaded.masks,
-                     region_source=loaded.region_source, keep_voxels=keep_voxels, reads=reads)
+                     region_source=loaded.region_source, keep_voxels=keep_voxels, reads=reads,
+                     measured=measured)
     if timings is not None:
         timings.update(result.timings_s)
     return result

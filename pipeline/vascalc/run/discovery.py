@@ -18,13 +18,14 @@ from typing import Any
 from ..config.schema import Config
 from ..errors import ArchiveError, NoInputError
 from ..io.archive import extract_zip
-from ..io.dicom import CT_SOP_CLASSES, ct_image_problem, index_tree
-from ..io.dicom_header import DicomHeader, has_dicm_preamble
+from ..io.dicom import ct_image_problem, index_tree
+from ..io.dicom_header import DicomHeader
 from ..io.masks import label_table_file
 from ..io.nifti import is_nifti, mask_like, nifti_stem
-from ..io.stacks import split_stacks
+from ..io.stacks import split_reasons, split_stacks, unreadable_files
 from ..records import Anthropometry
 from ..values import safe_name as safe_case_id
+from .eligibility import facts_of, refusal
 from .manifest import read_manifest
 
 
@@ -45,6 +46,8 @@ class Case:
     regions: str | None = None  # region masks: a folder of NIfTI masks or a label map
     #: quality flags discovery found for the case (series split, outliers, unreadable files)
     flags: tuple[str, ...] = ()
+    #: why discovery made the case as it is (a split series: what differs), for discovery.csv
+    note: str = ""
 
     def files(self) -> list[str]:
         """The files of the case (indexed ones, else every file under its path)."""
@@ -127,9 +130,11 @@ def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[
     notes: list = []
     for st in stacks:
         m = st[0].meta
-        why = None
-        if sel.series_description_regex and not re.search(sel.series_description_regex,
-                                                          m.series_description):
+        why = refusal(facts_of(st), sel.rules) if sel.rules is not None else None
+        if why:
+            pass
+        elif sel.series_description_regex and not re.search(sel.series_description_regex,
+                                                            m.series_description):
             why = f"SeriesDescription {m.series_description!r} does not match the selection"
         elif sel.kernel_regex and not re.search(sel.kernel_regex, m.kernel):
             why = f"ConvolutionKernel {m.kernel!r} does not match the selection"
@@ -160,25 +165,39 @@ def select_stacks(stacks: list[list], config: Config) -> tuple[list[list], list[
 def path_ids(paths: list[tuple[str, ...]], depths: list[int]) -> list[str]:
     """Case ids from paths' own last components: ``depths[i]`` of them joined by '_' (two
     for a series folder, whose name alone is often 'dicom' or 'CT'; one for a NIfTI file),
-    more where two cases would share an id. They do not depend on the root folder given, so a
-    rerun from another root resumes and joins on the same ids (docs, outputs)."""
+    more where two cases would share an id and more names can tell them apart, never beyond
+    the components given (:func:`_parts`: the input's own name and the path below it). They do
+    not depend on the root folder given, so a rerun from another root resumes and joins on the
+    same ids (docs, outputs)."""
     depth = list(depths)
     while True:
         ids = ["_".join(p[-d:]) for p, d in zip(paths, depth)]
         count = Counter(ids)
-        grow = [i for i, x in enumerate(ids) if count[x] > 1 and depth[i] < len(paths[i])]
+        same = Counter(paths)  # one folder holding two series: more names cannot tell them
+        grow = [i for i, x in enumerate(ids)
+                if count[x] > 1 and depth[i] < len(paths[i]) and same[paths[i]] < count[x]]
         if not grow:
             return [safe_case_id(x) if x else "" for x in ids]
         for i in grow:
             depth[i] += 1
 
 
-def _parts(path: str, within: Path | None) -> tuple[str, ...]:
-    """The components of ``path``: relative to ``within`` (an extraction folder), else all."""
+def _parts(path: str, root: Path, within: Path | None, *, pad: bool = True,
+           ) -> tuple[str, ...]:
+    """The components of ``path`` an id may use: relative to ``within`` (an extraction
+    folder, whose own name is a digest), else the input folder's own name and the path below
+    it; with ``pad``, the name of the folder above the input too when that leaves fewer than
+    two (a series folder given itself is named by its parent and itself, as from the tree).
+    Never more: a split series' id once walked up to the file-system root (#35 item 14)."""
     if within is not None:
         rel = os.path.relpath(path, within)
         return () if rel == "." else Path(rel).parts
-    return Path(os.path.abspath(path)).parts[1:]
+    base = Path(os.path.abspath(root if root.is_dir() else root.parent))
+    rel = os.path.relpath(path, base)
+    inside = tuple(x for x in (base.name, *(() if rel == "." else Path(rel).parts)) if x)
+    if pad and len(inside) < 2 and base.parent.name:
+        return (base.parent.name, *inside)
+    return inside
 
 
 def cases_from_tree(root: Path, config: Config, *, within: Path | None = None, jobs: int = 1,
@@ -188,12 +207,16 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None, j
     stacks the selection left out). ``jobs`` processes read the headers."""
 
     headers, skipped = index_tree(root, jobs=jobs)
-    notes = []
+    notes: list[dict[str, str]] = []
     nifti_cases: list[Case] = []
-    # folders holding a DICOM file that could not be read whole: a slice may be missing there
-    broken = {os.path.dirname(p) for p, _ in skipped if has_dicm_preamble(p)}
-    broken |= {os.path.dirname(h.path) for h in headers if _incomplete_ct(h)}
+    # DICOM files that cannot be classified (cut inside the meta or the SOP class, unparsable):
+    # unreadable files of the series in their folder, flagged and listed, never 'not a CT'
+    headers, unreadable = unreadable_files(headers, skipped)
+    notes.extend({"path": _rel(p, root), "reason": r} for p, r in unreadable)
+    listed = {p for p, _ in unreadable}
     for p, r in skipped:
+        if p in listed:
+            continue
         if is_nifti(p):
             try:
                 is_mask = mask_like(p)
@@ -215,15 +238,17 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None, j
         else:
             cts.append(h)
     stacks, outliers = split_stacks(cts, min_slices=config.selection.min_slices)
+    reasons = split_reasons(stacks)
     by_path = {h.path: h for h in cts}
-    with_outliers = {_series_key(by_path[p]) for p, _ in outliers}
-    split = Counter(_series_key(st[0]) for st in stacks)
+    with_outliers = {by_path[p].series_uid for p, _ in outliers}
+    split = Counter(st[0].series_uid for st in stacks)
     stacks, unselected = select_stacks(stacks, config)
     notes.extend({"path": _rel(p, root), "reason": r} for p, r in outliers + unselected)
     groups = sorted(stacks, key=lambda hs: min(h.path for h in hs))
     folders = [os.path.commonpath([os.path.dirname(h.path) for h in hs]) for hs in groups]
-    parts = [_parts(f, within) for f in folders] + [
-        (*_parts(os.path.dirname(c.path), within), nifti_stem(c.path)) for c in nifti_cases]
+    parts = [_parts(f, root, within) for f in folders] + [
+        (*_parts(os.path.dirname(c.path), root, within, pad=False), nifti_stem(c.path))
+        for c in nifti_cases]
     named = path_ids(parts, [2] * len(folders) + [1] * len(nifti_cases))
     raw_ids = named[:len(folders)]
     if config.output.case_id_from == "series_uid":
@@ -233,26 +258,22 @@ def cases_from_tree(root: Path, config: Config, *, within: Path | None = None, j
     cases = [Case(case_id=cid, path=c.path, display_path=c.display_path)
              for cid, c in zip(ids[len(raw_ids):], nifti_cases)]
     for cid, hs, folder in zip(ids, groups, folders):
-        key = _series_key(hs[0])
+        uid = hs[0].series_uid
+        lost = sum(1 for p, _ in unreadable
+                   if os.path.dirname(p) in {os.path.dirname(h.path) for h in hs})
         flags = tuple(f for f, on in (
-            ("outlier_images_excluded", key in with_outliers),
-            ("series_split", split[key] > 1),
-            ("unreadable_files_in_folder", any(os.path.dirname(h.path) in broken for h in hs)),
+            ("outlier_images_excluded", uid in with_outliers),
+            ("series_split", split[uid] > 1),
+            ("unreadable_files_in_folder", lost > 0),
         ) if on)
+        why = [f"part of a split series: {reasons[id(hs)]}"] if id(hs) in reasons else []
+        if lost:
+            why.append(f"{lost} unreadable DICOM file(s) in its folder")
         cases.append(Case(case_id=cid, path=folder, display_path=_rel(folder, root),
-                          headers=tuple(hs), flags=flags))
+                          headers=tuple(hs), flags=flags, note="; ".join(why)))
     notes.sort(key=lambda n: n["path"])
     cases.sort(key=lambda c: c.case_id)
     return cases, notes
-
-
-def _series_key(h: DicomHeader) -> tuple[str, str]:
-    return h.series_uid, h.meta.patient_id
-
-
-def _incomplete_ct(h: DicomHeader) -> bool:
-    """A CT image object whose header stops short (a truncated file): no Modality or size."""
-    return h.sop_class_uid in CT_SOP_CLASSES and (not h.modality or h.rows <= 0 or h.cols <= 0)
 
 
 def _rel(path: str | Path, root: Path) -> str:
@@ -346,7 +367,7 @@ def _sha256_of(path: Path) -> str:
 def discovery_rows(cases: list[Case], notes: list[dict[str, str]]) -> list[dict]:
     """The discovery table: every case and every file not scored, with the reason."""
     rows = [{"status": "case", "case_id": c.case_id, "images": len(c.headers) or "",
-             "path": c.display_path, "reason": ""} for c in cases]
+             "path": c.display_path, "reason": c.note} for c in cases]
     rows += [{"status": "not_scored", "case_id": "", "images": 1, "path": n["path"],
               "reason": n["reason"]} for n in notes]
     return rows

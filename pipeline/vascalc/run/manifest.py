@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.bsa import check_anthropometry
-from ..core.mesa import FACTORS, parse_factor
+from ..core.mesa import FACTORS, check_combination, parse_factor
 from ..errors import AnthropometryError, ManifestError
 from ..records import Anthropometry
 from ..results.columns import names as column_names
@@ -144,13 +144,19 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
             row["scan_date"] = str(parse_date(sd))
         # the MESA risk factors: a value the model cannot take costs that case its MESA risk
         # (the row says why), never the run: sex and age were covariates long before MESA
+        parsed: dict[str, Any] = {}
         for column in (c for c in FACTORS if c in row):
             try:
-                parse_factor(column, row[column] or "")
+                parsed[column] = parse_factor(column, row[column] or "")
             except ValueError as err:
                 if warnings is not None:
                     warnings.append(f"{manifest}: line {i}: {err}; no MESA risk for this case "
                                     "(fix the cell, or leave it empty)")
+        conflict = check_combination(parsed.get("total_cholesterol_mg_dl"),
+                                     parsed.get("hdl_cholesterol_mg_dl"))
+        if conflict and warnings is not None:
+            warnings.append(f"{manifest}: line {i}: columns total_cholesterol_mg_dl and "
+                            f"hdl_cholesterol_mg_dl: {conflict}; no MESA risk for this case")
         pid = (row.get("patient_id") or "").strip() or None
         extra = {k: (v if v is not None else "") for k, v in row.items()
                  if k is not None and k not in MANIFEST_KNOWN}
