@@ -302,10 +302,12 @@ def test_a_result_redone_as_failed_takes_the_old_report_away(cohort, reference, 
     out = tmp_path / "o"
     shutil.copytree(reference / "cases" / "S00", out / "cases" / "S00")
     assert (out / "cases" / "S00" / "report.html").is_file()
+    kept = sorted({"versions.json"} & {p.name for p in (out / "cases" / "S00").iterdir()})
     case = Case(case_id="S00", path=str(cohort / "cases" / "c0"), display_path="cases/c0")
     doc = failed_document(case, Config(), "fp", "NOT_DICOM", "cases/c0: not DICOM")
     write_result(out, doc)
-    assert [p.name for p in (out / "cases" / "S00").iterdir()] == ["result.json"]
+    # only the result, and the case's ledger of versions sent to a PACS (not a result's)
+    assert sorted(p.name for p in (out / "cases" / "S00").iterdir()) == ["result.json", *kept]
     assert read_result(out / "cases" / "S00" / "result.json")["scan"]["status"] == "failed"
     assert [p.name for p in (out / "cases").iterdir()] == ["S00"]
 
