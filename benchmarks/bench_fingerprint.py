@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipeline"))
 sys.path.insert(0, str(ROOT))
 
-from sample_data.dicom_writer import SeriesSpec, write_series  # noqa: E402
 from vascalc.config.schema import Config  # noqa: E402
 from vascalc.io.load import load_ct  # noqa: E402
 from vascalc.run.discovery import Case  # noqa: E402
+
+from sample_data.dicom_writer import SeriesSpec, write_series  # noqa: E402
 
 
 def best(fn, repeat: int) -> float:

@@ -816,9 +816,9 @@ def test_a_withheld_headline_is_none_in_the_library_record(tmp_path):
 
 def test_the_shared_siemens_contrast_ct_is_withheld_as_none():
     """#34.6 on real data: the Siemens contrast CT scored with the coronary profile."""
-    from conftest import shared_path
-
     import vascalc
+
+    from tests.conftest import shared_path
 
     path = shared_path("totalsegmentator_example", "example_ct_dicom")
     if not path.exists():

@@ -29,9 +29,9 @@ from ..io.load import load_ct
 from ..outputs.tables import to_csv
 from ..run.batch import default_jobs, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
+from ..run.interrupt import Abort, Stop
 from ..run.lock import output_lock
 from ..run.merge import merge_outputs
-from ..run.interrupt import Abort, Stop
 from ..run.options import RunOptions
 from .cohort import register as register_cohort
 from .console import Progress

@@ -25,7 +25,6 @@ from .casefolder import case_dir, commit, staging_dir
 from .codec import decode, encode
 from .risk import mesa_columns
 from .rows import lesion_rows, region_rows, scan_row, score_label
-
 from .wide import wide_rows
 
 __all__ = ["document", "read_result", "write_result", "reusable", "reuse", "scan_of",

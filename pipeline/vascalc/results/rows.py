@@ -15,6 +15,7 @@ from ..values import age_years
 from .columns import PROVENANCE_KEYS, names
 from .risk import MESA_COLUMNS
 
+
 def _num(v: float | None) -> float | None:
     if v is None:
         return None
