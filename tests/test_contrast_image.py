@@ -222,3 +222,18 @@ def test_an_agreeing_header_is_not_flagged():
                 case_id="c", regions=[("aorta", aorta)])
     assert r.contrast_phase == "venous" and "contrast_phase_disagrees" not in r.quality_flags
     assert "contrast_from_image" not in r.quality_flags  # the header said it
+
+
+def test_a_field_of_view_too_small_for_a_blood_pool_lets_the_mask_decide():
+    """A blood pool can only be missed where it could have been seen: in a few millimetres of
+    scan the mask's lumen (180 HU) decides as measured, and a mask that hugs a plaque in a
+    body-sized scan is judged by the image (the test above)."""
+    hu = np.full((3, 16, 16), 20, dtype=np.int16)
+    hu[:, 4:10, 4:10] = 180
+    tiny = CTVolume(hu=hu, spacing_mm=(3.0, 0.5, 0.5))
+    assert not find_blood_pool(tiny.hu, tiny.spacing_mm).judged
+    assert find_blood_pool(scan(40.0).hu, (INC, PX, PX)).judged
+    aorta = np.zeros(hu.shape, bool)
+    aorta[:, 3:11, 3:11] = True
+    r = analyse(tiny, Config(), case_id="t", regions=[("aorta", aorta)])
+    assert "contrast_enhanced" in r.quality_flags

@@ -44,7 +44,7 @@ def test_the_default_rules_score_only_calcium_scoring_chest_ct(change, words):
 @pytest.mark.parametrize("agent, given", [
     ("", False), ("NONE", False), ("NONE GIVEN", False), ("No contrast", False), ("nil", False),
     ("-", False), ("N/A", False), ("without contrast", False), ("Omnipaque 350", True),
-    ("IOPAMIDOL", True), ("Visipaque", True)])
+    ("IOPAMIDOL", True), ("Visipaque", True), ("ORAL", False)])
 def test_contrast_agent_spellings(agent, given):
     assert contrast_recorded(agent) is given
 

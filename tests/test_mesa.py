@@ -56,7 +56,8 @@ def test_the_model_gives_nothing_outside_its_ages(age, given):
 
 def test_withheld_for_another_scope_an_unfinished_read_or_a_missing_factor():
     assert "not coronary" in mesa_columns(_scan(scope="vascular"), FACTORS)["mesa_withheld_reason"]
-    unfinished = mesa_columns(_scan(risk_category="", risk_basis="empty: the reader has not marked the case done"), FACTORS)
+    unfinished = mesa_columns(_scan(risk_category="", risk_basis="empty: the reader has not "
+                                    "marked the case done"), FACTORS)
     assert unfinished["mesa_chd_10y_risk_pct"] is None
     assert "no coronary Agatston score by the definition" in unfinished["mesa_withheld_reason"]
     cols = mesa_columns(_scan(), {**FACTORS, "hdl_cholesterol_mg_dl": ""})

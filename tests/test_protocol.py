@@ -121,8 +121,9 @@ def test_a_coronary_scan_not_gated_or_unknown_is_not_comparable_and_named(gated,
 
 def test_the_header_parser_reads_no_and_a_zero_trigger_time_as_not_gated(tmp_path):
     """Through the real reader: CardiacSynchronizationTechnique 'NO' and TriggerTime 0."""
-    from sample_data.dicom_writer import SeriesSpec, write_series
     from vascalc.io.dicom_header import read_header
+
+    from sample_data.dicom_writer import SeriesSpec, write_series
 
     hu = np.full((2, 8, 8), 40.0)
     hu[:, 0, :] = -1000

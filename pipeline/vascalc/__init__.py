@@ -14,22 +14,28 @@ Examples
 130.0
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .analyse import analyse
-from .config.load import load_config
-from .config.schema import Config
 from .errors import VascalcError
-from .records import (
-    Anthropometry,
-    BSAResult,
-    CaseFailure,
-    CTVolume,
-    Lesion,
-    RegionScore,
-    ScanMeta,
-    ScanResult,
-)
-from .run.series import score_series
+
+if TYPE_CHECKING:  # the names below load on first use: ``import vascalc`` stays light
+    from .analyse import analyse
+    from .config.load import load_config
+    from .config.schema import Config
+    from .records import (
+        Anthropometry,
+        BSAResult,
+        CaseFailure,
+        CTVolume,
+        Lesion,
+        RegionScore,
+        ScanMeta,
+        ScanResult,
+    )
+    from .results.frames import read_tables
+    from .run.series import score_series
 
 __all__ = [
     "__version__",
@@ -50,10 +56,22 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # read_tables needs pandas, which the command line and the scoring path never import
-    if name == "read_tables":
-        from .results.frames import read_tables  # lazy: pandas, for reading tables only
+#: where each public name lives; imported on first use (PEP 562), so that ``vascalc --version``
+#: and a run that writes no tables load neither the scoring stack nor pandas
+_LAZY = {"analyse": ".analyse", "load_config": ".config.load", "Config": ".config.schema",
+         "score_series": ".run.series", "read_tables": ".results.frames",
+         **dict.fromkeys(("CTVolume", "ScanMeta", "ScanResult", "CaseFailure", "RegionScore",
+                          "Lesion", "BSAResult", "Anthropometry"), ".records")}
 
-        return read_tables
-    raise AttributeError(f"module 'vascalc' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vascalc' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,8 +14,6 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from ..cohort.progression import pair_region_rows, pair_rows
-from ..cohort.summary import SUMMARY_COLUMNS, scans_frame, summary_json, summary_table
 from ..files import write_atomic
 from ..outputs.tables import to_csv
 from ..results.columns import PROGRESSION, PROGRESSION_REGIONS
@@ -51,6 +49,8 @@ def register(app: typer.Typer, fail: Callable[[str], None]) -> None:
         ] = None,
     ) -> None:
         """Pair each patient's scans in date order; write progression.csv and its dictionary."""
+        from ..cohort.progression import pair_region_rows, pair_rows  # lazy: pandas
+
         rows = _read_table(table)
         _require(rows, ("case_id", "patient_id", "volume_mm3"), table)
         if "study_date" not in rows[0] and "scan_date" not in rows[0]:
@@ -97,6 +97,8 @@ def register(app: typer.Typer, fail: Callable[[str], None]) -> None:
             "--baseline-only", help="Only each patient's first ok scan.")] = False,
     ) -> None:
         """Cohort summary per scope: counts, median/IQR of each score, zero calcium, categories."""
+        from ..cohort.summary import SUMMARY_COLUMNS, scans_frame, summary_json, summary_table  # lazy: pandas
+
         rows = _read_table(table)
         _require(rows, ("case_id", "status", "agatston", "volume_mm3"), table)
         if group and group not in rows[0]:

@@ -44,7 +44,8 @@ project, checked against the shared real scans (a venous Siemens body CT is foun
 unenhanced TotalSegmentator body CT and the Philips head phantom are not) and the phantoms of
 the tests; they are not a published method. A dense phantom material, an unenhanced organ
 denser than 85 HU (amiodarone or iron in the liver) or a thyroid dense with its own iodine
-can be taken for a late blood pool: the scan's 130 HU numbers are then withheld with the reason, the conservative error.
+can be taken for a late blood pool: the scan's 130 HU numbers are then withheld with the
+reason, the conservative error.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ LATE_THICK_MM = 5.0
 MAX_BONY_SHARE = 0.3
 MIN_VOLUME_CM3 = 5.0
 LATE_VOLUME_CM3 = 5.0
+#: tissue (voxels above -500 HU) a scan must hold for an absent blood pool to mean no contrast:
+#: ten times the smallest blood pool looked for (a choice)
+MIN_TISSUE_CM3 = 50.0
 #: the late band's sections must be round as a vessel's (:func:`_roundness`)
 MIN_ROUNDNESS = 0.5
 
@@ -82,12 +86,16 @@ _IN_PLANE[1] = True
 class BloodPool:
     """What the image says about contrast: ``phase`` is 'enhanced', 'late' or '' (none
     found), ``median_hu`` and ``volume_cm3`` describe the largest qualifying component, and
-    ``mask`` (on the CT grid, None when nothing was found) holds every qualifying component."""
+    ``mask`` (on the CT grid, None when nothing was found) holds every qualifying component;
+    ``judged`` says whether the scan was large enough for 'nothing found' to count."""
 
     phase: str = ""
     median_hu: float | None = None
     volume_cm3: float = 0.0
     mask: np.ndarray | None = None
+    #: whether the scan holds enough tissue (:data:`MIN_TISSUE_CM3`) for an absent blood pool
+    #: to mean 'no contrast'; a smaller field of view says nothing either way
+    judged: bool = False
 
     @property
     def found(self) -> bool:
@@ -121,11 +129,12 @@ def find_blood_pool(hu: np.ndarray, spacing_mm, *, threshold_hu: float = 130.0) 
     if hu.ndim != 3 or 0 in hu.shape:
         return BloodPool()
     dz, dy, dx = (float(s) for s in spacing_mm)
+    judged = int(np.count_nonzero(hu > -500)) * dz * dy * dx / 1000.0 >= MIN_TISSUE_CM3
     f = max(1, int(round(BLOCK_MM / min(dy, dx))))
     n, rows, cols = hu.shape
     r2, c2 = rows // f * f, cols // f * f
     if r2 == 0 or c2 == 0:
-        return BloodPool()
+        return BloodPool(judged=judged)
     mean, dense = _blocks(hu, f, r2, c2)
     block_cm3 = dz * dy * dx * f * f / 1000.0
     found: list[tuple[str, float, float, np.ndarray]] = []
@@ -150,12 +159,12 @@ def find_blood_pool(hu: np.ndarray, spacing_mm, *, threshold_hu: float = 130.0) 
             if comp is not None:
                 found.append((phase, comp, float(sizes[i]), labels == i))
     if not found:
-        return BloodPool()
+        return BloodPool(judged=judged)
     phase, med, vol, _ = max(found, key=lambda c: c[2])
     union = np.logical_or.reduce([c[3] for c in found])
     full = np.zeros(hu.shape, dtype=bool)
     full[:, :r2, :c2] = np.repeat(np.repeat(union, f, axis=1), f, axis=2)
-    return BloodPool(phase=phase, median_hu=med, volume_cm3=vol, mask=full)
+    return BloodPool(phase=phase, median_hu=med, volume_cm3=vol, mask=full, judged=True)
 
 
 def _roundness(comp: np.ndarray, thick: np.ndarray, block_mm) -> float:

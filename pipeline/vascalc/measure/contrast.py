@@ -106,9 +106,12 @@ def plan_contrast(volume: CTVolume, config: Config, masks: list[tuple[str, Regio
     empty = {n for n in names if layout is not None and n in layout.masks
              and not layout.masks[n].any()}
     evidence = contrast_evidence(volume, {}, pool.evidence())
-    if not evidence and layout is not None:
-        # the masks alone witness contrast only by their lumen without calcium and its rim
-        # (a mask that hugs a plaque has a bright median and no contrast)
+    if not evidence and layout is not None and not pool.judged:
+        # a field of view too small to hold a blood pool: the masks' lumen decides as measured
+        evidence = contrast_evidence(volume, lumen)
+    elif not evidence and layout is not None:
+        # the image shows no enhanced blood: the masks witness contrast only by their lumen
+        # without calcium and its rim (a mask that hugs a plaque has a bright median)
         strict = {n: lumen_median_hu(volume, layout.masks[n], threshold_hu=scan_threshold_hu,
                                      blood_pool=pool.mask) for n in measured}
         evidence = contrast_evidence(volume, strict)

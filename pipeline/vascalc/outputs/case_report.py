@@ -19,7 +19,7 @@ from ..flags import describe
 from ..results.document import scan_of
 from . import clinical
 from .arteries import artery_rows, left_main_text, whole
-from .patient_report import patient_folder
+from .paths import patient_folder
 from .render import fmt as _fmt
 from .render import render, stylesheet, typed
 

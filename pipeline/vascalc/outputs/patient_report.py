@@ -15,7 +15,8 @@ from typing import Any
 
 from ..cohort.progression import _dated, pair_rows
 from ..results.columns import names
-from ..values import distinct_name, finite_float
+from ..values import finite_float
+from .paths import patient_folder
 from .render import fmt as _fmt
 from .render import html_to_pdf, render, stylesheet, typed
 
@@ -24,13 +25,6 @@ log = logging.getLogger("vascalc")
 
 def known_columns() -> set[str]:
     return set(names("scans"))
-
-
-def patient_folder(patient_id: str) -> str:
-    """A file-name-safe folder name for a patient id (the id the tables already carry), one
-    per patient: ids that a safe name would make alike ('P 01', 'P/01', 'P_01') or that differ
-    only in case keep a hash of the id (:func:`vascalc.values.distinct_name`; #35 item 10)."""
-    return distinct_name(patient_id.strip(), "patient")  # as patient_files groups them
 
 
 def patient_files(out: Path, scans: list[dict[str, Any]], *, pdf: bool,

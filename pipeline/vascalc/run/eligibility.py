@@ -21,13 +21,11 @@ from dataclasses import dataclass
 
 from ..config.listen import SeriesRules
 from ..config.schema import Config
+from ..core.contrast import agent_route
 from ..io.dicom import ct_image_problem
 from ..io.dicom_header import DicomHeader
 
 CALCIUM_WORDS = re.compile(r"calcium|ca[ _-]?score|\bcac\b|agatston|cascore|heartscore", re.I)
-#: ContrastBolusAgent values that say no contrast was given (de-identified or typed by hand)
-NO_CONTRAST = re.compile(r"^\s*(|-+|none.*|no\b.*|nil|n/?a|without.*|non[- ]?contrast.*)\s*$",
-                         re.I)
 
 
 @dataclass(frozen=True)
@@ -79,12 +77,14 @@ def facts_of(stack: list[DicomHeader]) -> SeriesFacts:
 
 
 def contrast_recorded(agent: str) -> bool:
-    """Whether ContrastBolusAgent records a contrast agent ("NONE", "-", "N/A" do not).
+    """Whether ContrastBolusAgent records intravascular contrast, by the one reading of the
+    agent the scoring uses (:func:`vascalc.core.contrast.agent_route`: "NONE", "-", "N/A" and
+    oral-only agents do not).
 
     >>> contrast_recorded("Omnipaque 350"), contrast_recorded("NONE GIVEN"), contrast_recorded("")
     (True, False, False)
     """
-    return not NO_CONTRAST.match(agent or "")
+    return agent_route(agent or "") == "intravascular"
 
 
 def refusal(f: SeriesFacts, rules: SeriesRules) -> str:
