@@ -789,6 +789,13 @@ def test_load_config_and_analyse_refuse_what_they_cannot_take():
         vascalc.load_config({"scoring": {}})
     with pytest.raises(UsageError, match="analyse takes a CTVolume and a Config"):
         vascalc.analyse(None, Config(), case_id="x")
+    # the neighbour: with the submodule vascalc.analyse imported (any process that scored a
+    # case has), vascalc.analyse is still the function, not "'module' object is not callable"
+    import sys
+
+    import vascalc.analyse  # noqa: F401 - the submodule, as the case path imports it
+
+    assert vascalc.analyse is sys.modules["vascalc.analyse"].analyse
 
 
 def test_a_withheld_headline_is_none_in_the_library_record(tmp_path):
