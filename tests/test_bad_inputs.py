@@ -627,6 +627,230 @@ def test_a_quoted_crlf_in_a_manifest_cell_is_carried_unchanged(tmp_path):
     assert vascalc.read_tables(out)["scans"]["note"].iloc[0] == "line one\r\nline two"
 
 
+# --- the library and the tables (#35.2, #35.5-7, #34.6) ------------------------------------
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """Two cases (the 24-Agatston plaque) from a manifest with a scan_date, tables in CSV
+    and Parquet."""
+    root = tmp_path_factory.mktemp("small_run")
+    series(root / "s1")
+    series(root / "s2", patient_id="P2")
+    (root / "m.csv").write_text("case_id,path,scan_date\nA,s1,20240105\nB,s2,2024-02-01\n")
+    out = root / "out"
+    res = CliRunner().invoke(app, ["run", str(root / "m.csv"), "--out", str(out), "-q",
+                                   "--no-report", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("cases", ".vascalc.lock"))
+    return dst
+
+
+def _edit_csv(path: Path, edit) -> None:
+    rows = read_rows(path)
+    header = list(rows[0])
+    rows, header = edit(rows, header)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, header)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_scan_date_is_a_datetime_like_study_date(small_run):
+    import vascalc
+
+    scans = vascalc.read_tables(small_run)["scans"].set_index("case_id")
+    assert str(scans["scan_date"].dtype) == "datetime64[ns]" == str(scans["study_date"].dtype)
+    assert str(scans.loc["A", "scan_date"].date()) == "2024-01-05"  # yyyymmdd written ISO
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("missing", r"column\(s\) agatston missing"),
+    ("inf", r"line 2 \(case A\), column agatston: 'inf' is not a finite number"),
+    ("nan", r"line 3 \(case B\), column volume_mm3: 'nan' is not a number"),
+    ("twice", r"line 4 \(case A\): a second row with case_id='A'"),
+    ("maybe", r"line 2 \(case A\), column agatston_comparable: 'maybe' is not true or false"),
+    ("half", r"line 2 \(case A\), column n_lesions: '1.5' is not an integer"),
+    ("date", r"column study_date: 'yesterday' is not a date"),
+    ("unknown", r"column\(s\) my_note not in data_dictionary.csv"),
+])
+def test_read_tables_refuses_what_the_writer_never_writes(small_run, tmp_path, bad, message):
+    """#35.7: each by file, line and column, as ResultError; never a KeyError or a NaN."""
+    import vascalc
+    from vascalc.errors import ResultError
+
+    out = _copy_run(small_run, tmp_path / "o")
+    for p in out.glob("*.parquet"):
+        p.unlink()
+
+    def edit(rows, header):
+        if bad == "missing":
+            header.remove("agatston")
+            rows = [{k: v for k, v in r.items() if k != "agatston"} for r in rows]
+        elif bad == "inf":
+            rows[0]["agatston"] = "inf"
+        elif bad == "nan":
+            rows[1]["volume_mm3"] = "nan"
+        elif bad == "twice":
+            rows.append(dict(rows[0]))
+        elif bad == "maybe":
+            rows[0]["agatston_comparable"] = "maybe"
+        elif bad == "half":
+            rows[0]["n_lesions"] = "1.5"
+        elif bad == "date":
+            rows[0]["study_date"] = "yesterday"
+        elif bad == "unknown":
+            header.append("my_note")
+            rows[0]["my_note"] = "x"
+        return rows, header
+
+    _edit_csv(out / "scans.csv", edit)
+    with pytest.raises(ResultError, match=message) as err:
+        vascalc.read_tables(out)
+    assert str(out / "scans.csv") in str(err.value)
+
+
+def test_read_tables_refuses_an_unknown_source_and_a_path_that_is_none(small_run):
+    import vascalc
+    from vascalc.errors import UsageError
+
+    with pytest.raises(UsageError, match="source='xlsx'"):
+        vascalc.read_tables(small_run, source="xlsx")
+    with pytest.raises(UsageError, match="read_tables.out. is None"):
+        vascalc.read_tables(None)
+
+
+def test_a_rerun_without_parquet_leaves_no_stale_parquet(small_run, tmp_path):
+    """#35.2: the earlier run's Parquet is removed (run, merge and rescore write through
+    rebuild), run.json lists the tables the run wrote, and a stale one put back is refused."""
+    import json
+
+    import vascalc
+    from vascalc.errors import ResultError
+
+    root = small_run.parent
+    out = tmp_path / "o"
+    for cfg_text, parquet in (("", True), ("output:\n  parquet: false\n", False)):
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(cfg_text or "{}\n")
+        res = CliRunner().invoke(app, ["run", str(root / "m.csv"), "--out", str(out), "-q",
+                                       "--no-report", "-j", "1", "-c", str(cfg)])
+        assert res.exit_code == 0, res.output
+        assert (out / "scans.parquet").exists() == parquet
+        listed = json.loads((out / "run.json").read_text())["table_files"]
+        assert ("scans.parquet" in listed) == parquet and "scans.csv" in listed
+    shutil.copy(small_run / "scans.parquet", out / "scans.parquet")  # a stale one put back
+    assert vascalc.read_tables(out)["scans"]["agatston"].notna().all()  # auto: the CSV
+    with pytest.raises(ResultError, match="scans.parquet is not a table of the run"):
+        vascalc.read_tables(out, source="parquet")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_summary_refuses_a_non_finite_score_by_line_and_column(small_run, tmp_path, value):
+    """#35.6: a clear refusal (exit 2), never a ValueError traceback."""
+    table = tmp_path / "scans.csv"
+    shutil.copy(small_run / "scans.csv", table)
+
+    def edit(rows, header):
+        rows[1]["agatston"] = value
+        return rows, header
+
+    _edit_csv(table, edit)
+    res = CliRunner().invoke(app, ["summary", str(table), "--out", str(tmp_path / "s"),
+                                   "--no-figures"])
+    assert res.exit_code == 2, res.output
+    assert f"line 3 (case B), column agatston: '{value}' is not a finite number" in res.output
+    assert not (tmp_path / "s" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    ((None,), r"score_series\(path\) is None"),
+    ((123,), r"score_series\(path\) is 123 \(int\)"),
+    ((".", {"scoring": {"threshold_hu": 100}}), "config is a dict"),
+    ((".", 7), "config is a int"),
+])
+def test_score_series_refuses_what_is_not_a_path_or_config(args, message):
+    """#35.7: a vascalc UsageError naming what was given, never a raw TypeError."""
+    import vascalc
+    from vascalc.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        vascalc.score_series(*args)
+
+
+def test_load_config_and_analyse_refuse_what_they_cannot_take():
+    import vascalc
+    from vascalc.errors import ConfigError, UsageError
+
+    with pytest.raises(ConfigError, match="not a dict"):
+        vascalc.load_config({"scoring": {}})
+    with pytest.raises(UsageError, match="analyse takes a CTVolume and a Config"):
+        vascalc.analyse(None, Config(), case_id="x")
+    # the neighbour: with the submodule vascalc.analyse imported (any process that scored a
+    # case has), vascalc.analyse is still the function, not "'module' object is not callable"
+    import sys
+
+    import vascalc.analyse  # noqa: F401 - the submodule, as the case path imports it
+
+    assert vascalc.analyse is sys.modules["vascalc.analyse"].analyse
+
+
+def test_a_withheld_headline_is_none_in_the_library_record(tmp_path):
+    """#34.6: a contrast-enhanced phantom (ContrastBolusAgent in the header, no masks): the
+    all-calcium headline is withheld, every number of it None (never 0.0), the reason beside
+    it, and the same case's scans.csv row empty."""
+    import vascalc
+
+    files = series(tmp_path / "s")
+    for f in files:
+        edit(f, ContrastBolusAgent="IOMEPROL 350")
+    r = vascalc.score_series(tmp_path / "s")
+    head = r.headline or r.whole
+    assert head.withheld and "contrast" in head.withheld
+    assert (head.agatston, head.volume_mm3, head.mass_mg, head.n_lesions, head.density_score) \
+        == (None,) * 5
+    assert r.whole.agatston is None and r.density_score is None
+    assert r.volume_per_bsa_mm3_m2 is None and r.risk_category == ""
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "s"), "--out", str(tmp_path / "o"),
+                                   "-q", "--no-report", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    row = read_rows(tmp_path / "o" / "scans.csv")[0]
+    assert row["agatston"] == row["volume_mm3"] == "" and row["withheld_reason"] == head.withheld
+
+
+def test_the_shared_siemens_contrast_ct_is_withheld_as_none():
+    """#34.6 on real data: the Siemens contrast CT scored with the coronary profile."""
+    import vascalc
+
+    from tests.conftest import shared_path
+
+    path = shared_path("totalsegmentator_example", "example_ct_dicom")
+    if not path.exists():
+        pytest.skip(f"{path} is not here (the shared data): the phantom test above covers it")
+    r = vascalc.score_series(path, "coronary")
+    head = r.headline or r.whole
+    assert head.withheld
+    assert head.agatston is None and head.volume_mm3 is None and head.n_lesions is None
+
+
+def test_progression_refuses_a_non_finite_score_like_summary(small_run, tmp_path):
+    """The neighbour of #35.6: progression read 'inf' as a missing score, silently."""
+    table = tmp_path / "scans.csv"
+    shutil.copy(small_run / "scans.csv", table)
+
+    def edit(rows, header):
+        rows[0]["volume_mm3"] = "-inf"
+        return rows, header
+
+    _edit_csv(table, edit)
+    res = CliRunner().invoke(app, ["progression", str(table), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2, res.output
+    assert "line 2 (case A), column volume_mm3: '-inf' is not a finite number" in res.output
+
+
 # --- #35 item 21: air far below -1024 HU -------------------------------------------------
 
 def test_a_doubled_rescale_offset_is_refused_with_the_likely_cause(tmp_path):

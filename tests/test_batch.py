@@ -88,9 +88,19 @@ def test_rerun_reuses_and_force_redoes(cohort, reference, tmp_path):
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
     assert res.exit_code == 0 and "50 reused" in res.output
     assert tables(tmp_path / "o") == tables(reference)
-    # a changed input file is redone, the others are reused
+    # a file touched (its content the same) is reused: the fingerprint is by content
     f = sorted((cohort / "cases" / "c07").iterdir())[0]
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
+    res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
+    assert "50 reused" in res.output
+    # a changed input file is redone, the others are reused; one byte of another content
+    # with the same size and modification time put back is a change (#35.3)
+    st = f.stat()
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 1  # one pixel's lowest bit
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1")
     assert "49 reused" in res.output
     res = invoke("run", cohort / "manifest.csv", "--out", tmp_path / "o", "-j", "1", "--force")
@@ -270,3 +280,102 @@ def test_run_json_carries_its_schema_and_another_is_refused_by_name(tmp_path):
         read_run(p)
     p.write_text(json.dumps(summary))
     assert read_run(p) == summary
+
+
+def test_merge_refuses_shards_of_a_manifest_changed_between_jobs(cohort, tmp_path):
+    """#35.4: shard 0 run on the manifest, a row removed, shard 1 run on the edited one: the
+    merge is refused by the manifest's name (it kept 2 of 5 cases before, one removed)."""
+    m = tmp_path / "m.csv"
+    lines = (cohort / "manifest.csv").read_text().splitlines()
+    text = "\n".join(lines[0:1] + [ln.replace("cases/", f"{cohort}/cases/") for ln in lines[1:6]])
+    m.write_text(text + "\n")
+    res = invoke("run", m, "--out", tmp_path / "p0", "--shard", "0/2", "-j", "1")
+    assert res.exit_code == 0, res.output
+    m.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # the last row removed
+    res = invoke("run", m, "--out", tmp_path / "p1", "--shard", "1/2", "-j", "1")
+    assert res.exit_code == 0, res.output
+    res = invoke("merge", tmp_path / "p0", tmp_path / "p1", "--out", tmp_path / "merged")
+    assert res.exit_code == 2 and "different versions of the manifest" in res.output
+    assert str(m.resolve()) in res.output and not (tmp_path / "merged" / "scans.csv").exists()
+
+
+def _set_version(out: Path, case_id: str, version: str) -> None:
+    p = out / "cases" / case_id / "result.json"
+    doc = json.loads(p.read_text())
+    doc["vascalc_version"] = version
+    p.write_text(json.dumps(doc))
+
+
+def test_resume_redoes_another_versions_results_and_merge_refuses_them(cohort, tmp_path):
+    """#35.5: every result records the vascalc that scored it; a rerun redoes what another
+    version scored (run.json then says only this version scored its cases), and merge refuses
+    a part scored by another version, by name."""
+    from vascalc import __version__
+
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path\nA,%s\nB,%s\n" % (cohort / "cases" / "c00", cohort / "cases" / "c01"))
+    out = tmp_path / "o"
+    assert invoke("run", m, "--out", out, "-j", "1").exit_code == 0
+    assert json.loads((out / "cases" / "A" / "result.json").read_text())["vascalc_version"] \
+        == __version__
+    _set_version(out, "A", "0.1.0")
+    res = invoke("run", m, "--out", out, "-j", "1")
+    assert res.exit_code == 0 and "(1 reused)" in res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["redone"] == {"version": 1} and run["scored_by_versions"] == [__version__]
+    assert {r["pipeline_version"] for r in read(out / "scans.csv")} == {__version__}
+    _set_version(out, "B", "0.1.0")  # the row says what scored it, not who read it
+    res = invoke("merge", out, "--out", tmp_path / "merged")
+    assert res.exit_code == 2 and "scored by vascalc 0.1.0" in res.output
+    assert "B" in res.output
+
+
+def test_a_mask_replaced_by_another_of_the_same_size_and_mtime_is_redone(tmp_path):
+    """#35.3: the region mask of a case replaced by another (same size, same mtime put back):
+    the fingerprint is by content, so the rerun scores it again."""
+    import nibabel as nib
+
+    hu = np.full((6, 24, 24), 20.0)
+    hu[:, 0, :] = -1000
+    hu[2:4, 6:10, 6:10] = 350
+    write_series(tmp_path / "s", hu, SeriesSpec(seed="m", patient_id="PM"))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    affine = np.diag([-0.7, -0.7, 3.0, 1.0])
+    affine[2, 3] = -100.0
+    on = np.zeros((24, 24, 6), dtype=np.uint8)
+    on[6:10, 6:10, 2:4] = 1  # (col, row, slice) of the plaque
+    off = np.zeros_like(on)
+    off[14:18, 14:18, 2:4] = 1  # the same size, elsewhere
+    nib.save(nib.Nifti1Image(on, affine), masks / "LAD.nii")
+    m = tmp_path / "m.csv"
+    m.write_text(f"case_id,path,regions\nA,{tmp_path / 's'},{masks}\n")
+    out = tmp_path / "o"
+    res = invoke("run", m, "--out", out, "-j", "1")
+    assert res.exit_code == 0, res.output
+    first = read(out / "regions.csv")
+    f = masks / "LAD.nii"
+    st = f.stat()
+    nib.save(nib.Nifti1Image(off, affine), f)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    res = invoke("run", m, "--out", out, "-j", "1")
+    assert res.exit_code == 0 and "(0 reused)" in res.output
+    lad = {r["region"]: r for r in read(out / "regions.csv")}["LAD"]
+    assert {r["region"]: r for r in first}["LAD"]["volume_mm3"] != lad["volume_mm3"]
+
+
+def test_merge_replaces_a_case_folder_whole(cohort, tmp_path):
+    """The neighbour of #35.1 in merge: a case folder already in the merged OUT (an older
+    result's report) is replaced whole, never merged file by file into the new result."""
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,path\nA,%s\n" % (cohort / "cases" / "c00"))
+    assert invoke("run", m, "--out", tmp_path / "a", "-j", "1").exit_code == 0
+    stale = tmp_path / "merged" / "cases" / "A"
+    stale.mkdir(parents=True)
+    (stale / "report.html").write_text("an older result's report")
+    res = invoke("merge", tmp_path / "a", "--out", tmp_path / "merged")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in stale.iterdir()) == sorted(
+        p.name for p in (tmp_path / "a" / "cases" / "A").iterdir())
+    assert not (stale / "report.html").exists()  # the part was run without reports

@@ -19,12 +19,12 @@ from vascalc.records import CaseFailure, ScanMeta
 from vascalc.results.columns import TABLES
 from vascalc.results.document import (
     RESULT_SCHEMA,
-    _checked,
     read_result,
     result_path,
     reusable,
     scan_row,
 )
+from vascalc.results.rows import _checked
 from vascalc.run.batch import run_batch
 from vascalc.run.discovery import cases_from_manifest
 
@@ -103,7 +103,7 @@ def test_a_new_column_reaches_cached_cases_without_scoring_them_again(tmp_path, 
                                                                      monkeypatch):
     """result.json stores the measured record, not rows: a column added to the registry (and
     to the row builder) is filled for every cached case on resume, and no case is scored."""
-    from vascalc.results import document as docmod
+    from vascalc.results import rows as docmod
     from vascalc.results.columns import Column
 
     cases = cases_from_manifest(sample_data / "manifest.csv")
@@ -123,7 +123,7 @@ def test_a_new_column_reaches_cached_cases_without_scoring_them_again(tmp_path, 
 
     monkeypatch.setattr(docmod, "_checked", with_new)
     scored = []
-    monkeypatch.setattr("vascalc.run.batch.run_case",
+    monkeypatch.setattr("vascalc.run.executors.run_case",
                         lambda case, *a, **k: scored.append(case.case_id))
     summary = run_batch(cases, Config(), out).summary
     assert summary["counts"]["reused"] == len(cases) and scored == []

@@ -29,7 +29,7 @@ from vascalc.errors import BusyOutputError, ConfigError
 from vascalc.io.dicom import index_tree, load_series
 from vascalc.results.columns import PROGRESSION
 from vascalc.results.document import read_result
-from vascalc.run import batch, lock
+from vascalc.run import batch, executors, lock
 from vascalc.run.discovery import Case, cases_from_tree, collect_cases
 from vascalc.run.options import RunOptions
 
@@ -211,14 +211,14 @@ def test_a_dying_worker_fails_only_its_own_case(tmp_path, monkeypatch):
     series(src)
     cases = [Case(case_id=f"c{i:02d}", path=str(src), display_path=f"c{i:02d}")
              for i in range(20)]
-    real = batch.run_case
+    real = executors.run_case
 
     def dies_on_c07(case, config, **kw):
         if case.case_id == "c07":
             os._exit(9)  # the worker is killed (out of memory, say)
         return real(case, config, **kw)
 
-    monkeypatch.setattr(batch, "run_case", dies_on_c07)
+    monkeypatch.setattr(executors, "run_case", dies_on_c07)
     report = batch.run_batch(cases, Config(), tmp_path / "o", RunOptions(jobs=2))
     summary = report.summary
     assert report.exit_code == 1  # a case failed: its row says why
@@ -653,8 +653,8 @@ def test_reports_print_no_library_warnings_on_the_console(sample_data, tmp_path)
 
 def test_the_start_method_and_its_reason(monkeypatch):
     """run.json's executor_start: fork while one thread runs, forkserver when others do."""
-    monkeypatch.setattr(batch, "can_fork", lambda: True)
-    assert batch.start_method()[0] == "fork"
-    monkeypatch.setattr(batch, "can_fork", lambda: False)
-    method, why = batch.start_method()
+    monkeypatch.setattr(executors, "can_fork", lambda: True)
+    assert executors.start_method()[0] == "fork"
+    monkeypatch.setattr(executors, "can_fork", lambda: False)
+    method, why = executors.start_method()
     assert method == "forkserver" and "threads" in why

@@ -14,7 +14,9 @@ Examples
 130.0
 """
 
+import sys as _sys
 from importlib import import_module
+from types import ModuleType as _ModuleType
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -75,3 +77,21 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_ModuleType):
+    """The package's module type: ``vascalc.analyse`` is the function, even after the
+    submodule of the same name was imported (the import system then sets the package's
+    attribute to the submodule, and ``vascalc.analyse(...)`` failed with "'module' object is
+    not callable" in any process that had scored a case); the submodule stays in sys.modules."""
+
+    @property
+    def analyse(self):  # noqa: D401 - the public function, loaded on first use
+        return import_module(".analyse", __name__).analyse
+
+    @analyse.setter
+    def analyse(self, value) -> None:  # the import system's setattr of the submodule
+        pass
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -20,7 +20,7 @@ from .core.bone import bone_mask
 from .core.bsa import FORMULAS, check_anthropometry
 from .core.contrast import AORTA_CONTRAST_MEDIAN_HU, agent_route
 from .core.regions import RegionMask
-from .errors import AnthropometryError
+from .errors import AnthropometryError, UsageError
 from .flags import check as check_flags
 from .measure.breakdown import Breakdown, break_down
 from .measure.calcium import Calcium, find_calcium
@@ -140,6 +140,11 @@ def analyse(volume: CTVolume, config: Config, *, case_id: str,
     >>> r.whole.agatston, r.whole.volume_mm3, r.scope
     (16.0, 12.0, 'whole_volume')
     """
+    if not isinstance(volume, CTVolume) or not isinstance(config, Config):
+        raise UsageError(f"analyse takes a CTVolume and a Config, not a "
+                         f"{type(volume).__name__} and a {type(config).__name__}",
+                         hint="read a series with vascalc.score_series(path), or build "
+                              "CTVolume(hu=..., spacing_mm=...) and Config.model_validate(d)")
     t0 = time.perf_counter()
     masks = checked_masks(volume, regions, config.regions)
     if measured is None:
@@ -250,8 +255,8 @@ def quality_flags(volume: CTVolume, config: Config, prepared: Prepared, calcium:
     scope, whole = headline.scope, calcium.whole
     if scope == "bone_excluded":
         flags.append("bone_heuristic")  # docs, conventions: 'Scopes': what the heuristic misses and takes
-    if scope in ("whole_volume", "bone_excluded") and whole.volume_mm3 > 0:
-        bone = sum(r.volume_mm3 for r in breakdown.regions if r.region_class == "bone")
+    if scope in ("whole_volume", "bone_excluded") and whole.volume_mm3:  # found: never withheld
+        bone = sum(r.volume_mm3 or 0.0 for r in breakdown.regions if r.region_class == "bone")
         if max(calcium.large_volume_mm3, bone) > 0.5 * whole.volume_mm3:
             flags.append("bone_dominated")  # most of the headline is bone-like structure
     return check_flags(tuple(flags))
@@ -279,7 +284,7 @@ def _result(volume: CTVolume, config: Config, case_id: str, prepared: Prepared,
         case_id=case_id, meta=volume.meta,
         whole=replace(calcium.whole, withheld=plan.whole_withheld),
         lesions=breakdown.pieces if breakdown.layout is not None else calcium.lesions, bsa=bsa,
-        volume_per_bsa_mm3_m2=None if bsa.bsa_m2 is None or score.withheld
+        volume_per_bsa_mm3_m2=None if bsa.bsa_m2 is None or score.volume_mm3 is None
         else score.volume_mm3 / bsa.bsa_m2,
         risk_category=headline.risk_category, cac_drs=headline.cac_drs,
         settings={**config.provenance(), "scope": headline.scope,

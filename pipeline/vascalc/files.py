@@ -45,13 +45,16 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     os.replace(_staged(path, data), path)
 
 
-def write_all(files: dict[Path, str | bytes]) -> None:
+def write_all(files: dict[Path, str | bytes | None]) -> None:
     """Write a set of files all or none: every file is staged first, and only when all are
-    staged (a full disk fails here) are they renamed into place. Raises OutputError."""
+    staged (a full disk fails here) are they renamed into place. A path given None is
+    removed after the renames (a table the run no longer writes: never left to pass for
+    this run's). Raises OutputError."""
     staged: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
-            staged.append((_staged(path, data), path))
+            if data is not None:
+                staged.append((_staged(path, data), path))
     except OSError as err:
         for tmp, _ in staged:
             os.unlink(tmp)
@@ -59,3 +62,8 @@ def write_all(files: dict[Path, str | bytes]) -> None:
                           "table was changed", path=str(next(iter(files)).parent)) from None
     for tmp, path in staged:
         os.replace(tmp, path)
+    for path in (p for p, data in files.items() if data is None):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass

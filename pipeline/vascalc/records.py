@@ -155,13 +155,26 @@ class LesionShape:
 
 @dataclass(frozen=True, kw_only=True)
 class RegionScore:
-    """Scores over one region ('whole' = the whole volume)."""
+    """Scores over one region ('whole' = the whole volume).
+
+    Withheld is None (DESIGN.md, measurement conventions): a score with a ``withheld``
+    reason carries no number, so ``agatston``, ``volume_mm3``, ``mass_mg``, ``n_lesions``,
+    ``n_slice_lesions``, ``density_score`` and ``threshold_hu`` are None beside the reason
+    (set so on construction, whatever was passed: a withheld number is never read as 0).
+
+    Examples
+    --------
+    >>> r = RegionScore(region="coronary", agatston=0.0, volume_mm3=0.0, mass_mg=None,
+    ...                 n_lesions=0, n_slice_lesions=None, withheld="contrast-filled lumen")
+    >>> r.agatston, r.volume_mm3, r.n_lesions, r.withheld
+    (None, None, None, 'contrast-filled lumen')
+    """
 
     region: str
-    agatston: float
-    volume_mm3: float
+    agatston: float | None
+    volume_mm3: float | None
     mass_mg: float | None
-    n_lesions: int
+    n_lesions: int | None
     n_slice_lesions: int | None
     density_score: float | None = None  # mean density weight 1-4; None without calcium
     #: whole, coronary, vascular, bone, other or outside (vascalc.core.regions.region_class)
@@ -174,6 +187,19 @@ class RegionScore:
     #: why this region's numbers are not given ('' = they are): they would count contrast-
     #: filled lumen and no contrast rule applies, or the reader has not finished
     withheld: str = ""
+
+    def __post_init__(self) -> None:
+        if self.withheld:
+            for name in WITHHELD_FIELDS:
+                object.__setattr__(self, name, None)
+        elif self.agatston is None or self.volume_mm3 is None or self.n_lesions is None:
+            raise ValueError(f"RegionScore {self.region!r}: agatston, volume_mm3 and n_lesions "
+                             "are None only when the score is withheld (give the reason)")
+
+
+#: the numbers of a :class:`RegionScore` that a withheld score leaves None
+WITHHELD_FIELDS = ("agatston", "volume_mm3", "mass_mg", "n_lesions", "n_slice_lesions",
+                   "density_score", "threshold_hu")
 
 
 @dataclass(frozen=True, kw_only=True)

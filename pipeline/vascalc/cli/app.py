@@ -1,7 +1,9 @@
 """The ``vascalc`` command: parse, call the library, print, map errors to exit codes.
 
 Exit codes (DESIGN.md): 0 every case succeeded; 1 at least one case failed (its row says
-why, the others are written); 2 usage or config error (nothing was run).
+why, the others are written); 2 usage or config error (nothing was run); 130 and 143: a run
+stopped by SIGINT (Ctrl-C) or SIGTERM (a scheduler's time limit), every finished case
+recorded (:mod:`vascalc.run.interrupt`); run it again to resume.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..io.microct import microct_kind
 from ..outputs.tables import to_csv
 from ..run.batch import default_jobs, run_batch, select_shard
 from ..run.discovery import DISCOVERY_COLUMNS, collect_cases, discovery_rows, run_inputs
+from ..run.interrupt import Abort, Stop
 from ..run.lock import output_lock
 from ..run.merge import merge_outputs
 from ..run.options import RunOptions
@@ -125,24 +128,31 @@ def run(
             raise typer.Exit(0)
         if out.exists() and not out.is_dir():
             raise OutputError("--out is an existing file, not a folder", path=str(out))
-        with output_lock(out):  # one run per output folder, from discovery to the tables
+        stop = Stop()
+        with output_lock(out), stop.signals():  # one run per folder, discovery to tables
             _run(inputs, out, cfg, jobs=jobs, force=force, scheduler=scheduler,
                  dask_local=dask_local, shard_t=shard_t, regions=regions, quiet=quiet,
-                 log_level=log_level)
+                 log_level=log_level, stop=stop)
     except VascalcError as err:
         _fail_usage(str(err), err.code)
 
 
 def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regions, quiet,
-         log_level) -> None:
+         log_level, stop: Stop) -> None:
     warned: list[str] = []
     n_jobs = jobs or default_jobs()
     try:
-        cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work", warnings=warned,
-                                     jobs=1 if scheduler else n_jobs)
+        with stop.running("any"):  # a signal during discovery: nothing to keep, stop now
+            cases, notes = collect_cases(list(inputs), cfg, work_dir=out / ".work",
+                                         warnings=warned, jobs=1 if scheduler else n_jobs)
     except VascalcError as err:
         shutil.rmtree(out / ".work", ignore_errors=True)
         _fail_usage(str(err), err.code)
+    except Abort:
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        typer.echo(f"interrupted ({stop.signal}) before any case ran: 0 recorded; run again "
+                   "to resume", err=True)
+        raise typer.Exit(stop.exit_code) from None
     for w in warned:
         typer.echo(f"warning: {w}", err=True)
     if regions is not None:
@@ -161,7 +171,7 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
         options = RunOptions(jobs=n_jobs, force=force, scheduler=scheduler,
                              dask_local=dask_local, shard=shard_t, argv=tuple(sys.argv),
                              inputs=run_inputs(inputs, regions))
-        report = run_batch(cases, cfg, out, options, notes=notes, on_case=progress)
+        report = run_batch(cases, cfg, out, options, notes=notes, on_case=progress, stop=stop)
     except VascalcError as err:
         progress.close()
         _fail_usage(str(err), err.code)
@@ -171,6 +181,13 @@ def _run(inputs, out, cfg, *, jobs, force, scheduler, dask_local, shard_t, regio
         handler.close()
         shutil.rmtree(out / ".work", ignore_errors=True)  # archives extracted for this run
     c = report.counts
+    stopped = report.interrupted
+    if stopped:
+        tables = ("tables written for them" if stopped["tables_written"] else
+                  "tables not written (those in OUT are the previous run's)")
+        typer.echo(f"interrupted ({stopped['signal']}): {stopped['recorded']} recorded, "
+                   f"{len(stopped['not_run'])} not run; {tables}; run again to resume", err=True)
+        raise typer.Exit(report.exit_code)
     typer.echo(f"{c['ok']} ok, {c['failed']} failed ({c['reused']} reused), "
                f"{c['not_scored']} file(s) not scored; tables in {out}")
     raise typer.Exit(report.exit_code)

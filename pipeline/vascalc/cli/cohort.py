@@ -104,7 +104,11 @@ def register(app: typer.Typer, fail: Callable[[str], None]) -> None:
         if group and group not in rows[0]:
             fail(f"--group {group!r} is not a column of {table}; columns: "
                         f"{', '.join(rows[0])}")
-        table_df = summary_table(scans_frame(rows), group, baseline_only=baseline_only)
+        try:
+            frame = scans_frame(rows)
+        except ValueError as err:  # inf or nan in a score: named, never a traceback
+            fail(f"{table}: {err}")
+        table_df = summary_table(frame, group, baseline_only=baseline_only)
         groups = summary_json(table_df)
         write_atomic(out / "summary.json", json.dumps(groups, indent=2, allow_nan=False) + "\n")
         write_atomic(out / "summary.csv", to_csv(table_df.to_dict("records"), SUMMARY_COLUMNS))

@@ -76,11 +76,33 @@ def _dated(row: dict[str, Any]) -> tuple[dt.date | None, str]:
     return None, ""
 
 
+def refuse_non_finite(df: pd.DataFrame, col: str) -> None:
+    """A ValueError naming the first line and column of a table (as csv.DictReader gives it:
+    the header is line 1) whose cell reads as infinite or NaN (``inf``, ``-inf``, ``nan``,
+    ``1e999``): vascalc writes a missing number as an empty cell, and no median, change or
+    ratio means anything with one, so it is refused rather than read as missing."""
+    text = df[col].map(lambda v: "" if v is None else str(v)).str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    bad = (values.notna() & ~np.isfinite(values)) | (
+        values.isna() & text.str.lower().isin(["nan", "+nan", "-nan"]))
+    if bool(bad.any()):
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        cid = str(df["case_id"].iloc[i]) if "case_id" in df else ""
+        raise ValueError(f"line {i + 2}{f' (case {cid})' if cid else ''}, column {col}: "
+                         f"{text.iloc[i]!r} is not a finite number ({int(bad.sum())} such "
+                         "cell(s)); vascalc writes a missing score as an empty cell -> "
+                         "correct or empty that cell")
+
+
 def pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Progression rows for every consecutive pair of each patient's ok scans, and notes
     (case_id, reason) for scans that could not be placed: :func:`progression_frame` on rows
-    (dicts of strings, as csv.DictReader gives them), as plain records."""
-    pairs, notes = progression_frame(pd.DataFrame(rows, dtype=object))
+    (dicts of strings, as csv.DictReader gives them), as plain records. A score cell that
+    reads as infinite or NaN is refused (:func:`refuse_non_finite`)."""
+    frame = pd.DataFrame(rows, dtype=object)
+    for col in (c for c in SCORES if c in frame):
+        refuse_non_finite(frame, col)
+    pairs, notes = progression_frame(frame)
     return _records(pairs), notes.to_dict("records")
 
 

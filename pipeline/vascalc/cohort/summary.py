@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.score import CAC_DRS_LABELS, RISK_LABELS
-from .progression import SCORES
+from .progression import SCORES, refuse_non_finite
 
 #: the columns of summary.csv
 SUMMARY_COLUMNS = ["group", "scope", "measure", "statistic", "value"]
@@ -27,10 +27,18 @@ SUMMARY_COLUMNS = ["group", "scope", "measure", "statistic", "value"]
 
 def scans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows of a scans table (dicts of strings, as csv.DictReader gives them) as a frame with
-    the scores numeric (an empty or unreadable cell is missing, never 0)."""
+    the scores numeric (an empty or unreadable cell is missing, never 0). A score that reads
+    as infinite or NaN (``inf``, ``-inf``, ``nan``, ``1e999``) is refused with a ValueError
+    naming its line and column: vascalc never writes one, and no median, quartile or zero
+    share means anything with it."""
     df = pd.DataFrame(rows).fillna("")
     for col in SCORES:
-        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
+        if col not in df:
+            df[col] = float("nan")
+            continue
+        refuse_non_finite(df, col)
+        values = pd.to_numeric(df[col], errors="coerce")
+        df[col] = values
     for col in ("status", "patient_id", "scope", "risk_category", "cac_drs", "case_id",
                 "study_date", "scan_date"):
         if col not in df:

@@ -82,6 +82,11 @@ def load_config(path: str | Path | None) -> Config:
     """
     if path is None:
         return Config()
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"load_config takes a YAML path, a profile name or None, not a "
+                          f"{type(path).__name__}", hint="for a dict of settings use "
+                          "vascalc.Config.model_validate(d)" if isinstance(path, dict) else
+                          "give the path of a YAML config")
     source, text = resolve(path)
     try:
         data = safe_yaml(text)

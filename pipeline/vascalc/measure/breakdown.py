@@ -46,6 +46,7 @@ def break_down(volume: CTVolume, config: Config, calcium: Calcium, layout: Regio
                          list(layout.names), pixel_area_mm2=drow * dcol,
                          scale=sc.increment_scale(inc), volume_counts=kept.counts)
     whole = calcium.whole
+    assert whole.agatston is not None, "the calcium found is never withheld"
     if not np.isclose(sp.agatston.sum(), whole.agatston, rtol=1e-9, atol=1e-12 + 1e-9 * abs(
             whole.agatston)):
         raise AssertionError("per-region Agatston does not add up to the total")
@@ -87,7 +88,7 @@ def _withheld_if_any(total: RegionScore, members: list[RegionScore]) -> RegionSc
     # scan threshold adds nothing to the aggregate, so it does not make it 'mixed')
     given = {m.threshold_hu for m in members if m.threshold_hu is not None}
     thresholds = {m.threshold_hu for m in members if m.threshold_hu is not None
-                  and (m.threshold_rule or m.volume_mm3 > 0)} or given
+                  and (m.threshold_rule or (m.volume_mm3 or 0.0) > 0)} or given
     return replace(total, withheld="; ".join(withheld), threshold_rule=";".join(rules),
                    threshold_hu=thresholds.pop() if len(thresholds) == 1 else None)
 

@@ -55,7 +55,7 @@ def unconfirmed_rest(breakdown: Breakdown, reads: LesionLabels | None) -> Region
     if reads is None or not reads.done or reads.rest_confirmed_at:
         return None
     rest = next((r for r in breakdown.regions if r.region == OUTSIDE), None)
-    return rest if rest is not None and rest.volume_mm3 > 0 else None
+    return rest if rest is not None and (rest.volume_mm3 or 0.0) > 0 else None
 
 
 def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
@@ -98,8 +98,9 @@ def choose_headline(prepared: Prepared, config: Config, calcium: Calcium,
     return Headline(
         scope=scope, regions=members, score=score, withheld=score.withheld,
         risk_category=risk_category(score.agatston, upper_bounds=rk.agatston_upper_bounds)
-        if risky else "",
-        cac_drs=cac_drs(score.agatston, lower_bounds=rk.cac_drs_lower_bounds) if risky else "",
+        if risky and score.agatston is not None else "",  # withheld: None, never category 0
+        cac_drs=cac_drs(score.agatston, lower_bounds=rk.cac_drs_lower_bounds)
+        if risky and score.agatston is not None else "",
         cac_drs_vessels=_cac_drs_vessels(breakdown.regions, vessels) if risky else "",
         risk_basis=basis)
 
@@ -112,5 +113,5 @@ def _cac_drs_vessels(region_scores, vessel_names) -> str:
     given = [r for r in region_scores if r.region in vessels]
     if not given:
         return ""
-    n = sum(1 for r in given if r.agatston > 0)
+    n = sum(1 for r in given if (r.agatston or 0.0) > 0)  # a withheld vessel gives none
     return f"N{n}" if n else ""

@@ -58,13 +58,22 @@ def _extra_columns(extra: Iterable[str], types: dict[str, str] | None = None) ->
             for n in extra if n not in names("scans")]
 
 
+#: manifest columns that are dates (the manifest reader refuses one that is not, and writes
+#: it as yyyy-mm-dd): typed date, like the DICOM study_date
+DATE_COVARIATES = ("scan_date",)
+
+
 def covariate_types(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, str]:
-    """The type of each carried manifest column: integer or number when every non-empty value
-    is one (so CSV readers and the Parquet file agree), else string."""
+    """The type of each carried manifest column: date for a :data:`DATE_COVARIATES` column,
+    integer or number when every non-empty value is one (so CSV readers and the Parquet file
+    agree), else string."""
     out = {}
     for col in columns:
         values = [str(r.get(col)).strip() for r in rows if r.get(col) not in (None, "")]
-        if values and all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in values):
+        if col in DATE_COVARIATES and values and all(
+                re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) for v in values):
+            out[col] = "date"  # the manifest checked and wrote each as yyyy-mm-dd
+        elif values and all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in values):
             out[col] = "integer"
         elif values and all(_is_number(v) for v in values):
             out[col] = "number"

@@ -25,7 +25,8 @@ from ..io.mask_fit import fit_flags
 from ..measure.reads import Measured
 from ..outputs.artefacts import try_write_case_artefacts
 from ..records import CaseFailure, CTVolume, LesionLabels, ScanResult
-from ..results.document import document, result_path, table_patient_id, with_artefacts
+from ..results.casefolder import staging_dir
+from ..results.document import document, table_patient_id, with_artefacts
 from .discovery import Case
 
 log = logging.getLogger("vascalc")
@@ -83,9 +84,13 @@ def run_case(case: Case, config: Config, *, fingerprint: str,
                         timings)
     if reports and out is not None:
         t0 = time.perf_counter()
-        written, error = try_write_case_artefacts(result_path(out, case.case_id).parent,
-                                                  loaded.volume, result, doc, loaded.settings)
-        doc = with_artefacts(doc, written, error, time.perf_counter() - t0)
+        # into a staging folder: it becomes the case folder with its result.json only
+        # (write_result), so a case stopped here leaves no artefacts without a result
+        staging = staging_dir(out, case.case_id)
+        written, error = try_write_case_artefacts(staging, loaded.volume, result, doc,
+                                                  loaded.settings)
+        doc = {**with_artefacts(doc, written, error, time.perf_counter() - t0),
+               "staged": str(staging)}
     return doc
 
 

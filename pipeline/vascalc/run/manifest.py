@@ -140,6 +140,8 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
                                 "yyyymmdd)", path=str(manifest),
                                 hint="fix the date, or leave the cell empty to use the DICOM "
                                      "StudyDate")
+        if sd:  # one spelling (ISO) in scans.csv, typed as a date like the DICOM study_date
+            row["scan_date"] = str(parse_date(sd))
         # the MESA risk factors: a value the model cannot take costs that case its MESA risk
         # (the row says why), never the run: sex and age were covariates long before MESA
         parsed: dict[str, Any] = {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .interrupt import EXIT_CODES
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -41,8 +43,9 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run did: ``summary`` is run.json as written; the counts and the exit code
-    (0 when every case is ok, 1 when a case failed: its row says why) come from it."""
+    """What a run did: ``summary`` is run.json as written (or, when a second signal stopped
+    the run before its tables, the counts and ``interrupted`` alone); the counts and the exit
+    code come from it."""
 
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -51,5 +54,14 @@ class RunReport:
         return self.summary["counts"]
 
     @property
+    def interrupted(self) -> dict[str, Any] | None:
+        """What a stop request left (signal, recorded, not_run, tables_written), or None."""
+        return self.summary.get("interrupted")
+
+    @property
     def exit_code(self) -> int:
+        """0 all ok; 1 a case failed; 130 stopped by SIGINT, 143 by SIGTERM (128 + the
+        signal's number, as shells and Slurm report a signal)."""
+        if self.interrupted:
+            return EXIT_CODES.get(self.interrupted["signal"], 130)
         return 1 if self.counts["failed"] else 0

@@ -17,9 +17,13 @@ from ..config.schema import Config
 from ..core.lesions import AUTO_ENGINE, engine_for
 from ..errors import UsageError
 from ..outputs.tables import table_files
-from ..results.document import is_ok, scan_of, table_rows
+from ..results.columns import TABLES
+from ..results.document import is_ok, scan_of, table_rows, version_of
 
 log = logging.getLogger("vascalc")
+
+#: every table a run may write (OUT/<name>.csv and .parquet)
+TABLE_NAMES = (*TABLES, "regions_wide")
 
 #: version of the run.json layout (``schema``); a record of another version is not read
 RUN_SCHEMA = 1
@@ -43,7 +47,8 @@ def read_run(path: Path) -> dict[str, Any]:
 def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | None,
             argv: list[str] | None = None, notes: list[dict[str, str]] | None = None,
             extra: dict[str, Any] | None = None, parquet: bool | None = None,
-            ran: set[str] | None = None) -> tuple[dict[str, Any], dict[Path, str | bytes]]:
+            ran: set[str] | None = None
+            ) -> tuple[dict[str, Any], dict[Path, str | bytes | None]]:
     """The run summary and every table file, from the cases' result documents (case id ->
     document, as written to ``OUT/cases/<id>/result.json``), in case-id order; the caller
     writes the files with :func:`write_all`. Stage timings sum the cases in ``ran`` (this
@@ -61,7 +66,13 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
             stages[k] = stages.get(k, 0.0) + v
     use_parquet = (config.output.parquet if config is not None else True) if parquet is None \
         else parquet
-    files = table_files(out, rows, covariate_columns, stems, parquet=use_parquet)
+    files: dict[Path, str | bytes | None] = {}
+    files.update(table_files(out, rows, covariate_columns, stems, parquet=use_parquet))
+    tables = sorted(p.name for p in files)
+    for name in TABLE_NAMES:  # a table this run does not write is removed, not left stale
+        for stale in (out / f"{name}.csv", out / f"{name}.parquet"):
+            if stale not in files and stale.exists():
+                files[stale] = None
     if config is not None and config.report.enabled:
         from ..outputs.patient_report import patient_files, patient_folder  # lazy: reports only
         from ..outputs.report import index_html  # lazy: reports only (Jinja2, WeasyPrint)
@@ -80,6 +91,9 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
     return {
         "schema": RUN_SCHEMA,
         "vascalc_version": __version__,
+        #: the versions that scored the cases in the tables (resume redoes another version's
+        #: results and merge refuses them, so this is this version's alone)
+        "scored_by_versions": sorted({version_of(d) for d in docs}),
         "versions": versions(config),
         "argv": argv if argv is not None else sys.argv,
         "config": config.model_dump(mode="json") if config is not None else None,
@@ -88,6 +102,8 @@ def rebuild(out: Path, by_case: dict[str, dict[str, Any]], *, config: Config | N
                    "lesions": len(rows["lesions"]), "not_scored": len(notes or []),
                    **(extra or {})},
         "failures": failures,
+        #: the table files this run wrote; read_tables refuses any other (an earlier run's)
+        "table_files": tables,
         "not_scored": notes or [],
         "timings_s": {k: round(v, 4) for k, v in sorted(stages.items())},
     }, files

@@ -4,6 +4,7 @@ selection, localizers and secondary captures left out, refusals), the same setti
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,23 @@ from .discovery import collect_cases
 
 
 def _config(config: Config | str | Path | None) -> Config:
+    if not (config is None or isinstance(config, (Config, str, os.PathLike))):
+        hint = ("build one with vascalc.Config.model_validate(d) (it checks every key)"
+                if isinstance(config, dict) else "give a Config, a YAML path or a profile name")
+        raise UsageError(f"config is a {type(config).__name__}; score_series takes a "
+                         "vascalc.Config, the path of a YAML config, a profile name or None",
+                         hint=hint)
     return with_study_secret(config if isinstance(config, Config) else load_config(config))
+
+
+def check_path(path: object, what: str) -> Path:
+    """``path`` as a Path when it is a str or path-like; a UsageError naming ``what`` and
+    the type received otherwise (never a raw TypeError from deep inside)."""
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise UsageError(f"{what} is {path!r} ({type(path).__name__}); it takes the path of "
+                         "a series folder, a DICOM or NIfTI file or a zip, as a str or Path",
+                         hint="pass a path, e.g. score_series('scans/patient01')")
+    return Path(path)
 
 
 def score_series(path: str | Path, config: Config | str | Path | None = None, *,
@@ -41,6 +58,9 @@ def score_series(path: str | Path, config: Config | str | Path | None = None, *,
 
     Raises
     ------
+    UsageError
+        ``path`` is not a str or path-like (None, a number), ``config`` is none of Config,
+        str, path or None (a dict is refused: validate it with ``Config.model_validate``).
     VascalcError
         Whatever subclass ``vascalc run`` would record in the failed row (its ``code`` is the
         row's ``error_code``), or :class:`~vascalc.errors.UsageError` when ``path`` holds several
@@ -54,7 +74,10 @@ def score_series(path: str | Path, config: Config | str | Path | None = None, *,
     ...
     vascalc.errors.NoInputError: input '/no/such/folder' does not exist -> ...
     """
-    p = Path(path)
+    p = check_path(path, "score_series(path)")
+    if case_id is not None and not isinstance(case_id, str):
+        raise UsageError(f"case_id is a {type(case_id).__name__}; give the case id as a str "
+                         "(as in scans.csv's case_id)")
     if p.suffix.lower() == ".csv":
         raise UsageError(f"{p} is a manifest: score_series scores one series",
                          hint="run `vascalc run MANIFEST --out OUT` for a cohort")
