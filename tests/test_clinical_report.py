@@ -230,3 +230,41 @@ def test_reports_never_raise_on_rows_that_are_not_what_vascalc_wrote(read_run):
                 r[k] = rng.choice(odd)
         assert "<b>x</b>" not in index_html(rows)
         assert "<b>x</b>" not in patient_html("P", rows)
+
+
+def test_an_unbroken_name_and_a_64_character_id_stay_in_their_column(sample_data, tmp_path):
+    """#35 item 21: a very long unbroken patient name and a 64-character PatientID overprinted
+    'Reader' and 'not reviewed' beside them. Every word box of the name and the id on page 1
+    ends left of the report-status column's words (pdftotext -bbox)."""
+    import re
+
+    import pydicom
+
+    if not POPPLER:
+        pytest.skip("poppler-utils (pdftotext) not installed; .ci/run installs it")
+    series = tmp_path / "s"
+    shutil.copytree(sample_data / "P03" / "dicom", series)
+    import warnings
+
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        with warnings.catch_warnings():  # longer than PN allows: what a bad export holds
+            warnings.simplefilter("ignore")
+            ds.PatientName, ds.PatientID = "A" * 60 + "^" + "B" * 60, "X" * 64
+            ds.save_as(f)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("report:\n  enabled: true\n  identity: full\n  dicom_seg: false\n"
+                   "  dicom_sr: false\n  nifti: false\n")
+    res = CliRunner().invoke(app, ["run", str(series), "--out", str(tmp_path / "o"), "-c",
+                                   str(cfg), "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (case,) = (tmp_path / "o" / "cases").iterdir()
+    html = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(case / "report.pdf"),
+                           "-"], capture_output=True, text=True, check=True).stdout
+    words = [(float(a), float(b), float(c), float(d), w) for a, b, c, d, w in re.findall(
+        r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', html)]
+    status = [w for w in words if w[4] in ("Reader", "reviewed")]
+    ident = [w for w in words if re.fullmatch(r"[ABX]{8,},?", w[4]) and w[1] > 60]  # not the header
+    assert status and ident, "the page lost the words this test measures"
+    left_edge = min(w[0] for w in status)
+    assert all(w[2] < left_edge for w in ident), [w for w in ident if w[2] >= left_edge]

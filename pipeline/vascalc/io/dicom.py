@@ -384,12 +384,14 @@ def patient_identity(path: str) -> dict[str, str]:
     full)."""
     import pydicom  # lazy: pydicom, only where the fast path cannot read the file
 
+    # pydicom converts (and validates) a value when it is read, not when the file is: values
+    # longer than their VR allows (a 121-character name) are read here without a warning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    return {"Patient name": str(ds.get("PatientName", "") or ""),
-            "Patient ID": str(ds.get("PatientID", "") or ""),
-            "Birth date": str(ds.get("PatientBirthDate", "") or ""),
-            "Accession": str(ds.get("AccessionNumber", "") or ""),
-            "Study": str(ds.get("StudyDescription", "") or ""),
-            "Series": str(ds.get("SeriesDescription", "") or "")}
+        return {"Patient name": str(ds.get("PatientName", "") or ""),
+                "Patient ID": str(ds.get("PatientID", "") or ""),
+                "Birth date": str(ds.get("PatientBirthDate", "") or ""),
+                "Accession": str(ds.get("AccessionNumber", "") or ""),
+                "Study": str(ds.get("StudyDescription", "") or ""),
+                "Series": str(ds.get("SeriesDescription", "") or "")}
