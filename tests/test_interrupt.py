@@ -80,7 +80,7 @@ def _stopped_run(cohort: Path, out: Path, sig: int, *, after: int, jobs: str = "
     send = (lambda s: os.killpg(proc.pid, s)) if group else (lambda s: os.kill(proc.pid, s))
     send(sig)
     if second:
-        time.sleep(0.05)
+        time.sleep(0.15)  # a person's second Ctrl-C (one within 0.1 s is a duplicate)
         send(sig)
     t0 = time.monotonic()
     _, err = proc.communicate(timeout=120)
@@ -222,6 +222,22 @@ def test_stop_policy_first_sigint_waits_sigterm_abandons_second_is_hard():
     t = Stop()
     t.request("SIGTERM")
     assert t.abandon and not t.hard and t.exit_code == 143
+
+
+def test_one_signal_delivered_twice_is_one_request(capfd):
+    """A wrapper that forwards the signal its process group also got (``timeout``, ``srun``)
+    delivers it twice within microseconds: one request, the tables still written; the same
+    signal a person sends again later is the second request."""
+    s = Stop()
+    with s.signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert (s.count, s.hard) == (1, False)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert (s.count, s.hard) == (2, True)
+    err = capfd.readouterr().err
+    assert "send it again to stop at once" in err and "Ctrl-C" not in err
 
 
 def test_a_case_scored_in_process_is_abandoned_by_sigterm_but_finishes_on_sigint():

@@ -122,6 +122,9 @@ class Stop:
             if os.getpid() != self._pid:  # a forked worker before its own handlers are set
                 return
             name = signal.Signals(signum).name
+            if self.count and name == self.signal and \
+                    time.monotonic() - self.since < DUPLICATE_S:
+                return  # one request delivered twice: a wrapper (timeout, srun) forwards it
             _say(self, name)
             self.request(name)
 
@@ -134,13 +137,20 @@ class Stop:
                 signal.signal(s, h)
 
 
+#: the same signal again within this many seconds is the first one delivered twice (a wrapper
+#: such as ``timeout`` forwards it to the process its group kill reached already), not a
+#: second request
+DUPLICATE_S = 0.1
+
+
 def _say(stop: Stop, name: str) -> None:
     """One line on stderr at once (os.write: safe inside a signal handler, unlike print)."""
     if stop.count == 0:
         what = ("abandoning the running cases" if name == "SIGTERM" else
                 f"letting the running cases finish (up to {GRACE_S:g} s with workers)")
         text = (f"\n{name}: stopping: no new case starts; {what}; every finished case is "
-                "kept (press Ctrl-C again to stop at once)\n")
+                f"kept ({'send it again' if name == 'SIGTERM' else 'press Ctrl-C again'} "
+                "to stop at once)\n")
     else:
         text = f"\n{name} again: stopping at once; the tables are not written\n"
     try:
