@@ -890,3 +890,25 @@ def test_corner_padding_outside_the_reconstruction_circle_is_not_air(tmp_path):
                  shuffle_names=False)
     _, r = score(tmp_path / "p")
     assert r.whole.agatston == pytest.approx(EXPECTED_AGATSTON)
+
+
+def test_read_tables_refuses_a_scans_table_cut_between_or_inside_rows(sample_data, tmp_path):
+    """A scans.csv cut short (a full disk, a copy stopped half-way) is refused by name: the
+    cases run.json records are not all there, or the last row lost its cells."""
+    import vascalc
+    from typer.testing import CliRunner
+    from vascalc.cli.app import app
+
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["run", str(sample_data / "manifest.csv"), "--out", str(out),
+                                   "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    text = (out / "scans.csv").read_text()
+    lines = text.splitlines(keepends=True)
+    for cut, words in ((lines[0] + lines[1] + lines[2], "records 5; missing"),
+                       (text[: len(lines[0]) + len(lines[1]) + 40], "")):
+        (out / "scans.csv").write_text(cut)
+        with pytest.raises(vascalc.VascalcError) as err:
+            vascalc.read_tables(out, source="csv")
+        assert "scans.csv" in str(err.value) and "cut or edited" in str(err.value)
+        assert words in str(err.value)

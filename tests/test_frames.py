@@ -100,3 +100,28 @@ def test_two_regions_of_one_snake_case_name_get_their_own_columns():
 def test_read_tables_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ResultError, match="data_dictionary.csv"):
         vascalc.read_tables(tmp_path)
+
+
+def test_the_documented_per_case_sum_is_the_all_calcium_total(contrast_data, tmp_path):
+    """docs/statistics.md: regions summed per case with skipna=False equal scans.csv's
+    all-calcium columns, an empty (withheld) total included; a plain sum would give the scored
+    regions' part (the vertebrae) on the contrast phantoms."""
+    import vascalc
+    from typer.testing import CliRunner
+    from vascalc.cli.app import app
+
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["run", str(contrast_data / "manifest.csv"), "--out",
+                                   str(out), "-j", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code in (0, 1), res.output
+    t = vascalc.read_tables(out)
+    sums = t["regions"].groupby("case_id")[["agatston", "volume_mm3"]].sum(skipna=False)
+    scans = t["scans"].set_index("case_id")
+    withheld = scans["all_calcium_agatston"].isna()
+    assert withheld.any(), "no withheld total: the check would hold vacuously"
+    for col in ("agatston", "volume_mm3"):
+        got, want = sums[col].reindex(scans.index), scans[f"all_calcium_{col}"]
+        assert (got.isna() == want.isna()).all(), col
+        assert ((got - want).abs()[want.notna()] < 1e-6).all(), col
+    plain = t["regions"].groupby("case_id")["agatston"].sum()
+    assert plain.reindex(scans.index)[withheld].notna().all()  # what the docs warn against

@@ -228,8 +228,39 @@ def read_tables(out: str | Path, *, source: Literal["auto", "csv", "parquet"] = 
         df.attrs["dictionary"] = rows.to_dict("records")
         df.attrs["units"] = {n: u for n, u in zip(rows["name"], rows["unit"]) if u}
         tables[name] = df
+    _complete(folder, tables)
     tables["dictionary"] = dictionary
     return tables
+
+
+def _complete(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Refuse a scans table that is not whole: a row without its status (a file cut inside a
+    row), or other cases than the run that wrote run.json recorded (a file cut between rows,
+    or edited)."""
+    scans = tables.get("scans")
+    if scans is None:
+        return
+    path = str(folder / "scans.csv")
+    if "status" in scans and scans["status"].isna().any():
+        line = int(scans.index[scans["status"].isna()][0]) + 2
+        raise ResultError(f"line {line}: a row without its status (case "
+                          f"{scans['case_id'].iloc[line - 2]!s}): the table was cut or edited",
+                          path=path, hint="rerun vascalc run into the folder to rewrite it")
+    try:
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    ids = run.get("case_ids") if isinstance(run, dict) else None
+    if isinstance(ids, list) and "case_id" in scans:
+        have, want = set(scans["case_id"].astype(str)), {str(i) for i in ids}
+        if have != want:
+            gone, extra = sorted(want - have), sorted(have - want)
+            raise ResultError(
+                f"holds {len(have)} case(s) where run.json records {len(want)}"
+                + (f"; missing {', '.join(gone[:5])}" if gone else "")
+                + (f"; not in the run {', '.join(extra[:5])}" if extra else "")
+                + ": the table was cut or edited", path=path,
+                hint="rerun vascalc run into the folder to rewrite it")
 
 
 def run_tables(folder: Path) -> set[str] | None:
