@@ -7,13 +7,13 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.config.listen import SeriesRules
 from vascalc.run.eligibility import SeriesFacts, contrast_recorded, refusal
+
+from tests.dicom_copy import HEAD_CT, copy_as_new_study
 
 CASCORE = SeriesFacts(
     series_uid="1.2.3", description="CaScore 3.0 Qr36", study_description="CT CARDIAC",
@@ -52,15 +52,8 @@ def test_contrast_agent_spellings(agent, given):
 def test_vascalc_run_applies_the_same_rules_when_asked(sample_data, tmp_path):
     """selection.rules: a folder holding the phantom twice, once as a head CT: the head CT is
     listed in discovery.csv with the node's reason, the other is scored."""
-    head = tmp_path / "tree" / "HEAD" / "dicom"
-    head.mkdir(parents=True)
-    study, series = generate_uid(), generate_uid()
-    for f in (sample_data / "P03" / "dicom").iterdir():
-        ds = pydicom.dcmread(f)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.StudyDescription, ds.SeriesDescription = "TRAUMA/PLAIN HEAD", "STD BRAIN 5MM"
-        ds.save_as(head / f.name)
+    copy_as_new_study(sample_data / "P03" / "dicom", tmp_path / "tree" / "HEAD" / "dicom",
+                      **HEAD_CT)
     chest = tmp_path / "tree" / "CHEST" / "dicom"
     chest.parent.mkdir(parents=True)
     Path(chest).symlink_to(sample_data / "P03" / "dicom")

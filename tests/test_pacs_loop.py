@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from vascalc.pacs.callers import admitted, callers
 from vascalc.pacs.send import parse_destination
 
+from tests.dicom_copy import HEAD_CT, copy_as_new_study
 from tests.test_pacs import (  # noqa: F401
     _numbers,
     free_port,
@@ -165,26 +165,12 @@ def test_draft_then_late_slices_then_a_readers_final(orthanc, sample_data, tmp_p
         node.wait(20)
 
 
-def _head_ct(src: Path, dest: Path) -> list[Path]:
-    """The phantom rewritten as a head-trauma study: its own UIDs, a head description."""
-    dest.mkdir()
-    study, series = generate_uid(), generate_uid()
-    out = []
-    for f in sorted(src.iterdir()):
-        ds = pydicom.dcmread(f)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.StudyDescription, ds.SeriesDescription = "TRAUMA/PLAIN HEAD", "STD BRAIN 5MM"
-        ds.save_as(dest / f.name)
-        out.append(dest / f.name)
-    return out
-
-
 @needs_orthanc
 def test_a_head_ct_gets_nothing_back_and_its_reason_is_recorded(orthanc, sample_data,  # noqa: F811
                                                                tmp_path, loop_config):
     base, dicom_port, node_port = orthanc
-    ids = _upload(base, _head_ct(sample_data / "P01_T1" / "dicom", tmp_path / "head"))
+    ids = _upload(base, copy_as_new_study(sample_data / "P01_T1" / "dicom", tmp_path / "head",
+                                       **HEAD_CT))
     (study,) = http(base, "/studies")
     node_dir = tmp_path / "node"
     node = start_node(node_dir, node_port, [f"ORTHANC@127.0.0.1:{dicom_port}"], loop_config)

@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 from vascalc.cli.app import app
 from vascalc.outputs.versions import ledger
 from vascalc.pacs.objects import case_objects
 
+from tests.dicom_copy import copy_as_new_study
 from tests.test_reports import reported  # noqa: F401 - a fixture
 from tests.test_review import _label_p02, out, serving  # noqa: F401 - out: a fixture
 
@@ -65,14 +65,7 @@ def test_two_patients_whose_cases_share_a_name_never_share_a_uid(sample_data, tm
     uids = []
     for i in range(2):
         series = tmp_path / f"site{i}" / "P03" / "dicom"
-        series.mkdir(parents=True)
-        study, ser = generate_uid(), generate_uid()
-        for f in (sample_data / "P03" / "dicom").iterdir():
-            ds = pydicom.dcmread(f)
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, ser
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.PatientID = f"OTHER-{i}"
-            ds.save_as(series / f.name)
+        copy_as_new_study(sample_data / "P03" / "dicom", series, PatientID=f"OTHER-{i}")
         _run(series, tmp_path / f"out{i}")
         (case,) = (tmp_path / f"out{i}" / "cases").iterdir()
         assert case.name == "P03_dicom"
