@@ -379,3 +379,21 @@ def test_merge_replaces_a_case_folder_whole(cohort, tmp_path):
     assert sorted(p.name for p in stale.iterdir()) == sorted(
         p.name for p in (tmp_path / "a" / "cases" / "A").iterdir())
     assert not (stale / "report.html").exists()  # the part was run without reports
+
+
+def test_run_json_records_the_executor_that_ran(sample_data, tmp_path):
+    """One decision (run.executors.decide), recorded as it ran: --jobs 2 on one case runs
+    serially and says so; on two cases, a pool of two."""
+    import json
+
+    from typer.testing import CliRunner
+    from vascalc.cli.app import app
+
+    for inputs, want in (([sample_data / "P03" / "dicom"], "serial"),
+                         ([sample_data / "P03" / "dicom", sample_data / "P04" / "dicom"],
+                          "process-pool:2")):
+        out = tmp_path / want.replace(":", "_")
+        res = CliRunner().invoke(app, ["run", *map(str, inputs), "--out", str(out), "-j", "2",
+                                       "-q"], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert json.loads((out / "run.json").read_text())["executor"] == want

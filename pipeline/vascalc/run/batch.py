@@ -32,7 +32,7 @@ from ..outputs.tables import json_text, to_csv
 from ..results.casefolder import recover
 from ..results.document import reuse, scan_of, write_result
 from .discovery import DISCOVERY_COLUMNS, Case, discovery_rows
-from .executors import execute, start_method, uses_pool
+from .executors import decide, execute, start_method
 from .interrupt import Abort, Stop
 from .lock import output_lock
 from .options import RunOptions, RunReport
@@ -114,7 +114,8 @@ def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *
         todo.append((case, fp))
     log.info("run: %d case(s), %d reused, %d to do%s", len(cases), reused, len(todo),
              "".join(f"; {n} redone ({why} changed)" for why, n in sorted(redone.items())))
-    started = start_method() if uses_pool(jobs, len(todo), scheduler, dask_local) else None
+    executor = decide(jobs, len(todo), scheduler, dask_local)  # once: execute() decides alike
+    started = start_method() if executor.startswith("process-pool") else None
     try:
         for case, doc in execute(todo, config, jobs=jobs, scheduler=scheduler,
                                  dask_local=dask_local, out=out, stop=stop):
@@ -146,7 +147,7 @@ def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *
         with stop.running("hard"):  # a second signal here leaves the tables unwritten
             summary = _tables(cases, docs, config, out, opts, notes=notes, reused=reused,
                               redone=redone, todo=todo, started=started, t_start=t_start,
-                              interrupted=interrupted, stop=stop)
+                              interrupted=interrupted, stop=stop, executor=executor)
     except Abort:
         return {"counts": {"cases": len(docs), "reused": reused,
                            "not_run": len(not_run)}, "interrupted": interrupted}
@@ -155,7 +156,8 @@ def _run_batch(cases: list[Case], config: Config, out: Path, opts: RunOptions, *
 
 def _tables(cases: list[Case], docs: dict[str, dict[str, Any]], config: Config, out: Path,
             opts: RunOptions, *, notes, reused: int, redone: Counter, todo, started,
-            t_start: float, interrupted: dict[str, Any] | None, stop: Stop) -> dict[str, Any]:
+            t_start: float, interrupted: dict[str, Any] | None, stop: Stop,
+            executor: str) -> dict[str, Any]:
     """Rebuild and write the tables, discovery.csv and run.json of the recorded cases."""
     extra: dict[str, Any] = {"reused": reused}
     if interrupted is not None:
@@ -163,7 +165,7 @@ def _tables(cases: list[Case], docs: dict[str, dict[str, Any]], config: Config, 
     summary, files = rebuild(out, docs, config=config, argv=list(opts.argv), notes=notes,
                              extra=extra, ran={c.case_id for c, _ in todo})
     summary["redone"] = dict(sorted(redone.items()))
-    summary["executor"] = opts.executor
+    summary["executor"] = executor  # what ran (one case on --jobs 2 is serial)
     summary["executor_start"] = (None if started is None
                                  else {"method": started[0], "why": started[1]})
     summary["case_ids"] = sorted(docs)  # the recorded cases (all of them unless interrupted)

@@ -274,16 +274,33 @@ def execute(todo: list[tuple[Case, str]], config: Config, *, jobs: int = 1,
             scheduler: str | None = None, dask_local: int | None = None,
             out: Path | None = None, stop: Stop | None = None) -> Iterator:
     stop = stop or Stop()
-    if scheduler or dask_local:
+    executor = decide(jobs, len(todo), scheduler, dask_local)
+    if executor.startswith("dask"):
         return _dask(todo, config, out, stop, scheduler=scheduler, local_workers=dask_local)
-    if not uses_pool(jobs, len(todo), scheduler, dask_local):
+    if executor == "serial":
         return _serial(todo, config, out, stop)
     return _pool(todo, config, jobs, out, stop)
 
 
+def decide(jobs: int, n_cases: int, scheduler: str | None, dask_local: int | None) -> str:
+    """The executor a batch runs on, decided once from the options and the number of cases to
+    score (run.json ``executor`` records this, what really ran): Dask when asked, a local
+    process pool for two or more cases with ``jobs`` > 1, else serial (one case on a pool of
+    two would only pay for the workers' start).
+
+    >>> decide(2, 1, None, None), decide(2, 8, None, None), decide(1, 8, None, 2)
+    ('serial', 'process-pool:2', 'dask-local:2')
+    """
+    if scheduler:
+        return "dask-distributed"
+    if dask_local:
+        return f"dask-local:{dask_local}"
+    return f"process-pool:{jobs}" if jobs > 1 and n_cases > 1 else "serial"
+
+
 def uses_pool(jobs: int, n_cases: int, scheduler: str | None, dask_local: int | None) -> bool:
     """Whether :func:`execute` runs the cases on a local process pool."""
-    return jobs > 1 and n_cases > 1 and not scheduler and not dask_local
+    return decide(jobs, n_cases, scheduler, dask_local).startswith("process-pool")
 
 
-__all__ = ["execute", "start_method", "uses_pool"]
+__all__ = ["decide", "execute", "start_method", "uses_pool"]

@@ -31,15 +31,6 @@ class RunOptions:
         if self.scheduler and self.dask_local:
             raise ValueError("give scheduler or dask_local, not both")
 
-    @property
-    def executor(self) -> str:
-        """The executor's name as run.json records it."""
-        if self.scheduler:
-            return "dask-distributed"
-        if self.dask_local:
-            return f"dask-local:{self.dask_local}"
-        return f"process-pool:{self.jobs}" if self.jobs > 1 else "serial"
-
 
 @dataclass(frozen=True)
 class RunReport:
