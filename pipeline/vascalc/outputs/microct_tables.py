@@ -7,29 +7,19 @@ from __future__ import annotations
 import csv
 import html
 import io
-import re
 from collections import defaultdict
 from pathlib import Path
 
 from ..files import write_atomic
 from ..results.microct_columns import TABLES, MicroColumn, dictionary_rows
-
-
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+from ..values import distinct_name
+from .tables import to_csv as table_csv
 
 
 def to_csv(rows: list[dict], columns: tuple[MicroColumn, ...]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([c.name for c in columns])
-    for r in rows:
-        w.writerow([_cell(r.get(c.name)) for c in columns])
-    return buf.getvalue()
+    """A micro-CT table as CSV, written as every vascalc table is (:func:`.tables.to_csv`:
+    booleans as true/false, non-finite numbers refused, spreadsheet formulas defused)."""
+    return table_csv(rows, [c.name for c in columns])
 
 
 def write_tables(out: Path, tables: dict[str, list[dict]]) -> list[Path]:
@@ -63,7 +53,7 @@ def animal_reports(out: Path, scans: list[dict]) -> list[Path]:
             by[r["animal_id"]].append(r)
     written = []
     for animal, rows in sorted(by.items()):
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", animal)[:64]
+        safe = distinct_name(animal, "animal")  # one folder per animal, as patients get
         e = html.escape
         body = "".join(
             f"<tr><td>{e(r.get('time_point') or '')}</td><td>{e(r['case_id'])}</td>"

@@ -5,14 +5,12 @@ with the unit as suffix."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import asdict
 
+from .columns import Column
 
-class MicroColumn(NamedTuple):
-    name: str
-    type: str
-    unit: str
-    meaning: str
+#: a micro-CT column is a column of the one registry record (name, type, unit, meaning)
+MicroColumn = Column
 
 
 _C = MicroColumn
@@ -95,4 +93,4 @@ TABLES = {"microct_scans": SCANS, "microct_regions": REGIONS, "microct_lesions":
 
 def dictionary_rows() -> list[dict[str, str]]:
     """The micro-CT data dictionary: one row per (table, column)."""
-    return [{"table": t, **c._asdict()} for t, cols in TABLES.items() for c in cols]
+    return [{"table": t, **asdict(c)} for t, cols in TABLES.items() for c in cols]
