@@ -61,15 +61,14 @@ def manifest_warnings(columns: Sequence[str]) -> list[str]:
     return out
 
 
-def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[dict[str, Any]]:
-    """Read and validate a manifest CSV (paths relative to the manifest's folder): one dict of
-    case fields per row (case_id, path, display_path, patient_id, anthropometry,
-    calibration, water_hu, extra, regions). Column names that look like a known column's
-    typo are added to ``warnings``."""
+def read_csv_rows(manifest: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A manifest CSV's header and rows (UTF-8, with or without a byte-order mark), refused by
+    name when it cannot be read, names a column twice (only the last would be read) or has a
+    row with more fields than the header (an unquoted comma). Every manifest reader uses it."""
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
+            columns = list(reader.fieldnames or [])
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ManifestError(f"cannot read manifest: {err}", path=str(manifest)) from None
@@ -81,6 +80,15 @@ def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[
     if long_row is not None:
         raise ManifestError(f"line {long_row} has more fields than the header (an unquoted "
                             "comma?)", path=str(manifest))
+    return columns, rows
+
+
+def read_manifest(manifest: Path, *, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Read and validate a manifest CSV (paths relative to the manifest's folder): one dict of
+    case fields per row (case_id, path, display_path, patient_id, anthropometry,
+    calibration, water_hu, extra, regions). Column names that look like a known column's
+    typo are added to ``warnings``."""
+    columns, rows = read_csv_rows(manifest)
     if warnings is not None:
         warnings.extend(f"{manifest}: {w}" for w in manifest_warnings(columns))
     missing = [c for c in ("case_id", "path") if c not in columns]

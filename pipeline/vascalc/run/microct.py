@@ -9,7 +9,6 @@ and mass are empty with the reason, and volume and lesions need ``microct.thresh
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -25,6 +24,7 @@ from ..errors import CalibrationError, InternalError, ManifestError, NoInputErro
 from ..flags import check as check_flags
 from ..io.microct import MicroCTStack, microct_kind, open_microct
 from ..io.voi import open_voi
+from .manifest import read_csv_rows
 
 log = logging.getLogger("vascalc")
 
@@ -51,21 +51,13 @@ class MicroCase:
 def read_microct_manifest(manifest: Path) -> list[MicroCase]:
     """The rows of a micro-CT manifest CSV (columns :data:`MANIFEST_COLUMNS`; case_id and path
     required; paths relative to the manifest's folder)."""
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            cols = reader.fieldnames or []
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ManifestError(f"cannot read manifest: {err}", path=str(manifest)) from None
+    cols, rows = read_csv_rows(manifest)
     missing = [c for c in ("case_id", "path") if c not in cols]
     if missing:
         raise ManifestError(f"missing column(s) {', '.join(missing)}; found {cols}",
                             path=str(manifest), hint="columns: " + ", ".join(MANIFEST_COLUMNS))
     out, seen = [], set()
     for i, row in enumerate(rows, start=2):
-        if None in row:
-            raise ManifestError(f"line {i} has more fields than the header", path=str(manifest))
         cid = (row.get("case_id") or "").strip()
         if not _SAFE_ID.match(cid) or cid in seen:
             raise ManifestError(f"line {i}: case_id {cid!r} is empty, unsafe or repeated "
