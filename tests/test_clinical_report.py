@@ -144,20 +144,24 @@ def test_aortic_valve_severity_by_sex(sex, score, word):
     assert "not an Agatston score" in clinical.valve_severity(score, sex, False)
 
 
-def test_a_long_patient_name_is_not_clipped_and_the_birth_date_is_readable(sample_data,
-                                                                         tmp_path):
-    """#22: the PDF clipped a long patient name (identity: full) and showed 19500101."""
+def _identity_report(sample_data, tmp_path, **attrs):
+    """P03 with ``attrs`` in every header (values longer than their VR allowed, as a bad
+    export holds them), scored with identity: full; its case folder. Skips without poppler."""
+    import warnings
+
     import pydicom
 
     if not POPPLER:
         pytest.skip("poppler-utils (pdftotext) not installed; .ci/run installs it")
     series = tmp_path / "s"
     shutil.copytree(sample_data / "P03" / "dicom", series)
-    long_name = "Vandenberghe-Oppenheimer^Maximiliane Johanna^Friederike"  # 56 of 64
     for f in series.iterdir():
         ds = pydicom.dcmread(f)
-        ds.PatientName, ds.PatientBirthDate = long_name, "19500101"
-        ds.save_as(f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for key, value in attrs.items():
+                setattr(ds, key, value)
+            ds.save_as(f)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("report:\n  enabled: true\n  identity: full\n  dicom_seg: false\n"
                    "  dicom_sr: false\n  nifti: false\n")
@@ -165,6 +169,16 @@ def test_a_long_patient_name_is_not_clipped_and_the_birth_date_is_readable(sampl
                                    str(cfg), "-j", "1", "-q"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (case,) = (tmp_path / "o" / "cases").iterdir()
+    return case
+
+
+def test_a_long_patient_name_is_not_clipped_and_the_birth_date_is_readable(sample_data,
+                                                                         tmp_path):
+    """#22: the PDF clipped a long patient name (identity: full) and showed 19500101."""
+
+    long_name = "Vandenberghe-Oppenheimer^Maximiliane Johanna^Friederike"  # 56 of 64
+    case = _identity_report(sample_data, tmp_path, PatientName=long_name,
+                            PatientBirthDate="19500101")
     words = " ".join(_pdf_pages(case / "report.pdf"))
     written = "Maximiliane Johanna Friederike Vandenberghe-Oppenheimer"
     # every word of the name is on the page (a clipped name loses its end)
@@ -238,27 +252,9 @@ def test_an_unbroken_name_and_a_64_character_id_stay_in_their_column(sample_data
     ends left of the report-status column's words (pdftotext -bbox)."""
     import re
 
-    import pydicom
 
-    if not POPPLER:
-        pytest.skip("poppler-utils (pdftotext) not installed; .ci/run installs it")
-    series = tmp_path / "s"
-    shutil.copytree(sample_data / "P03" / "dicom", series)
-    import warnings
-
-    for f in series.iterdir():
-        ds = pydicom.dcmread(f)
-        with warnings.catch_warnings():  # longer than PN allows: what a bad export holds
-            warnings.simplefilter("ignore")
-            ds.PatientName, ds.PatientID = "A" * 60 + "^" + "B" * 60, "X" * 64
-            ds.save_as(f)
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("report:\n  enabled: true\n  identity: full\n  dicom_seg: false\n"
-                   "  dicom_sr: false\n  nifti: false\n")
-    res = CliRunner().invoke(app, ["run", str(series), "--out", str(tmp_path / "o"), "-c",
-                                   str(cfg), "-j", "1", "-q"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    (case,) = (tmp_path / "o" / "cases").iterdir()
+    case = _identity_report(sample_data, tmp_path, PatientName="A" * 60 + "^" + "B" * 60,
+                            PatientID="X" * 64)
     html = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(case / "report.pdf"),
                            "-"], capture_output=True, text=True, check=True).stdout
     words = [(float(a), float(b), float(c), float(d), w) for a, b, c, d, w in re.findall(
