@@ -95,6 +95,13 @@ def send_run(out: Path, destinations: list[Destination], config: Config, *,
         db.close()
 
 
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 #: how often the node looks for reads that changed in the studies it scored (seconds)
 READS_CHECK_S = 2.0
 
@@ -124,6 +131,7 @@ class Node:
         self._pool = ThreadPoolExecutor(max_workers=self.lc.workers, thread_name_prefix="score")
         self._server: Any = None
         self._reads_checked = 0.0
+        self._reads_seen: dict[str, tuple[int | None, ...]] = {}  # study -> reads files' mtimes
 
     # -- receiving -------------------------------------------------------------------------
     def _on_store(self, event) -> int:
@@ -274,7 +282,14 @@ class Node:
         for st in self.db.studies():
             if st["state"] != "scored" or st["study_uid"] in busy:
                 continue
-            now = reads_state(self.out / "studies" / digest(st["study_uid"]))
+            folder = self.out / "studies" / digest(st["study_uid"])
+            # the database is opened only when a reads file changed on disk (a node holds
+            # thousands of studies; a reader works on one)
+            stamp = tuple(_mtime(folder / n) for n in ("reads.sqlite", "reads.sqlite-wal"))
+            if stamp == (None, None) or self._reads_seen.get(st["study_uid"]) == stamp:
+                continue
+            self._reads_seen[st["study_uid"]] = stamp
+            now = reads_state(folder)
             if now and now != st["record"].get("reads", ""):
                 out.append((st["study_uid"], st["record"]))
         return out
