@@ -340,7 +340,10 @@ def test_a_resend_in_another_transfer_syntax_is_the_same_instance(sample_data, t
     assert err.value.status == 0xA900
 
 
-def test_space_freed_after_the_budget_admits_new_instances(tmp_path):
+def test_space_freed_after_the_budget_admits_new_instances(tmp_path, monkeypatch):
+    import vascalc.pacs.store as store_module
+
+    monkeypatch.setattr(store_module, "RECOUNT_S", 0.0)  # the recount's pause, not tested here
     store = InstanceStore(tmp_path / "in", max_bytes=100)
     first, _ = store.put("1.2", "1.2.3", "1.2.3.4", b"a" * 60)
     with pytest.raises(StoreRefused):

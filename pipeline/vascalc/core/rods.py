@@ -41,10 +41,6 @@ class RodFit:
     calibration: DensityCalibration
     rods: tuple[dict, ...]
 
-    @property
-    def max_abs_residual_mg_ha_cm3(self) -> float:
-        return max(abs(r["residual_mg_ha_cm3"]) for r in self.rods)
-
 
 def sphere_mean(read: Callable[[int, int], np.ndarray], shape: tuple[int, int, int],
                 spacing_mm: tuple[float, float, float], center_xyz_mm, radius_mm: float,

@@ -84,11 +84,6 @@ def beam_values(beam: str, energy: float, *, tin_mm: float = 0.0) -> tuple[float
     return tuple(a[k] + f * (b[k] - a[k]) for k in (1, 2, 3))  # type: ignore[return-value]
 
 
-def hu_per_mg_ha(beam: str, energy: float, *, tin_mm: float = 0.0) -> float:
-    """HU added per mg HA/cm3 in water (the HA displaces its own volume of water)."""
-    return beam_values(beam, energy, tin_mm=tin_mm)[0] / HA_DENSITY_MG_CM3
-
-
 def physics_threshold(beam: str, energy: float, *, tin_mm: float = 0.0,
                       reference_hu: float = REFERENCE_HU) -> float:
     """The HU at ``energy`` of the hydroxyapatite density that reads ``reference_hu`` at

@@ -56,12 +56,6 @@ def vax_double(b: bytes) -> float:
     return 0.25 * struct.unpack("<d", struct.pack("<Q", (hi << 32) | lo))[0]
 
 
-def to_vax_float(v: float) -> bytes:
-    """The inverse of :func:`vax_float` (for writers of test files)."""
-    i = struct.unpack("<I", struct.pack("<f", 4.0 * v))[0]
-    return bytes([(i >> 16) & 0xFF, (i >> 24) & 0xFF, i & 0xFF, (i >> 8) & 0xFF])
-
-
 def to_vax_double(v: float) -> bytes:
     """The inverse of :func:`vax_double`."""
     q = struct.unpack("<Q", struct.pack("<d", 4.0 * v))[0]

@@ -146,11 +146,6 @@ def cut_in_preamble(path: str) -> bool:
     return len(data) < 132 and not data[:128].strip(b"\0") and b"DICM".startswith(data[128:])
 
 
-def folders_of(paths: list[str]) -> set[str]:
-    """The folders holding ``paths`` (where an unreadable file may have been a slice)."""
-    return {os.path.dirname(p) for p in paths}
-
-
 def _series_key(h: DicomHeader) -> tuple[str, str, str, str]:
     """One series of one patient in one study on one date."""
     return (h.series_uid, h.meta.patient_id, h.study_uid, h.meta.study_date)

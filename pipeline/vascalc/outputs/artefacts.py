@@ -252,7 +252,7 @@ def result_version(case_dir: Path, result: ScanResult, doc: dict, config: Config
     key = versions.version_key(
         study_uid=str(source.get("StudyInstanceUID", "")),
         series_uid=str(source.get("SeriesInstanceUID", "")), config_sha=config.sha256(),
-        reader=result.reader, read_at=result.read_at, read_extra={}, scan=scan_of(doc),
+        reader=result.reader, read_at=result.read_at, scan=scan_of(doc),
         regions=steady(region_rows_of(doc)), lesions=steady(lesion_rows_of(doc)))
     final = bool(result.reader and result.read_at) \
         and "review_incomplete" not in result.quality_flags

@@ -4,8 +4,9 @@ rescoring of a study that grew. Each version is its own set of DICOM instances.
 DICOM keeps an instance once per SOP Instance UID (a PACS such as Orthanc with its default
 ``OverwriteInstances: false`` keeps the first it received), so a changed result sent under an
 old UID never reaches the reader's screen. Here each version has its own UIDs, derived from
-what the version is (:func:`version_key`): the source study and series, the scored input's
-fingerprint, the config, the reader's read and the numbers. The same result written again
+what the version is (:func:`version_key`): the source study and series, the config, the
+reader's read, the numbers (the scans, region and lesion rows) and the vascalc version (a new
+release is a new provenance, so its result is a new version). The same result written again
 (a resend, ``--force`` on unchanged inputs, a restart) gets the same UIDs and a PACS stores it
 once; anything that changes the result gets new UIDs and never collides, also across
 patients whose runs name a case alike.
@@ -93,14 +94,14 @@ def uid_from(*parts: str) -> str:
 
 
 def version_key(*, study_uid: str, series_uid: str, config_sha: str, reader: str,
-                read_at: str, read_extra: dict[str, Any], scan: dict[str, Any],
+                read_at: str, scan: dict[str, Any],
                 regions: list[dict[str, Any]], lesions: list[dict[str, Any]]) -> str:
     """The digest of what a version is: its source series, config, read and numbers (the
     scans row, the region and lesion rows). Files touched but unchanged give the same numbers
     and so the same version; a corrected series, a grown study or a new read gives another.
 
     >>> k = dict(study_uid="1.2", series_uid="1.2.3", config_sha="c", reader="", read_at="",
-    ...          read_extra={}, scan={"agatston": 1.0}, regions=[], lesions=[])
+    ...          scan={"agatston": 1.0}, regions=[], lesions=[])
     >>> version_key(**k) == version_key(**k)
     True
     >>> version_key(**k) == version_key(**{**k, "series_uid": "1.2.4"})
@@ -108,7 +109,7 @@ def version_key(*, study_uid: str, series_uid: str, config_sha: str, reader: str
     """
     steady = {k: v for k, v in scan.items() if k not in _VOLATILE}
     payload = json.dumps({"study": study_uid, "series": series_uid, "config": config_sha,
-                          "reader": reader, "read_at": read_at, "read": read_extra,
+                          "reader": reader, "read_at": read_at,
                           "scan": steady, "regions": regions, "lesions": lesions,
                           "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -218,8 +218,9 @@ class Node:
                 if fut.done():
                     del self._busy[study]
             busy = set(self._busy)
-        records = {st["study_uid"]: st["record"] for st in self.db.studies()}
-        for study, folder in self.db.quiet_studies(self.lc.quiet_s, busy | self._open_studies()):
+        quiet = self.db.quiet_studies(self.lc.quiet_s, busy | self._open_studies())
+        records = {st["study_uid"]: st["record"] for st in self.db.studies()} if quiet else {}
+        for study, folder in quiet:
             previous = records.get(study, {})
             self.db.set_study(study, "scoring", previous)
             with self._lock:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._version import __version__
 from ..files import write_atomic
+from ..outputs.dicom_out import series_description
 from ..outputs.versions import ResultVersion, ledger, uid_from
 from .summary_page import summary_png
 
@@ -56,9 +57,8 @@ def _base(sr, sop_class: str, kind: str, series_number: int, modality: str,
     ds.Manufacturer, ds.SoftwareVersions = "vascalc", __version__
     ds.ContentDate = now.strftime("%Y%m%d")
     ds.ContentTime = now.strftime("%H%M%S")
-    what = {"pdf": "vascalc report", "sc": "vascalc summary"}[kind]
-    ds.SeriesDescription = (f"{what} {version.status} v{version.number}" if version
-                            else what)[:64]
+    what = {"pdf": "report", "sc": "summary"}[kind]
+    ds.SeriesDescription = series_description(what, version) if version else f"vascalc {what}"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -75,6 +76,11 @@ def same_instance(a: bytes, b: bytes) -> bool:
         return False
 
 
+#: a full store counts the space on disk again at most this often (seconds): space an operator
+#: frees is seen within this time, and a sender retrying a refused store costs no folder walk
+RECOUNT_S = 5.0
+
+
 class InstanceStore:
     """The folder of received instances, with its byte budget."""
 
@@ -84,6 +90,7 @@ class InstanceStore:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._bytes = self._used()
+        self._counted = time.monotonic()
 
     def _used(self) -> int:
         total = 0
@@ -112,8 +119,11 @@ class InstanceStore:
                     return path, False
                 raise StoreRefused(f"SOP Instance {sop} was received before with other "
                                    "content; the first is kept", 0xA900)
-            if self._bytes + len(data) > self.max_bytes:
-                self._bytes = self._used()  # space freed since: count it again
+            if self._bytes + len(data) > self.max_bytes and \
+                    time.monotonic() - self._counted >= RECOUNT_S:
+                self._bytes = self._used()  # space freed since: count it again (at most
+                self._counted = time.monotonic()  # every RECOUNT_S: a full store is refused
+                # many times a second, and a count walks the whole folder)
             if self._bytes + len(data) > self.max_bytes:
                 raise StoreRefused(f"storage full ({self._bytes} of {self.max_bytes} bytes "
                                    "used): raise listen.max_bytes or free OUT/incoming", 0xA700)

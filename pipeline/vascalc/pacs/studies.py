@@ -55,11 +55,17 @@ def score_study(study_folder: Path, out: Path, config: Config, *,
     with output_lock(out):
         try:
             cases, notes = collect_cases([series], cfg, work_dir=out / ".work")
-            for old in (previous or {}).get("case_ids", []):
-                if old not in {c.case_id for c in cases}:
-                    _supersede(out / "cases" / old, [out / "cases" / c.case_id for c in cases])
+            new = [out / "cases" / c.case_id for c in cases]
+            replaced = [out / "cases" / old for old in (previous or {}).get("case_ids", [])
+                        if old not in {c.case_id for c in cases}]
+            for old in replaced:  # the new result continues the old one's versions
+                for folder in new:
+                    carry_over(old, folder)
             result = run_batch(cases, cfg, out, RunOptions(inputs=run_inputs([series])),
                                notes=notes)
+            if any((folder / "scores.sr.dcm").is_file() for folder in new):
+                for old in replaced:  # only once the new result stands
+                    shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(out / ".work", ignore_errors=True)  # as vascalc run leaves it
     record["run"] = {"counts": result.counts, "output": str(out)}
@@ -86,16 +92,6 @@ def _case_error(out: Path, case_id: str) -> str:
     return f"{case_id}: {scan.get('error_code', '')}: {scan.get('error', '')}"[:500]
 
 
-def _supersede(old: Path, new: list[Path]) -> None:
-    """The old case's result is replaced by the new case's: its versions continue in the new
-    case folder, and the old folder leaves the study's output."""
-    if not old.is_dir():
-        return
-    for folder in new:
-        carry_over(old, folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def reread_study(out: Path, rescore: Callable[[Path], dict[str, Any] | None]
                  ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """A node study whose reads changed since it was last scored: ``rescore`` (the review's
@@ -107,10 +103,10 @@ def reread_study(out: Path, rescore: Callable[[Path], dict[str, Any] | None]
     if not summary:
         return record, []
     record["rescored"] = summary.get("rescored", {})
-    # every case's current version: a rescored final, and also a case whose read stopped
-    # being final (its run's result again, a new draft version): the PACS then holds what
-    # the node holds, and a later version's predecessor is always one the PACS received
-    # (the outbox sends each object once)
+    # every case's current version: a rescored final, or an earlier version again (a read
+    # that stopped being final gives the run's draft back, whose objects the PACS holds: the
+    # outbox sends each object once, so the PACS keeps the last final until a reader signs
+    # an amendment, which names that final)
     objects: list[tuple[str, str]] = []
     for folder in sorted(p for p in (out / "cases").glob("*") if p.is_dir()):
         objects += case_objects(folder)[1]
